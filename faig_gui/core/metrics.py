@@ -1,0 +1,46 @@
+"""The paper's effect metric (gradient-map MSE x 1000) and PSNR."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+_GRAY = (0.299, 0.587, 0.114)
+
+
+def gray(x: torch.Tensor) -> torch.Tensor:
+    """NCHW RGB -> N1HW luma (ITU-R BT.601 weights)."""
+    w = torch.tensor(_GRAY, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def gradient_map(x: torch.Tensor) -> torch.Tensor:
+    """sqrt(gx^2 + gy^2 + 1e-6) of the grey image, central differences [-1, 0, 1], reflect-101
+    borders; input NCHW RGB clipped to [0, 1]."""
+    g = gray(x.clamp(0, 1))
+    p = F.pad(g, (1, 1, 1, 1), mode="replicate" if min(g.shape[-2:]) < 2 else "reflect")
+    gx = p[..., 1:-1, 2:] - p[..., 1:-1, :-2]
+    gy = p[..., 2:, 1:-1] - p[..., :-2, 1:-1]
+    return torch.sqrt(gx * gx + gy * gy + 1e-6)
+
+
+def gradient_effect(a: torch.Tensor, b: torch.Tensor) -> float:
+    """MSE between the gradient maps of two outputs, x 1000 (the paper's output difference)."""
+    return float(F.mse_loss(gradient_map(a).double(), gradient_map(b).double()) * 1000.0)
+
+
+def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, crop: int = 0) -> float:
+    """PSNR in dB of two [0, 1] images (clipped), optionally ignoring ``crop`` border pixels."""
+    a_t = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).double().clamp(0, 1)
+    b_t = torch.as_tensor(np.asarray(b) if not isinstance(b, torch.Tensor) else b).double().clamp(0, 1)
+    if crop:
+        a_t, b_t = _crop(a_t, crop), _crop(b_t, crop)
+    mse = float(((a_t - b_t) ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def _crop(t: torch.Tensor, c: int) -> torch.Tensor:
+    # tensors are NCHW/CHW; numpy-derived ones HWC: crop the two spatial dims either way
+    if t.ndim == 3 and t.shape[-1] in (1, 3) and t.shape[0] not in (1, 3):
+        return t[c:-c, c:-c]
+    return t[..., c:-c, c:-c]

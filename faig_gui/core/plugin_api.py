@@ -1,0 +1,48 @@
+"""What an architecture plugin provides (the only core module plugins import).
+
+A plugin module defines one or more :class:`Architecture` subclasses and lists instances in a
+module-level ``ARCHITECTURES`` list. Third-party packages may instead expose an instance (or a
+class, or a list) through the entry-point group ``faig_gui.architectures``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+
+class Architecture(ABC):
+    """One family of SR networks: recognise its state dicts and build modules from them."""
+
+    #: short id used by ``--arch`` and in reports
+    name: str = ""
+    #: human name for the window
+    display_name: str = ""
+
+    @abstractmethod
+    def detect(self, state_dict: Mapping[str, torch.Tensor]) -> bool:
+        """True when ``state_dict`` belongs to this family (key names and shapes only)."""
+
+    @abstractmethod
+    def hyperparameters(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """Hyper-parameters inferred from tensor shapes; must include ``scale``."""
+
+    @abstractmethod
+    def build(self, hyperparameters: Mapping[str, Any]) -> nn.Module:
+        """A fresh module with those hyper-parameters (random weights)."""
+
+    def layer_label(self, parameter_name: str) -> str | None:
+        """Optional display name for a convolution weight (e.g. 'block 3 conv1')."""
+        return None
+
+    def new_state_dict(self, **hyperparameters: Any) -> "dict[str, torch.Tensor]":
+        """A randomly initialised state dict (training from scratch, tests)."""
+        return dict(self.build(hyperparameters).state_dict())
+
+
+def shape(state_dict: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...] | None:
+    """Shape of ``state_dict[key]`` or None: a small helper for ``detect``."""
+    value = state_dict.get(key)
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
