@@ -1,0 +1,78 @@
+"""The `faig-gui` command: the window by default, headless sub-commands for scripts.
+
+    faig-gui [SESSION.faig | --baseline B --target T [IMAGES...] | --empty] [--screenshot FILE]
+    faig-gui degrade|analyze|run|mask|evaluate|train|predict ...
+
+Headless commands import only ``faig_gui.core``; Qt is imported only when the window opens.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from faig_gui import __version__
+from faig_gui.commands import COMMANDS
+from faig_gui.core.errors import FaigError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faig-gui",
+        description="FAIG filter attribution for blind super-resolution networks. "
+                    "With no command, opens the window.")
+    parser.add_argument("--version", action="version", version=f"faig-gui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"faig_gui.commands.{name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def build_window_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="faig-gui", description="Open the faig-gui window.",
+                                epilog=f"Headless commands: {', '.join(COMMANDS)} (faig-gui COMMAND -h).")
+    p.add_argument("session", nargs="?", help="a saved session (.faig) to reopen")
+    p.add_argument("images", nargs="*", help="images to open (with --baseline/--target)")
+    p.add_argument("--baseline", help="baseline checkpoint (trained on clean inputs)")
+    p.add_argument("--target", help="target checkpoint (fine-tuned for blind degradations)")
+    p.add_argument("--arch", help="force an architecture plugin")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--empty", action="store_true", help="start without the demo session")
+    p.add_argument("--screenshot", metavar="FILE", help="save a grab of the window once idle, then exit")
+    p.add_argument("--version", action="version", version=f"faig-gui {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            args = build_parser().parse_args(argv)
+            return int(args._run(args) or 0)
+        if argv[:1] in (["-h"], ["--help"]):
+            build_window_parser().print_help()
+            print("\nheadless commands:")
+            build_parser().print_help()
+            return 0
+        args = build_window_parser().parse_args(argv)
+        if args.session and not args.session.endswith(".faig"):
+            args.images = [args.session, *args.images]
+            args.session = None
+        from faig_gui.app.launch import run_window  # Qt only from here on
+        return int(run_window(args) or 0)
+    except FaigError as exc:
+        print(f"faig-gui: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("faig-gui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Argument helpers shared by the headless commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from faig_gui.core.errors import FaigError
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to compute (auto: CUDA when present)")
+
+
+def add_arch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", help="force an architecture plugin (default: detect from the weights)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def output_dir(path: str) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FaigError(f"{out}: cannot create the output folder: {exc.strerror or exc}") from None
+    return out
+
+
+@contextmanager
+def progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr (quiet when stderr is not a terminal and total is tiny)."""
+    from tqdm import tqdm
+    bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="step", dynamic_ncols=True,
+               disable=None if total > 1 else True)
+    try:
+        yield bar
+    finally:
+        bar.close()
