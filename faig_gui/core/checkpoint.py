@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -37,16 +38,21 @@ def load_state_dict(path: str | os.PathLike) -> "OrderedDict[str, torch.Tensor]"
 
 
 def _read_torch(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive; very old files are a bare pickle (protocol marker 0x80)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise FaigError(f"{path}: not a PyTorch checkpoint (neither a torch zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses any global outside tensors and plain containers: such a file would
-        # run code if loaded the unsafe way. Say so without the long torch hint.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # run code if loaded the unsafe way. Say so, naming the global, without torch's long hint.
+        found = re.search(r"(?:Unsupported global|GLOBAL|Unsupported operand)[^\n]*", str(exc))
+        detail = f" ({found.group(0)[:120]})" if found else ""
         raise FaigError(
-            f"{path}: refused: the file holds pickled objects beyond tensors and plain containers "
-            f"(it could run code when loaded); re-save it as a plain state dict or .safetensors "
-            f"({first[:160]})"
+            f"{path}: refused: the file holds pickled objects beyond tensors and plain containers, "
+            f"which could run code when loaded{detail}; re-save it as a plain state dict or .safetensors"
         ) from None
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError, KeyError,
             AttributeError, TypeError, IndexError, UnicodeDecodeError, MemoryError) as exc:

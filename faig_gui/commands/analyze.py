@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import argparse
+import signal
+
+from faig_gui.commands._common import add_arch, add_device, output_dir, positive_int, progress_bar
+from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, analyze
+from faig_gui.core.attribution import METHODS, PRECISIONS, Cancelled
+from faig_gui.core.dataset import from_folders, load_hr_folder, make_degraded, parse_named_dirs
+from faig_gui.core.degradations import paper_degradations
+from faig_gui.core.errors import FaigError
+from faig_gui.core.paths import RULES
+from faig_gui.core.registry import default_registry
+from faig_gui.core.results import write_analysis
+
+HELP = "rank filters with FAIG (or ig, abs, random) for each degradation"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", required=True, help="baseline checkpoint (clean-trained)")
+    p.add_argument("--target", required=True, help="target checkpoint (blind fine-tuned)")
+    p.add_argument("--gt", help="folder of HR ground-truth images")
+    p.add_argument("--degraded", action="append", default=[], metavar="NAME=DIR",
+                   help="folder of LR inputs of one degradation (repeat)")
+    p.add_argument("--clean-lr", help="folder of clean LR images (needed by ig)")
+    p.add_argument("--hr", help="folder of HR images: degrade them here instead of --gt/--degraded")
+    p.add_argument("--scale", type=positive_int, help="scale (default: the model's)")
+    p.add_argument("--blur-sigma", type=float, default=2.0)
+    p.add_argument("--noise-sigma", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0, help="noise seed and random method's seed")
+    p.add_argument("--method", default="faig", choices=METHODS)
+    p.add_argument("--steps", type=positive_int, default=100, help="path steps N (paper: 100)")
+    p.add_argument("--rule", default="riemann", choices=RULES,
+                   help="path quadrature: the paper's left Riemann sum, or Gauss-Legendre nodes")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--chunk", type=positive_int, help="path steps per forward/backward (default: from memory)")
+    p.add_argument("--memory-budget", type=float, metavar="GB", help="activation memory budget in GB")
+    p.add_argument("--allow-tf32", action="store_true", help="allow TF32 on GPUs (faster, ranks may shift)")
+    add_device(p)
+    add_arch(p)
+    p.add_argument("--out", required=True, help="output folder (scores.npz, *_index.txt, report.json)")
+
+
+def load_images(args: argparse.Namespace, scale: int):
+    if args.hr and (args.gt or args.degraded):
+        raise FaigError("give either --hr DIR or --gt DIR with --degraded NAME=DIR, not both")
+    if args.hr:
+        return make_degraded(load_hr_folder(args.hr), scale,
+                             paper_degradations(args.blur_sigma, args.noise_sigma), args.seed)
+    if not args.gt or not args.degraded:
+        if args.method in ("abs", "random"):
+            return []
+        raise FaigError("give --hr DIR, or --gt DIR with at least one --degraded NAME=DIR")
+    return from_folders(args.gt, parse_named_dirs(args.degraded), args.clean_lr, scale)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    baseline, target = registry.load_pair(args.baseline, args.target, args.arch)
+    scale = args.scale or target.scale
+    images = load_images(args, scale)
+    out = output_dir(args.out)
+    config = AnalysisConfig(args.method, args.steps, args.rule, args.device, args.precision, args.chunk,
+                            int(args.memory_budget * 2**30) if args.memory_budget else None, args.seed,
+                            args.allow_tf32)
+    stop = {"asked": False}
+
+    def on_sigint(_sig, _frame):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        total = max(1, len(images) * len(images[0].lr) * args.steps) if images else 1
+        with progress_bar(total, f"{args.method}") as bar:
+            result = None
+            for item in analyze(baseline, target, images, config, should_stop=lambda: stop["asked"]):
+                if isinstance(item, AnalysisResult):
+                    result = item
+                else:
+                    bar.n = item.done
+                    bar.set_postfix_str(item.message, refresh=False)
+                    bar.refresh()
+    except Cancelled:
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    report = result.report()
+    report["baseline"], report["target"] = str(args.baseline), str(args.target)
+    write_analysis(out, result.scores, report)
+    print(f"{result.method}: {result.filter_count} filters, {len(result.images)} images, "
+          f"{', '.join(result.degradations)}; {result.seconds:.1f} s on {result.device} -> {out}")
+    return 0

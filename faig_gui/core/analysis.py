@@ -1,0 +1,195 @@
+"""Running an attribution method over an image set, as a generator of progress records.
+
+Each image's attribution A(x_d) is computed once (and kept in an optional cache keyed by the
+models, the method's settings and the image content), then reused for every ranking it enters.
+The app wraps :func:`analyze` in a worker thread; the CLI drives it with a progress bar.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from faig_gui.core.attribution import (METHODS, PathOptions, abs_change, discriminative_scores,
+                                       faig_attribution, ig_attribution, mean_scores, random_scores)
+from faig_gui.core.dataset import AnalysisImage
+from faig_gui.core.device import configure_precision, resolve_device
+from faig_gui.core.errors import FaigError
+from faig_gui.core.filters import FilterIndex
+from faig_gui.core.paths import path_rule
+from faig_gui.core.registry import LoadedModel, check_pair
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    method: str = "faig"
+    steps: int = 100
+    rule: str = "riemann"
+    device: str = "auto"
+    precision: str = "fp32"
+    chunk: int | None = None
+    memory_budget: int | None = None
+    seed: int = 0
+    allow_tf32: bool = False
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise FaigError(f"unknown method '{self.method}'; use one of {', '.join(METHODS)}")
+        if self.steps < 1:
+            raise FaigError(f"steps must be at least 1, got {self.steps}")
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    message: str
+    elapsed: float
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    @property
+    def eta(self) -> float | None:
+        return self.elapsed / self.done * (self.total - self.done) if self.done else None
+
+
+@dataclass
+class AnalysisResult:
+    method: str
+    steps: int
+    rule: str
+    precision: str
+    architecture: str
+    filter_count: int
+    degradations: list[str]
+    images: list[str]
+    scores: dict[str, np.ndarray]
+    device: str
+    seconds: float
+    per_image: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def report(self) -> dict:
+        return {"architecture": self.architecture, "filter_count": self.filter_count,
+                "method": self.method, "steps": self.steps, "rule": self.rule,
+                "precision": self.precision, "degradations": self.degradations,
+                "images": self.images, "device": self.device, "seconds": round(self.seconds, 3)}
+
+
+class AttributionCache:
+    """Per-image attributions, so that re-ranking never recomputes what is known."""
+
+    def __init__(self):
+        self._store: dict[tuple, np.ndarray] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        value = self._store.get(key)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        self._store[key] = value
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def clear(self) -> None:
+        self._store.clear()
+
+
+def weights_key(state_dict: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha1()
+    for name, value in state_dict.items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[AnalysisImage],
+            config: AnalysisConfig = AnalysisConfig(), cache: AttributionCache | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Iterator[Progress | AnalysisResult]:
+    """Yield Progress records, then one AnalysisResult. Raises attribution.Cancelled on stop."""
+    config.validate()
+    check_pair(baseline, target)
+    start = time.perf_counter()
+    index = FilterIndex.from_state_dict(target.state_dict)
+    device = resolve_device(config.device)
+    configure_precision(config.allow_tf32)
+    if not images and config.method in ("faig", "ig"):
+        raise FaigError(f"{config.method} needs at least one analysis image")
+    names = list(images[0].lr) if images else ["blur", "noise"]
+    for img in images:
+        if list(img.lr) != names:
+            raise FaigError(f"{img.name}: has degradations {list(img.lr)}, the others {names}")
+
+    def result(scores, per_image=None):
+        return AnalysisResult(config.method, config.steps, config.rule, config.precision,
+                              target.arch_name, index.total, names, [i.name for i in images],
+                              scores, str(device), time.perf_counter() - start, per_image or {})
+
+    if config.method == "abs":
+        s = abs_change(baseline.state_dict, target.state_dict, index)
+        yield result({d: s.copy() for d in names})
+        return
+    if config.method == "random":
+        yield result({d: random_scores(index.total, config.seed + n) for n, d in enumerate(names)})
+        return
+    if config.method == "faig" and len(names) < 2:
+        raise FaigError("FAIG compares degradations: give at least two (e.g. blur and noise)")
+
+    options = PathOptions(path_rule(config.rule, config.steps), device,
+                          config.chunk, config.memory_budget, config.precision)
+    total = len(images) * len(names) * config.steps
+    done = 0
+    models = (weights_key(baseline.state_dict), weights_key(target.state_dict))
+    per_image: dict[str, list[np.ndarray]] = {d: [] for d in names}
+    module = target.module
+
+    def on_steps(n: int) -> None:
+        nonlocal done
+        done += n
+
+    for img in images:
+        for d in names:
+            key = (models, config.method, config.rule, config.steps, config.precision, img.key(), d)
+            attribution = cache.get(key) if cache is not None else None
+            if attribution is None:
+                before = done
+                if config.method == "faig":
+                    attribution = faig_attribution(module, baseline.state_dict, target.state_dict,
+                                                   img.lr[d], img.hr, index, options, on_steps, should_stop)
+                else:
+                    if img.clean_lr is None:
+                        raise FaigError(f"{img.name}: IG needs the clean LR image (--clean-lr DIR)")
+                    attribution = ig_attribution(module, target.state_dict, img.clean_lr, img.lr[d],
+                                                 index, options, on_steps, should_stop)
+                done = before + config.steps
+                if cache is not None:
+                    cache.put(key, attribution)
+            else:
+                done += config.steps
+            per_image[d].append(attribution)
+            yield Progress(done, total, f"{img.name} · {d}", time.perf_counter() - start)
+    module.to("cpu")
+    scores = discriminative_scores(per_image) if config.method == "faig" else mean_scores(per_image)
+    yield result(scores, per_image)
+
+
+def run_to_end(gen: Iterator[Progress | AnalysisResult],
+               on_progress: Callable[[Progress], None] | None = None) -> AnalysisResult:
+    for item in gen:
+        if isinstance(item, AnalysisResult):
+            return item
+        if on_progress is not None:
+            on_progress(item)
+    raise RuntimeError("analysis ended without a result")

@@ -1,0 +1,270 @@
+"""Filter attribution: FAIG (the paper's method) and its comparison methods IG, |θ − θ̄|, random.
+
+Shaped like captum: a configuration, public functions that validate, private functions that do
+the maths on documented shapes. FAIG integrates the gradient along the straight parameter path
+from the target θ (α = 0) to the baseline θ̄ (α = 1):
+
+    A_k(x) = Σ_{kh,kw} | (θ̄_k − θ_k) ⊙ Σ_s w_s ∂L/∂θ_k |_{θ(α_s)} |,   L = Σ (F_θ(x) − y)²
+
+Several α steps run in one forward/backward: the path's parameters are stacked along a leading
+dimension and the network is evaluated with ``torch.func.vmap`` over ``functional_call``; the
+module is built once and never rebuilt. Chunks keep peak memory under a budget.
+"""
+from __future__ import annotations
+
+import math
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from faig_gui.core.errors import FaigError
+from faig_gui.core.filters import FilterIndex
+from faig_gui.core.paths import PathRule, riemann_left
+
+METHODS = ("faig", "ig", "abs", "random")
+PRECISIONS = ("fp32", "bf16")
+StepCallback = Callable[[int], None]  # called with the number of path steps just finished
+
+
+class Cancelled(Exception):
+    """Raised between path chunks when the caller asked to stop; nothing partial is kept."""
+
+
+@dataclass(frozen=True)
+class PathOptions:
+    """How to walk a path: quadrature rule, chunking, precision, device."""
+
+    rule: PathRule
+    device: torch.device = torch.device("cpu")
+    chunk: int | None = None            # path steps per forward/backward (None: from the budget)
+    memory_budget: int | None = None    # bytes for activations (None: a safe share of free memory)
+    precision: str = "fp32"
+
+    @classmethod
+    def paper(cls, steps: int = 100, device: torch.device | str = "cpu", **kw) -> "PathOptions":
+        return cls(riemann_left(steps), torch.device(device), **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# memory budget and chunking
+
+def available_memory(device: torch.device) -> int:
+    """Bytes that can be used safely now: half the free RAM, or 70 % of the free GPU memory."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.7)
+    try:
+        with open("/proc/meminfo") as fh:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh}
+        return int(info.get("MemAvailable", 8 << 30) * 0.5)
+    except OSError:
+        return 4 << 30
+
+
+def activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of all leaf-module outputs in one forward pass of ``x`` (one path step's activations)."""
+    total = 0
+
+    def hook(_m, _i, out):
+        nonlocal total
+        if isinstance(out, torch.Tensor):
+            total += out.numel() * out.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(total, x.numel() * x.element_size())
+
+
+def chunk_size(module: nn.Module, x: torch.Tensor, steps: int, options: PathOptions) -> int:
+    if options.chunk:
+        return max(1, min(options.chunk, steps))
+    budget = options.memory_budget or available_memory(options.device)
+    # autograd keeps roughly the activations plus their gradients and pre-activation copies
+    per_step = 3 * activation_bytes(module, x)
+    return int(max(1, min(steps, budget // max(per_step, 1), 32)))
+
+
+def _autocast(options: PathOptions):
+    if options.precision == "bf16":
+        return torch.autocast(device_type=options.device.type, dtype=torch.bfloat16)
+    if options.precision != "fp32":
+        raise FaigError(f"unknown precision '{options.precision}'; use fp32 or bf16")
+    return nullcontext()
+
+
+# --------------------------------------------------------------------------------------------
+# FAIG
+
+def _weight_names(index: FilterIndex) -> list[str]:
+    return [layer.name for layer in index.layers]
+
+
+def faig_path_gradients(module: nn.Module, baseline: Mapping[str, torch.Tensor],
+                        target: Mapping[str, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor,
+                        weights: list[str], options: PathOptions,
+                        on_steps: StepCallback | None = None,
+                        should_stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
+    """Σ_s w_s ∂L/∂W |_{θ(α_s)} for each conv weight W in ``weights`` (same shapes as W)."""
+    dev = options.device
+    module = module.to(dev)
+    theta = {k: v.to(dev) for k, v in target.items()}
+    delta = {k: baseline[k].to(dev) - theta[k] for k in theta}
+    lr, hr = lr.to(dev), hr.to(dev)
+    alphas = torch.as_tensor(options.rule.alphas, dtype=torch.float32, device=dev)
+    w = torch.as_tensor(options.rule.weights, dtype=torch.float32, device=dev)
+    acc = {k: torch.zeros_like(theta[k]) for k in weights}
+    grad_set = set(weights)
+    chunk = chunk_size(module, lr, len(alphas), options)
+
+    def one_step(params):  # params: name -> tensor of one path point; returns its loss
+        out = functional_call(module, params, (lr,))
+        return ((out.float() - hr) ** 2).sum()
+
+    for start in range(0, len(alphas), chunk):
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        a, ws = alphas[start:start + chunk], w[start:start + chunk]
+        b = len(a)
+        # θ(α) = θ + α (θ̄ − θ), stacked along a new leading dim of size b
+        params = {k: theta[k].unsqueeze(0) + a.view(-1, *([1] * theta[k].ndim)) * delta[k].unsqueeze(0)
+                  for k in theta}
+        for k in weights:
+            params[k].requires_grad_(True)
+        with _autocast(options):
+            if b == 1:
+                loss = one_step({k: v[0] for k, v in params.items()})
+            else:
+                loss = vmap(one_step)(params).sum()
+        grads = torch.autograd.grad(loss, [params[k] for k in weights])
+        for k, g in zip(weights, grads):
+            acc[k] += torch.einsum("b,b...->...", ws, g.float())
+        if on_steps is not None:
+            on_steps(b)
+    assert grad_set == set(acc)
+    return acc
+
+
+def faig_attribution(module: nn.Module, baseline: Mapping[str, torch.Tensor],
+                     target: Mapping[str, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor,
+                     index: FilterIndex | None = None, options: PathOptions | None = None,
+                     on_steps: StepCallback | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """A_k(x) for every filter k (global numbering), float64, for one LR input and its HR."""
+    index = index or FilterIndex.from_state_dict(target)
+    options = options or PathOptions.paper()
+    _check_image_pair(module, lr, hr)
+    names = _weight_names(index)
+    grads = faig_path_gradients(module, baseline, target, lr, hr, names, options, on_steps, should_stop)
+    prod = {k: ((baseline[k].to(grads[k].device) - target[k].to(grads[k].device)) * grads[k]).cpu()
+            for k in names}
+    return index.per_filter(prod, "sum_abs")
+
+
+def _check_image_pair(module: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> None:
+    if lr.ndim != 4 or hr.ndim != 4 or lr.shape[0] != 1:
+        raise FaigError("an analysis image must be one NCHW tensor for LR and one for HR")
+    scale = hr.shape[-1] / lr.shape[-1]
+    if hr.shape[-2] != lr.shape[-2] * scale or scale != int(scale):
+        raise FaigError(f"HR {tuple(hr.shape[-2:])} is not an integer multiple of LR {tuple(lr.shape[-2:])}")
+
+
+# --------------------------------------------------------------------------------------------
+# IG (input path, target fixed)
+
+def ig_attribution(module: nn.Module, target: Mapping[str, torch.Tensor], clean_lr: torch.Tensor,
+                   degraded_lr: torch.Tensor, index: FilterIndex | None = None,
+                   options: PathOptions | None = None, on_steps: StepCallback | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """Σ_{kh,kw} | Σ_s w_s ∂ΣF_θ(x(α_s))/∂θ_k |, x(α) = x_clean + α (x_d − x_clean)."""
+    index = index or FilterIndex.from_state_dict(target)
+    options = options or PathOptions.paper()
+    if clean_lr.shape != degraded_lr.shape:
+        raise FaigError(f"clean LR {tuple(clean_lr.shape)} and degraded LR {tuple(degraded_lr.shape)} differ in size")
+    dev = options.device
+    module = module.to(dev)
+    names = _weight_names(index)
+    params = {k: v.to(dev) for k, v in target.items()}
+    for k in names:
+        params[k] = params[k].clone().requires_grad_(True)
+    x0, x1 = clean_lr.to(dev), degraded_lr.to(dev)
+    alphas = torch.as_tensor(options.rule.alphas, dtype=torch.float32, device=dev)
+    w = torch.as_tensor(options.rule.weights, dtype=torch.float32, device=dev)
+    acc = {k: torch.zeros_like(params[k]) for k in names}
+    chunk = chunk_size(module, x0, len(alphas), options)
+    for start in range(0, len(alphas), chunk):
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        a, ws = alphas[start:start + chunk], w[start:start + chunk]
+        xs = x0 + a.view(-1, 1, 1, 1) * (x1 - x0)          # (b, C, h, w)
+        with _autocast(options):
+            out = functional_call(module, params, (xs,))   # (b, C, H, W)
+            # weighting each path point's objective weights its gradient
+            objective = (out.float().sum(dim=(1, 2, 3)) * ws).sum()
+        grads = torch.autograd.grad(objective, [params[k] for k in names])
+        for k, g in zip(names, grads):
+            acc[k] += g.float()
+        if on_steps is not None:
+            on_steps(len(a))
+    # the paper divides the summed gradient by N; with weights w_s = 1/N this is Σ_s w_s grad
+    return index.per_filter({k: v.cpu() for k, v in acc.items()}, "sum_abs")
+
+
+# --------------------------------------------------------------------------------------------
+# data-free comparisons
+
+def abs_change(baseline: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
+               index: FilterIndex | None = None) -> np.ndarray:
+    """Σ|θ_k − θ̄_k| / Σ|θ̄_k| per filter (0 where the baseline kernel is all zero)."""
+    index = index or FilterIndex.from_state_dict(target)
+    num = index.per_filter({k: target[k] - baseline[k] for k in _weight_names(index)}, "sum_abs")
+    den = index.per_filter({k: baseline[k] for k in _weight_names(index)}, "sum_abs")
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def random_scores(total: int, seed: int = 0) -> np.ndarray:
+    """A seeded random permutation, as scores (rank r gets score total − r)."""
+    perm = np.random.default_rng(seed).permutation(total)
+    scores = np.empty(total, dtype=np.float64)
+    scores[perm] = np.arange(total, 0, -1, dtype=np.float64)
+    return scores
+
+
+# --------------------------------------------------------------------------------------------
+# from per-image attributions to per-degradation scores
+
+def discriminative_scores(per_image: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """FAIG_k(d) = mean over images of [A_k(x_d) − mean_{d'≠d} A_k(x_d')] (FAIG.md).
+
+    ``per_image[d][j]`` is A(x_d) for image j; every degradation must cover the same images."""
+    names = list(per_image)
+    if len(names) < 2:
+        raise FaigError("FAIG needs at least two degradations to discriminate between")
+    counts = {len(v) for v in per_image.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise FaigError("every degradation needs an attribution for every image")
+    means = {d: np.mean(np.stack(per_image[d]), axis=0) for d in names}
+    # the mean over images is linear, so averaging first gives the same scores
+    return {d: means[d] - np.mean([means[o] for o in names if o != d], axis=0) for d in names}
+
+
+def mean_scores(per_image: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """IG's per-degradation scores: the image average of the attributions."""
+    return {d: np.mean(np.stack(v), axis=0) for d, v in per_image.items()}
+
+
+def default_threads() -> None:
+    """Use every core for torch on the CPU (torch's default can be lower in containers)."""
+    n = os.cpu_count() or 1
+    if torch.get_num_threads() < n:
+        torch.set_num_threads(n)

@@ -1,0 +1,96 @@
+"""Analysis image sets: HR images with their LR versions, one per degradation.
+
+Either read from folders (``--gt DIR --degraded NAME=DIR [--clean-lr DIR]``, files matched by
+name) or made from HR images with the degradations of FAIG.md (``--hr DIR``).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from faig_gui.core.degradations import Degradation, degrade, downsample, mod_crop, quantize, seeded_generator
+from faig_gui.core.errors import FaigError
+from faig_gui.core.imageio import list_images, read_image, to_tensor
+
+
+@dataclass
+class AnalysisImage:
+    """One HR image and its LR inputs; tensors are 1x3xHxW float32 in [0, 1]."""
+
+    name: str
+    hr: torch.Tensor
+    lr: dict[str, torch.Tensor]
+    clean_lr: torch.Tensor | None = None
+    _key: str | None = field(default=None, repr=False)
+
+    def key(self) -> str:
+        """Content hash of the HR image (cache key; names can repeat across folders)."""
+        if self._key is None:
+            self._key = hashlib.sha1(self.hr.numpy().tobytes()).hexdigest()[:16]
+        return self._key
+
+
+def make_degraded(hr_images: Mapping[str, np.ndarray], scale: int, degradations: Sequence[Degradation],
+                  seed: int = 0) -> list[AnalysisImage]:
+    """HR (HWC float) -> AnalysisImage with clean LR and each degradation, seeded per image so
+    that an image's noise does not depend on which other images are in the set."""
+    items = []
+    for n, (name, img) in enumerate(hr_images.items()):
+        hr = to_tensor(mod_crop(img, scale))
+        if min(hr.shape[-2:]) < scale * 4:
+            raise FaigError(f"{name}: {img.shape[1]}x{img.shape[0]} is too small for x{scale} analysis")
+        gen = seeded_generator(seed * 100003 + n)
+        lrs = {d.name: degrade(hr, scale, d, gen) for d in degradations}
+        clean = quantize(downsample(hr, scale))
+        items.append(AnalysisImage(name, hr, lrs, clean))
+    return items
+
+
+def load_hr_folder(folder: str | Path, limit: int | None = None) -> dict[str, np.ndarray]:
+    files = list_images(folder)[:limit]
+    return {f.name: read_image(f) for f in files}
+
+
+def from_folders(gt: str | Path, degraded: Mapping[str, str | Path], clean_lr: str | Path | None,
+                 scale: int | None = None) -> list[AnalysisImage]:
+    """Match files by stem across the folders; HR is mod-cropped to the LR size x scale."""
+    gt_files = {f.stem: f for f in list_images(gt)}
+    folders = {name: {f.stem: f for f in list_images(path)} for name, path in degraded.items()}
+    clean = {f.stem: f for f in list_images(clean_lr)} if clean_lr else {}
+    items = []
+    for stem, gt_file in gt_files.items():
+        missing = [name for name, files in folders.items() if stem not in files]
+        if missing:
+            raise FaigError(f"{gt_file}: no LR image named '{stem}' in the '{missing[0]}' folder "
+                            f"({degraded[missing[0]]})")
+        hr = to_tensor(read_image(gt_file))
+        lrs = {name: to_tensor(read_image(files[stem])) for name, files in folders.items()}
+        first = next(iter(lrs.values()))
+        s = scale or hr.shape[-1] // first.shape[-1]
+        for name, lr in lrs.items():
+            if lr.shape != first.shape:
+                raise FaigError(f"{folders[name][stem]}: size {tuple(lr.shape[-2:])} differs from the other LR "
+                                f"images of '{stem}' {tuple(first.shape[-2:])}")
+        hr = mod_crop(hr, s)
+        if hr.shape[-2] != first.shape[-2] * s or hr.shape[-1] != first.shape[-1] * s:
+            raise FaigError(f"{gt_file}: HR {tuple(hr.shape[-2:])} is not x{s} of its LR {tuple(first.shape[-2:])}")
+        c = to_tensor(read_image(clean[stem])) if stem in clean else None
+        items.append(AnalysisImage(gt_file.name, hr, lrs, c))
+    return items
+
+
+def parse_named_dirs(pairs: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise FaigError(f"--degraded expects NAME=DIR, got '{pair}'")
+        if name in out:
+            raise FaigError(f"degradation '{name}' is given twice")
+        out[name] = path
+    return out

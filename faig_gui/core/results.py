@@ -1,0 +1,110 @@
+"""Scores on disk: ``scores.npz`` (one float array per degradation, by global filter index),
+``<name>_index.txt`` (indices by descending score, one per line, the authors' format),
+``report.json``, and a CSV of layer/out/in/score/rank."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from faig_gui.core.errors import FaigError
+from faig_gui.core.filters import FilterIndex, ranking
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise FaigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def write_scores(path: str | os.PathLike, scores: Mapping[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v, dtype=np.float64) for k, v in scores.items()})
+    _atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def read_scores(path: str | os.PathLike, filter_count: int | None = None) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise FaigError(f"{path}: no such scores file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            scores = {k: np.asarray(data[k], dtype=np.float64) for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise FaigError(f"{path}: not a readable scores.npz: {exc}") from None
+    if not scores:
+        raise FaigError(f"{path}: holds no scores")
+    for name, v in scores.items():
+        if v.ndim != 1:
+            raise FaigError(f"{path}: scores '{name}' are not a 1-D array")
+        if filter_count is not None and len(v) != filter_count:
+            raise FaigError(f"{path}: scores '{name}' have {len(v)} filters, the model has {filter_count}; "
+                            f"were they made for another architecture?")
+    return scores
+
+
+def index_text(scores: np.ndarray) -> str:
+    return "".join(f"{i}\n" for i in ranking(scores))
+
+
+def write_index_file(path: str | os.PathLike, scores: np.ndarray) -> None:
+    atomic_write_text(path, index_text(scores))
+
+
+def read_index_file(path: str | os.PathLike, filter_count: int | None = None) -> np.ndarray:
+    """Filter indices in ranked order from an authors'-style ``*_index.txt``."""
+    path = Path(path)
+    try:
+        values = [int(line) for line in Path(path).read_text().split()]
+    except (OSError, ValueError) as exc:
+        raise FaigError(f"{path}: not a list of filter indices: {exc}") from None
+    arr = np.asarray(values, dtype=np.int64)
+    if filter_count is not None and len(arr) and (arr.min() < 0 or arr.max() >= filter_count):
+        raise FaigError(f"{path}: indices outside 0..{filter_count - 1}")
+    return arr
+
+
+def scores_from_ranking(order: np.ndarray, filter_count: int) -> np.ndarray:
+    """Scores that reproduce a ranked list (rank r gets filter_count − r)."""
+    scores = np.zeros(filter_count, dtype=np.float64)
+    scores[order] = np.arange(filter_count, filter_count - len(order), -1, dtype=np.float64)
+    return scores
+
+
+def ranking_csv(scores: np.ndarray, index: FilterIndex) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "index", "layer", "out", "in", "score"])
+    for rank, i in enumerate(ranking(scores), start=1):
+        name, o, c = index.from_global(int(i))
+        w.writerow([rank, int(i), name, o, c, repr(float(scores[i]))])
+    return buf.getvalue()
+
+
+def write_analysis(out_dir: str | os.PathLike, scores: Mapping[str, np.ndarray], report: dict) -> None:
+    out = Path(out_dir)
+    write_scores(out / "scores.npz", scores)
+    for name, s in scores.items():
+        write_index_file(out / f"{name}_index.txt", s)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
