@@ -1,0 +1,185 @@
+"""Qt face of the core Session: the state lives in ``session``; widgets observe the signals.
+
+Every mutation goes through a method here so that exactly the right signals fire. User errors
+(FaigError) become ``errorOccurred`` and leave the state as it was.
+"""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from faig_gui.core.analysis import AnalysisResult
+from faig_gui.core.errors import FaigError
+from faig_gui.core.masking import FilterMask
+from faig_gui.core.session import AnalysisSettings, Session
+
+T = TypeVar("T")
+
+
+class SessionModel(QObject):
+    modelsChanged = Signal()            # baseline/target (and so the filter index) changed
+    imagesChanged = Signal()            # image list changed
+    currentImageChanged = Signal(int)   # position in session.images, -1 for none
+    scoresChanged = Signal()            # session.scores / results changed
+    maskChanged = Signal()              # session.mask or mask settings changed
+    settingsChanged = Signal()          # analysis settings changed
+    selectedLayerChanged = Signal(str)  # parameter name of the selected conv layer, '' for none
+    degradationChanged = Signal(str)    # the degradation whose importance the views show
+    errorOccurred = Signal(str)         # one-line user error message
+    statusMessage = Signal(str)
+    busyChanged = Signal(bool, str)     # long work started/ended, with what it is
+
+    def __init__(self, session: Session | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session = session or Session()
+        self.selected_layer: str = ""
+        self.degradation: str = ""
+
+    # -- helpers -----------------------------------------------------------------------------
+    def guarded(self, fn: Callable[[], T]) -> T | None:
+        """Run ``fn``; a FaigError becomes errorOccurred and None (nothing else changes)."""
+        try:
+            return fn()
+        except FaigError as exc:
+            self.errorOccurred.emit(str(exc))
+            return None
+
+    def replace_session(self, session: Session) -> None:
+        self.session = session
+        self.selected_layer = ""
+        self.modelsChanged.emit()
+        self.imagesChanged.emit()
+        self.currentImageChanged.emit(session.current)
+        self.settingsChanged.emit()
+        self._ensure_degradation()
+        self.scoresChanged.emit()
+        self.maskChanged.emit()
+
+    def _ensure_degradation(self) -> None:
+        names = self.session.degradation_names
+        if self.degradation not in names:
+            self.set_degradation(names[0] if names else "")
+
+    # -- models ------------------------------------------------------------------------------
+    def load_pair(self, baseline: str, target: str, arch: str | None = None) -> bool:
+        if self.guarded(lambda: self.session.load_pair(baseline, target, arch)) is None and not self._same(baseline, target):
+            return False
+        self._after_models()
+        return True
+
+    def _same(self, baseline: str, target: str) -> bool:
+        s = self.session
+        return (s.baseline is not None and str(s.baseline.path) == str(baseline)
+                and s.target is not None and str(s.target.path) == str(target))
+
+    def load_baseline(self, path: str) -> bool:
+        try:
+            self.session.load_baseline(path)
+        except FaigError as exc:
+            self.errorOccurred.emit(str(exc))
+            return False
+        self._after_models()
+        return True
+
+    def load_target(self, path: str) -> bool:
+        try:
+            self.session.load_target(path)
+        except FaigError as exc:
+            self.errorOccurred.emit(str(exc))
+            return False
+        self._after_models()
+        return True
+
+    def _after_models(self) -> None:
+        if self.selected_layer and (self.session.index is None or
+                                    self.selected_layer not in {l.name for l in self.session.index.layers}):
+            self.selected_layer = ""
+        self.modelsChanged.emit()
+        self.scoresChanged.emit()
+        self.maskChanged.emit()
+
+    # -- images ------------------------------------------------------------------------------
+    def add_images(self, paths: list[str]) -> int:
+        """Add each readable image; report each unreadable one; returns how many were added."""
+        added = 0
+        for p in paths:
+            try:
+                self.session.add_image(p)
+                added += 1
+            except FaigError as exc:
+                self.errorOccurred.emit(str(exc))
+        if added:
+            self.imagesChanged.emit()
+            self.set_current(len(self.session.images) - 1)
+        return added
+
+    def remove_image(self, position: int) -> None:
+        self.session.remove_image(position)
+        self.imagesChanged.emit()
+        self.currentImageChanged.emit(self.session.current)
+
+    def set_current(self, position: int) -> None:
+        if position == self.session.current or not -1 <= position < len(self.session.images):
+            return
+        self.session.current = position
+        self.currentImageChanged.emit(position)
+
+    # -- selection ---------------------------------------------------------------------------
+    def select_layer(self, name: str) -> None:
+        if name != self.selected_layer:
+            self.selected_layer = name
+            self.selectedLayerChanged.emit(name)
+
+    def set_degradation(self, name: str) -> None:
+        if name != self.degradation:
+            self.degradation = name
+            self.degradationChanged.emit(name)
+
+    # -- analysis ----------------------------------------------------------------------------
+    def set_settings(self, settings: AnalysisSettings) -> None:
+        self.session.settings = settings
+        self.settingsChanged.emit()
+
+    def set_result(self, result: AnalysisResult) -> None:
+        if self.guarded(lambda: self.session.set_result(result)) is None and self.session.results.get(result.method) is not result:
+            return
+        self._ensure_degradation()
+        self.scoresChanged.emit()
+        self.maskChanged.emit()
+
+    def set_scores(self, scores: dict[str, np.ndarray], method: str = "faig") -> None:
+        if self.guarded(lambda: self.session.set_scores(scores, method)) is None and self.session.scores != scores:
+            return
+        self.session.refresh_top_mask()
+        self._ensure_degradation()
+        self.scoresChanged.emit()
+        self.maskChanged.emit()
+
+    # -- masking -----------------------------------------------------------------------------
+    def set_top_mask(self, degradation: str, proportion: float) -> None:
+        try:
+            self.session.set_top_mask(degradation, proportion)
+        except FaigError as exc:
+            self.errorOccurred.emit(str(exc))
+            return
+        self.maskChanged.emit()
+
+    def set_mask(self, mask: FilterMask) -> None:
+        self.session.set_mask(mask)
+        self.maskChanged.emit()
+
+    def toggle_filters(self, indices) -> None:
+        self.set_mask(self.session.mask.toggled(indices))
+
+    def mask_filters(self, indices, masked: bool) -> None:
+        m = self.session.mask
+        self.set_mask(m.union(indices) if masked else m.difference(indices))
+
+    def set_mask_mode(self, mode: str, lam: float) -> None:
+        self.session.set_mask_mode(mode, lam)
+        self.maskChanged.emit()
+
+    def clear_mask(self) -> None:
+        self.set_mask(FilterMask(mode=self.session.mask.mode, lam=self.session.mask.lam))
