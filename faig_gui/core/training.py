@@ -379,7 +379,7 @@ def _run_stage(st: _State, cfg: TrainConfig, model: nn.Module, sampler: PatchSam
         ema_update(ema, model, cfg.ema_decay)
         st.iteration += 1
         st.elapsed += time.perf_counter() - t0
-        value = float(loss)
+        value = float(loss.detach())
         running, count = running + value, count + 1
         yield {"kind": "step", "stage": st.stage, "iter": st.iteration, "total": total, "loss": value, "lr": lr}
         if st.iteration % cfg.log_every == 0 or st.iteration == total:
