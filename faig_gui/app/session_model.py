@@ -139,8 +139,16 @@ class SessionModel(QObject):
 
     # -- analysis ----------------------------------------------------------------------------
     def set_settings(self, settings: AnalysisSettings) -> None:
-        self.session.settings = settings
+        if self.guarded(lambda: self.session.apply_settings(settings) or True) is None:
+            return
         self.settingsChanged.emit()
+
+    def set_analysis_hr_folder(self, folder: str) -> bool:
+        """HR images for the analysis (settingsChanged: they are part of its settings)."""
+        if self.guarded(lambda: self.session.set_analysis_hr_folder(folder) or True) is None:
+            return False
+        self.settingsChanged.emit()
+        return True
 
     def set_result(self, result: AnalysisResult) -> None:
         if self.guarded(lambda: self.session.set_result(result)) is None and self.session.results.get(result.method) is not result:

@@ -153,6 +153,25 @@ class Session:
         self.analysis_images = make_degraded(hr_images, self.scale, self.settings.degradations)
         self.analysis_source = source or {"kind": "hr", "names": list(hr_images)}
 
+    def set_analysis_hr_folder(self, folder: str | os.PathLike) -> None:
+        """HR images from a folder; their LR versions follow the degradation settings."""
+        from faig_gui.core.dataset import load_hr_folder
+        folder = str(Path(folder).resolve())
+        self.set_analysis_hr(load_hr_folder(folder), {"kind": "hr_folder", "folder": folder})
+
+    def apply_settings(self, settings: AnalysisSettings) -> None:
+        """New analysis settings; analysis images made from HR images follow new degradations.
+
+        The attribution cache is keyed by degradation *name*, so it is cleared when a
+        degradation's parameters change under the same name."""
+        changed = settings.degradations != self.settings.degradations
+        if changed and self.analysis_images and self.analysis_source.get("kind") in ("hr", "hr_folder"):
+            hr = {img.name: img.hr[0].permute(1, 2, 0).numpy() for img in self.analysis_images}
+            self.analysis_images = make_degraded(hr, self.scale, settings.degradations)
+        if changed:
+            self.cache.clear()
+        self.settings = settings
+
     def set_analysis_folders(self, gt: str, degraded: dict[str, str], clean_lr: str | None = None) -> None:
         self.analysis_images = from_folders(gt, degraded, clean_lr, self.scale)
         self.analysis_source = {"kind": "folders", "gt": gt, "degraded": degraded, "clean_lr": clean_lr}

@@ -1,0 +1,421 @@
+"""The centre of the window: the current input, the target's output, the masked model's output
+and a comparison (before/after split, difference or gradient maps), in linked views that zoom
+and pan together; the effect metric and PSNR; a strip of thumbnails to switch images.
+
+Every state change (image, models, mask) sends one render request through a latest-wins task
+(live.py): the outputs are computed off the UI thread and put on screen when they arrive.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
+                               QSizePolicy, QSlider, QVBoxLayout, QWidget)
+
+from faig_gui.app.live import LatestTask
+from faig_gui.app.session_model import SessionModel
+from faig_gui.core.filters import FilterIndex
+from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
+from faig_gui.core.inference import super_resolve
+from faig_gui.core.masking import FilterMask, masked_state_dict
+from faig_gui.core.metrics import gradient_effect, gradient_map, psnr
+
+COMPARE_MODES = {
+    "split": "Before / after (target | masked)",
+    "difference": "Difference |masked − target| ×4",
+    "gradient": "Gradient map of the masked output",
+    "gradient_difference": "Gradient-map difference |G(masked) − G(target)|",
+}
+THUMB = 72
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """A copy of what one render reads, made on the UI thread."""
+
+    image_key: int
+    lr: np.ndarray
+    gt: np.ndarray | None
+    module: torch.nn.Module | None
+    target: dict | None
+    baseline: dict | None
+    index: FilterIndex | None
+    mask: FilterMask
+    scale: int
+    models_version: int
+    requested: float
+
+
+@dataclass
+class RenderResult:
+    request: RenderRequest
+    input: np.ndarray                    # LR enlarged (nearest) to the output size, HWC
+    target: np.ndarray | None            # HWC [0, 1]
+    masked: np.ndarray | None
+    gradient_target: np.ndarray | None   # HxW
+    gradient_masked: np.ndarray | None
+    effect: float | None                 # gradient-map MSE x 1000, masked vs target
+    psnr_target: float | None
+    psnr_masked: float | None
+    compute_seconds: float
+
+
+class _OutputCache:
+    """The target's outputs per (models, image); touched only by the render thread."""
+
+    def __init__(self, size: int = 8):
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.size = size
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def put(self, key: tuple, value: torch.Tensor) -> None:
+        self._items[key] = value
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
+    """Runs on the render thread: outputs, maps and metrics for one request."""
+    start = time.perf_counter()
+    s = req.scale
+    enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
+    if req.module is None or req.target is None:
+        return RenderResult(req, enlarged, None, None, None, None, None, None, None, time.perf_counter() - start)
+    lr = to_tensor(req.lr)
+    key = (req.models_version, req.image_key)
+    target_out = cache.get(key)
+    if target_out is None:
+        target_out = super_resolve(req.module, lr, s)
+        cache.put(key, target_out)
+    masked_out = None
+    if req.baseline is not None:
+        if len(req.mask) == 0 or req.mask.lam == 1.0:
+            masked_out = target_out
+        else:
+            params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
+            masked_out = super_resolve(req.module, lr, s, params)
+    target_img = to_image(target_out)
+    masked_img = to_image(masked_out) if masked_out is not None else None
+    grad_t = gradient_map(target_out)[0, 0].numpy()
+    grad_m = gradient_map(masked_out)[0, 0].numpy() if masked_out is not None else None
+    effect = gradient_effect(target_out, masked_out) if masked_out is not None else None
+    p_t = p_m = None
+    if req.gt is not None and req.gt.shape == target_img.shape:
+        p_t = psnr(target_img, req.gt)
+        p_m = psnr(masked_img, req.gt) if masked_img is not None else None
+    return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
+                        time.perf_counter() - start)
+
+
+class _Panel:
+    def __init__(self, canvas: pg.GraphicsLayoutWidget, row: int, col: int, title: str):
+        self.label = canvas.addLabel(title, row=row, col=col, size="9pt")
+        self.view = canvas.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMenu=False)
+        self.view.setBackgroundColor((28, 28, 30))
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.item)
+        self.placeholder = pg.TextItem("", color=(170, 170, 170), anchor=(0.5, 0.5))
+        self.view.addItem(self.placeholder, ignoreBounds=True)
+
+    def show(self, image: np.ndarray | None, text: str = "", levels=(0.0, 1.0), lut=None) -> None:
+        if image is None:
+            self.item.clear()
+            self.placeholder.setText(text)
+            r = self.view.viewRect()
+            self.placeholder.setPos(r.center())
+            return
+        self.placeholder.setText("")
+        self.item.setLookupTable(lut)
+        self.item.setImage(image, autoLevels=False, levels=levels)
+
+
+class ImageView(QWidget):
+    """Centre widget; ``rendered`` fires each time new outputs are on screen."""
+
+    rendered = Signal()
+
+    def __init__(self, model: SessionModel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = model
+        self.live = LatestTask("render", self)
+        self._cache = _OutputCache()
+        self._preview_module: torch.nn.Module | None = None
+        self._models_version = 0
+        self._shape: tuple | None = None
+        self.result: RenderResult | None = None
+        self.last_latency: float | None = None   # request -> on screen, seconds
+        self.setAcceptDrops(True)
+        self._build()
+        self._lut = pg.colormap.get("inferno").getLookupTable(nPts=256)
+
+        model.modelsChanged.connect(self._on_models_change)
+        model.imagesChanged.connect(self._on_images_change)
+        model.currentImageChanged.connect(self._on_current_change)
+        model.maskChanged.connect(self.request_render)
+        self.live.failed.connect(model.errorOccurred)
+        self._on_models_change()
+        self._on_images_change()
+
+    # -- layout ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.title = QLabel("No image")
+        self.title.setObjectName("imageTitle")
+        self.compare = QComboBox()
+        for key, text in COMPARE_MODES.items():
+            self.compare.addItem(text, key)
+        self.compare.setToolTip("What the fourth view shows")
+        self.split = QSlider(Qt.Orientation.Horizontal)
+        self.split.setRange(0, 100)
+        self.split.setValue(50)
+        self.split.setFixedWidth(140)
+        self.split.setToolTip("Before/after split: left of the line the target's output, right the masked output")
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(QLabel("Compare:"))
+        head.addWidget(self.compare)
+        head.addWidget(QLabel("Split:"))
+        head.addWidget(self.split)
+
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground((40, 40, 43))
+        self.canvas.setAcceptDrops(False)  # drops go to this widget (images) or the window
+        self.input_panel = _Panel(self.canvas, 0, 0, "Input")
+        self.target_panel = _Panel(self.canvas, 0, 1, "Target output")
+        self.masked_panel = _Panel(self.canvas, 2, 0, "Masked output")
+        self.compare_panel = _Panel(self.canvas, 2, 1, "")
+        self.panels = [self.input_panel, self.target_panel, self.masked_panel, self.compare_panel]
+        first = self.input_panel.view
+        for p in self.panels[1:]:
+            p.view.setXLink(first)
+            p.view.setYLink(first)
+        self.split_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((255, 210, 60), width=2))
+        self.compare_panel.view.addItem(self.split_line, ignoreBounds=True)
+
+        self.metrics = QLabel("")
+        self.metrics.setObjectName("metrics")
+        self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
+        self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
+        self.thumbs.setWrapping(False)
+        self.thumbs.setMovement(QListWidget.Movement.Static)
+        self.thumbs.setIconSize(QSize(THUMB, THUMB))
+        self.thumbs.setGridSize(QSize(THUMB + 56, THUMB + 34))
+        self.thumbs.setFixedHeight(THUMB + 52)
+        self.thumbs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.thumbs.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.thumbs.setToolTip("Images: click to show one; drop image files here to add them")
+        self.thumbs.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(head)
+        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.metrics)
+        lay.addWidget(self.thumbs)
+
+        self.compare.currentIndexChanged.connect(self._show_compare)
+        self.split.valueChanged.connect(self._on_split_change)
+        self.split_line.sigPositionChanged.connect(self._on_split_line_moved)
+        self.thumbs.currentRowChanged.connect(self._on_thumb_change)
+        self.thumbs.customContextMenuRequested.connect(self._thumb_menu)
+
+    # -- model -> view -----------------------------------------------------------------------
+    def _on_models_change(self) -> None:
+        s = self.model.session
+        self._models_version += 1
+        self._preview_module = copy.deepcopy(s.target.module) if s.target is not None else None
+        self.request_render()
+
+    def _on_images_change(self) -> None:
+        s = self.model.session
+        self.thumbs.blockSignals(True)
+        self.thumbs.clear()
+        for img in s.images:
+            item = QListWidgetItem(_icon(img.lr), _caption(img.name, img.label))
+            item.setToolTip(f"{img.path}\n{img.lr.shape[1]}x{img.lr.shape[0]}"
+                            + (f" · {img.label}" if img.label else "")
+                            + (" · ground truth known" if img.gt is not None else ""))
+            self.thumbs.addItem(item)
+        self.thumbs.setCurrentRow(s.current)
+        self.thumbs.blockSignals(False)
+        self.request_render()
+
+    def _on_current_change(self, position: int) -> None:
+        self.thumbs.blockSignals(True)
+        self.thumbs.setCurrentRow(position)
+        self.thumbs.blockSignals(False)
+        self.request_render()
+
+    def _on_thumb_change(self, row: int) -> None:
+        self.model.set_current(row)
+
+    def _thumb_menu(self, pos) -> None:
+        item = self.thumbs.itemAt(pos)
+        if item is None:
+            return
+        row = self.thumbs.row(item)
+        menu = QMenu(self)
+        remove = menu.addAction("Remove image")
+        if menu.exec(self.thumbs.mapToGlobal(pos)) is remove:
+            self.model.remove_image(row)
+
+    # -- rendering ---------------------------------------------------------------------------
+    def make_request(self) -> RenderRequest | None:
+        s = self.model.session
+        img = s.current_image()
+        if img is None:
+            return None
+        return RenderRequest(id(img), img.lr, img.gt, self._preview_module,
+                             s.target.state_dict if s.target else None,
+                             s.baseline.state_dict if s.baseline else None,
+                             s.index, s.mask, s.scale, self._models_version, time.perf_counter())
+
+    def request_render(self) -> None:
+        req = self.make_request()
+        if req is None:
+            self.result = None
+            self._shape = None
+            self.title.setText("No image — add images (File ▸ Add images…) or drop them here")
+            for p in self.panels:
+                p.show(None, "")
+            self.metrics.setText("")
+            return
+        cache = self._cache
+        self.live.submit(lambda: render(req, cache), self._apply)
+
+    def _apply(self, r: RenderResult) -> None:
+        self.result = r
+        s = self.model.session
+        img = s.current_image()
+        name = img.name if img else ""
+        h, w = r.input.shape[:2]
+        label = f" · {img.label}" if img and img.label else ""
+        self.title.setText(f"<b>{name}</b>{label} · {r.request.lr.shape[1]}x{r.request.lr.shape[0]} → {w}x{h}")
+        self.input_panel.label.setText(f"Input (LR ×{r.request.scale}, nearest)")
+        self.input_panel.show(r.input)
+        no_models = "open a baseline and a target"
+        self.target_panel.show(r.target, no_models)
+        n = len(r.request.mask)
+        lam = r.request.mask.lam
+        how = "baseline" if r.request.mask.mode == "baseline" else "zero"
+        self.masked_panel.label.setText(
+            f"Masked output · {n:,} filters → {how}" + (f", λ={lam:.2f}" if lam else "") if n else
+            "Masked output · no filters masked")
+        self.masked_panel.show(r.masked, no_models if r.target is None else "open a baseline to mask")
+        self._show_compare()
+        self.metrics.setText(self._metrics_text(r))
+        if self._shape != (h, w):
+            self._shape = (h, w)
+            self.input_panel.view.autoRange(padding=0.02)
+        self.last_latency = time.perf_counter() - r.request.requested
+        self.rendered.emit()
+
+    def _metrics_text(self, r: RenderResult) -> str:
+        parts = []
+        if r.effect is not None:
+            parts.append(f"Effect (gradient-map MSE ×1000, masked vs target): <b>{r.effect:.4g}</b>")
+        if r.psnr_target is not None:
+            parts.append(f"PSNR target <b>{r.psnr_target:.2f} dB</b>")
+        if r.psnr_masked is not None:
+            parts.append(f"masked <b>{r.psnr_masked:.2f} dB</b>")
+        elif r.target is not None and r.request.gt is None:
+            parts.append("PSNR: no ground truth for this image")
+        return " · ".join(parts)
+
+    def _show_compare(self) -> None:
+        r = self.result
+        mode = self.compare.currentData()
+        self.compare_panel.label.setText(COMPARE_MODES[mode])
+        is_split = mode == "split"
+        self.split.setEnabled(is_split)
+        self.split_line.setVisible(is_split and r is not None and r.masked is not None)
+        if r is None or r.masked is None:
+            self.compare_panel.show(None, "needs the masked output")
+            return
+        if is_split:
+            w = r.masked.shape[1]
+            cut = int(round(self.split.value() / 100 * w))
+            self.compare_panel.show(np.concatenate([r.target[:, :cut], r.masked[:, cut:]], axis=1))
+            self.split_line.blockSignals(True)
+            self.split_line.setValue(cut)
+            self.split_line.blockSignals(False)
+        elif mode == "difference":
+            diff = np.abs(r.masked - r.target).mean(axis=2) * 4.0
+            self.compare_panel.show(np.clip(diff, 0, 1), levels=(0.0, 1.0), lut=self._lut)
+        elif mode == "gradient":
+            g = r.gradient_masked
+            self.compare_panel.show(g, levels=(0.0, max(float(g.max()), 1e-6)), lut=self._lut)
+        else:
+            d = np.abs(r.gradient_masked - r.gradient_target)
+            self.compare_panel.show(d, levels=(0.0, max(float(d.max()), 1e-6)), lut=self._lut)
+
+    def _on_split_change(self, _value: int) -> None:
+        self._show_compare()
+
+    def _on_split_line_moved(self) -> None:
+        r = self.result
+        if r is None or r.masked is None:
+            return
+        w = r.masked.shape[1]
+        self.split.setValue(int(round(np.clip(self.split_line.value() / w, 0, 1) * 100)))
+
+    # -- drops -------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if image_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()  # checkpoints and sessions go to the window
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        paths = image_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.model.add_images(paths)
+
+    def reset_zoom(self) -> None:
+        self.input_panel.view.autoRange(padding=0.02)
+
+    def shutdown(self) -> None:
+        """Stop the render thread (the window calls this when it closes)."""
+        self.live.close()
+
+
+def image_paths(mime) -> list[str]:
+    if not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls()
+            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _icon(lr: np.ndarray) -> QIcon:
+    u8 = np.ascontiguousarray(np.clip(lr * 255 + 0.5, 0, 255).astype(np.uint8))
+    h, w = u8.shape[:2]
+    img = QImage(u8.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QIcon(QPixmap.fromImage(img).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation))
+
+
+def _caption(name: str, label: str) -> str:
+    short = name if len(name) <= 16 else name[:13] + "…"
+    return f"{short}\n{label}" if label else short

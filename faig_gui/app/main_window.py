@@ -1,0 +1,696 @@
+"""The main window: menus, toolbar, shortcuts, status bar, drops, sessions, export, autosave.
+
+It owns the docks and the analysis runner and wires them to one SessionModel; it holds no state
+of its own beyond the window's (recent files, layout, the recovery file's dirty flag).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QStyle, QWidget)
+
+from faig_gui import __version__
+from faig_gui.app.analysis_dock import AnalysisDock, format_eta
+from faig_gui.app.filter_grid import FilterGridDock
+from faig_gui.app.graph_view import GraphDock
+from faig_gui.app.image_view import ImageView
+from faig_gui.app.live import LatestTask
+from faig_gui.app.masking_dock import MaskingDock
+from faig_gui.app.plots_dock import PlotsDock
+from faig_gui.app.session_model import SessionModel
+from faig_gui.app.workers import AnalysisRunner
+from faig_gui.core.device import resolve_device
+from faig_gui.core.errors import FaigError
+from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images, to_image, to_tensor, write_image
+from faig_gui.core.inference import super_resolve
+from faig_gui.core.masking import masked_state_dict
+from faig_gui.core.results import atomic_write_text, index_text, ranking_csv
+from faig_gui.core.session import Session
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt")
+SESSION_SUFFIX = ".faig"
+RECENT_KEY = "recent_sessions"
+RECENT_MAX = 8
+AUTOSAVE_MS = 60_000
+CHECKPOINT_FILTER = "Checkpoints (*.pth *.pt *.safetensors *.ckpt);;All files (*)"
+IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
+SESSION_FILTER = "faig-gui sessions (*.faig)"
+PICTURE_FILTER = "PNG image (*.png);;SVG drawing (*.svg)"
+
+
+def recovery_path() -> Path:
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".faig-gui") / "recovery.faig"
+
+
+def settings() -> QSettings:
+    return QSettings("faig-gui", "faig-gui")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, model: SessionModel | None = None, restore_layout: bool = True,
+                 autosave_ms: int = AUTOSAVE_MS, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("MainWindow")
+        self.model = model or SessionModel()
+        self.runner = AnalysisRunner(self.model, self)
+        self.export_task = LatestTask("export", self)
+        self._dirty = False
+        self._error_box: QMessageBox | None = None
+        self._closed = False
+
+        self.image_view = ImageView(self.model)
+        self.setCentralWidget(self.image_view)
+        self._make_docks()
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self._make_status_bar()
+        self.setAcceptDrops(True)
+        self.resize(1600, 1000)
+        self._default_state = self.saveState()
+        if restore_layout:
+            self._restore_layout()
+
+        m = self.model
+        m.errorOccurred.connect(self.show_error)
+        m.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        m.busyChanged.connect(self._on_busy_change)
+        m.modelsChanged.connect(self._update_model_label)
+        m.settingsChanged.connect(self._update_model_label)
+        for signal in (m.modelsChanged, m.imagesChanged, m.scoresChanged, m.maskChanged, m.settingsChanged):
+            signal.connect(self._mark_dirty)
+        m.scoresChanged.connect(self._update_actions)
+        m.modelsChanged.connect(self._update_actions)
+        m.imagesChanged.connect(self._update_actions)
+        self.runner.runningChanged.connect(self._update_actions)
+        self.runner.progress.connect(self._on_progress)
+        self.image_view.live.busyChanged.connect(self._on_render_busy)
+        self.export_task.failed.connect(self.show_error)
+
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(autosave_ms)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        self._update_model_label()
+        self._update_actions()
+        self._set_clean()
+
+    # -- construction ------------------------------------------------------------------------
+    def _make_docks(self) -> None:
+        m = self.model
+        self.analysis_dock = AnalysisDock(m, self.runner, self)
+        self.masking_dock = MaskingDock(m, self)
+        self.graph_dock = GraphDock(m, self)
+        self.filter_dock = FilterGridDock(m, self)
+        self.plots_dock = PlotsDock(m, self)
+        self.prediction_dock: QDockWidget | None = None
+        if importlib.util.find_spec("faig_gui.app.prediction_dock") is not None:
+            try:
+                mod = importlib.import_module("faig_gui.app.prediction_dock")
+                self.prediction_dock = mod.PredictionDock(m, self)
+            except Exception:  # a broken optional panel must not stop the window
+                log.exception("the prediction panel could not be created")
+        L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.addDockWidget(L, self.analysis_dock)
+        self.addDockWidget(L, self.masking_dock)
+        self.splitDockWidget(self.analysis_dock, self.masking_dock, Qt.Orientation.Vertical)
+        self.addDockWidget(R, self.graph_dock)
+        self.addDockWidget(R, self.filter_dock)
+        self.splitDockWidget(self.graph_dock, self.filter_dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.filter_dock, self.plots_dock)
+        self.filter_dock.raise_()
+        if self.prediction_dock is not None:
+            self.addDockWidget(L, self.prediction_dock)
+            self.tabifyDockWidget(self.masking_dock, self.prediction_dock)
+            self.masking_dock.raise_()
+        self.setDockNestingEnabled(True)
+        self.resizeDocks([self.analysis_dock, self.graph_dock], [300, 470], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.graph_dock, self.filter_dock], [480, 420], Qt.Orientation.Vertical)
+
+    @property
+    def docks(self) -> list[QDockWidget]:
+        return [d for d in (self.analysis_dock, self.masking_dock, self.graph_dock, self.filter_dock,
+                            self.plots_dock, self.prediction_dock) if d is not None]
+
+    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "", icon=None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(f"{tip} ({a.shortcut().toString()})" if shortcut is not None else tip)
+        if icon is not None:
+            a.setIcon(self.style().standardIcon(icon))
+        a.triggered.connect(lambda _checked=False: slot())
+        self.addAction(a)
+        return a
+
+    def _make_actions(self) -> None:
+        SP = QStyle.StandardPixmap
+        K = QKeySequence.StandardKey
+        a = self._action
+        self.open_baseline_action = a("Open &baseline…", self.choose_baseline, "Ctrl+B",
+                                      "Open the baseline checkpoint (trained on clean inputs)", SP.SP_FileIcon)
+        self.open_target_action = a("Open &target…", self.choose_target, "Ctrl+T",
+                                    "Open the target checkpoint (fine-tuned for blind degradations)", SP.SP_FileIcon)
+        self.add_images_action = a("Add &images…", self.choose_images, "Ctrl+I", "Add images to look at",
+                                   SP.SP_FileDialogNewFolder)
+        self.add_folder_action = a("Add image &folder…", self.choose_image_folder, "Ctrl+Shift+I",
+                                   "Add every image in a folder")
+        self.open_session_action = a("&Open session…", self.choose_session, K.Open, "Open a saved session",
+                                     SP.SP_DialogOpenButton)
+        self.save_action = a("&Save session", self.save, K.Save, "Save the session", SP.SP_DialogSaveButton)
+        self.save_as_action = a("Save session &as…", self.save_as, K.SaveAs, "Save the session under a new name")
+        self.export_lists_action = a("Ranked &lists (index.txt, CSV)…", self.choose_export_lists, "Ctrl+E",
+                                     "Write <degradation>_index.txt and a CSV of layer/out/in/score/rank")
+        self.export_outputs_action = a("&Masked outputs (PNG)…", self.choose_export_outputs, "Ctrl+Shift+E",
+                                       "Write each image's target and masked outputs as PNG")
+        self.export_graph_action = a("Network &graph (PNG/SVG)…", lambda: self.choose_export_dock(self.graph_dock))
+        self.export_grid_action = a("&Filter grid (PNG/SVG)…", lambda: self.choose_export_dock(self.filter_dock))
+        self.export_plots_action = a("&Plots (PNG/SVG)…", lambda: self.choose_export_dock(self.plots_dock))
+        self.quit_action = a("&Quit", self.close, K.Quit, "Quit faig-gui")
+        self.run_action = a("&Run analysis", self.run_analysis, "F5", "Rank the filters with the Analysis settings",
+                            SP.SP_MediaPlay)
+        self.cancel_action = a("&Cancel analysis", self.runner.cancel, "Esc", "Stop the run; previous results stay",
+                               SP.SP_MediaStop)
+        self.clear_mask_action = a("C&lear mask", self.model.clear_mask, "Ctrl+M", "Unmask every filter")
+        self.reset_zoom_action = a("Reset &zoom", self.image_view.reset_zoom, "Ctrl+0", "Fit the images to the views")
+        self.next_image_action = a("&Next image", lambda: self._step_image(1), "Ctrl+Right", "Show the next image")
+        self.previous_image_action = a("&Previous image", lambda: self._step_image(-1), "Ctrl+Left",
+                                       "Show the previous image")
+        self.reset_layout_action = a("Reset &layout", self.reset_layout, None, "Put the panels back where they were")
+        self.guide_action = a("&User guide", self.open_guide, K.HelpContents, "Open the user guide")
+        self.about_action = a("&About faig-gui", self.about)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        for act in (self.open_baseline_action, self.open_target_action, None, self.add_images_action,
+                    self.add_folder_action, None, self.open_session_action):
+            f.addSeparator() if act is None else f.addAction(act)
+        self.recent_menu = f.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        f.addAction(self.save_action)
+        f.addAction(self.save_as_action)
+        f.addSeparator()
+        self.export_menu = f.addMenu("&Export")
+        for act in (self.export_lists_action, self.export_outputs_action, None, self.export_graph_action,
+                    self.export_grid_action, self.export_plots_action):
+            self.export_menu.addSeparator() if act is None else self.export_menu.addAction(act)
+        f.addSeparator()
+        f.addAction(self.quit_action)
+        an = mb.addMenu("&Analysis")
+        an.addAction(self.run_action)
+        an.addAction(self.cancel_action)
+        an.addSeparator()
+        an.addAction(self.clear_mask_action)
+        v = mb.addMenu("&View")
+        for dock in self.docks:
+            v.addAction(dock.toggleViewAction())
+        v.addSeparator()
+        for act in (self.previous_image_action, self.next_image_action, self.reset_zoom_action,
+                    self.reset_layout_action):
+            v.addAction(act)
+        h = mb.addMenu("&Help")
+        h.addAction(self.guide_action)
+        h.addAction(self.about_action)
+
+    def _make_toolbar(self) -> None:
+        tb = self.addToolBar("Main")
+        tb.setObjectName("MainToolBar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.setMovable(False)
+        for act in (self.open_baseline_action, self.open_target_action, self.add_images_action, None,
+                    self.open_session_action, self.save_action, None, self.run_action, self.cancel_action):
+            tb.addSeparator() if act is None else tb.addAction(act)
+
+    def _make_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.activity_label = QLabel("idle")
+        self.activity_bar = QProgressBar()
+        self.activity_bar.setFixedWidth(140)
+        self.activity_bar.setRange(0, 1000)
+        self.activity_bar.setTextVisible(False)
+        self.activity_bar.hide()
+        self.model_label = QLabel()
+        self.device_label = QLabel()
+        sb.addPermanentWidget(self.activity_label)
+        sb.addPermanentWidget(self.activity_bar)
+        sb.addPermanentWidget(_separator())
+        sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(_separator())
+        sb.addPermanentWidget(self.device_label)
+
+    # -- status ------------------------------------------------------------------------------
+    def _update_model_label(self) -> None:
+        s = self.model.session
+        ref = s.target or s.baseline
+        if ref is None:
+            self.model_label.setText("no model — open a baseline and a target")
+        else:
+            name = ref.architecture.display_name or ref.arch_name
+            pair = "pair" if s.ready else ("baseline only" if s.target is None else "target only")
+            self.model_label.setText(f"{name} ×{ref.scale} · {s.index.total:,} filters · {pair}")
+            self.model_label.setToolTip(f"baseline: {s.baseline.path if s.baseline else '—'}\n"
+                                        f"target: {s.target.path if s.target else '—'}")
+        want = s.settings.device
+        try:
+            dev = str(resolve_device(want))
+        except FaigError:
+            dev = "unavailable"
+        self.device_label.setText(f"device: {dev}" + (f" ({want})" if want == "auto" else ""))
+
+    def _on_busy_change(self, busy: bool, what: str) -> None:
+        self.activity_label.setText(f"running {what}" if busy else "idle")
+        self.activity_bar.setVisible(busy)
+        self.activity_bar.setValue(0)
+
+    def _on_progress(self, p) -> None:
+        self.activity_bar.setValue(int(p.fraction * 1000))
+        self.activity_label.setText(f"FAIG {p.done}/{p.total} · {format_eta(p.eta)}"
+                                    if self.model.session.settings.method == "faig" else
+                                    f"analysis {p.done}/{p.total} · {format_eta(p.eta)}")
+
+    def _on_render_busy(self, busy: bool) -> None:
+        if not self.runner.running:
+            self.activity_label.setText("rendering the masked output…" if busy else "idle")
+
+    def _update_actions(self, *_args) -> None:
+        s = self.model.session
+        running = self.runner.running
+        self.run_action.setEnabled(not running and s.ready)
+        self.cancel_action.setEnabled(running)
+        has_scores = bool(s.scores)
+        self.export_lists_action.setEnabled(has_scores)
+        self.export_outputs_action.setEnabled(s.ready and bool(s.images))
+        self.clear_mask_action.setEnabled(s.index is not None)
+
+    def _mark_dirty(self, *_args) -> None:
+        self._dirty = True
+        self.setWindowModified(True)
+        self._update_title()
+
+    def _set_clean(self) -> None:
+        self._dirty = False
+        self.setWindowModified(False)
+        self._update_title()
+
+    def _update_title(self) -> None:
+        path = self.model.session.path
+        self.setWindowTitle(f"{path.name if path else 'untitled session'}[*] — faig-gui")
+
+    def show_error(self, message: str) -> None:
+        """A user error: one line in the status bar and a dialog that does not block."""
+        self.statusBar().showMessage(f"⚠ {message}", 15000)
+        if self._error_box is not None:
+            self._error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "faig-gui", message, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _r, b=box: setattr(self, "_error_box", None) if self._error_box is b else None)
+        self._error_box = box
+        box.show()
+
+    @property
+    def last_error(self) -> str:
+        return self._error_box.text() if self._error_box is not None else ""
+
+    # -- file actions ------------------------------------------------------------------------
+    def choose_baseline(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open the baseline checkpoint", "", CHECKPOINT_FILTER)
+        if path:
+            self.model.load_baseline(path)
+
+    def choose_target(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open the target checkpoint", "", CHECKPOINT_FILTER)
+        if path:
+            self.model.load_target(path)
+
+    def choose_images(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add images", "", IMAGE_FILTER)
+        if paths:
+            self.model.add_images(paths)
+
+    def choose_image_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add every image in a folder")
+        if folder:
+            self.add_image_folder(folder)
+
+    def add_image_folder(self, folder: str) -> int:
+        files = self.model.guarded(lambda: list_images(folder))
+        return self.model.add_images([str(f) for f in files]) if files else 0
+
+    def choose_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a session", "", SESSION_FILTER)
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str | Path) -> bool:
+        session = self.model.guarded(lambda: Session.open(path, self.model.session.registry))
+        if session is None:
+            return False
+        if self.runner.running:
+            self.runner.shutdown()
+        self.model.replace_session(session)
+        self._add_recent(path)
+        self._set_clean()
+        self.statusBar().showMessage(f"opened {path}", 5000)
+        return True
+
+    def save(self) -> bool:
+        path = self.model.session.path
+        if path is None or path == recovery_path():
+            return self.save_as()
+        return self.save_session(path)
+
+    def save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the session", "session.faig", SESSION_FILTER)
+        if not path:
+            return False
+        if not path.endswith(SESSION_SUFFIX):
+            path += SESSION_SUFFIX
+        return self.save_session(path)
+
+    def save_session(self, path: str | Path) -> bool:
+        if self.model.guarded(lambda: self.model.session.save(path) or True) is None:
+            return False
+        self._add_recent(path)
+        self._set_clean()
+        self.statusBar().showMessage(f"saved {path}", 5000)
+        return True
+
+    # -- recent files --------------------------------------------------------------------------
+    def recent_sessions(self) -> list[str]:
+        value = settings().value(RECENT_KEY, [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str | Path) -> None:
+        p = str(Path(path).resolve())
+        items = [p] + [r for r in self.recent_sessions() if r != p]
+        settings().setValue(RECENT_KEY, items[:RECENT_MAX])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = [r for r in self.recent_sessions() if Path(r).is_file()]
+        for n, path in enumerate(items, start=1):
+            act = self.recent_menu.addAction(f"&{n} {Path(path).name}")
+            act.setToolTip(path)
+            act.triggered.connect(lambda _c=False, p=path: self.open_session(p))
+        if not items:
+            self.recent_menu.addAction("(no recent sessions)").setEnabled(False)
+
+    # -- autosave and recovery ---------------------------------------------------------------
+    def autosave(self) -> bool:
+        """Save to the recovery file when something changed (the session keeps its own path)."""
+        s = self.model.session
+        if not self._dirty or not (s.baseline or s.target or s.images):
+            return False
+        keep = s.path
+        try:
+            s.save(recovery_path())
+        except FaigError as exc:
+            self.statusBar().showMessage(f"autosave failed: {exc}", 8000)
+            return False
+        finally:
+            s.path = keep
+        return True
+
+    def offer_recovery(self) -> bool:
+        """After a crash the recovery file is still there: offer to reopen it."""
+        path = recovery_path()
+        if not path.is_file():
+            return False
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+        answer = QMessageBox.question(
+            self, "Recover the last session?",
+            f"faig-gui did not close normally last time. Recover the session autosaved at {when}?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        if answer != QMessageBox.StandardButton.Yes:
+            path.unlink(missing_ok=True)
+            return False
+        session = self.model.guarded(lambda: Session.open(path, self.model.session.registry))
+        if session is None:
+            return False
+        session.path = None  # the recovery file is not the user's file: saving asks where
+        self.model.replace_session(session)
+        self._mark_dirty()
+        self.statusBar().showMessage("recovered the autosaved session; save it to keep it", 8000)
+        return True
+
+    # -- analysis ----------------------------------------------------------------------------
+    def run_analysis(self) -> bool:
+        return self.analysis_dock.run()
+
+    # -- export ------------------------------------------------------------------------------
+    def choose_export_lists(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the ranked lists")
+        if folder:
+            self.export_ranked_lists(folder)
+
+    def export_ranked_lists(self, folder: str | Path) -> list[Path]:
+        s = self.model.session
+        if not s.scores or s.index is None:
+            self.show_error("no scores to export: run the analysis first")
+            return []
+        folder = Path(folder)
+        prefix = "" if s.active_method == "faig" else f"{s.active_method}_"
+        written = []
+        try:
+            for name, scores in s.scores.items():
+                p = folder / f"{prefix}{name}_index.txt"
+                atomic_write_text(p, index_text(scores))
+                c = folder / f"{prefix}{name}_ranking.csv"
+                atomic_write_text(c, ranking_csv(scores, s.index))
+                written += [p, c]
+        except FaigError as exc:
+            self.show_error(str(exc))
+            return written
+        self.statusBar().showMessage(f"wrote {len(written)} files to {folder}", 8000)
+        return written
+
+    def choose_export_outputs(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the masked outputs")
+        if folder:
+            self.export_masked_outputs(folder)
+
+    def export_masked_outputs(self, folder: str | Path) -> None:
+        """Each image's target and masked outputs as PNG, computed off the UI thread."""
+        s = self.model.session
+        if not s.ready or not s.images:
+            self.show_error("export needs a baseline, a target and images")
+            return
+        import copy
+        module = copy.deepcopy(s.target.module)
+        target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
+        images = [(Path(img.path).stem, img.lr) for img in s.images]
+        out = Path(folder)
+
+        def job() -> list[Path]:
+            params = masked_state_dict(target, baseline, mask, index)
+            written = []
+            for stem, lr in images:
+                x = to_tensor(lr)
+                for suffix, p in (("target", None), ("masked", params)):
+                    path = out / f"{stem}_{suffix}.png"
+                    write_image(path, to_image(super_resolve(module, x, scale, p)))
+                    written.append(path)
+            return written
+
+        self.statusBar().showMessage(f"exporting {len(images)} images…")
+        self.export_task.submit(job, lambda files: self.statusBar().showMessage(
+            f"wrote {len(files)} images to {out}", 8000))
+
+    def choose_export_dock(self, dock: QDockWidget) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self, f"Export {dock.windowTitle()}",
+                                                   f"{dock.objectName().lower()}.png", PICTURE_FILTER)
+        if path:
+            if not Path(path).suffix:
+                path += ".svg" if "svg" in chosen.lower() else ".png"
+            self.export_dock(dock, path)
+
+    def export_dock(self, dock: QDockWidget, path: str | Path) -> bool:
+        export = getattr(dock, "export", None)
+        if export is None:
+            self.show_error(f"the {dock.windowTitle()} panel cannot export yet")
+            return False
+        if self.model.guarded(lambda: export(path) or True) is None:
+            return False
+        self.statusBar().showMessage(f"wrote {path}", 5000)
+        return True
+
+    # -- drops -------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if _dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        paths = _dropped_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        # let the drop finish before any dialog opens
+        QTimer.singleShot(0, lambda: self.open_paths(paths))
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Dropped or given files: sessions open, checkpoints ask their role, images are added."""
+        sessions = [p for p in paths if p.lower().endswith(SESSION_SUFFIX)]
+        checkpoints = [p for p in paths if Path(p).suffix.lower() in CHECKPOINT_SUFFIXES]
+        images = [p for p in paths if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+        if sessions:
+            self.open_session(sessions[0])
+        for ckpt in checkpoints:
+            role = self.ask_checkpoint_role(ckpt)
+            if role == "baseline":
+                self.model.load_baseline(ckpt)
+            elif role == "target":
+                self.model.load_target(ckpt)
+        if images:
+            self.model.add_images(images)
+        others = [p for p in paths if p not in sessions + checkpoints + images]
+        if others:
+            self.show_error(f"{Path(others[0]).name}: not a checkpoint (.pth, .safetensors), image or session")
+
+    def ask_checkpoint_role(self, path: str) -> str | None:
+        box = QMessageBox(QMessageBox.Icon.Question, "Baseline or target?",
+                          f"Open {Path(path).name} as the baseline (trained on clean inputs) or as the "
+                          f"target (fine-tuned for blind degradations)?", QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("roleQuestion")
+        baseline = box.addButton("Baseline", QMessageBox.ButtonRole.AcceptRole)
+        target = box.addButton("Target", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(target)
+        box.exec()
+        clicked = box.clickedButton()
+        return "baseline" if clicked is baseline else "target" if clicked is target else None
+
+    # -- view --------------------------------------------------------------------------------
+    def _step_image(self, step: int) -> None:
+        s = self.model.session
+        if s.images:
+            self.model.set_current((s.current + step) % len(s.images))
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+        for dock in self.docks:
+            dock.show()
+
+    def _restore_layout(self) -> None:
+        st = settings()
+        geometry, state = st.value("window/geometry"), st.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def open_guide(self) -> None:
+        guide = Path(__file__).resolve().parents[2] / "docs" / "app.md"
+        if guide.is_file():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(guide)))
+        else:
+            QDesktopServices.openUrl(QUrl("https://github.com/TencentARC/FAIG"))
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About faig-gui",
+                          f"<b>faig-gui {__version__}</b><p>Finding discriminative filters for specific "
+                          f"degradations in blind super-resolution (FAIG, NeurIPS 2021), interactively.</p>")
+
+    # -- idle and screenshots ----------------------------------------------------------------
+    def is_idle(self) -> bool:
+        if self.runner.running or not self.image_view.live.idle or not self.export_task.idle:
+            return False
+        for dock in self.docks:
+            idle = getattr(dock, "idle", True)
+            if callable(idle):
+                idle = idle()
+            if not idle:
+                return False
+        return True
+
+    def grab_when_idle(self, path: str | Path, done: Callable[[bool], None], settle_ms: int = 400,
+                       timeout_s: float = 120.0) -> None:
+        """Wait until nothing is computing (then a short settle for layouts), save a grab."""
+        start = time.monotonic()
+        state = {"idle_since": None}
+        timer = QTimer(self)
+        timer.setInterval(50)
+
+        def tick() -> None:
+            now = time.monotonic()
+            if self.is_idle():
+                state["idle_since"] = state["idle_since"] or now
+            else:
+                state["idle_since"] = None
+            settled = state["idle_since"] is not None and (now - state["idle_since"]) * 1000 >= settle_ms
+            if settled or now - start > timeout_s:
+                timer.stop()
+                ok = self.grab().save(str(path))
+                if not ok:
+                    log.error("could not write the screenshot to %s", path)
+                done(ok)
+
+        timer.timeout.connect(tick)
+        timer.start()
+
+    # -- closing -----------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        s = self.model.session
+        if self._dirty and (s.baseline or s.target or s.images) and not self._closed:
+            answer = QMessageBox.question(
+                self, "Save the session?", "The session has changes that are not saved. Save them?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+            if answer == QMessageBox.StandardButton.Cancel or (
+                    answer == QMessageBox.StandardButton.Save and not self.save()):
+                event.ignore()
+                return
+        self.shutdown()
+        st = settings()
+        st.setValue("window/geometry", self.saveGeometry())
+        st.setValue("window/state", self.saveState())
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop every thread this window started and remove the recovery file (a clean exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.autosave_timer.stop()
+        self.runner.shutdown()
+        self.image_view.shutdown()
+        self.export_task.close()
+        for dock in self.docks:
+            stop = getattr(dock, "shutdown", None)
+            if callable(stop):
+                stop()
+        recovery_path().unlink(missing_ok=True)
+
+
+def _dropped_paths(mime) -> list[str]:
+    if not mime.hasUrls():
+        return []
+    known = CHECKPOINT_SUFFIXES + IMAGE_SUFFIXES + (SESSION_SUFFIX,)
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in known]
+
+
+def _separator() -> QLabel:
+    s = QLabel("|")
+    s.setStyleSheet("color: palette(mid);")
+    return s

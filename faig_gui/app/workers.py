@@ -1,0 +1,180 @@
+"""FAIG on a worker thread: core.analysis.analyze driven by a QObject moved to a QThread.
+
+The worker gets a snapshot of what it needs (models, analysis images, configuration, cache) when
+it starts and touches nothing else; results come back to the UI thread through queued signals
+and are applied there. Cancel is a flag checked between path chunks. A cancelled or failed run
+changes nothing: the previous scores stay.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Sequence
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from faig_gui.app.session_model import SessionModel
+from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, AttributionCache, Progress, analyze
+from faig_gui.core.attribution import Cancelled
+from faig_gui.core.dataset import AnalysisImage
+from faig_gui.core.errors import FaigError
+from faig_gui.core.registry import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnalysisJob:
+    """Everything one run reads, copied on the UI thread before the thread starts."""
+
+    baseline: LoadedModel
+    target: LoadedModel
+    images: Sequence[AnalysisImage]
+    config: AnalysisConfig
+    cache: AttributionCache | None
+
+
+class AnalysisWorker(QObject):
+    progress = Signal(object)   # Progress
+    finished = Signal(object)   # AnalysisResult
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()             # always the last signal of a run
+
+    def __init__(self, job: AnalysisJob):
+        super().__init__()
+        self.job = job
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        """Thread-safe: the run stops at the next path chunk."""
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        job = self.job
+        try:
+            for item in analyze(job.baseline, job.target, job.images, job.config, job.cache,
+                                should_stop=self._stop.is_set):
+                if self._stop.is_set():
+                    raise Cancelled()
+                if isinstance(item, AnalysisResult):
+                    self.finished.emit(item)
+                else:
+                    self.progress.emit(item)
+        except Cancelled:
+            self.cancelled.emit()
+        except FaigError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug must not kill the window; the log has the traceback
+            log.error("analysis failed:\n%s", traceback.format_exc())
+            self.failed.emit(f"the analysis failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+
+class AnalysisRunner(QObject):
+    """Starts, cancels and cleans up analysis runs for one SessionModel; one run at a time."""
+
+    started = Signal()
+    progress = Signal(object)        # Progress
+    finished = Signal(object)        # AnalysisResult (already applied to the model)
+    cancelled = Signal()
+    failed = Signal(str)
+    runningChanged = Signal(bool)
+
+    def __init__(self, model: SessionModel, parent: QObject | None = None):
+        super().__init__(parent)
+        self.model = model
+        self._thread: QThread | None = None
+        self._worker: AnalysisWorker | None = None
+        self.last_progress: Progress | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def job(self) -> AnalysisJob:
+        """The snapshot a run works on; FaigError says what is missing."""
+        s = self.model.session
+        if not s.ready:
+            raise FaigError("open a baseline and a target checkpoint before running the analysis")
+        cfg = s.settings.config()
+        if cfg.method in ("faig", "ig") and not s.analysis_images:
+            raise FaigError("no analysis images: choose a folder of HR images in the Analysis panel")
+        return AnalysisJob(s.baseline, s.target, list(s.analysis_images), cfg, s.cache)
+
+    def start(self) -> bool:
+        if self.running:
+            self.model.statusMessage.emit("an analysis is already running")
+            return False
+        job = self.model.guarded(self.job)
+        if job is None:
+            return False
+        thread = QThread(self)
+        thread.setObjectName("faig-analysis")
+        worker = AnalysisWorker(job)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread, self._worker, self.last_progress = thread, worker, None
+        what = f"{job.config.method.upper()} · {len(job.images)} images · {job.config.steps} steps"
+        self.model.busyChanged.emit(True, what)
+        self.runningChanged.emit(True)
+        self.started.emit()
+        thread.start()
+        return True
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            self.model.statusMessage.emit("cancelling the analysis…")
+
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Cancel and wait for the thread (window closing): no thread outlives the window."""
+        thread = self._thread
+        if thread is None:
+            return
+        self.cancel()
+        thread.quit()
+        if not thread.wait(timeout_ms):
+            log.warning("the analysis thread did not stop within %d ms", timeout_ms)
+        self._on_thread_finished()
+
+    # -- slots on the UI thread ------------------------------------------------------------
+    def _on_progress(self, p: Progress) -> None:
+        self.last_progress = p
+        self.progress.emit(p)
+
+    def _on_finished(self, result: AnalysisResult) -> None:
+        self.model.set_result(result)
+        self.model.statusMessage.emit(
+            f"{result.method.upper()} done in {result.seconds:.1f} s on {result.device}: "
+            f"{len(result.images)} images, {', '.join(result.degradations)}")
+        self.finished.emit(result)
+
+    def _on_failed(self, message: str) -> None:
+        self.model.errorOccurred.emit(message)
+        self.failed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self.model.statusMessage.emit("analysis cancelled; the previous results are kept")
+        self.cancelled.emit()
+
+    def _on_thread_finished(self) -> None:
+        thread, worker = self._thread, self._worker
+        if thread is None:
+            return
+        thread.wait()
+        self._thread = self._worker = None
+        worker.deleteLater()
+        thread.deleteLater()
+        self.model.busyChanged.emit(False, "")
+        self.runningChanged.emit(False)
