@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from faig_gui import __version__
@@ -49,8 +50,20 @@ def build_window_parser() -> argparse.ArgumentParser:
     return p
 
 
+def show_notes() -> None:
+    """Print the core's notes (logger ``faig_gui``, e.g. "cropped to a multiple of the scale")."""
+    log = logging.getLogger("faig_gui")
+    if not any(getattr(h, "_faig_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("faig-gui: note: %(message)s"))
+        handler._faig_cli = True
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    show_notes()
     try:
         if argv and argv[0] in COMMANDS:
             args = build_parser().parse_args(argv)
@@ -68,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(run_window(args) or 0)
     except FaigError as exc:
         print(f"faig-gui: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("faig-gui: error: out of memory; use smaller images or fewer path steps (--chunk)", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("faig-gui: interrupted", file=sys.stderr)

@@ -15,7 +15,7 @@ import torch
 
 from faig_gui.core.degradations import Degradation, degrade, downsample, mod_crop, quantize, seeded_generator
 from faig_gui.core.errors import FaigError
-from faig_gui.core.imageio import list_images, read_image, to_tensor
+from faig_gui.core.imageio import crop_to_scale, list_images, read_image, to_tensor
 
 
 @dataclass
@@ -41,7 +41,7 @@ def make_degraded(hr_images: Mapping[str, np.ndarray], scale: int, degradations:
     that an image's noise does not depend on which other images are in the set."""
     items = []
     for n, (name, img) in enumerate(hr_images.items()):
-        hr = to_tensor(mod_crop(img, scale))
+        hr = to_tensor(crop_to_scale(img, scale, name))  # says so when it crops
         if min(hr.shape[-2:]) < scale * 4:
             raise FaigError(f"{name}: {img.shape[1]}x{img.shape[0]} is too small for x{scale} analysis")
         gen = seeded_generator(seed * 100003 + n)

@@ -152,14 +152,16 @@ class Registry:
 def check_pair(baseline: LoadedModel, target: LoadedModel) -> None:
     """A FAIG pair is one architecture with identical keys and shapes, in the same order."""
     b, t = baseline.state_dict, target.state_dict
+    files = f"{baseline.path or '<baseline>'} and {target.path or '<target>'}"
     if baseline.arch_name != target.arch_name:
-        raise FaigError(f"baseline and target differ in architecture: {baseline.arch_name} vs {target.arch_name}")
+        raise FaigError(f"{files}: baseline and target differ in architecture: "
+                        f"{baseline.arch_name} vs {target.arch_name}")
     for kb, kt in zip(list(b) + [None] * max(0, len(t) - len(b)), list(t) + [None] * max(0, len(b) - len(t))):
         if kb != kt:
-            raise FaigError(f"baseline and target are not a pair: first differing key: "
+            raise FaigError(f"{files}: baseline and target are not a pair: first differing key: "
                             f"baseline has '{kb}', target has '{kt}'")
         if tuple(b[kb].shape) != tuple(t[kt].shape):
-            raise FaigError(f"baseline and target are not a pair: '{kb}' has shape "
+            raise FaigError(f"{files}: baseline and target are not a pair: '{kb}' has shape "
                             f"{tuple(b[kb].shape)} in the baseline, {tuple(t[kt].shape)} in the target")
 
 
