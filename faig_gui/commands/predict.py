@@ -1,0 +1,117 @@
+"""`faig-gui predict`: which degradations an image has, from the target's discriminative filters."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from faig_gui.commands._common import add_arch, add_device
+from faig_gui.core.errors import FaigError
+
+HELP = ("predict each image's degradations (clean, blur, noise, ...) and their strength from the "
+        "target's discriminative filters; without a model, the bundled demo")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMG", help="LR images to judge")
+    p.add_argument("--session", help="a saved session (.faig): its pair, scores, analysis images, proportion")
+    p.add_argument("--baseline", help="baseline checkpoint (with --target and --scores)")
+    p.add_argument("--target", help="target checkpoint")
+    p.add_argument("--scores", help="scores.npz from 'faig-gui analyze'")
+    p.add_argument("--analysis-hr", metavar="DIR",
+                   help="HR images to calibrate on: the analysis images the scores came from "
+                        "(default: the session's, else the bundled demo's)")
+    p.add_argument("--proportion", type=float, metavar="PERCENT",
+                   help="top PERCENT %% filters per degradation (default: the session's, else 1)")
+    p.add_argument("--blur-sigma", type=float, default=2.0, help="the analysed blur σ (default 2)")
+    p.add_argument("--noise-sigma", type=float, default=0.1, help="the analysed noise σ (default 0.1)")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object per line: {"image", "labels", "scores", "strength"}')
+    add_device(p)
+    add_arch(p)
+
+
+def build_predictor(args: argparse.Namespace):
+    from faig_gui.core.dataset import load_hr_folder
+    from faig_gui.core.degradations import paper_degradations
+    from faig_gui.core.demo import demo_files
+    from faig_gui.core.device import resolve_device
+    from faig_gui.core.imageio import to_tensor
+    from faig_gui.core.prediction import Predictor, PredictorConfig
+    from faig_gui.core.registry import default_registry
+    from faig_gui.core.results import read_scores
+
+    given = [args.baseline, args.target, args.scores]
+    if args.session and any(given):
+        raise FaigError("give --session, or --baseline/--target/--scores, not both")
+    if any(given) and not all(given):
+        raise FaigError("give all of --baseline, --target and --scores, or none (the bundled demo)")
+    device = str(resolve_device(args.device))
+    degradations = paper_degradations(args.blur_sigma, args.noise_sigma)
+    proportion = args.proportion
+    analysis_hr = None
+    if args.session:
+        from faig_gui.core.session import Session
+        session = Session.open(args.session)
+        if not session.ready:
+            raise FaigError(f"{args.session}: the session has no baseline/target pair")
+        if not session.scores:
+            raise FaigError(f"{args.session}: the session has no scores yet; run the analysis first")
+        baseline, target, scores = session.baseline, session.target, session.scores
+        degradations = session.settings.degradations
+        proportion = proportion if proportion is not None else session.mask_settings.proportion
+        if session.analysis_images:
+            analysis_hr = [img.hr for img in session.analysis_images]
+    else:
+        if not any(given):
+            demo = demo_files()
+            args.baseline, args.target, args.scores = demo.baseline, demo.target, demo.scores
+        baseline, target = default_registry().load_pair(args.baseline, args.target, args.arch)
+        scores = read_scores(args.scores, _filter_count(target))
+    if analysis_hr is None:
+        folder = args.analysis_hr
+        if folder is None:
+            folder = demo_analysis_gt()
+        analysis_hr = [to_tensor(img) for img in load_hr_folder(folder).values()]
+    config = PredictorConfig(proportion=proportion if proportion is not None else 1.0, device=device)
+    return Predictor(baseline, target, scores, analysis_hr, degradations, config)
+
+
+def _filter_count(target) -> int:
+    from faig_gui.core.filters import FilterIndex
+    return FilterIndex.from_state_dict(target.state_dict).total
+
+
+def demo_analysis_gt() -> Path:
+    from faig_gui.core.demo import demo_files
+    folder = Path(demo_files().analysis) / "GT"
+    if not folder.is_dir():
+        raise FaigError(f"{folder}: the bundled demo's analysis images are missing; give --analysis-hr DIR")
+    return folder
+
+
+def run(args: argparse.Namespace) -> int:
+    from faig_gui.core.imageio import read_image
+    predictor = build_predictor(args)
+    if not args.json:
+        print(f"calibrating on {len(predictor.analysis_hr)} analysis images "
+              f"(top {predictor.config.proportion:g} % filters of {', '.join(predictor.names)}) ...",
+              file=sys.stderr, flush=True)
+    predictor.calibrate()
+    failed = 0
+    for path in args.images:
+        try:
+            image = read_image(path)
+            result = predictor.predict(image)
+        except FaigError as exc:
+            print(f"faig-gui: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps(result.to_json(str(path))), flush=True)
+        else:
+            conf = "  ".join(f"{d} {v:.2f}" for d, v in result.scores.items())
+            note = f"  [{result.note}]" if result.note else ""
+            print(f"{path}: {result.describe()}   ({conf}){note}", flush=True)
+    return 2 if failed else 0

@@ -1,0 +1,594 @@
+"""Degradation prediction from the target's own discriminative filters (FAIG.md, last section).
+
+No classifier is trained: for each analysed degradation d the predictor measures *evidence*
+that comes from d's top-k % filters (the session's scores), and compares it with the same
+evidence measured on the analysis images' clean and degraded versions (the calibration).
+
+Evidence per input x and degradation d (F_d = d's top filters, Δ = target − baseline kernel):
+
+``M``  masking effect: gradient-map effect (metrics.gradient_effect) between the target's
+       output and the output with F_d replaced by the baseline's kernels.
+``E``  change response: Σ_{(o,i)∈F_d} mean (conv(feature_i, Δ_oi))² over the input feature
+       maps of the filters, from one forward pass of the target with hooks.
+``Q``  residual response: E_d measured again on the output of the d-masked model, bicubically
+       downscaled back to the input size: "is d still there once the network removed all
+       the other degradations but not d?". This separates blur+noise from noise-only, where
+       the network's noise path dominates M and E.
+
+Decision (multi-label): degradations are decided one after another, most separable first; each
+is decided by a weighted vote of its calibrated evidences, calibrated on the analysis samples
+whose other degradations match what was decided already (so "blur" is judged against noisy
+samples when the image was found noisy). Strength: a calibration curve of d's most
+level-sensitive evidence over a few synthetic levels of d.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from faig_gui.core.dataset import AnalysisImage
+from faig_gui.core.degradations import (Degradation, bicubic_resize, degrade, mod_crop,
+                                        paper_degradations, seeded_generator)
+from faig_gui.core.errors import FaigError
+from faig_gui.core.filters import FilterIndex, top_indices
+from faig_gui.core.masking import FilterMask, masked_state_dict
+from faig_gui.core.metrics import gradient_map
+from faig_gui.core.registry import LoadedModel, check_pair
+
+#: evidence kinds, in the order of the docstring
+EVIDENCE = ("M", "E", "Q")
+CLEAN = "clean"
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    proportion: float = 1.0                 # percent of filters per degradation (top k %)
+    evidence: tuple[str, ...] = EVIDENCE
+    tile: int = 64                          # LR tile side for images above max_pixels
+    max_pixels: int = 128 * 128             # LR pixels analysed per image (more: tiles)
+    levels: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)   # strength factors calibrated
+    seeds: int = 2                          # noise draws per calibration image and class
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if not 0 < self.proportion <= 100:
+            raise FaigError(f"proportion {self.proportion} % must lie in (0, 100]")
+        unknown = set(self.evidence) - set(EVIDENCE)
+        if unknown or not self.evidence:
+            raise FaigError(f"unknown evidence {sorted(unknown)}; use some of {', '.join(EVIDENCE)}")
+        if self.tile < 8 or self.max_pixels < self.tile * self.tile:
+            raise FaigError(f"tile {self.tile} / max_pixels {self.max_pixels}: need tile >= 8 and "
+                            f"max_pixels >= tile²")
+        if 1.0 not in self.levels:
+            raise FaigError("levels must include 1.0 (the analysed level)")
+
+
+@dataclass
+class Prediction:
+    labels: list[str]                           # [] means clean
+    scores: dict[str, float]                    # confidence per degradation in [0, 1]
+    strength: dict[str, dict[str, float]]       # per predicted degradation: {'noise_sigma': 0.08}
+    evidence: dict[str, dict[str, float]]       # raw evidence: kind -> degradation -> value
+    note: str = ""                              # e.g. how a large image was tiled
+    seconds: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        return " + ".join(self.labels) if self.labels else CLEAN
+
+    def describe(self) -> str:
+        parts = []
+        for d in self.labels:
+            s = ", ".join(f"{k.replace('_sigma', ' σ')} ≈ {v:.3g}" for k, v in self.strength.get(d, {}).items())
+            parts.append(f"{d} ({s})" if s else d)
+        return " + ".join(parts) or CLEAN
+
+    def to_json(self, image: str) -> dict:
+        return {"image": image, "labels": self.labels or [CLEAN],
+                "scores": {d: round(v, 4) for d, v in self.scores.items()},
+                "strength": {d: {k: round(v, 4) for k, v in s.items()} for d, s in self.strength.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# evidence
+# --------------------------------------------------------------------------------------------
+class _LayerProbe:
+    """Change response of the selected filters of one Conv2d, computed inside its forward."""
+
+    def __init__(self, module: nn.Conv2d, delta: torch.Tensor, in_idx: torch.Tensor, member: torch.Tensor):
+        self.module = module
+        self.delta = delta            # (nF, 1, kh, kw): Δ kernels of the selected filters
+        self.in_idx = in_idx          # (nF,) input channel of each filter
+        self.member = member          # (nF, D) float: filter belongs to degradation d
+        self.value: torch.Tensor | None = None  # (B, D) after a forward
+
+    def __call__(self, _module, inputs):
+        x = inputs[0]
+        m = self.module
+        if m.padding_mode != "zeros":
+            x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
+            padding = 0
+        else:
+            padding = m.padding
+        feats = x.index_select(1, self.in_idx)
+        r = F.conv2d(feats, self.delta, None, m.stride, padding, m.dilation, groups=len(self.in_idx))
+        ms = r.float().pow(2).mean(dim=(2, 3))            # (B, nF)
+        self.value = ms @ self.member                       # (B, D)
+
+
+class EvidenceModel:
+    """The target with hooks on the layers that hold the degradations' top filters."""
+
+    def __init__(self, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
+                 proportion: float, device: torch.device | str = "cpu"):
+        check_pair(baseline, target)
+        self.target, self.baseline = target, baseline
+        self.device = torch.device(device)
+        self.index = FilterIndex.from_state_dict(target.state_dict)
+        self.names = list(scores)
+        if not self.names:
+            raise FaigError("no scores: run the analysis (or load scores) before predicting")
+        for d, s in scores.items():
+            if len(s) != self.index.total:
+                raise FaigError(f"scores '{d}' have {len(s)} filters, the model has {self.index.total}")
+        self.top = {d: top_indices(scores[d], proportion / 100.0) for d in self.names}
+        if any(len(t) == 0 for t in self.top.values()):
+            raise FaigError(f"{proportion} % of {self.index.total} filters is no filter at all: raise the proportion")
+        self.module = target.module.to(self.device).eval()
+        self.masked = {d: {k: v.to(self.device) for k, v in masked_state_dict(
+            target.state_dict, baseline.state_dict, FilterMask(self.top[d]), self.index).items()}
+            for d in self.names}
+        self.probes: list[_LayerProbe] = []
+        self.skipped: list[str] = []
+        self._build_probes()
+
+    def _build_probes(self) -> None:
+        union = np.unique(np.concatenate(list(self.top.values())))
+        layer_pos = self.index.layer_of(union)
+        for pos in np.unique(layer_pos):
+            layer = self.index.layers[pos]
+            try:
+                conv = self.module.get_submodule(layer.module_name)
+            except AttributeError:
+                conv = None
+            if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or conv.weight.shape[1] != layer.in_channels:
+                self.skipped.append(layer.name)
+                continue
+            ids = union[layer_pos == pos]
+            local = ids - layer.offset
+            o = torch.as_tensor(local // layer.in_channels)
+            i = torch.as_tensor(local % layer.in_channels)
+            w_t = self.target.state_dict[layer.name].float()
+            w_b = self.baseline.state_dict[layer.name].float()
+            delta = (w_t[o, i] - w_b[o, i]).unsqueeze(1)
+            member = torch.tensor([[float(k in set(self.top[d].tolist())) for d in self.names] for k in ids])
+            self.probes.append(_LayerProbe(conv, delta.to(self.device), i.to(self.device), member.to(self.device)))
+        if not self.probes:
+            raise FaigError("the top filters sit in no plain Conv2d layer: the change response cannot be measured")
+
+    def forward(self, x: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None,
+                probe: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output (B,3,sH,sW) and, with ``probe``, the change response E (B, D)."""
+        handles = [p.module.register_forward_pre_hook(p) for p in self.probes] if probe else []
+        try:
+            with torch.inference_mode():
+                x = x.to(self.device)
+                y = self.module(x) if params is None else functional_call(self.module, dict(params), (x,))
+                y = y.float()
+                e = sum(p.value for p in self.probes) if probe else None
+        finally:
+            for h in handles:
+                h.remove()
+            for p in self.probes:
+                p.value = None
+        return y, e
+
+    def evidence(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> dict[str, np.ndarray]:
+        """Evidence arrays of shape (B, D) for a batch of LR tiles (B,3,h,w) in [0, 1]."""
+        need_masked = "M" in kinds or "Q" in kinds
+        y, e = self.forward(x, probe=True)
+        out: dict[str, np.ndarray] = {}
+        if "E" in kinds:
+            out["E"] = e.cpu().double().numpy()
+        if not need_masked:
+            return out
+        h, w = x.shape[-2:]
+        g_target = gradient_map(y)
+        m = np.zeros((x.shape[0], len(self.names)))
+        q = np.zeros((x.shape[0], len(self.names)))
+        for n, d in enumerate(self.names):
+            y_d, _ = self.forward(x, self.masked[d])
+            if "M" in kinds:
+                diff = (gradient_map(y_d) - g_target).double()
+                m[:, n] = (diff * diff).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+            if "Q" in kinds:
+                back = bicubic_resize(y_d.clamp(0, 1), h, w)
+                _, e_back = self.forward(back, probe=True)
+                q[:, n] = e_back[:, n].cpu().double().numpy()
+        if "M" in kinds:
+            out["M"] = m
+        if "Q" in kinds:
+            out["Q"] = q
+        return out
+
+
+def tiles(lr: torch.Tensor, tile: int, max_pixels: int) -> tuple[torch.Tensor, str]:
+    """The LR image (1,3,H,W) as a batch of tiles to analyse, and a note when it was tiled.
+
+    Small images are analysed whole. Larger ones: the most textured non-overlapping tile×tile
+    tiles, as many as fit in max_pixels (degradations are global, so a part tells the whole;
+    flat tiles carry little evidence of blur)."""
+    h, w = lr.shape[-2:]
+    if h * w <= max_pixels:
+        return lr, ""
+    t = min(tile, h, w)
+    ys = list(range(0, h - t + 1, t))
+    xs = list(range(0, w - t + 1, t))
+    g = gradient_map(lr)[0, 0]
+    cands = [(float(g[y:y + t, x:x + t].mean()), y, x) for y in ys for x in xs]
+    count = max(1, min(len(cands), max_pixels // (t * t)))
+    chosen = sorted(cands, key=lambda c: (-c[0], c[1], c[2]))[:count]
+    batch = torch.cat([lr[..., y:y + t, x:x + t] for _, y, x in chosen])
+    return batch, f"analysed {count} tile{'s' if count > 1 else ''} of {t}x{t} of the {w}x{h} input"
+
+
+# --------------------------------------------------------------------------------------------
+# calibration
+# --------------------------------------------------------------------------------------------
+def combine(parts: Sequence[tuple[Degradation, float]], name: str | None = None) -> Degradation:
+    """One degradation applying several at strength factors (blur σ and noise σ add in quadrature)."""
+    blur = math.sqrt(sum((d.blur_sigma * f) ** 2 for d, f in parts if d.blur_sigma)) or None
+    noise = math.sqrt(sum((d.noise_sigma * f) ** 2 for d, f in parts if d.noise_sigma)) or None
+    return Degradation(name or "+".join(d.name for d, _ in parts) or CLEAN, blur, noise)
+
+
+def strength_params(d: Degradation, factor: float) -> dict[str, float]:
+    out = {}
+    if d.blur_sigma:
+        out["blur_sigma"] = d.blur_sigma * factor
+    if d.noise_sigma:
+        out["noise_sigma"] = d.noise_sigma * factor
+    return out or {"factor": factor}
+
+
+@dataclass
+class Sample:
+    """One calibration input: which degradations it holds, at which factor each."""
+
+    present: dict[str, float]      # degradation -> factor (absent ones are not listed)
+    evidence: dict[str, np.ndarray]  # kind -> (D,)
+
+
+def _subsets(names: Sequence[str]) -> list[tuple[str, ...]]:
+    n = len(names)
+    if n <= 3:
+        sizes = range(n + 1)
+    else:  # keep the calibration small: none, singles, pairs, all
+        sizes = [0, 1, 2, n]
+    return [c for k in sizes for c in itertools.combinations(names, k)]
+
+
+def calibration_plan(names: Sequence[str], definitions: Mapping[str, Degradation],
+                     levels: Sequence[float]) -> list[dict[str, float]]:
+    """The synthetic classes: every subset of degradations at the analysed level, plus each
+    degradation at the other levels alone and with all others present."""
+    plan = [{d: 1.0 for d in sub} for sub in _subsets(names)]
+    for d in names:
+        others = {o: 1.0 for o in names if o != d}
+        for f in levels:
+            if f == 1.0:
+                continue
+            plan.append({d: f})
+            if others:
+                plan.append({**others, d: f})
+    return plan
+
+
+@dataclass
+class _Stat:
+    """Calibration of one evidence for one decision: a threshold in log space and a scale."""
+
+    kind: str
+    mid: float
+    scale: float
+    sign: float
+    separation: float   # |median difference| / pooled spread
+
+    def z(self, value: float) -> float:
+        return self.sign * (math.log(max(value, 1e-12)) - self.mid) / self.scale
+
+
+def _robust(v: np.ndarray) -> tuple[float, float]:
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return float(med), float(max((q3 - q1) / 1.349, 1e-6))
+
+
+def _matches(s: Sample, context: Mapping[str, bool]) -> bool:
+    """The sample holds each degradation of ``context`` marked True (at the analysed level) and
+    none marked False."""
+    for o, want in context.items():
+        f = s.present.get(o)
+        if (want and f != 1.0) or (not want and f is not None):
+            return False
+    return True
+
+
+def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
+               context: Mapping[str, bool]) -> list[_Stat]:
+    """Per evidence kind: how it separates samples with d (at the analysed level) from samples
+    without d, among samples whose other degradations match ``context``."""
+    pos, neg = [], []
+    for s in samples:
+        if not _matches(s, context):
+            continue
+        if d not in s.present:
+            neg.append(s)
+        elif s.present[d] == 1.0:
+            pos.append(s)
+    if len(pos) < 2 or len(neg) < 2:
+        return []
+    stats = []
+    for k in kinds:
+        a = np.log(np.maximum([s.evidence[k][n] for s in pos], 1e-12))
+        b = np.log(np.maximum([s.evidence[k][n] for s in neg], 1e-12))
+        (ma, sa), (mb, sb) = _robust(a), _robust(b)
+        spread = max(math.sqrt((sa * sa + sb * sb) / 2), 1e-3)
+        sign = 1.0 if ma >= mb else -1.0
+        stats.append(_Stat(k, (ma + mb) / 2, spread, sign, abs(ma - mb) / spread))
+    return stats
+
+
+@dataclass
+class _Curve:
+    kind: str
+    log_values: np.ndarray   # increasing
+    log_factors: np.ndarray
+
+    def factor(self, value: float) -> float:
+        return float(np.exp(np.interp(math.log(max(value, 1e-12)), self.log_values, self.log_factors)))
+
+
+def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
+               context: Mapping[str, bool]) -> _Curve | None:
+    """Median evidence per level of d (others as in ``context``), for the most level-sensitive
+    evidence kind; made monotone so that it can be read backwards."""
+    by_level: dict[float, list[Sample]] = {}
+    for s in samples:
+        if d not in s.present or not _matches(s, context):
+            continue
+        by_level.setdefault(s.present[d], []).append(s)
+    if len(by_level) < 2:
+        return None
+    levels = sorted(by_level)
+    best = None
+    for k in kinds:
+        med = np.array([np.median(np.log(np.maximum([s.evidence[k][n] for s in by_level[f]], 1e-12)))
+                        for f in levels])
+        if len(levels) > 2:
+            rho = np.corrcoef(np.log(levels), med)[0, 1]
+        else:
+            rho = float(np.sign(med[1] - med[0]))
+        if not np.isfinite(rho):
+            continue
+        if best is None or abs(rho) > abs(best[0]):
+            best = (rho, k, med)
+    if best is None:
+        return None
+    rho, k, med = best
+    if rho < 0:
+        med = -med
+    med = np.maximum.accumulate(med)   # monotone in the level
+    med = med + np.arange(len(med)) * 1e-9
+    vals = med if rho >= 0 else -med
+    order = np.argsort(vals)
+    return _Curve(k, vals[order], np.log(np.array(levels))[order])
+
+
+@dataclass
+class Calibration:
+    names: list[str]
+    kinds: tuple[str, ...]
+    samples: list[Sample]
+    definitions: dict[str, Degradation]
+    seconds: float = 0.0
+    _stats: dict = field(default_factory=dict, repr=False)
+    _curves: dict = field(default_factory=dict, repr=False)
+
+    def stats(self, d: str, context: Mapping[str, bool]) -> list[_Stat]:
+        key = (d, tuple(sorted(context.items())))
+        if key not in self._stats:
+            n = self.names.index(d)
+            found = _fit_stats(self.samples, d, n, self.kinds, context)
+            if not found and context:   # nothing matches this context: judge d on its own
+                found = self.stats(d, {})
+            self._stats[key] = found
+        return self._stats[key]
+
+    def curve(self, d: str, context: Mapping[str, bool]) -> _Curve | None:
+        key = (d, tuple(sorted(context.items())))
+        if key not in self._curves:
+            found = _fit_curve(self.samples, d, self.names.index(d), self.kinds, context)
+            if found is None and context:
+                found = self.curve(d, {})
+            self._curves[key] = found
+        return self._curves[key]
+
+    def separation(self, d: str, context: Mapping[str, bool]) -> float:
+        return max((s.separation for s in self.stats(d, context)), default=0.0)
+
+    def decide(self, evidence: Mapping[str, np.ndarray]) -> tuple[list[str], dict[str, float], dict[str, dict[str, float]]]:
+        """Multi-label verdict, confidences and strengths from one image's evidence (kind -> (D,))."""
+        decided: dict[str, bool] = {}
+        scores: dict[str, float] = {}
+        while len(decided) < len(self.names):
+            todo = [d for d in self.names if d not in decided]
+            d = max(todo, key=lambda t: (self.separation(t, decided), -self.names.index(t)))
+            z = self.vote(d, evidence, decided)
+            scores[d] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, 2.0 * z))))
+            decided[d] = z > 0
+        labels = [d for d in self.names if decided[d]]
+        strength = {}
+        for d in labels:
+            context = {o: decided[o] for o in self.names if o != d}
+            curve = self.curve(d, context)
+            if curve is not None and d in self.definitions:
+                value = float(evidence[curve.kind][self.names.index(d)])
+                strength[d] = strength_params(self.definitions[d], curve.factor(value))
+        return labels, {d: scores[d] for d in self.names}, strength
+
+    def vote(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]) -> float:
+        stats = self.stats(d, {o: v for o, v in context.items()})
+        if not stats:
+            return -1.0
+        n = self.names.index(d)
+        weights = np.array([s.separation ** 2 for s in stats])
+        zs = np.array([s.z(float(evidence[s.kind][n])) for s in stats])
+        zs = np.clip(zs, -6, 6)
+        return float((weights * zs).sum() / max(weights.sum(), 1e-12))
+
+
+def _definitions(names: Sequence[str], given: Iterable[Degradation] | None) -> dict[str, Degradation]:
+    found = {d.name: d for d in (given or [])}
+    paper = {d.name: d for d in paper_degradations()}
+    out = {}
+    for n in names:
+        if n in found:
+            out[n] = found[n]
+        elif n in paper:
+            out[n] = paper[n]
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise FaigError(f"no definition of the degradation(s) {', '.join(missing)} (blur σ / noise σ): "
+                        f"the predictor cannot calibrate them; analyse with named degradations")
+    return out
+
+
+def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitions: Mapping[str, Degradation],
+              config: PredictorConfig, should_stop: Callable[[], bool] | None = None,
+              on_progress: Callable[[int, int], None] | None = None) -> Calibration:
+    """Evidence of the analysis HR images degraded by every calibration class (seeded)."""
+    start = time.perf_counter()
+    scale = model.target.scale
+    names = model.names
+    plan = calibration_plan(names, definitions, config.levels)
+    samples: list[Sample] = []
+    hrs = [mod_crop(h, scale) for h in hr_images]
+    if not hrs:
+        raise FaigError("the predictor calibrates on the analysis images: add analysis images first")
+    total = len(plan) * len(hrs)
+    done = 0
+    for c, present in enumerate(plan):
+        deg = combine([(definitions[d], f) for d, f in present.items()])
+        draws = config.seeds if deg.noise_sigma else 1
+        for seed in range(draws):
+            batch_by_shape: dict[tuple, list[torch.Tensor]] = {}
+            for n, hr in enumerate(hrs):
+                lr = degrade(hr, scale, deg, seeded_generator(7919 * seed + 131 * n + c))
+                x, _ = tiles(lr, config.tile, config.max_pixels)
+                batch_by_shape.setdefault(tuple(x.shape[-2:]), []).append(x)
+            for group in batch_by_shape.values():
+                ev = model.evidence(torch.cat(group), config.evidence)
+                start_row = 0
+                for x in group:
+                    rows = slice(start_row, start_row + x.shape[0])
+                    start_row += x.shape[0]
+                    samples.append(Sample(dict(present), {k: v[rows].mean(0) for k, v in ev.items()}))
+            if should_stop is not None and should_stop():
+                from faig_gui.core.attribution import Cancelled
+                raise Cancelled()
+        done += len(hrs)
+        if on_progress is not None:
+            on_progress(done, total)
+    return Calibration(list(names), tuple(config.evidence), samples, dict(definitions),
+                       time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------------------------
+# the predictor
+# --------------------------------------------------------------------------------------------
+def _tensor_key(tensors: Iterable[torch.Tensor]) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+_CALIBRATIONS: dict[tuple, Calibration] = {}
+
+
+class Predictor:
+    """Predicts the degradations of LR images for one pair, its scores and a proportion.
+
+    Building one is cheap; the calibration runs on first use (or :meth:`calibrate`) and is kept
+    in a process-wide cache keyed by the weights, scores, proportion and calibration images."""
+
+    def __init__(self, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
+                 analysis_hr: Sequence[torch.Tensor], degradations: Iterable[Degradation] | None = None,
+                 config: PredictorConfig = PredictorConfig()):
+        config.validate()
+        self.config = config
+        self.model = EvidenceModel(baseline, target, scores, config.proportion, config.device)
+        self.names = self.model.names
+        self.definitions = _definitions(self.names, degradations)
+        self.analysis_hr = [h if h.ndim == 4 else h.unsqueeze(0) for h in analysis_hr]
+        if not self.analysis_hr:
+            raise FaigError("the predictor calibrates on the analysis images: there are none")
+        self.key = (_tensor_key(target.state_dict.values()), _tensor_key(baseline.state_dict.values()),
+                    _tensor_key(torch.as_tensor(np.asarray(s)) for s in scores.values()), tuple(self.names),
+                    replace(config, device="-"), tuple(sorted(self.definitions.items())),
+                    _tensor_key(self.analysis_hr))
+        self.calibration: Calibration | None = _CALIBRATIONS.get(self.key)
+
+    @classmethod
+    def from_analysis_images(cls, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
+                             images: Sequence[AnalysisImage], degradations: Iterable[Degradation] | None = None,
+                             config: PredictorConfig = PredictorConfig()) -> "Predictor":
+        return cls(baseline, target, scores, [img.hr for img in images], degradations, config)
+
+    def calibrate(self, should_stop: Callable[[], bool] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> Calibration:
+        if self.calibration is None:
+            self.calibration = calibrate(self.model, self.analysis_hr, self.definitions, self.config,
+                                         should_stop, on_progress)
+            _CALIBRATIONS[self.key] = self.calibration
+        return self.calibration
+
+    def evidence(self, lr: torch.Tensor | np.ndarray) -> tuple[dict[str, np.ndarray], str]:
+        x = _as_batch(lr)
+        batch, note = tiles(x, self.config.tile, self.config.max_pixels)
+        ev = self.model.evidence(batch, self.config.evidence)
+        return {k: v.mean(0) for k, v in ev.items()}, note
+
+    def predict(self, lr: torch.Tensor | np.ndarray) -> Prediction:
+        """The verdict on one LR image (HWC float array in [0, 1] or 1x3xHxW tensor)."""
+        calibration = self.calibrate()
+        start = time.perf_counter()
+        ev, note = self.evidence(lr)
+        labels, scores, strength = calibration.decide(ev)
+        table = {k: {d: float(v[n]) for n, d in enumerate(self.names)} for k, v in ev.items()}
+        return Prediction(labels, scores, strength, table, note, time.perf_counter() - start)
+
+
+def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(lr, np.ndarray):
+        if lr.ndim != 3 or lr.shape[2] != 3:
+            raise FaigError(f"expected an RGB image (H x W x 3), got shape {lr.shape}")
+        lr = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).unsqueeze(0)
+    if lr.ndim == 3:
+        lr = lr.unsqueeze(0)
+    if lr.shape[0] != 1 or lr.shape[1] != 3:
+        raise FaigError(f"expected one RGB image, got a tensor of shape {tuple(lr.shape)}")
+    if min(lr.shape[-2:]) < 8:
+        raise FaigError(f"a {lr.shape[-1]}x{lr.shape[-2]} image is too small to predict its degradation (need 8x8)")
+    return lr.float().clamp(0, 1)
