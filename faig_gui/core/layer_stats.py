@@ -1,0 +1,63 @@
+"""Per-layer summaries of filter scores and masks: what the graph colours and the plots show.
+
+Qt-free. All functions take the global filter numbering (``FilterIndex``) and one score vector
+(or a set of filter indices) and return one number per conv layer, in ``index.layers`` order.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from faig_gui.core.filters import FilterIndex, ranking, top_indices
+
+IMPORTANCE_MEASURES = {
+    "share": "share of the layer's filters in the top k %",
+    "count": "number of the layer's filters in the top k %",
+    "mean_rank": "mean rank of the layer's filters (percentile, 1 = most important)",
+}
+
+
+def counts_per_layer(index: FilterIndex, indices: Iterable[int] | np.ndarray) -> np.ndarray:
+    """How many of the given global filter indices fall into each layer."""
+    idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
+    if idx.size == 0:
+        return np.zeros(len(index.layers), dtype=np.int64)
+    return np.bincount(index.layer_of(idx), minlength=len(index.layers)).astype(np.int64)
+
+
+def layer_sizes(index: FilterIndex) -> np.ndarray:
+    return np.array([layer.count for layer in index.layers], dtype=np.int64)
+
+
+def top_counts(index: FilterIndex, scores: np.ndarray, proportion: float) -> np.ndarray:
+    """Filters of each layer among the top ``proportion`` percent (the paper's distribution)."""
+    return counts_per_layer(index, top_indices(scores, proportion / 100.0))
+
+
+def top_distribution(index: FilterIndex, scores: Mapping[str, np.ndarray], proportion: float
+                     ) -> dict[str, np.ndarray]:
+    """``top_counts`` for every degradation."""
+    return {d: top_counts(index, s, proportion) for d, s in scores.items()}
+
+
+def mean_rank_percentile(index: FilterIndex, scores: np.ndarray) -> np.ndarray:
+    """1 − mean rank / (N − 1) per layer: 1 when a layer holds the very top filters, 0 the bottom."""
+    order = ranking(scores)
+    rank = np.empty(len(order), dtype=np.float64)
+    rank[order] = np.arange(len(order), dtype=np.float64)
+    sums = np.add.reduceat(rank, [layer.offset for layer in index.layers])
+    mean = sums / layer_sizes(index)
+    return 1.0 - mean / max(1, len(order) - 1)
+
+
+def layer_importance(index: FilterIndex, scores: np.ndarray, proportion: float, measure: str = "share"
+                     ) -> np.ndarray:
+    """One importance value per layer (see ``IMPORTANCE_MEASURES``)."""
+    if measure == "share":
+        return top_counts(index, scores, proportion) / layer_sizes(index)
+    if measure == "count":
+        return top_counts(index, scores, proportion).astype(np.float64)
+    if measure == "mean_rank":
+        return mean_rank_percentile(index, scores)
+    raise ValueError(f"unknown importance measure '{measure}'")
