@@ -72,7 +72,8 @@ def _read_torch(path: Path, head: bytes) -> Any:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols: noise for the user
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with open(path, "rb") as fh:  # a file object: torch picks no reader from the suffix
+                return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses any global outside tensors and plain containers: such a file would
         # run code if loaded the unsafe way. Say so, naming the global, without torch's long hint.
