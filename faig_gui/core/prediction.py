@@ -23,6 +23,7 @@ level-sensitive evidence over a few synthetic levels of d.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import math
@@ -144,7 +145,8 @@ class EvidenceModel:
         self.top = {d: top_indices(scores[d], proportion / 100.0) for d in self.names}
         if any(len(t) == 0 for t in self.top.values()):
             raise FaigError(f"{proportion} % of {self.index.total} filters is no filter at all: raise the proportion")
-        self.module = target.module.to(self.device).eval()
+        # a private copy: the hooks must not fire in other threads' forward passes of the target
+        self.module = copy.deepcopy(target.module).to(self.device).eval()
         self.masked = {d: {k: v.to(self.device) for k, v in masked_state_dict(
             target.state_dict, baseline.state_dict, FilterMask(self.top[d]), self.index).items()}
             for d in self.names}

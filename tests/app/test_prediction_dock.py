@@ -1,0 +1,146 @@
+"""The Prediction dock driven through real Qt events: drops, clicks, live re-prediction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from faig_gui.app.prediction_dock import PredictionDock
+from faig_gui.app.session_model import SessionModel
+from faig_gui.core.imageio import list_images, read_image
+from faig_gui.core.prediction import Predictor, PredictorConfig
+from faig_gui.core.results import read_scores
+from faig_gui.core.session import Session
+
+
+def tiny_model(files) -> SessionModel:
+    s = Session()
+    s.load_pair(files.baseline, files.target)
+    s.set_scores(read_scores(files.scores))
+    s.set_analysis_hr({p.name: read_image(p) for p in list_images(files.analysis / "GT")})
+    s.set_top_mask("blur", 5.0)
+    return SessionModel(s)
+
+
+@pytest.fixture
+def dock(qtbot, qloop, tiny_demo):
+    d = PredictionDock(tiny_model(tiny_demo))
+    qtbot.addWidget(d)
+    d.show()
+    yield d
+    d.shutdown()
+
+
+def drop(widget, paths) -> QDropEvent:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    centre = widget.rect().center()
+    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+    return event
+
+
+def reference(model: SessionModel, proportion: float) -> Predictor:
+    s = model.session
+    return Predictor(s.baseline, s.target, s.scores, [i.hr for i in s.analysis_images], s.settings.degradations,
+                     PredictorConfig(proportion=proportion))
+
+
+def test_dropping_two_images_lists_both_with_verdicts(dock, qtbot, tiny_demo):
+    files = [tiny_demo.heldout / "blur" / "h0.png", tiny_demo.heldout / "noise" / "h1.png"]
+    event = drop(dock, files)
+    assert event.isAccepted()
+    assert dock.list.count() == 2
+    with qtbot.waitSignal(dock.predictionsChanged, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: all(e.prediction is not None for e in dock.entries), timeout=120_000)
+    ref = reference(dock.model, 5.0)
+    for row, path in enumerate(files):
+        expected = ref.predict(read_image(path))
+        widget = dock.entry_widget(row)
+        assert path.name in widget.title.text()
+        assert expected.describe() in widget.verdict.text()
+        assert set(expected.labels) <= {"blur", "noise"}
+        for d, bar in widget.bars.items():
+            assert bar.value() == int(round(100 * expected.scores[d]))
+        assert not widget.thumb.pixmap().isNull()
+
+
+def test_a_dropped_file_that_is_no_image_is_refused(dock, tiny_demo):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tiny_demo.target))])
+    enter = QDragEnterEvent(dock.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(dock, enter)
+    assert not enter.isAccepted()
+    assert dock.list.count() == 0
+
+
+def test_an_unreadable_image_is_reported_and_the_others_are_kept(dock, qtbot, tiny_demo, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    errors = []
+    dock.model.errorOccurred.connect(errors.append)
+    drop(dock, [bad, tiny_demo.heldout / "noise" / "h0.png"])
+    assert dock.list.count() == 1 and errors and "broken.png" in errors[0]
+
+
+def test_changing_the_proportion_predicts_again_with_the_new_filters(dock, qtbot, tiny_demo):
+    path = tiny_demo.heldout / "blur" / "h1.png"
+    drop(dock, [path])
+    qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=120_000)
+    first = dock.entries[0].prediction
+    with qtbot.waitSignal(dock.predictionsChanged, timeout=120_000):
+        dock.model.set_top_mask("blur", 20.0)
+    qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=120_000)
+    second = dock.entries[0].prediction
+    assert second is not first
+    expected = reference(dock.model, 20.0).predict(read_image(path))
+    for kind, values in expected.evidence.items():
+        for d, v in values.items():
+            assert second.evidence[kind][d] == pytest.approx(v, rel=1e-5)
+    assert second.evidence != first.evidence   # other filters, other evidence
+
+
+def test_clicking_an_entry_makes_it_the_current_image(dock, qtbot, tiny_demo):
+    files = [tiny_demo.heldout / "GT" / "h0.png", tiny_demo.heldout / "noise" / "h1.png"]
+    s = dock.model.session
+    dock.model.add_images([str(files[0])])        # the first is already a session image
+    drop(dock, files)
+    seen = []
+    dock.model.currentImageChanged.connect(seen.append)
+
+    def click(row):
+        rect = dock.list.visualItemRect(dock.list.item(row))
+        qtbot.mouseClick(dock.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+    click(1)   # not yet in the session: added and made current
+    assert len(s.images) == 2 and s.current == 1 and seen == [1]
+    assert s.current_image().path == str(files[1])
+    np.testing.assert_array_equal(s.current_image().lr, read_image(files[1]))
+    click(0)   # already there: made current, not added again
+    assert len(s.images) == 2 and s.current == 0 and seen == [1, 0]
+    click(1)
+    assert len(s.images) == 2 and s.current == 1
+
+
+def test_without_analysis_images_the_dock_says_what_is_missing(qtbot, qloop, tiny_demo):
+    s = Session()
+    s.load_pair(tiny_demo.baseline, tiny_demo.target)
+    s.set_scores(read_scores(tiny_demo.scores))
+    d = PredictionDock(SessionModel(s))
+    qtbot.addWidget(d)
+    try:
+        drop(d, [tiny_demo.heldout / "noise" / "h0.png"])
+        assert d.list.count() == 1
+        assert "analysis images" in d.status.text()
+        assert d.entries[0].prediction is None and d.task.idle
+    finally:
+        d.shutdown()
