@@ -38,7 +38,8 @@ def _conv_layout(sd: Mapping[str, torch.Tensor]) -> list[tuple[int, int, int, in
             if value.ndim != 4 or value.shape[2] != value.shape[3] or value.shape[2] % 2 == 0:
                 return None
             convs.append((int(m.group(1)), int(value.shape[1]), int(value.shape[0]), int(value.shape[2])))
-    return convs or None
+    # by index, not by key order: a .safetensors file sorts 'features.10' before 'features.2'
+    return sorted(convs) or None
 
 
 def _plan(convs: list[tuple[int, int, int, int]]) -> tuple[list[tuple[str, int]], int] | None:

@@ -135,7 +135,10 @@ class Registry:
         module.eval()
         for p in module.parameters():
             p.requires_grad_(False)
-        return LoadedModel(path, architecture, dict(hparams), dict(state_dict), module)
+        # Filter numbering follows the state-dict order (FAIG.md). A .safetensors file stores its
+        # keys sorted by name, so take the order from the module, as the network defines it.
+        ordered = {key: state_dict[key] for key in module.state_dict()}
+        return LoadedModel(path, architecture, dict(hparams), ordered, module)
 
     def load_model(self, path: str | os.PathLike, arch: str | None = None) -> LoadedModel:
         path = Path(path)
