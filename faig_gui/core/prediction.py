@@ -205,13 +205,13 @@ class EvidenceModel:
         if not need_masked:
             return out
         h, w = x.shape[-2:]
-        g_target = gradient_map(y)
+        g_target = gradient_map(y.double())   # double: the effect is a small difference of maps
         m = np.zeros((x.shape[0], len(self.names)))
         q = np.zeros((x.shape[0], len(self.names)))
         for n, d in enumerate(self.names):
             y_d, _ = self.forward(x, self.masked[d])
             if "M" in kinds:
-                diff = (gradient_map(y_d) - g_target).double()
+                diff = gradient_map(y_d.double()) - g_target
                 m[:, n] = (diff * diff).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
             if "Q" in kinds:
                 back = bicubic_resize(y_d.clamp(0, 1), h, w)
@@ -377,7 +377,7 @@ def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
         med = np.array([np.median(np.log(np.maximum([s.evidence[k][n] for s in by_level[f]], 1e-12)))
                         for f in levels])
         if len(levels) > 2:
-            rho = np.corrcoef(np.log(levels), med)[0, 1]
+            rho = np.corrcoef(np.log(levels), med)[0, 1] if np.ptp(med) > 0 else 0.0
         else:
             rho = float(np.sign(med[1] - med[0]))
         if not np.isfinite(rho):

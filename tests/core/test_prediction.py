@@ -1,0 +1,332 @@
+"""Degradation prediction: each evidence against a literal computation written here, the decision
+and strength curve on hand-made calibrations, and the predictor end to end on tiny pairs."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from faig_gui.core.degradations import Degradation, downsample, paper_degradations
+from faig_gui.core.errors import FaigError
+from faig_gui.core.prediction import (Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
+                                      calibration_plan, combine, tiles)
+from faig_gui.core.registry import default_registry
+from reference_nets import BasicSRMSRResNet
+
+# --------------------------------------------------------------------------------------------
+# tiny pairs
+
+
+def make_pair(arch="msrresnet", hp=None, seed=0, change=0.3):
+    reg = default_registry()
+    torch.manual_seed(seed)
+    hp = hp or dict(num_feat=4, num_block=1, scale=2)
+    base = reg.get(arch).new_state_dict(**hp)
+    targ = {k: v + change * (v.abs().mean() + 0.01) * torch.randn_like(v) for k, v in base.items()}
+    return reg.model_from_state_dict(base), reg.model_from_state_dict(targ)
+
+
+def literal_filters(sd):
+    """[(layer name, out, in)] in the global numbering, by walking the state dict."""
+    out = []
+    for name, v in sd.items():
+        if name.endswith("weight") and v.dim() == 4:
+            for o in range(v.shape[0]):
+                for i in range(v.shape[1]):
+                    out.append((name, o, i))
+    return out
+
+
+def literal_top(scores, proportion):
+    count = int(len(scores) * proportion / 100)
+    return sorted(range(len(scores)), key=lambda k: (-scores[k], k))[:count]
+
+
+def correlate_same(feature: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """2-D cross-correlation with zero padding, output the input's size, by explicit loops."""
+    h, w = feature.shape
+    kh, kw = kernel.shape
+    ph, pw = kh // 2, kw // 2
+    out = np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            acc = 0.0
+            for a in range(kh):
+                for b in range(kw):
+                    yy, xx = y + a - ph, x + b - pw
+                    if 0 <= yy < h and 0 <= xx < w:
+                        acc += feature[yy, xx] * kernel[a, b]
+            out[y, x] = acc
+    return out
+
+
+def reference_features(sd, x):
+    """Input feature map of every conv of an independently built MSRResNet."""
+    net = BasicSRMSRResNet(3, 3, sd["conv_first.weight"].shape[0], 1, 2)
+    net.load_state_dict(sd)
+    net.eval()
+    seen = {}
+    for name, m in net.named_modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_pre_hook(lambda _m, inp, name=name: seen.__setitem__(name + ".weight", inp[0].detach()))
+    with torch.no_grad():
+        y = net(x)
+    return seen, y
+
+
+def literal_change_response(base_sd, targ_sd, x, filters):
+    feats, _ = reference_features(targ_sd, x)
+    total = np.zeros(x.shape[0])
+    for name, o, i in filters:
+        delta = (targ_sd[name][o, i] - base_sd[name][o, i]).double().numpy()
+        for b in range(x.shape[0]):
+            r = correlate_same(feats[name][b, i].double().numpy(), delta)
+            total[b] += (r * r).mean()
+    return total
+
+
+def literal_gradient_effect(a: torch.Tensor, b: torch.Tensor) -> float:
+    def grad_map(t):
+        img = t.clamp(0, 1).double().numpy()
+        gray = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+        p = np.pad(gray, 1, mode="reflect")
+        gx = p[1:-1, 2:] - p[1:-1, :-2]
+        gy = p[2:, 1:-1] - p[:-2, 1:-1]
+        return np.sqrt(gx ** 2 + gy ** 2 + 1e-6)
+    return float(((grad_map(a) - grad_map(b)) ** 2).mean() * 1000)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return make_pair()
+
+
+@pytest.fixture(scope="module")
+def scores(pair):
+    _, t = pair
+    n = len(literal_filters(t.state_dict))
+    rng = np.random.default_rng(3)
+    return {"blur": rng.normal(size=n), "noise": rng.normal(size=n)}
+
+
+# --------------------------------------------------------------------------------------------
+# evidence against literal computations
+
+
+def test_change_response_matches_a_literal_loop(pair, scores):
+    base, targ = pair
+    model = EvidenceModel(base, targ, scores, proportion=10.0)
+    x = torch.rand(2, 3, 7, 9, generator=torch.Generator().manual_seed(1))
+    ev = model.evidence(x, ("E",))
+    filters = literal_filters(targ.state_dict)
+    for n, d in enumerate(["blur", "noise"]):
+        chosen = [filters[k] for k in literal_top(scores[d], 10.0)]
+        expected = literal_change_response(base.state_dict, targ.state_dict, x, chosen)
+        np.testing.assert_allclose(ev["E"][:, n], expected, rtol=1e-4)
+
+
+def test_masking_effect_matches_a_masked_copy_and_the_gradient_map_mse(scores):
+    base, targ = make_pair(change=3.0)   # a large change: effects well above float32 rounding
+    model = EvidenceModel(base, targ, scores, proportion=10.0)
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    ev = model.evidence(x, ("M",))
+    filters = literal_filters(targ.state_dict)
+    _, y = reference_features(targ.state_dict, x)
+    for n, d in enumerate(["blur", "noise"]):
+        masked = {k: v.clone() for k, v in targ.state_dict.items()}
+        for k in literal_top(scores[d], 10.0):
+            name, o, i = filters[k]
+            masked[name][o, i] = base.state_dict[name][o, i]
+        _, y_m = reference_features(masked, x)
+        for b in range(2):
+            assert ev["M"][b, n] == pytest.approx(literal_gradient_effect(y[b], y_m[b]), rel=1e-3)
+
+
+def test_residual_response_is_the_change_response_of_the_downscaled_masked_output(pair, scores):
+    base, targ = pair
+    model = EvidenceModel(base, targ, scores, proportion=10.0)
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    ev = model.evidence(x, ("Q",))
+    filters = literal_filters(targ.state_dict)
+    for n, d in enumerate(["blur", "noise"]):
+        top = literal_top(scores[d], 10.0)
+        masked = {k: v.clone() for k, v in targ.state_dict.items()}
+        for k in top:
+            name, o, i = filters[k]
+            masked[name][o, i] = base.state_dict[name][o, i]
+        _, y_m = reference_features(masked, x)
+        back = downsample(y_m.clamp(0, 1), 2)
+        expected = literal_change_response(base.state_dict, targ.state_dict, back, [filters[k] for k in top])
+        assert ev["Q"][0, n] == pytest.approx(expected[0], rel=1e-4)
+
+
+def test_hooks_stay_off_the_shared_module(pair, scores):
+    base, targ = pair
+    EvidenceModel(base, targ, scores, proportion=10.0).evidence(torch.rand(1, 3, 8, 8))
+    assert not any(m._forward_pre_hooks for m in targ.module.modules())
+
+
+# --------------------------------------------------------------------------------------------
+# tiles
+
+
+def test_small_images_are_analysed_whole_and_large_ones_by_their_most_textured_tiles():
+    small = torch.rand(1, 3, 20, 30)
+    batch, note = tiles(small, 16, 32 * 32)
+    assert batch.shape == (1, 3, 20, 30) and note == ""
+    big = torch.full((1, 3, 64, 96), 0.5)
+    g = torch.Generator().manual_seed(0)
+    big[..., 16:32, 48:64] = torch.rand(1, 3, 16, 16, generator=g)      # the one textured tile
+    big[..., 32:48, 0:16] = 0.5 + 0.1 * torch.rand(1, 3, 16, 16, generator=g)   # a little texture
+    batch, note = tiles(big, 16, 2 * 16 * 16)
+    assert batch.shape == (2, 3, 16, 16)
+    assert torch.equal(batch[0], big[0, :, 16:32, 48:64]) and torch.equal(batch[1], big[0, :, 32:48, 0:16])
+    assert "2 tiles of 16x16" in note and "96x64" in note
+
+
+# --------------------------------------------------------------------------------------------
+# calibration and decision on hand-made samples
+
+
+def hand_calibration() -> Calibration:
+    """Evidence 'M' tells blur only when there is no noise; 'Q' tells blur among noisy samples;
+    'E' tells noise everywhere. Strength: E_noise = 10 x noise factor."""
+    rng = np.random.default_rng(0)
+    samples = []
+
+    def add(present, m_blur, q_blur, e_noise):
+        for _ in range(6):
+            j = np.exp(rng.normal(0, 0.05, size=3))
+            samples.append(Sample(dict(present), {
+                "M": np.array([m_blur * j[0], 1.0]), "Q": np.array([q_blur * j[1], 1.0]),
+                "E": np.array([1.0, e_noise * j[2]])}))
+
+    add({}, 1, 1, 1)
+    add({"blur": 1.0}, 10, 1, 1)
+    add({"noise": 1.0}, 1, 1, 10)
+    add({"blur": 1.0, "noise": 1.0}, 1, 10, 10)     # M_blur is blind here, Q_blur is not
+    for f in (0.5, 2.0):
+        add({"noise": f}, 1, 1, 10 * f)
+        add({"noise": f, "blur": 1.0}, 1, 10, 10 * f)
+    return Calibration(["blur", "noise"], ("M", "Q", "E"), samples,
+                       {d.name: d for d in paper_degradations()})
+
+
+@pytest.mark.parametrize("m_blur,q_blur,e_noise,labels", [
+    (1, 1, 1, []), (10, 1, 1, ["blur"]), (1, 1, 10, ["noise"]), (1, 10, 10, ["blur", "noise"]),
+    (10, 1, 10, ["noise"]),   # with noise, only Q speaks for blur
+])
+def test_decision_judges_each_degradation_among_samples_like_the_image(m_blur, q_blur, e_noise, labels):
+    cal = hand_calibration()
+    ev = {"M": np.array([m_blur, 1.0]), "Q": np.array([q_blur, 1.0]), "E": np.array([1.0, e_noise])}
+    got, conf, _ = cal.decide(ev)
+    assert got == labels
+    for d in ("blur", "noise"):
+        assert (conf[d] > 0.5) == (d in labels)
+
+
+def test_strength_is_read_back_from_the_calibration_curve():
+    cal = hand_calibration()
+    ev = {"M": np.array([1.0, 1.0]), "Q": np.array([1.0, 1.0]), "E": np.array([1.0, 15.0])}
+    labels, _, strength = cal.decide(ev)
+    assert labels == ["noise"]
+    # E = 10 f between the levels 1 and 2: log-linear interpolation gives f = 1.5 exactly
+    assert strength["noise"]["noise_sigma"] == pytest.approx(0.1 * 1.5, rel=0.05)
+    ev["E"][1] = 1000.0   # beyond the strongest level: clamped to it
+    assert cal.decide(ev)[2]["noise"]["noise_sigma"] == pytest.approx(0.2, rel=0.05)
+
+
+def test_calibration_plan_covers_every_combination_and_the_levels():
+    plan = calibration_plan(["blur", "noise"], {d.name: d for d in paper_degradations()}, (0.5, 1.0, 2.0))
+    keys = {tuple(sorted(p.items())) for p in plan}
+    assert {(), (("blur", 1.0),), (("noise", 1.0),), (("blur", 1.0), ("noise", 1.0))} <= keys
+    assert (("blur", 0.5),) in keys and (("blur", 2.0), ("noise", 1.0)) in keys
+    assert len(plan) == 4 + 2 * 2 * 2
+
+
+def test_combined_degradations_add_sigmas_in_quadrature():
+    d = combine([(Degradation("a", blur_sigma=3.0), 1.0), (Degradation("b", blur_sigma=2.0, noise_sigma=0.1), 2.0)])
+    assert d.blur_sigma == pytest.approx(5.0) and d.noise_sigma == pytest.approx(0.2)
+    assert combine([]).blur_sigma is None and combine([]).noise_sigma is None
+
+
+# --------------------------------------------------------------------------------------------
+# the predictor end to end
+
+
+def smooth_hr(seed, side=32):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side] / side
+    img = np.stack([np.sin(rng.uniform(3, 12) * x + rng.uniform(3, 12) * y + rng.uniform(0, 6)) for _ in range(3)])
+    img = img + (x > rng.uniform(0.2, 0.8))
+    img = (img - img.min()) / (img.max() - img.min())
+    return torch.from_numpy(img.astype(np.float32)).unsqueeze(0)
+
+
+@pytest.mark.parametrize("arch,hp", [("msrresnet", dict(num_feat=4, num_block=1, scale=2)),
+                                     ("srcnn_style", dict(scale=2, widths=(4, 5)))])
+def test_predictor_gives_a_verdict_for_any_architecture(arch, hp):
+    base, targ = make_pair(arch, hp)
+    n = len(literal_filters(targ.state_dict))
+    rng = np.random.default_rng(1)
+    scores = {"blur": rng.normal(size=n), "noise": rng.normal(size=n)}
+    config = PredictorConfig(proportion=10.0, levels=(0.5, 1.0, 2.0), seeds=1)
+    p = Predictor(base, targ, scores, [smooth_hr(s) for s in range(3)], paper_degradations(), config)
+    cal = p.calibrate()
+    assert len(cal.samples) == 3 * len(calibration_plan(["blur", "noise"], p.definitions, config.levels))
+    lr = smooth_hr(9, 24)[0].permute(1, 2, 0).numpy()
+    result = p.predict(lr)
+    assert set(result.labels) <= {"blur", "noise"}
+    assert set(result.scores) == {"blur", "noise"} and all(0 <= v <= 1 for v in result.scores.values())
+    assert (result.scores["blur"] > 0.5) == ("blur" in result.labels)
+    assert set(result.strength) == set(result.labels)
+    line = json.loads(json.dumps(result.to_json("x.png")))
+    assert set(line) == {"image", "labels", "scores", "strength"}
+    assert line["labels"] == (result.labels or ["clean"])
+    # the calibration is cached: a second predictor for the same inputs does not redo it
+    again = Predictor(base, targ, scores, [smooth_hr(s) for s in range(3)], paper_degradations(), config)
+    assert again.calibration is cal
+
+
+def test_predictor_refuses_bad_inputs_with_one_line_messages(pair, scores):
+    base, targ = pair
+    hr = [smooth_hr(0)]
+    with pytest.raises(FaigError, match="too small"):
+        Predictor(base, targ, scores, hr, config=PredictorConfig(proportion=10, seeds=1)).predict(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(FaigError, match="filters"):
+        Predictor(base, targ, {"blur": np.zeros(5)}, hr)
+    with pytest.raises(FaigError, match="proportion"):
+        Predictor(base, targ, scores, hr, config=PredictorConfig(proportion=0))
+    with pytest.raises(FaigError, match="no definition"):
+        Predictor(base, targ, {"haze": scores["blur"]}, hr)
+    with pytest.raises(FaigError, match="analysis images"):
+        Predictor(base, targ, scores, [])
+
+
+def test_predict_command_prints_one_json_object_per_image(tmp_path, capsys, pair, scores):
+    from faig_gui.cli import main
+    from faig_gui.core.checkpoint import save_checkpoint
+    from faig_gui.core.imageio import to_image, write_image
+    from faig_gui.core.results import write_scores
+    base, targ = pair
+    save_checkpoint(tmp_path / "b.pth", base.state_dict)
+    save_checkpoint(tmp_path / "t.pth", targ.state_dict)
+    write_scores(tmp_path / "s.npz", scores)
+    for s in range(2):
+        write_image(tmp_path / "hr" / f"{s}.png", to_image(smooth_hr(s)))
+    imgs = []
+    for s in range(2):
+        imgs.append(tmp_path / f"in{s}.png")
+        write_image(imgs[-1], to_image(smooth_hr(10 + s, 20)))
+    code = main(["predict", *map(str, imgs), "--baseline", str(tmp_path / "b.pth"), "--target",
+                 str(tmp_path / "t.pth"), "--scores", str(tmp_path / "s.npz"), "--analysis-hr",
+                 str(tmp_path / "hr"), "--proportion", "10", "--json"])
+    assert code == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [l["image"] for l in lines] == [str(p) for p in imgs]
+    for l in lines:
+        assert set(l) == {"image", "labels", "scores", "strength"} and set(l["scores"]) == {"blur", "noise"}
+    assert main(["predict", str(imgs[0]), "--baseline", str(tmp_path / "b.pth")]) == 2
