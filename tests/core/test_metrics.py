@@ -1,0 +1,74 @@
+"""The paper's effect metric and PSNR against literal numpy versions of FAIG.md's description."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from faig_gui.core.metrics import gradient_effect, gradient_map, psnr
+
+
+def literal_gradient_map(rgb_hwc: np.ndarray) -> np.ndarray:
+    """Grey (BT.601), central differences [-1, 0, 1] with mirrored (reflect-101) borders,
+    sqrt(gx² + gy² + 1e-6), pixel by pixel."""
+    img = np.clip(rgb_hwc, 0, 1)
+    grey = 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
+    h, w = grey.shape
+
+    def at(y, x):
+        y = -y if y < 0 else (2 * (h - 1) - y if y >= h else y)
+        x = -x if x < 0 else (2 * (w - 1) - x if x >= w else x)
+        return grey[y, x]
+    out = np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            gx = at(y, x + 1) - at(y, x - 1)
+            gy = at(y + 1, x) - at(y - 1, x)
+            out[y, x] = math.sqrt(gx * gx + gy * gy + 1e-6)
+    return out
+
+
+def to_nchw(hwc):
+    return torch.from_numpy(hwc.transpose(2, 0, 1).copy()).unsqueeze(0)
+
+
+def test_gradient_map_matches_literal():
+    rng = np.random.default_rng(0)
+    img = rng.random((9, 13, 3)) * 1.2 - 0.1  # some values outside [0, 1]: clipped first
+    got = gradient_map(to_nchw(img))[0, 0].numpy()
+    np.testing.assert_allclose(got, literal_gradient_map(img), rtol=1e-12, atol=1e-12)
+
+
+def test_gradient_map_of_a_flat_image_is_the_epsilon_floor():
+    got = gradient_map(torch.full((1, 3, 5, 5), 0.4, dtype=torch.float64))
+    np.testing.assert_allclose(got.numpy(), 1e-3, rtol=1e-9)
+
+
+def test_gradient_effect_is_mse_times_1000():
+    rng = np.random.default_rng(1)
+    a, b = rng.random((10, 8, 3)), rng.random((10, 8, 3))
+    ref = 1000 * np.mean((literal_gradient_map(a) - literal_gradient_map(b)) ** 2)
+    assert gradient_effect(to_nchw(a), to_nchw(b)) == pytest.approx(ref, rel=1e-10)
+    assert gradient_effect(to_nchw(a), to_nchw(a)) == 0.0
+    # float32 outputs of a model go through the same maths
+    assert gradient_effect(to_nchw(a).float(), to_nchw(b).float()) == pytest.approx(ref, rel=1e-4)
+
+
+def test_psnr():
+    rng = np.random.default_rng(2)
+    a = rng.random((12, 10, 3))
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    mse = np.mean((a - b) ** 2)
+    assert psnr(a, b) == pytest.approx(10 * math.log10(1 / mse), rel=1e-10)
+    assert psnr(to_nchw(a), to_nchw(b)) == pytest.approx(10 * math.log10(1 / mse), rel=1e-10)
+    assert psnr(a, a) == math.inf
+    # a known value: a constant error of 0.1 is 20 dB
+    assert psnr(np.zeros((4, 4, 3)), np.full((4, 4, 3), 0.1)) == pytest.approx(20.0, rel=1e-12)
+    # crop ignores the border, for HWC arrays and NCHW tensors alike
+    c = a.copy()
+    c[0, :, :] = 1 - c[0, :, :]
+    mse_inner = np.mean((a[2:-2, 2:-2] - b[2:-2, 2:-2]) ** 2)
+    assert psnr(c, b, crop=2) == pytest.approx(10 * math.log10(1 / mse_inner), rel=1e-10)
+    assert psnr(to_nchw(c), to_nchw(b), crop=2) == pytest.approx(10 * math.log10(1 / mse_inner), rel=1e-10)
