@@ -1,10 +1,273 @@
-"""Plots dock: the masking-effect curve and the per-layer distribution of the top filters."""
+"""Plots dock: the masking-effect curve and the per-layer distribution of the top filters.
+
+Do the found filters really carry one function, and where do they live? The first tab answers
+the first question as the paper does: for each method (FAIG, IG, |θ − θ̄|, random) and each
+proportion (1, 3, 5, 10 %), the effect of masking a degradation's top filters on inputs of that
+degradation (solid, should be high) and of the other (dashed, should stay low). It is computed
+on request ("Compute") on a worker thread with ``core.evaluation.evaluate`` over the session's
+analysis images; the scores the session already has are reused, missing methods are ranked
+first. The second tab is the paper's distribution figure: how many of each degradation's top
+k % filters sit in each layer.
+"""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDockWidget, QLabel, QWidget
+import logging
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
-from faig_gui.app._export import export_widget
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QPoint, QRectF, QSize, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QTabWidget, QVBoxLayout, QWidget)
+
+from faig_gui.app._export import export_picture
 from faig_gui.app.session_model import SessionModel
+from faig_gui.core.analysis import AnalysisResult
+from faig_gui.core.attribution import Cancelled
+from faig_gui.core.dataset import AnalysisImage
+from faig_gui.core.device import resolve_device
+from faig_gui.core.errors import FaigError
+from faig_gui.core.evaluation import DEFAULT_METHODS, DEFAULT_PROPORTIONS, EvaluationProgress, EvaluationResult, \
+    evaluate
+from faig_gui.core.layer_stats import top_distribution
+from faig_gui.core.registry import LoadedModel
+
+log = logging.getLogger(__name__)
+
+METHOD_COLOURS = {"faig": "#d62728", "ig": "#1f77b4", "abs": "#2ca02c", "random": "#7f7f7f"}
+METHOD_NAMES = {"faig": "FAIG", "ig": "IG", "abs": "|θ − θ̄|", "random": "random"}
+DEGRADATION_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+PROPORTION_CHOICES = (1.0, 3.0, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class EffectJob:
+    """What one effect computation reads, copied on the UI thread."""
+
+    baseline: LoadedModel
+    target: LoadedModel
+    images: Sequence[AnalysisImage]
+    methods: tuple[str, ...]
+    proportions: tuple[float, ...]
+    given_scores: Mapping[str, Mapping[str, np.ndarray]]
+    steps: int
+    device: str
+
+
+class EffectWorker(QObject):
+    progress = Signal(float, str)    # fraction done, what
+    finished = Signal(object)        # EvaluationResult
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()                  # always last
+
+    def __init__(self, job: EffectJob):
+        super().__init__()
+        self.job = job
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        j = self.job
+        try:
+            for item in evaluate(j.baseline, j.target, j.images, j.images, j.methods, j.proportions, j.steps,
+                                 j.device, given_scores=j.given_scores, should_stop=self._stop.is_set):
+                if self._stop.is_set():
+                    raise Cancelled()
+                if isinstance(item, EvaluationProgress):
+                    self.progress.emit(item.done / max(1, item.total), item.message)
+                elif isinstance(item, EvaluationResult):
+                    self.finished.emit(item)
+        except Cancelled:
+            self.cancelled.emit()
+        except FaigError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug must not take the window down; the log has the details
+            log.error("masking-effect computation failed:\n%s", traceback.format_exc())
+            self.failed.emit(f"computing the masking effects failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+
+def session_scores(session, method: str) -> dict[str, np.ndarray] | None:
+    res = session.results.get(method)
+    if res is None:
+        return None
+    return dict(res.scores if isinstance(res, AnalysisResult) else res["scores"])
+
+
+class EffectPanel(QWidget):
+    """Effect vs proportion, one plot per masked degradation; solid: own inputs, dashed: others."""
+
+    def __init__(self, dock: "PlotsDock"):
+        super().__init__()
+        self.dock = dock
+        self.checks: dict[str, QCheckBox] = {}
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        for m in DEFAULT_METHODS:
+            box = QCheckBox(METHOD_NAMES[m])
+            box.setChecked(m != "ig")
+            box.setToolTip(f"include {METHOD_NAMES[m]}; methods without scores in the session are ranked first"
+                           + (" (IG runs its own integration: slow)" if m == "ig" else ""))
+            self.checks[m] = box
+            row.addWidget(box)
+        row.addStretch(1)
+        self.compute_button = QPushButton("Compute")
+        self.compute_button.setToolTip("mask each method's top 1/3/5/10 % on the analysis images and measure")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        row.addWidget(self.compute_button)
+        row.addWidget(self.cancel_button)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        self.status = QLabel("Press Compute to measure masking effects on the analysis images.")
+        self.status.setWordWrap(True)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("w")
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[tuple[str, str, str], pg.PlotDataItem] = {}   # (method, masked d, input e)
+        box = QVBoxLayout()
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(row)
+        box.addWidget(self.progress)
+        box.addWidget(self.status)
+        box.addWidget(self.canvas, 1)
+        self.setLayout(box)
+
+    def methods(self) -> tuple[str, ...]:
+        return tuple(m for m, box in self.checks.items() if box.isChecked())
+
+    def show_result(self, result: EvaluationResult, stale: bool = False) -> None:
+        self.canvas.clear()
+        self.plots, self.curves = {}, {}
+        names = result.degradations
+        for col, d in enumerate(names):
+            plot = self.canvas.addPlot(row=0, col=col)
+            plot.setTitle(f"masking {d} filters", size="10pt")
+            plot.setLogMode(x=False, y=True)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setLabel("bottom", "proportion masked (%)")
+            if col == 0:
+                plot.setLabel("left", "effect (gradient-map MSE ×1000)")
+            plot.getAxis("bottom").setTicks([[(p, f"{p:g}") for p in result.proportions]])
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            for m in result.methods:
+                colour = METHOD_COLOURS.get(m, "#000")
+                for e in names:
+                    ys = np.array([max(result.effect(m, p, d, e), 1e-9) for p in result.proportions])
+                    own = e == d
+                    pen = pg.mkPen(colour, width=2.2 if own else 1.4,
+                                   style=Qt.PenStyle.SolidLine if own else Qt.PenStyle.DashLine)
+                    curve = plot.plot(result.proportions, ys, pen=pen, symbol="o" if own else "t",
+                                      symbolSize=6, symbolBrush=colour, symbolPen=colour)
+                    self.curves[(m, d, e)] = curve
+            self.plots[d] = plot
+        # one legend row under the plots: a method per colour (line styles are said in the text)
+        legend = pg.LegendItem(colCount=len(result.methods), labelTextSize="8pt")
+        self.canvas.addItem(legend, row=1, col=0, colspan=len(names))
+        for m in result.methods:
+            legend.addItem(self.curves[(m, names[0], names[0])], METHOD_NAMES.get(m, m))
+        what = f"{len(result.heldout_images)} analysis image(s); solid: inputs of the masked degradation " \
+               f"(higher is better), dashed: the other inputs (lower is better)"
+        self.status.setText(("outdated (scores or models changed since): " if stale else "") + what)
+
+
+class DistributionPanel(QWidget):
+    """Per layer, how many of each degradation's top k % filters it holds (grouped bars)."""
+
+    def __init__(self, dock: "PlotsDock"):
+        super().__init__()
+        self.dock = dock
+        self.k_box = QComboBox()
+        self.k_box.addItem("as masking", None)
+        for p in PROPORTION_CHOICES:
+            self.k_box.addItem(f"{p:g} %", p)
+        self.k_box.setToolTip("the top k % of each degradation's ranking that is counted")
+        self.hover = QLabel(" ")
+        self.hover.setWordWrap(True)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.showGrid(y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "layer (conv weights in order)")
+        self.plot.setLabel("left", "top filters in the layer")
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.legend = self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt", colCount=3)
+        self.bars: dict[str, pg.BarGraphItem] = {}
+        self.counts: dict[str, np.ndarray] = {}
+        self.proportion = 1.0
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("top k %"))
+        row.addWidget(self.k_box)
+        row.addStretch(1)
+        box = QVBoxLayout()
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(row)
+        box.addWidget(self.plot, 1)
+        box.addWidget(self.hover)
+        self.setLayout(box)
+
+    def refresh(self) -> None:
+        s = self.dock.model.session
+        chosen = self.k_box.currentData()
+        self.proportion = float(chosen if chosen is not None else s.mask_settings.proportion)
+        for item in self.bars.values():
+            self.plot.removeItem(item)
+        self.legend.clear()
+        self.bars, self.counts = {}, {}
+        if s.index is None or not s.scores:
+            self.plot.setTitle("no scores yet: run the analysis" if s.index is not None else "no model", size="9pt")
+            return
+        self.counts = top_distribution(s.index, s.scores, self.proportion)
+        n = len(self.counts)
+        width = 0.8 / n
+        layers = np.arange(len(s.index.layers))
+        for j, (d, counts) in enumerate(self.counts.items()):
+            colour = DEGRADATION_COLOURS[j % len(DEGRADATION_COLOURS)]
+            bar = pg.BarGraphItem(x=layers - 0.4 + width * (j + 0.5), height=counts, width=width,
+                                  brush=colour, pen=pg.mkPen(colour))
+            self.plot.addItem(bar)
+            self.legend.addItem(bar, d)
+            self.bars[d] = bar
+        self.plot.getAxis("bottom").setTicks([self._ticks(s)])
+        total = int(len(next(iter(s.scores.values()))) * self.proportion / 100)
+        self.plot.setTitle(f"where each degradation's top {self.proportion:g} % ({total:,} filters) sit", size="9pt")
+        self.plot.setXRange(-0.7, len(layers) - 0.3, padding=0)
+        # head room for the legend in the top right corner
+        self.plot.setYRange(0, max(1, max(int(c.max()) for c in self.counts.values())) * 1.25, padding=0)
+
+    def _ticks(self, s) -> list[tuple[int, str]]:
+        """Short layer names; with many layers only every few are written."""
+        arch = (s.target or s.baseline).architecture
+        n = len(s.index.layers)
+        step = max(1, int(np.ceil(n / 8)))   # room for ~8 names in a dock; the hover line names each
+        return [(k, _short(arch.layer_label(layer.name) or layer.module_name))
+                for k, layer in enumerate(s.index.layers) if k % step == 0 or k == n - 1]
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        s = self.dock.model.session
+        if not self.counts or s.index is None:
+            return
+        x = self.plot.getPlotItem().vb.mapSceneToView(scene_pos).x()
+        k = int(round(x))
+        if 0 <= k < len(s.index.layers):
+            layer = s.index.layers[k]
+            parts = ", ".join(f"{d} {int(c[k]):,}" for d, c in self.counts.items())
+            self.hover.setText(f"{layer.name} ({layer.count:,} filters): {parts} in the top {self.proportion:g} %")
+
+
+def _short(label: str) -> str:
+    return label.replace("block ", "b").replace(" conv", ".").replace(".weight", "")
 
 
 class PlotsDock(QDockWidget):
@@ -12,7 +275,152 @@ class PlotsDock(QDockWidget):
         super().__init__("Plots", parent)
         self.setObjectName("PlotsDock")
         self.model = model
-        self.setWidget(QLabel("plots"))
+        self.result: EvaluationResult | None = None
+        self._stale = False
+        self._thread: QThread | None = None
+        self._worker: EffectWorker | None = None
 
+        self.effects = EffectPanel(self)
+        self.distribution = DistributionPanel(self)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.distribution, "Top filters per layer")
+        self.tabs.addTab(self.effects, "Masking effect")
+        self.setWidget(self.tabs)
+
+        self.effects.compute_button.clicked.connect(self.compute)
+        self.effects.cancel_button.clicked.connect(self.cancel)
+        self.distribution.k_box.currentIndexChanged.connect(self.distribution.refresh)
+        model.modelsChanged.connect(self._on_inputs_change)
+        model.scoresChanged.connect(self._on_inputs_change)
+        model.maskChanged.connect(self._on_mask_change)
+        self.distribution.refresh()
+
+    # -- the distribution follows the scores and the masking proportion ---------------------------
+    def _on_inputs_change(self) -> None:
+        self.distribution.refresh()
+        if self.result is not None and not self._stale:
+            self._stale = True
+            self.effects.show_result(self.result, stale=True)
+
+    def _on_mask_change(self) -> None:
+        if self.distribution.k_box.currentData() is None:
+            self.distribution.refresh()
+
+    # -- the effect curve, off the UI thread ----------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def idle(self) -> bool:
+        return not self.running
+
+    def job(self) -> EffectJob:
+        s = self.model.session
+        if not s.ready:
+            raise FaigError("open a baseline and a target before measuring masking effects")
+        if not s.analysis_images:
+            raise FaigError("no analysis images: choose a folder of HR images in the Analysis panel first")
+        names = list(s.analysis_images[0].lr)
+        if len(names) < 2:
+            raise FaigError("the masking effect compares degradations: the analysis needs at least two")
+        methods = self.effects.methods()
+        if not methods:
+            raise FaigError("tick at least one method to compare")
+        given = {}
+        for m in methods:
+            scores = session_scores(s, m)
+            if scores is not None and all(d in scores for d in names):
+                given[m] = scores
+        return EffectJob(s.baseline, s.target, list(s.analysis_images), methods, DEFAULT_PROPORTIONS, given,
+                         s.settings.steps, str(resolve_device(s.settings.device)))
+
+    def compute(self) -> bool:
+        if self.running:
+            return False
+        job = self.model.guarded(self.job)
+        if job is None:
+            self.effects.status.setText("Cannot compute: see the message in the status bar.")
+            return False
+        thread = QThread(self)
+        thread.setObjectName("faig-effects")
+        worker = EffectWorker(job)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread, self._worker = thread, worker
+        self.effects.compute_button.setEnabled(False)
+        self.effects.cancel_button.setEnabled(True)
+        self.effects.progress.setValue(0)
+        ranked = [m for m in job.methods if m not in job.given_scores]
+        self.effects.status.setText("measuring masking effects" +
+                                    (f" (ranking with {', '.join(ranked)} first)" if ranked else "") + "…")
+        self.model.busyChanged.emit(True, "masking effects")
+        thread.start()
+        return True
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            self.effects.status.setText("cancelling…")
+
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Cancel and wait: no thread outlives the dock."""
+        thread = self._thread
+        if thread is None:
+            return
+        self.cancel()
+        thread.quit()
+        if not thread.wait(timeout_ms):
+            log.warning("the masking-effect thread did not stop within %d ms", timeout_ms)
+        self._on_thread_finished()
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.effects.progress.setValue(int(1000 * fraction))
+        self.effects.status.setText(message + "…")
+
+    def _on_finished(self, result: EvaluationResult) -> None:
+        self.result, self._stale = result, False
+        self.effects.progress.setValue(1000)
+        self.effects.show_result(result)
+
+    def _on_failed(self, message: str) -> None:
+        self.effects.status.setText(f"failed: {message}")
+        self.model.errorOccurred.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self.effects.status.setText("cancelled; the previous curves (if any) stay")
+        if self.result is not None:
+            self.effects.show_result(self.result, self._stale)
+            self.effects.status.setText("cancelled; showing the previous result")
+
+    def _on_thread_finished(self) -> None:
+        if self._thread is None:
+            return
+        self._thread.wait()
+        self._thread.deleteLater()
+        self._thread, self._worker = None, None
+        self.effects.compute_button.setEnabled(True)
+        self.effects.cancel_button.setEnabled(False)
+        self.model.busyChanged.emit(False, "masking effects")
+
+    # -- export -----------------------------------------------------------------------------------
     def export(self, path) -> None:
-        export_widget(path, self.widget())
+        """Both plots, one above the other, as PNG or SVG."""
+        panels = [self.distribution.plot, self.effects.canvas]
+        w = max(max(p.width() for p in panels), 480)
+        h = max(max(p.height() for p in panels), 300)
+        for p in panels:
+            if not p.isVisible():   # the page in the hidden tab may never have been laid out
+                p.resize(w, h)
+
+        def paint(painter: QPainter, rect: QRectF) -> None:
+            for n, p in enumerate(panels):
+                QWidget.render(p, painter, QPoint(0, n * h))   # the widget, not QGraphicsView.render
+
+        export_picture(path, QSize(w, 2 * h), paint, "faig-gui plots")

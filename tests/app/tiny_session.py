@@ -10,11 +10,11 @@ from faig_gui.core.checkpoint import save_checkpoint
 from faig_gui.core.registry import default_registry
 
 
-def tiny_pair(folder: Path, num_feat: int = 4, num_block: int = 2) -> tuple[Path, Path]:
+def tiny_pair(folder: Path, num_feat: int = 4, num_block: int = 2, spread: float = 0.01) -> tuple[Path, Path]:
     arch = default_registry().get("msrresnet")
     torch.manual_seed(0)
     base = arch.new_state_dict(num_feat=num_feat, num_block=num_block, scale=2)
-    targ = {k: v + 0.01 * torch.randn_like(v) for k, v in base.items()}
+    targ = {k: v + spread * torch.randn_like(v) for k, v in base.items()}
     b, t = folder / "baseline.pth", folder / "target.pth"
     save_checkpoint(b, base)
     save_checkpoint(t, targ)
