@@ -1,0 +1,263 @@
+"""The headless commands' contract (issue 2), run in-process through faig_gui.cli.main on a tiny
+pair, plus real subprocesses for `python -m faig_gui --help` and `python main.py degrade`."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from faig_gui.cli import main
+from faig_gui.core.checkpoint import save_checkpoint
+from faig_gui.core.registry import default_registry
+from reference_nets import BasicSRMSRResNet
+
+ROOT = Path(__file__).resolve().parents[1]
+N_FILTERS = 4 * 3 + 2 * 16 + 16 * 4 + 16 + 3 * 4  # MSRResNet 4 features, 1 block, x2
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A tiny BasicSR-format pair and two HR photos (one with odd sizes, to be mod-cropped)."""
+    d = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    base = default_registry().get("msrresnet").new_state_dict(num_feat=4, num_block=1, scale=2)
+    targ = {k: v + (v.abs().mean() + 0.05) * torch.randn_like(v) for k, v in base.items()}
+    save_checkpoint(d / "baseline.pth", base, params_ema=base)
+    save_checkpoint(d / "target.pth", targ, params_ema=targ)
+    (d / "hr").mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in (("cat", (24, 28)), ("dog", (25, 27))):
+        # smooth content with some texture: a natural-ish image
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = 0.5 + 0.3 * np.sin(xx / 3.0)[..., None] * np.cos(yy / 4.0)[..., None] * np.array([1, 0.7, 0.4])
+        img = np.clip(img + 0.05 * rng.standard_normal((h, w, 3)), 0, 1)
+        cv2.imwrite(str(d / "hr" / f"{name}.png"), np.round(img[..., ::-1] * 255).astype(np.uint8))
+    return d
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def read_png(path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1].astype(np.float64) / 255
+
+
+# --------------------------------------------------------------------------------------------
+# degrade
+
+def test_degrade_writes_gt_lr_blur_noise_with_the_same_names(work, capsys):
+    rc, out, err = run_cli(capsys, "degrade", "--hr", work / "hr", "--out", work / "data", "--seed", "3")
+    assert rc == 0, err
+    for sub in ("GT", "LR", "blur", "noise"):
+        assert sorted(p.name for p in (work / "data" / sub).iterdir()) == ["cat.png", "dog.png"], sub
+    gt = read_png(work / "data" / "GT" / "dog.png")
+    assert gt.shape == (24, 26, 3)  # 25x27 mod-cropped to x2
+    np.testing.assert_array_equal(gt, read_png(work / "hr" / "dog.png")[:24, :26])
+    for sub in ("LR", "blur", "noise"):
+        assert read_png(work / "data" / sub / "dog.png").shape == (12, 13, 3)
+    # blur is blurrier than the clean LR, noise noisier: the images are not mixed up
+    lr, blur, noise = (read_png(work / "data" / s / "cat.png") for s in ("LR", "blur", "noise"))
+    tv = lambda a: np.abs(np.diff(a, axis=1)).mean()  # noqa: E731
+    assert tv(blur) < tv(lr) < tv(noise)
+    assert np.std(noise - lr) == pytest.approx(0.1, rel=0.25)
+    # seeded: the same command writes the same images
+    rc, _, _ = run_cli(capsys, "degrade", "--hr", work / "hr", "--out", work / "data2", "--seed", "3")
+    assert rc == 0
+    assert (work / "data" / "noise" / "cat.png").read_bytes() == (work / "data2" / "noise" / "cat.png").read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# analyze
+
+def _analyze(capsys, work, out, *extra):
+    rc, stdout, err = run_cli(capsys, "analyze", "--baseline", work / "baseline.pth", "--target", work / "target.pth",
+                              "--steps", "3", "--device", "cpu", "--out", out, *extra)
+    assert rc == 0, err
+    with np.load(out / "scores.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_analyze_writes_scores_index_files_and_report(work, capsys):
+    out = work / "an_hr"
+    scores = _analyze(capsys, work, out, "--hr", work / "hr")
+    assert set(scores) == {"blur", "noise"}
+    for name, s in scores.items():
+        assert s.shape == (N_FILTERS,) and s.dtype == np.float64 and np.isfinite(s).all()
+        order = np.array([int(line) for line in (out / f"{name}_index.txt").read_text().splitlines()])
+        np.testing.assert_array_equal(order, np.argsort(-s, kind="stable"))
+        assert np.all(np.diff(s[order]) <= 0)
+    report = json.loads((out / "report.json").read_text())
+    assert report["architecture"] == "msrresnet"
+    assert report["filter_count"] == N_FILTERS
+    assert report["method"] == "faig" and report["steps"] == 3
+    assert report["images"] == ["cat.png", "dog.png"]
+    assert report["device"] == "cpu"
+    assert report["seconds"] > 0
+    assert report["degradations"] == ["blur", "noise"]
+
+
+def test_analyze_from_folders_agrees_with_hr(work, capsys):
+    if not (work / "data").is_dir():
+        run_cli(capsys, "degrade", "--hr", work / "hr", "--out", work / "data", "--seed", "3")
+    from_hr = _analyze(capsys, work, work / "an_hr3", "--hr", work / "hr", "--seed", "3")
+    d = work / "data"
+    from_dirs = _analyze(capsys, work, work / "an_dirs", "--gt", d / "GT", "--degraded", f"blur={d / 'blur'}",
+                         "--degraded", f"noise={d / 'noise'}", "--clean-lr", d / "LR")
+    for name in ("blur", "noise"):
+        np.testing.assert_allclose(from_dirs[name], from_hr[name], rtol=1e-6,
+                                   atol=1e-9 * np.abs(from_hr[name]).max())
+
+
+@pytest.mark.parametrize("method", ["ig", "abs", "random"])
+def test_analyze_other_methods(work, capsys, method):
+    out = work / f"an_{method}"
+    extra = ["--hr", work / "hr"] if method == "ig" else []
+    scores = _analyze(capsys, work, out, "--method", method, *extra)
+    assert set(scores) == {"blur", "noise"}
+    assert json.loads((out / "report.json").read_text())["method"] == method
+    if method == "random":
+        assert sorted(scores["blur"].tolist()) == list(range(1, N_FILTERS + 1))
+
+
+# --------------------------------------------------------------------------------------------
+# run and mask
+
+def test_run_writes_the_sr_output_of_each_input(work, capsys):
+    lr_dir = work / "lr_in"
+    lr_dir.mkdir(exist_ok=True)
+    rng = np.random.default_rng(4)
+    for name in ("a", "b"):
+        cv2.imwrite(str(lr_dir / f"{name}.png"), rng.integers(0, 256, (10, 9, 3), dtype=np.uint8))
+    rc, out, err = run_cli(capsys, "run", "--checkpoint", work / "target.pth", "--input",
+                           lr_dir / "a.png", lr_dir / "b.png", "--out", work / "run_out", "--device", "cpu")
+    assert rc == 0, err
+    ref = BasicSRMSRResNet(3, 3, 4, 1, 2)
+    ref.load_state_dict(torch.load(work / "target.pth", weights_only=True)["params_ema"])
+    for name in ("a", "b"):
+        got = read_png(work / "run_out" / f"{name}.png")
+        assert got.shape == (20, 18, 3)
+        x = torch.from_numpy(read_png(lr_dir / f"{name}.png").transpose(2, 0, 1).copy()).float()[None]
+        with torch.no_grad():
+            expected = ref(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        assert np.abs(got - np.round(expected * 255) / 255).max() <= 1 / 255 + 1e-9
+
+
+def test_mask_writes_target_and_masked_outputs(work, capsys):
+    scores = work / "an_hr" / "scores.npz"
+    if not scores.is_file():
+        _analyze(capsys, work, work / "an_hr", "--hr", work / "hr")
+    lr = work / "lr_in" / "a.png"
+    if not lr.is_file():
+        lr.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(lr), np.random.default_rng(4).integers(0, 256, (10, 9, 3), dtype=np.uint8))
+    common = ["mask", "--baseline", work / "baseline.pth", "--target", work / "target.pth", "--scores", scores,
+              "--degradation", "blur", "--input", lr, "--device", "cpu"]
+    rc, _, err = run_cli(capsys, *common, "--top", "0", "--out", work / "mask0")
+    assert rc == 0, err
+    t0, m0 = read_png(work / "mask0" / "a_target.png"), read_png(work / "mask0" / "a_masked.png")
+    np.testing.assert_array_equal(t0, m0)  # masking nothing changes nothing
+    rc, _, err = run_cli(capsys, *common, "--proportion", "100", "--out", work / "mask_all")
+    assert rc == 0, err
+    t1, m1 = read_png(work / "mask_all" / "a_target.png"), read_png(work / "mask_all" / "a_masked.png")
+    np.testing.assert_array_equal(t0, t1)
+    assert np.abs(t1 - m1).max() > 2 / 255  # all filters back to the baseline's: a visible change
+    # the masked output is the reference net with the baseline's kernels and the target's biases
+    b = torch.load(work / "baseline.pth", weights_only=True)["params_ema"]
+    t = torch.load(work / "target.pth", weights_only=True)["params_ema"]
+    ref = BasicSRMSRResNet(3, 3, 4, 1, 2)
+    ref.load_state_dict({k: b[k] if v.dim() == 4 else v for k, v in t.items()})
+    x = torch.from_numpy(read_png(lr).transpose(2, 0, 1).copy()).float()[None]
+    with torch.no_grad():
+        expected = ref(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    assert np.abs(m1 - np.round(expected * 255) / 255).max() <= 1 / 255 + 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# user errors: exit 2, one line, no traceback
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _error_cases(work: Path) -> dict[str, list]:
+    evil = work / "evil.pth"
+    if not evil.exists():
+        with open(evil, "wb") as fh:
+            pickle.dump({"params": _Evil()}, fh, protocol=2)
+    other = work / "other.pth"
+    if not other.exists():
+        save_checkpoint(other, default_registry().get("msrresnet").new_state_dict(num_feat=6, num_block=1, scale=2))
+    pair = ["--baseline", work / "baseline.pth", "--target", work / "target.pth"]
+    return {
+        "bad path": ["analyze", "--baseline", work / "nowhere.pth", "--target", work / "target.pth",
+                     "--hr", work / "hr", "--out", work / "err"],
+        "bad hr folder": ["analyze", *pair, "--hr", work / "no_such_dir", "--out", work / "err"],
+        "bad --degraded": ["analyze", *pair, "--gt", work / "hr", "--degraded", "blur", "--out", work / "err"],
+        "mismatched pair": ["analyze", "--baseline", work / "baseline.pth", "--target", other,
+                            "--hr", work / "hr", "--out", work / "err"],
+        "unknown arch": ["analyze", *pair, "--arch", "edsr", "--hr", work / "hr", "--out", work / "err"],
+        "malicious pickle": ["run", "--checkpoint", evil, "--input", work / "hr" / "cat.png", "--out", work / "err"],
+        "missing input image": ["run", "--checkpoint", work / "target.pth", "--input", work / "nope.png",
+                                "--out", work / "err"],
+        "unknown degradation": ["mask", *pair, "--scores", work / "an_hr" / "scores.npz", "--degradation", "jpeg",
+                                "--top", "1", "--input", work / "hr" / "cat.png", "--out", work / "err"],
+    }
+
+
+@pytest.mark.parametrize("case", ["bad path", "bad hr folder", "bad --degraded", "mismatched pair", "unknown arch",
+                                  "malicious pickle", "missing input image", "unknown degradation"])
+def test_user_errors_exit_2_with_one_line(work, capsys, case):
+    if case == "unknown degradation" and not (work / "an_hr" / "scores.npz").is_file():
+        _analyze(capsys, work, work / "an_hr", "--hr", work / "hr")
+    argv = _error_cases(work)[case]
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2, (case, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("faig-gui: error: ")
+    assert "Traceback" not in err and "pwned" not in out + err
+    words = {"bad path": "nowhere.pth", "bad hr folder": "no_such_dir", "bad --degraded": "NAME=DIR",
+             "mismatched pair": "conv_first.weight", "unknown arch": "edsr", "malicious pickle": "evil.pth",
+             "missing input image": "nope.png", "unknown degradation": "jpeg"}
+    assert words[case] in lines[0]
+
+
+# --------------------------------------------------------------------------------------------
+# real processes
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env.pop("FAIG_GUI_PLUGIN_PATH", None)
+    return env
+
+
+def test_python_m_faig_gui_help():
+    p = subprocess.run([sys.executable, "-m", "faig_gui", "--help"], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    for command in ("degrade", "analyze", "run", "mask"):
+        assert command in p.stdout
+
+
+def test_main_py_degrade_in_a_subprocess(work, tmp_path):
+    p = subprocess.run([sys.executable, "main.py", "degrade", "--hr", str(work / "hr"), "--out", str(tmp_path / "d"),
+                        "--seed", "3"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in (tmp_path / "d").iterdir()) == ["GT", "LR", "blur", "noise"]
+    if (work / "data" / "noise" / "cat.png").is_file():  # the same seed in-process gave the same bytes
+        assert (tmp_path / "d" / "noise" / "cat.png").read_bytes() == (work / "data" / "noise" / "cat.png").read_bytes()
+    p = subprocess.run([sys.executable, "main.py", "degrade", "--hr", str(tmp_path / "none"), "--out", str(tmp_path / "e")],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
