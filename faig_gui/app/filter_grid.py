@@ -93,6 +93,8 @@ class FilterGridDock(QDockWidget):
         item.setLabel("bottom", "in channel")
         item.setLabel("left", "out channel")
         item.hideButtons()
+        for axis in ("bottom", "left"):
+            item.getAxis(axis).enableAutoSIPrefix(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(self.cmap)
         self.overlay = pg.ImageItem(axisOrder="row-major")
@@ -155,6 +157,7 @@ class FilterGridDock(QDockWidget):
         s = self.model.session
         d = self.model.degradation
         layer = self.layer
+        self.plot.setVisible(layer is not None)
         if layer is None:
             self.scores = None
             self.image.clear()

@@ -65,7 +65,7 @@ class NodeItem(QGraphicsItem):
         self.dock = dock
         self.state = NodeState(filters=node.filters)
         big = node.kind in ("conv", "block")
-        self.w, self.h = (156.0, 36.0) if big else (112.0, 22.0)
+        self.w, self.h = (184.0, 36.0) if big else (112.0, 22.0)
         self.setPos(centre)
         self.setAcceptHoverEvents(True)
         self.setZValue(2)
@@ -362,6 +362,7 @@ class GraphDock(QDockWidget):
             self.graph = None
             text = scene.addSimpleText("Open a baseline and a target to see the network.")
             text.setBrush(QBrush(QColor("#666")))
+            scene.setSceneRect(text.boundingRect())
             self.refresh()
             return
         self.graph = collapse(self.full, self.folded) if self.folded else self.full
