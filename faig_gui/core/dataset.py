@@ -29,9 +29,16 @@ class AnalysisImage:
     _key: str | None = field(default=None, repr=False)
 
     def key(self) -> str:
-        """Content hash of the HR image (cache key; names can repeat across folders)."""
+        """Content hash of the HR image and its LR inputs (cache key; names can repeat across
+        folders, and the same HR can come with other LR images: new noise, other folders)."""
         if self._key is None:
-            self._key = hashlib.sha1(self.hr.numpy().tobytes()).hexdigest()[:16]
+            h = hashlib.sha1(self.hr.numpy().tobytes())
+            for name, lr in self.lr.items():
+                h.update(name.encode())
+                h.update(lr.numpy().tobytes())
+            if self.clean_lr is not None:
+                h.update(self.clean_lr.numpy().tobytes())
+            self._key = h.hexdigest()[:16]
         return self._key
 
 

@@ -348,3 +348,20 @@ def test_each_attribution_computed_once_per_degradation_for_all_rankings(monkeyp
     # three rankings, each using every degradation's attributions: still one per (image, degradation)
     assert len(calls) == len(images) * len(names)
     assert set(res.scores) == set(names)
+
+
+def test_cache_does_not_answer_for_other_lr_images_of_the_same_hr(monkeypatch):
+    # the same HR degraded again (new noise, or new --degraded folders) is a new computation
+    calls = _counting(monkeypatch)
+    base, targ, build = make_pair("msrresnet", seed=15)
+    names = ["blur", "noise"]
+    first = make_image("a", names, seed=80)
+    cache = AttributionCache()
+    config = AnalysisConfig("faig", 2, device="cpu")
+    run_to_end(analyze(base, targ, [first], config, cache))
+    other_noise = dict(first.lr, noise=(first.lr["noise"] + 0.1).clamp(0, 1))
+    second = AnalysisImage("a", first.hr.clone(), other_noise, first.clean_lr)
+    res = run_to_end(analyze(base, targ, [second], config, cache))
+    assert len(calls) > 2, "a cached attribution of another LR image was reused"
+    ref = literal_faig(build, base.state_dict, targ.state_dict, other_noise["noise"], first.hr, 2)
+    assert_close(res.per_image["noise"][0], ref)
