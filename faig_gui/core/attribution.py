@@ -12,8 +12,9 @@ module is built once and never rebuilt. Chunks keep peak memory under a budget.
 """
 from __future__ import annotations
 
-import math
+import logging
 import os
+import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -29,6 +30,7 @@ from faig_gui.core.paths import PathRule, riemann_left
 
 METHODS = ("faig", "ig", "abs", "random")
 PRECISIONS = ("fp32", "bf16")
+log = logging.getLogger("faig_gui")
 StepCallback = Callable[[int], None]  # called with the number of path steps just finished
 
 
@@ -68,7 +70,20 @@ def available_memory(device: torch.device) -> int:
 
 
 def activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of all leaf-module outputs in one forward pass of ``x`` (one path step's activations)."""
+    """Bytes of all leaf-module outputs in one forward pass of ``x`` (one path step's activations).
+
+    Measured once per module and input shape: a whole ranking asks for it once per image."""
+    key = (tuple(x.shape), x.dtype, str(x.device))
+    known = _ACTIVATION_BYTES.setdefault(module, {})
+    if key not in known:
+        known[key] = _measure_activation_bytes(module, x)
+    return known[key]
+
+
+_ACTIVATION_BYTES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _measure_activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
     total = 0
 
     def hook(_m, _i, out):
@@ -95,11 +110,37 @@ def chunk_size(module: nn.Module, x: torch.Tensor, steps: int, options: PathOpti
     return int(max(1, min(steps, budget // max(per_step, 1), 32)))
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether bf16 convolutions run on fast kernels here (CUDA; AVX512-BF16 or AMX CPUs).
+
+    Elsewhere autocast falls back to torch's reference convolution: measured ~20x slower than
+    fp32 on an AVX2-only CPU (docs/performance.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+def check_precision(options: PathOptions) -> None:
+    """Refuse an unknown precision; warn once per path when bf16 would run on slow kernels."""
+    if options.precision not in PRECISIONS:
+        raise FaigError(f"unknown precision '{options.precision}'; use fp32 or bf16")
+    if options.precision == "bf16" and options.device.type not in _WARNED_BF16 \
+            and not bf16_native(options.device):
+        _WARNED_BF16.add(options.device.type)
+        log.warning("bf16 on this %s has no fast bf16 kernels (they need AVX512-BF16/AMX or CUDA): "
+                    "expect it to be much slower than fp32", options.device.type.upper())
+
+
+_WARNED_BF16: set[str] = set()
+
+
 def _autocast(options: PathOptions):
     if options.precision == "bf16":
         return torch.autocast(device_type=options.device.type, dtype=torch.bfloat16)
-    if options.precision != "fp32":
-        raise FaigError(f"unknown precision '{options.precision}'; use fp32 or bf16")
     return nullcontext()
 
 
@@ -116,6 +157,7 @@ def faig_path_gradients(module: nn.Module, baseline: Mapping[str, torch.Tensor],
                         on_steps: StepCallback | None = None,
                         should_stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
     """Σ_s w_s ∂L/∂W |_{θ(α_s)} for each conv weight W in ``weights`` (same shapes as W)."""
+    check_precision(options)
     dev = options.device
     module = module.to(dev)
     theta = {k: v.to(dev) for k, v in target.items()}
@@ -191,6 +233,7 @@ def ig_attribution(module: nn.Module, target: Mapping[str, torch.Tensor], clean_
     options = options or PathOptions.paper()
     if clean_lr.shape != degraded_lr.shape:
         raise FaigError(f"clean LR {tuple(clean_lr.shape)} and degraded LR {tuple(degraded_lr.shape)} differ in size")
+    check_precision(options)
     dev = options.device
     module = module.to(dev)
     names = _weight_names(index)
