@@ -1,0 +1,195 @@
+"""faig_gui.core.evaluation: masking effects against a literal re-implementation, ratios, reports,
+the CLI, the teaser."""
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+
+from faig_gui.core.dataset import make_degraded
+from faig_gui.core.degradations import paper_degradations
+from faig_gui.core.evaluation import (EvaluationResult, evaluate, markdown_table, masking_effects,
+                                      psnr_table, svg_plot, teaser_image)
+from faig_gui.core.imageio import write_image
+from faig_gui.core.registry import default_registry
+from plugins.msrresnet import MSRResNetArchitecture
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _pair(seed=0):
+    torch.manual_seed(seed)
+    arch = MSRResNetArchitecture()
+    base = arch.new_state_dict(num_feat=4, num_block=1, scale=2)
+    base = {k: v + 0.05 * torch.randn_like(v) for k, v in base.items()}
+    targ = {k: v + 0.05 * torch.randn_like(v) for k, v in base.items()}
+    reg = default_registry()
+    return reg.model_from_state_dict(base), reg.model_from_state_dict(targ)
+
+
+def _hr(n, size=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"img{i}.png": rng.uniform(0, 1, (size, size, 3)).astype(np.float32) for i in range(n)}
+
+
+def _images(n, seed=0):
+    return make_degraded(_hr(n, seed=seed), 2, paper_degradations(), seed)
+
+
+# -- an independent implementation of the paper's masking measurement ---------------------------
+def _literal_masked(base_sd, targ_sd, chosen):
+    """Walk the 4-D weights in state-dict order, number filters out-major, replace chosen ones."""
+    out = {k: v.clone() for k, v in targ_sd.items()}
+    offset = 0
+    chosen = set(int(c) for c in chosen)
+    for name, w in targ_sd.items():
+        if w.ndim != 4:
+            continue
+        o_n, i_n = w.shape[:2]
+        for o in range(o_n):
+            for i in range(i_n):
+                if offset + o * i_n + i in chosen:
+                    out[name][o, i] = base_sd[name][o, i]
+        offset += o_n * i_n
+    return out
+
+
+def _grad_map(img):  # img: HxWx3 in [0, 1]
+    g = 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
+    p = np.pad(g, 1, mode="reflect")
+    gx = p[1:-1, 2:] - p[1:-1, :-2]
+    gy = p[2:, 1:-1] - p[:-2, 1:-1]
+    return np.sqrt(gx * gx + gy * gy + 1e-6)
+
+
+def _run(sd, lr):
+    m = MSRResNetArchitecture().build({"num_feat": 4, "num_block": 1, "scale": 2})
+    m.load_state_dict(sd)
+    with torch.no_grad():
+        return m(lr)[0].clamp(0, 1).permute(1, 2, 0).double().numpy()
+
+
+def test_masking_effects_match_a_literal_computation():
+    base, targ = _pair()
+    held = _images(2, seed=5)
+    rng = np.random.default_rng(1)
+    total = sum(v[:, :, 0, 0].numel() for v in targ.state_dict.values() if v.ndim == 4)
+    scores = {"blur": rng.normal(size=total), "noise": rng.normal(size=total)}
+    got = masking_effects(base, targ, scores, held, [3.0, 10.0])
+    for p in (3.0, 10.0):
+        for d in ("blur", "noise"):
+            k = int(total * p / 100)
+            chosen = np.argsort(-scores[d], kind="stable")[:k]
+            masked = _literal_masked(base.state_dict, targ.state_dict, chosen)
+            for e in ("blur", "noise"):
+                vals = [np.mean((_grad_map(_run(targ.state_dict, img.lr[e])) -
+                                 _grad_map(_run(masked, img.lr[e]))) ** 2) * 1000 for img in held]
+                assert got[f"{p:g}"][d][e] == pytest.approx(np.mean(vals), rel=1e-5, abs=1e-9)
+
+
+def test_masking_nothing_changes_nothing_and_everything_gives_the_baseline():
+    base, targ = _pair()
+    held = _images(1)
+    total = sum(v[:, :, 0, 0].numel() for v in targ.state_dict.values() if v.ndim == 4)
+    scores = {"blur": np.arange(total, dtype=float), "noise": -np.arange(total, dtype=float)}
+    got = masking_effects(base, targ, scores, held, [100.0])
+    # all filters masked: the output differs from the baseline's only through the biases
+    assert got["100"]["blur"]["blur"] == pytest.approx(got["100"]["noise"]["blur"])
+    assert got["100"]["blur"]["blur"] > 0
+
+
+def _result(effects, methods=("faig", "random")):
+    return EvaluationResult(list(methods), [1.0], ["blur", "noise"], ["a"], ["b"], 10, effects,
+                            {"baseline": {"clean": 30.0, "blur": 25.0, "noise": 20.0},
+                             "target": {"clean": 29.5, "blur": 26.5, "noise": 24.0}})
+
+
+def test_ratios_by_hand():
+    effects = {"faig": {"1": {"blur": {"blur": 6.0, "noise": 0.5}, "noise": {"blur": 0.2, "noise": 4.0}}},
+               "random": {"1": {"blur": {"blur": 0.3, "noise": 0.1}, "noise": {"blur": 0.5, "noise": 0.8}}}}
+    r = _result(effects).ratios(1.0)
+    assert r["faig"]["blur"] == {"selectivity": pytest.approx(12.0), "vs_random": pytest.approx(20.0)}
+    assert r["faig"]["noise"] == {"selectivity": pytest.approx(20.0), "vs_random": pytest.approx(5.0)}
+    assert r["random"]["blur"]["vs_random"] == pytest.approx(1.0)
+
+
+def test_markdown_and_svg():
+    effects = {"faig": {"1": {"blur": {"blur": 6.0, "noise": 0.5}, "noise": {"blur": 0.2, "noise": 4.0}}},
+               "random": {"1": {"blur": {"blur": 0.3, "noise": 0.1}, "noise": {"blur": 0.5, "noise": 0.8}}}}
+    res = _result(effects)
+    md = markdown_table(res)
+    assert "| faig | 1 % | 6.000 | 0.500 | 0.200 | 4.000 |" in md
+    assert "| faig | 1 % | x12.0 | x20.0 | x20.0 | x5.0 |" in md
+    assert "| target − baseline | -0.50 | +1.50 | +4.00 |" in md
+    root = ET.fromstring(svg_plot(res))
+    assert root.tag.endswith("svg")
+    assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) == 2 * 2 * 2  # methods x panels x inputs
+    json.dumps(res.report())
+
+
+def test_evaluate_end_to_end_uses_given_scores_and_reports_psnr():
+    base, targ = _pair()
+    analysis, held = _images(2, seed=1), _images(2, seed=2)
+    total = sum(v[:, :, 0, 0].numel() for v in targ.state_dict.values() if v.ndim == 4)
+    given = {"blur": np.linspace(0, 1, total), "noise": np.linspace(1, 0, total)}
+    items = list(evaluate(base, targ, analysis, held, ["faig", "ig", "abs", "random"], [1, 5], steps=2,
+                          given_scores={"faig": given}))
+    res = items[-1]
+    assert isinstance(res, EvaluationResult)
+    assert np.array_equal(res.scores["faig"]["blur"], given["blur"])
+    assert set(res.scores) == {"faig", "ig", "abs", "random"}
+    assert set(res.effects["ig"]) == {"1", "5"}
+    assert set(res.psnr["target"]) == {"clean", "blur", "noise"}
+    # the table's PSNR is the mean of per-image PSNRs, measured here independently
+    from faig_gui.core.metrics import psnr
+    vals = []
+    for img in held:
+        with torch.no_grad():
+            out = targ.module(img.lr["noise"])
+        vals.append(psnr(out, img.hr, crop=2))
+    assert res.psnr["target"]["noise"] == pytest.approx(np.mean(vals), rel=1e-6)
+    progress = [i for i in items[:-1]]
+    assert progress and all(0 <= p.done <= p.total for p in progress)
+
+
+def test_teaser_shape():
+    base, targ = _pair()
+    held = _images(1)
+    total = sum(v[:, :, 0, 0].numel() for v in targ.state_dict.values() if v.ndim == 4)
+    scores = {"blur": np.arange(total, dtype=float), "noise": -np.arange(total, dtype=float)}
+    img = teaser_image(base, targ, scores, held[0], proportion=10, crop=16)
+    assert img.shape == (2 * (16 + 22), 3 * (16 + 4), 3)
+    assert 0 <= img.min() and img.max() <= 1
+
+
+def test_evaluate_command(tmp_path):
+    from faig_gui.cli import main
+    from faig_gui.core.checkpoint import save_checkpoint
+    base, targ = _pair()
+    save_checkpoint(tmp_path / "b.pth", base.state_dict)
+    save_checkpoint(tmp_path / "t.pth", targ.state_dict)
+    for name, img in _hr(4, size=20).items():
+        write_image(tmp_path / "hr" / name, img)
+    rc = main(["evaluate", "--baseline", str(tmp_path / "b.pth"), "--target", str(tmp_path / "t.pth"),
+               "--hr", str(tmp_path / "hr"), "--methods", "faig,abs,random", "--proportions", "5,10",
+               "--steps", "2", "--teaser", str(tmp_path / "teaser.png"), "--out", str(tmp_path / "ev")])
+    assert rc == 0
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["methods"] == ["faig", "abs", "random"] and report["proportions"] == [5.0, 10.0]
+    assert len(report["analysis_images"]) == 2 and len(report["heldout_images"]) == 2
+    assert not set(report["analysis_images"]) & set(report["heldout_images"])
+    assert (tmp_path / "ev" / "report.md").read_text().startswith("Effect of masking")
+    assert (tmp_path / "teaser.png").stat().st_size > 0
+    bad = main(["evaluate", "--baseline", str(tmp_path / "b.pth"), "--target", str(tmp_path / "t.pth"),
+                "--hr", str(tmp_path / "hr"), "--methods", "faig,magic", "--out", str(tmp_path / "ev2")])
+    assert bad == 2
