@@ -261,3 +261,26 @@ def test_main_py_degrade_in_a_subprocess(work, tmp_path):
     p = subprocess.run([sys.executable, "main.py", "degrade", "--hr", str(tmp_path / "none"), "--out", str(tmp_path / "e")],
                        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_inputs_with_the_same_name_in_different_folders_do_not_overwrite(work, capsys, tmp_path):
+    # `run --input data/blur/x.png data/noise/x.png`: both outputs must survive
+    for sub, value in (("blur", 60), ("noise", 200)):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "x.png"), np.full((6, 6, 3), value, np.uint8))
+    inputs = [tmp_path / "blur" / "x.png", tmp_path / "noise" / "x.png"]
+    rc, _, err = run_cli(capsys, "run", "--checkpoint", work / "target.pth", "--input", *inputs,
+                         "--out", tmp_path / "sr", "--device", "cpu")
+    assert rc == 0, err
+    written = sorted((tmp_path / "sr").iterdir())
+    assert len(written) == 2
+    means = sorted(read_png(p).mean() for p in written)
+    assert means[0] < 0.4 < means[1]  # one dark, one bright: neither was overwritten
+    if not (work / "an_hr" / "scores.npz").is_file():
+        _analyze(capsys, work, work / "an_hr", "--hr", work / "hr")
+    rc, _, err = run_cli(capsys, "mask", "--baseline", work / "baseline.pth", "--target", work / "target.pth",
+                         "--scores", work / "an_hr" / "scores.npz", "--degradation", "blur", "--top", "3",
+                         "--input", *inputs, "--out", tmp_path / "m", "--device", "cpu")
+    assert rc == 0, err
+    assert len(list((tmp_path / "m").glob("*_target.png"))) == 2
+    assert len(list((tmp_path / "m").glob("*_masked.png"))) == 2

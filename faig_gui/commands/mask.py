@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from faig_gui.commands._common import add_arch, add_device, output_dir
+from faig_gui.commands._common import add_arch, add_device, output_dir, output_stems
 from faig_gui.core.demo import demo_files
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
@@ -61,9 +60,8 @@ def run(args: argparse.Namespace) -> int:
     params = masked_state_dict(target.state_dict, baseline.state_dict, mask, index)
     device = resolve_device(args.device)
     out = output_dir(args.out)
-    for path in args.input:
+    for path, stem in zip(args.input, output_stems(args.input)):
         lr = to_tensor(read_image(path))
-        stem = Path(path).stem
         write_image(out / f"{stem}_target.png", to_image(super_resolve(target.module, lr, target.scale, device=device)))
         write_image(out / f"{stem}_masked.png",
                     to_image(super_resolve(target.module, lr, target.scale, params=params, device=device)))
