@@ -169,8 +169,16 @@ def faig_path_gradients(module: nn.Module, baseline: Mapping[str, torch.Tensor],
     grad_set = set(weights)
     chunk = chunk_size(module, lr, len(alphas), options)
 
+    compute = torch.bfloat16 if options.precision == "bf16" else None
+    x = lr if compute is None else lr.to(compute)
+
     def one_step(params):  # params: name -> tensor of one path point; returns its loss
-        out = functional_call(module, params, (lr,))
+        if compute is not None:
+            # autocast does not reach inside torch.func.vmap (its ops stay fp32), so bf16 is
+            # cast by hand: weights and input in bf16, the fp32 path weights stay the masters
+            # and their gradients come back in fp32 through the cast
+            params = {k: v.to(compute) if v.is_floating_point() else v for k, v in params.items()}
+        out = functional_call(module, params, (x,))
         return ((out.float() - hr) ** 2).sum()
 
     for start in range(0, len(alphas), chunk):
@@ -183,11 +191,10 @@ def faig_path_gradients(module: nn.Module, baseline: Mapping[str, torch.Tensor],
                   for k in theta}
         for k in weights:
             params[k].requires_grad_(True)
-        with _autocast(options):
-            if b == 1:
-                loss = one_step({k: v[0] for k, v in params.items()})
-            else:
-                loss = vmap(one_step)(params).sum()
+        if b == 1:
+            loss = one_step({k: v[0] for k, v in params.items()})
+        else:
+            loss = vmap(one_step)(params).sum()
         grads = torch.autograd.grad(loss, [params[k] for k in weights])
         for k, g in zip(weights, grads):
             acc[k] += torch.einsum("b,b...->...", ws, g.float())
