@@ -178,7 +178,7 @@ def test_three_degradations_subtract_the_mean_of_the_others():
     base, targ, build = make_pair("srcnn_style", seed=6)
     names = ["blur", "noise", "jpeg"]
     images = [make_image("a", names, seed=20), make_image("b", names, seed=21)]
-    steps = 3
+    steps = 2
     res = run_to_end(analyze(base, targ, images, AnalysisConfig("faig", steps, device="cpu", chunk=2)))
     per_image = {d: [literal_faig(build, base.state_dict, targ.state_dict, img.lr[d], img.hr, steps)
                      for img in images] for d in names}
