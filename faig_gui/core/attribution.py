@@ -101,13 +101,29 @@ def _measure_activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
     return max(total, x.numel() * x.element_size())
 
 
+#: on a CPU, batch path steps only until a batch holds this many LR pixels: at 64x64 and above
+#: one step at a time is as fast per step as any vmapped batch (docs/performance.md) and needs
+#: the least memory; smaller inputs are batched to keep the cores busy
+CPU_BATCH_PIXELS = 64 * 64
+MAX_CHUNK = 32
+
+
 def chunk_size(module: nn.Module, x: torch.Tensor, steps: int, options: PathOptions) -> int:
+    """Path steps per forward/backward: ``options.chunk`` if given, else as many as the memory
+    budget holds (at most MAX_CHUNK; on a CPU at most what fills CPU_BATCH_PIXELS)."""
     if options.chunk:
         return max(1, min(options.chunk, steps))
     budget = options.memory_budget or available_memory(options.device)
     # autograd keeps roughly the activations plus their gradients and pre-activation copies
+    # (measured: peak ≈ 1.5-2 x activations per step, so 3 x leaves a margin)
     per_step = 3 * activation_bytes(module, x)
-    return int(max(1, min(steps, budget // max(per_step, 1), 32)))
+    if budget < per_step:
+        log.info("memory budget %.0f MiB is below one path step (about %.0f MiB): computing one "
+                 "step at a time", budget / 2**20, per_step / 2**20)
+    fit = budget // max(per_step, 1)
+    if options.device.type == "cpu":
+        fit = min(fit, -(-CPU_BATCH_PIXELS // (x.shape[-2] * x.shape[-1])))
+    return int(max(1, min(steps, fit, MAX_CHUNK)))
 
 
 def bf16_native(device: torch.device) -> bool:

@@ -186,3 +186,17 @@ def test_unknown_precision_is_a_user_error():
     with pytest.raises(FaigError, match="precision"):
         faig_attribution(targ.module, base.state_dict, targ.state_dict, img.lr["blur"], img.hr,
                          options=PathOptions(riemann_left(2), precision="fp8"))
+
+
+def test_cpu_batches_small_inputs_only():
+    net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1))
+    rule = riemann_left(40)
+    big = PathOptions(rule, memory_budget=1 << 40)
+    # 64x64 and up: one step at a time; smaller: enough steps to hold 64x64 pixels
+    assert chunk_size(net, torch.rand(1, 3, 64, 64), 40, big) == 1
+    assert chunk_size(net, torch.rand(1, 3, 32, 32), 40, big) == 4
+    assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, big) == 16
+    assert chunk_size(net, torch.rand(1, 3, 16, 16), 10, big) == 10   # never more than the steps
+    # the budget still wins when it is the tighter bound
+    per_step = 3 * 2 * 16 * 16 * 4
+    assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, PathOptions(rule, memory_budget=per_step * 3)) == 3
