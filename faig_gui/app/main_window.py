@@ -495,7 +495,7 @@ class MainWindow(QMainWindow):
         import copy
         module = copy.deepcopy(s.target.module)
         target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
-        images = [(Path(img.path).stem, img.lr) for img in s.images]
+        images = list(zip(output_stems(s.images), (img.lr for img in s.images)))
         out = Path(folder)
 
         def job() -> list[Path]:
@@ -681,6 +681,23 @@ class MainWindow(QMainWindow):
             if callable(stop):
                 stop()
         recovery_path().unlink(missing_ok=True)
+
+
+def output_stems(images) -> list[str]:
+    """A distinct file stem per image: blur/x.png and noise/x.png must not overwrite each other."""
+    stems, seen = [], set()
+    for img in images:
+        p = Path(img.path)
+        base = f"{p.stem}_{img.label}" if img.label else p.stem
+        stem, n = base, 1
+        if stem in seen:
+            stem = f"{p.parent.name}_{base}"
+        while stem in seen:
+            n += 1
+            stem = f"{base}_{n}"
+        seen.add(stem)
+        stems.append(stem)
+    return stems
 
 
 def _dropped_paths(mime) -> list[str]:

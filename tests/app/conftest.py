@@ -3,13 +3,14 @@ and a check that no test leaves a QThread (or a render/export thread) running.""
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QStandardPaths, QThread
+from PySide6.QtCore import QSettings, QThread
 
 from faig_gui.core.checkpoint import save_checkpoint
 from faig_gui.core.dataset import make_degraded
@@ -63,9 +64,14 @@ def tiny_demo(tmp_path_factory) -> DemoFiles:
 
 
 @pytest.fixture(scope="session")
-def qloop(qapp):
+def qloop(qapp, tmp_path_factory):
     from faig_gui.app.live import install_loop
-    QStandardPaths.setTestModeEnabled(True)
+    # settings and the recovery file in this test process's own folder: several test runs
+    # may share one machine and one home
+    home = tmp_path_factory.mktemp("qt_home")
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(home / "config"))
     qapp.setOrganizationName("faig-gui")
     qapp.setApplicationName("faig-gui")
     return install_loop(qapp)
@@ -90,7 +96,8 @@ def no_dangling_threads(qloop):
     running = []
     for obj in gc.get_objects():
         try:
-            if isinstance(obj, QThread) and obj is not QThread.currentThread() and obj.isRunning():
+            # type(), not isinstance(): lazy modules warn when their __class__ is looked up
+            if issubclass(type(obj), QThread) and obj is not QThread.currentThread() and obj.isRunning():
                 running.append(obj.objectName() or repr(obj))
         except RuntimeError:  # wrapper of a deleted C++ object
             continue
@@ -105,8 +112,9 @@ def make_window(qtbot, qloop):
     made = []
 
     def make(**kw):
+        # not qtbot.addWidget: qtbot would close it before this fixture can mark it clean,
+        # and a window with unsaved changes asks whether to save them
         w = MainWindow(restore_layout=False, **kw)
-        qtbot.addWidget(w)
         w.show()
         made.append(w)
         return w
@@ -116,6 +124,7 @@ def make_window(qtbot, qloop):
         w._set_clean()
         w.close()
         w.shutdown()
+        w.deleteLater()
 
 
 @pytest.fixture
