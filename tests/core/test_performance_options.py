@@ -189,7 +189,7 @@ def test_unknown_precision_is_a_user_error():
 
 
 def test_cpu_batches_small_inputs_only():
-    net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1))
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
     rule = riemann_left(40)
     big = PathOptions(rule, memory_budget=1 << 40)
     # 64x64 and up: one step at a time; smaller: enough steps to hold 64x64 pixels
@@ -198,5 +198,5 @@ def test_cpu_batches_small_inputs_only():
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, big) == 16
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 10, big) == 10   # never more than the steps
     # the budget still wins when it is the tighter bound
-    per_step = 3 * 2 * 16 * 16 * 4
+    per_step = 3 * 4 * 16 * 16 * 4  # 3 x the conv output
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, PathOptions(rule, memory_budget=per_step * 3)) == 3
