@@ -122,7 +122,9 @@ def test_activation_bytes_counts_every_leaf_output():
 def test_memory_budget_sets_the_chunk():
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1))
     x = torch.rand(1, 3, 5, 5)
-    per_step = 3 * 275 * 4  # activations, their gradients, pre-activation copies
+    params = (4 * 3 * 9 + 4) + (3 * 4 * 9 + 3)
+    # 3 x the activations (with their gradients, pre-activation copies), 2 x the stacked weights
+    per_step = 3 * 275 * 4 + 2 * params * 4
     rule = riemann_left(20)
     assert chunk_size(net, x, 20, PathOptions(rule, memory_budget=per_step * 6)) == 6
     assert chunk_size(net, x, 20, PathOptions(rule, memory_budget=per_step - 1)) == 1
@@ -198,5 +200,5 @@ def test_cpu_batches_small_inputs_only():
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, big) == 16
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 10, big) == 10   # never more than the steps
     # the budget still wins when it is the tighter bound
-    per_step = 3 * 4 * 16 * 16 * 4  # 3 x the conv output
+    per_step = 3 * 4 * 16 * 16 * 4 + 2 * (4 * 3 * 9 + 4) * 4  # 3 x the conv output, 2 x weights
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, PathOptions(rule, memory_budget=per_step * 3)) == 3
