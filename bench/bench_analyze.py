@@ -146,13 +146,20 @@ def main(argv: list[str] | None = None) -> int:
 
     options = [(n, "fp32") for n in args.gl] + [(n, "bf16") for n in args.bf16_nodes]
     res["options"] = []
+    fp32_runs: dict[int, tuple[dict, dict]] = {}
     for n, precision in options:
         timing, scores = analyze(work, root / f"out_gl{n}_{precision}", n, "gauss-legendre", precision)
-        res["options"].append({"rule": "gauss-legendre", "nodes": n, "precision": precision, **timing,
-                               "load_average": common.load_average(),
-                               "speedup_cpu_vs_authors_scaled": authors_cpu_at_steps / timing["cpu_s"],
-                               "speedup_wall_vs_authors_scaled": authors_wall_at_steps / timing["wall_s"],
-                               "against_reference": compare(scores, reference)})
+        row = {"rule": "gauss-legendre", "nodes": n, "precision": precision, **timing,
+               "load_average": common.load_average(),
+               "speedup_cpu_vs_authors_scaled": authors_cpu_at_steps / timing["cpu_s"],
+               "speedup_wall_vs_authors_scaled": authors_wall_at_steps / timing["wall_s"],
+               "against_reference": compare(scores, reference)}
+        if precision == "fp32":
+            fp32_runs[n] = (timing, scores)
+        elif n in fp32_runs:  # bf16's own effect: against fp32 with the same nodes
+            row["against_fp32_same_nodes"] = compare(scores, fp32_runs[n][1])
+            row["slowdown_cpu_vs_fp32_same_nodes"] = timing["cpu_s"] / fp32_runs[n][0]["cpu_s"]
+        res["options"].append(row)
         print(f"[bench_analyze] option: {json.dumps(res['options'][-1])}", file=sys.stderr, flush=True)
 
     res["plain_after"] = plain_benchmark(work.target, args.lr_size, args.plain_batch, args.plain_reps)
