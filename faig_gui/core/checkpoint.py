@@ -160,6 +160,9 @@ def validate_state_dict(sd: Mapping[str, Any], path: Path | str = "<checkpoint>"
                             f"re-save the weights as ordinary tensors")
         if not value.is_floating_point():
             raise FaigError(f"{path}: entry {_show(key)} has dtype {value.dtype}; weights must be floating point")
+        if value.numel() == 0:
+            raise FaigError(f"{path}: entry {_show(key)} is empty (shape {tuple(value.shape)}); "
+                            f"no network has zero-size weights")
         stored = value.untyped_storage().nbytes() // max(value.element_size(), 1)
         if value.numel() > stored:
             raise FaigError(f"{path}: refused: entry {_show(key)} claims {value.numel()} values "

@@ -160,6 +160,14 @@ def test_half_precision_weights_load_as_float32(tmp_path):
     assert torch.equal(loaded["conv_first.weight"], sd["conv_first.weight"].half().float())
 
 
+def test_zero_size_weights(tmp_path):
+    sd = tiny_msrresnet()
+    sd["conv_first.weight"] = torch.zeros(0, 3, 3, 3)
+    path = tmp_path / "empty_weights.pth"
+    save_checkpoint(path, sd)
+    _refused(path, "'conv_first.weight' is empty", "(0, 3, 3, 3)")
+
+
 def test_non_tensor_entry_and_non_string_keys(tmp_path):
     path = tmp_path / "mixed.pth"
     torch.save({"conv_first.weight": torch.zeros(4, 3, 3, 3), "note": "hello"}, path)
