@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QGraphicsItem, QGraphicsP
 from faig_gui.app._export import export_picture
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.graph import GraphNode, NetworkGraph, collapse, graph_for, layout
-from faig_gui.core.layer_stats import IMPORTANCE_MEASURES, counts_per_layer, layer_importance, layer_sizes, top_counts
+from faig_gui.core.layer_stats import IMPORTANCE_MEASURES, counts_per_layer, layer_importance, layer_sizes
 
 LANE_GAP = 28.0       # scene units between lanes
 ROW = 54.0            # scene units between layers
@@ -272,6 +272,7 @@ class GraphDock(QDockWidget):
         self.group_labels: dict[str, GroupLabel] = {}
         self.measure = "share"
         self._range = (0.0, 1.0)
+        self._values_cache = None
 
         self.view = GraphView()
         self.view.nodeClicked.connect(self._on_node_clicked)
@@ -438,10 +439,7 @@ class GraphDock(QDockWidget):
             for n, layer in enumerate(index.layers):
                 masked[layer.name], sizes[layer.name] = int(mc[n]), int(sz[n])
             if have:
-                imp = layer_importance(index, s.scores[d], k, self.measure)
-                tc = top_counts(index, s.scores[d], k)
-                for n, layer in enumerate(index.layers):
-                    values[layer.name], counts[layer.name] = float(imp[n]), int(tc[n])
+                values, counts = self._layer_values(index, s.scores[d], k)
         node_values: dict[str, float | None] = {}
         for nid, item in self.items.items():
             weights = [w for w in item.node.conv_weights if w in sizes]
@@ -462,6 +460,27 @@ class GraphDock(QDockWidget):
             item.update_tooltip()
             item.update()
         self._update_colorbar(have, d, k)
+
+    def _layer_values(self, index, scores: np.ndarray, k: float) -> tuple[dict[str, float], dict[str, int]]:
+        """Importance and top-k count per layer; ranking all filters takes a while on paper-size
+        nets, so the result is kept until the scores, k or the measure change (a mask toggle only
+        recounts the masked filters)."""
+        source = (index, scores, k, self.measure)
+        cached = self._values_cache
+        if cached is not None and all(a is b or (isinstance(a, (int, float, str)) and a == b)
+                                      for a, b in zip(cached[0], source)):
+            return cached[1]
+        imp = layer_importance(index, scores, k, self.measure)
+        if self.measure == "share":
+            tc = np.rint(imp * layer_sizes(index)).astype(np.int64)
+        elif self.measure == "count":
+            tc = imp.astype(np.int64)
+        else:   # mean rank: blocks average the values, counts are not needed
+            tc = np.zeros(len(index.layers), dtype=np.int64)
+        values = {layer.name: float(imp[n]) for n, layer in enumerate(index.layers)}
+        counts = {layer.name: int(tc[n]) for n, layer in enumerate(index.layers)}
+        self._values_cache = (source, (values, counts))
+        return values, counts
 
     def _combine(self, weights, values, counts, sizes) -> float:
         """A node's value: the layer's own, or for a folded block the value of its convs together."""

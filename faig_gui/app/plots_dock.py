@@ -204,6 +204,7 @@ class DistributionPanel(QWidget):
         self.bars: dict[str, pg.BarGraphItem] = {}
         self.counts: dict[str, np.ndarray] = {}
         self.proportion = 1.0
+        self._source = None
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
@@ -220,7 +221,12 @@ class DistributionPanel(QWidget):
     def refresh(self) -> None:
         s = self.dock.model.session
         chosen = self.k_box.currentData()
-        self.proportion = float(chosen if chosen is not None else s.mask_settings.proportion)
+        proportion = float(chosen if chosen is not None else s.mask_settings.proportion)
+        source = (s.index, tuple(s.scores.items()), proportion)
+        if self._source is not None and self._same(source):
+            return   # ranking every filter again is slow on paper-size nets: only redraw on change
+        self._source = source
+        self.proportion = proportion
         for item in self.bars.values():
             self.plot.removeItem(item)
         self.legend.clear()
@@ -245,6 +251,11 @@ class DistributionPanel(QWidget):
         self.plot.setXRange(-0.7, len(layers) - 0.3, padding=0)
         # head room for the legend in the top right corner
         self.plot.setYRange(0, max(1, max(int(c.max()) for c in self.counts.values())) * 1.25, padding=0)
+
+    def _same(self, source) -> bool:
+        index, items, proportion = self._source
+        return (index is source[0] and proportion == source[2] and len(items) == len(source[1])
+                and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(items, source[1])))
 
     def _ticks(self, s) -> list[tuple[int, str]]:
         """Short layer names; with many layers only every few are written."""

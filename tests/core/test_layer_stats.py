@@ -52,3 +52,15 @@ def test_mean_rank_percentile(index):
 def test_counts_per_layer_of_a_mask(index):
     assert counts_per_layer(index, [0, 11, 12, 41, 40]).tolist() == [2, 1, 2]
     assert counts_per_layer(index, []).tolist() == [0, 0, 0]
+
+
+def test_top_set_is_the_ranking_prefix_with_ties_by_index():
+    from faig_gui.core.layer_stats import top_set
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        n = int(rng.integers(1, 200))
+        scores = rng.integers(0, 6, size=n).astype(float)   # many ties
+        for proportion in (0, 0.5, 1, 3, 10, 37, 100):
+            count = int(n * proportion / 100)
+            by_hand = set(sorted(range(n), key=lambda k: (-scores[k], k))[:count])
+            assert set(np.flatnonzero(top_set(scores, proportion)).tolist()) == by_hand
