@@ -7,12 +7,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QHelpEvent, QImage, QWheelEvent
 from PySide6.QtWidgets import QToolTip
 
 from faig_gui.app.graph_view import GraphDock, NodeItem, colour_at
 from faig_gui.core.errors import FaigError
+from faig_gui.core.plugin_api import Architecture
 from tiny_session import loaded_model
 
 
@@ -158,3 +160,53 @@ def test_empty_session_shows_a_hint(qtbot):
     assert d.items == {} and d.graph is None
     texts = [i.text() for i in d.view.scene().items() if hasattr(i, "text")]
     assert any("Open a baseline" in t for t in texts)
+
+
+class _Untraceable(torch.nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.tail = torch.nn.Conv2d(4, 12, 3, padding=1)
+        self.up = torch.nn.PixelShuffle(2)
+
+    def forward(self, x):
+        y = self.head(x)
+        if float(y.mean()) > 0:
+            y = torch.relu(y)
+        return self.up(self.tail(y))
+
+
+class _UntraceableArch(Architecture):
+    name = "untraceable"
+
+    def detect(self, sd):
+        return set(sd) == {"head.weight", "head.bias", "tail.weight", "tail.bias"}
+
+    def hyperparameters(self, sd):
+        return {"scale": 2}
+
+    def build(self, hp):
+        return _Untraceable()
+
+
+def test_untraceable_architecture_shows_its_convs_and_says_why(qtbot, tmp_path):
+    from faig_gui.app.session_model import SessionModel
+    from faig_gui.core.checkpoint import save_checkpoint
+    from faig_gui.core.registry import Registry
+    from faig_gui.core.session import Session
+    arch = _UntraceableArch()
+    for name in ("b.pth", "t.pth"):
+        save_checkpoint(tmp_path / name, arch.new_state_dict())
+    model = SessionModel(Session(Registry([arch])))
+    d = GraphDock(model)
+    qtbot.addWidget(d)
+    d.show()
+    assert model.load_pair(str(tmp_path / "b.pth"), str(tmp_path / "t.pth"))
+    assert not d.note.isHidden() and "could not trace" in d.note.text()
+    assert [i.node.weight for i in d.items.values() if i.node.kind == "conv"] == ["head.weight", "tail.weight"]
+    item = next(i for i in d.items.values() if i.node.weight == "tail.weight")
+    with qtbot.waitSignal(model.selectedLayerChanged):
+        qtbot.mouseClick(d.view.viewport(), Qt.MouseButton.LeftButton, pos=_view_pos(d, item))
+    assert model.selected_layer == "tail.weight"
