@@ -290,6 +290,8 @@ class PlotsDock(QDockWidget):
         self._stale = False
         self._thread: QThread | None = None
         self._worker: EffectWorker | None = None
+        self._generation = 0        # bumped when models or scores change
+        self._job_generation = 0    # the generation a running computation started from
 
         self.effects = EffectPanel(self)
         self.distribution = DistributionPanel(self)
@@ -308,6 +310,7 @@ class PlotsDock(QDockWidget):
 
     # -- the distribution follows the scores and the masking proportion ---------------------------
     def _on_inputs_change(self) -> None:
+        self._generation += 1
         self.distribution.refresh()
         if self.result is not None and not self._stale:
             self._stale = True
@@ -364,7 +367,7 @@ class PlotsDock(QDockWidget):
         worker.cancelled.connect(self._on_cancelled)
         worker.done.connect(thread.quit)
         thread.finished.connect(self._on_thread_finished)
-        self._thread, self._worker = thread, worker
+        self._thread, self._worker, self._job_generation = thread, worker, self._generation
         self.effects.compute_button.setEnabled(False)
         self.effects.cancel_button.setEnabled(True)
         self.effects.progress.setValue(0)
@@ -396,9 +399,10 @@ class PlotsDock(QDockWidget):
         self.effects.status.setText(message + "…")
 
     def _on_finished(self, result: EvaluationResult) -> None:
-        self.result, self._stale = result, False
+        # models or scores that changed while it ran make the fresh result outdated already
+        self.result, self._stale = result, self._job_generation != self._generation
         self.effects.progress.setValue(1000)
-        self.effects.show_result(result)
+        self.effects.show_result(result, self._stale)
 
     def _on_failed(self, message: str) -> None:
         self.effects.status.setText(f"failed: {message}")
