@@ -1,6 +1,7 @@
 """The traced network graph, checked against the module structure written out by hand."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -159,3 +160,23 @@ def test_layout_is_layered_without_overlaps_and_keeps_the_main_path_straight():
     assert len({lay.position[n.id][1] for n in main}) == 1   # all convs in one straight lane
     assert lay.width <= 3
 
+
+
+@pytest.mark.parametrize("arch_name, hp", [
+    ("msrresnet", {"num_feat": 4, "num_block": 1, "scale": 3}),
+    ("msrresnet", {"num_feat": 4, "num_block": 5, "scale": 4}),
+    ("srcnn_style", {"scale": 3, "widths": (4, 4)}),
+    ("srcnn_style", {"scale": 4, "widths": (4,)}),
+])
+def test_every_plugin_variant_gives_one_node_per_filter_layer_and_a_clean_layout(arch_name, hp):
+    reg = default_registry()
+    model = reg.model_from_state_dict(reg.get(arch_name).new_state_dict(**hp))
+    g = graph_for(model)
+    assert g.traced
+    assert [c.weight for c in g.convs()] == [l.name for l in FilterIndex.from_state_dict(model.state_dict).layers]
+    shuffles = [n for n in g.nodes if n.kind == "pixel_shuffle"]
+    assert len(shuffles) == (2 if hp["scale"] == 4 else 1)
+    lay = layout(g)
+    assert len(set(lay.position.values())) == len(g.nodes) and lay.crossings() == 0
+    folded = collapse(g, g.groups)
+    assert len(layout(folded).position) == len(folded.nodes)
