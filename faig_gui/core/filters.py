@@ -114,7 +114,17 @@ def top_indices(scores: np.ndarray, proportion: float | None = None, count: int 
             raise FaigError(f"proportion {proportion} must lie in [0, 1] (a fraction, e.g. 0.01 for 1 %)")
         count = int(len(scores) * proportion)
     count = max(0, min(int(count), len(scores)))
-    return ranking(scores)[:count]
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    if count * 4 >= len(scores):
+        return ranking(scores)[:count]
+    # O(N) selection, then sort only the chosen: same order and tie rule as ranking()[:count]
+    s = np.asarray(scores, dtype=np.float64)
+    threshold = s[np.argpartition(-s, count - 1)[:count]].min()
+    above = np.flatnonzero(s > threshold)
+    ties = np.flatnonzero(s == threshold)[: count - len(above)]
+    chosen = np.concatenate([above, ties])
+    return chosen[np.lexsort((chosen, -s[chosen]))]
 
 
 def ranking(scores: np.ndarray) -> np.ndarray:
