@@ -6,14 +6,16 @@ evidence measured on the analysis images' clean and degraded versions (the calib
 
 Evidence per input x and degradation d (F_d = d's top filters, Δ = target − baseline kernel):
 
-``M``  masking effect: gradient-map effect (metrics.gradient_effect) between the target's
-       output and the output with F_d replaced by the baseline's kernels.
+``M``  masking effect: gradient-map effect (metrics.gradient_effect) between the target's output
+       and the output with F_d replaced by the baseline's kernels.
+``N``  M divided by the mean square of the target output's gradient map (less content-bound).
 ``E``  change response: Σ_{(o,i)∈F_d} mean (conv(feature_i, Δ_oi))² over the input feature
        maps of the filters, from one forward pass of the target with hooks.
+``R``  relative change response: E divided by the same sum with the baseline kernels θ̄_oi.
 ``Q``  residual response: E_d measured again on the output of the d-masked model, bicubically
        downscaled back to the input size: "is d still there once the network removed all
-       the other degradations but not d?". This separates blur+noise from noise-only, where
-       the network's noise path dominates M and E.
+       the other degradations but not d?" (blur+noise against noise-only, where the
+       network's noise path dominates M and E).  ``P``: Q relative, as R is to E.
 
 Decision (multi-label): degradations are decided one after another, most separable first; each
 is decided by a weighted vote of its calibrated evidences, calibrated on the analysis samples
@@ -47,7 +49,7 @@ from faig_gui.core.metrics import gradient_map
 from faig_gui.core.registry import LoadedModel, check_pair
 
 #: evidence kinds, in the order of the docstring
-EVIDENCE = ("M", "E", "Q")
+EVIDENCE = ("M", "N", "E", "R", "Q", "P")
 CLEAN = "clean"
 
 
@@ -106,12 +108,12 @@ class Prediction:
 class _LayerProbe:
     """Change response of the selected filters of one Conv2d, computed inside its forward."""
 
-    def __init__(self, module: nn.Conv2d, delta: torch.Tensor, in_idx: torch.Tensor, member: torch.Tensor):
+    def __init__(self, module: nn.Conv2d, kernels: torch.Tensor, in_idx: torch.Tensor, member: torch.Tensor):
         self.module = module
-        self.delta = delta            # (nF, 1, kh, kw): Δ kernels of the selected filters
+        self.kernels = kernels        # (2 nF, 1, kh, kw): Δ and baseline kernel of each selected filter
         self.in_idx = in_idx          # (nF,) input channel of each filter
         self.member = member          # (nF, D) float: filter belongs to degradation d
-        self.value: torch.Tensor | None = None  # (B, D) after a forward
+        self.value: torch.Tensor | None = None  # (2, B, D) after a forward: Δ and baseline responses
 
     def __call__(self, _module, inputs):
         x = inputs[0]
@@ -122,9 +124,10 @@ class _LayerProbe:
         else:
             padding = m.padding
         feats = x.index_select(1, self.in_idx)
-        r = F.conv2d(feats, self.delta, None, m.stride, padding, m.dilation, groups=len(self.in_idx))
-        ms = r.float().pow(2).mean(dim=(2, 3))            # (B, nF)
-        self.value = ms @ self.member                       # (B, D)
+        # one grouped conv: group f holds input channel i_f and gives (Δ_f * x_i, W̄_f * x_i)
+        r = F.conv2d(feats, self.kernels, None, m.stride, padding, m.dilation, groups=len(self.in_idx))
+        ms = r.float().pow(2).mean(dim=(2, 3)).view(r.shape[0], -1, 2)    # (B, nF, 2)
+        self.value = torch.stack([ms[..., 0] @ self.member, ms[..., 1] @ self.member])   # (2, B, D)
 
 
 class EvidenceModel:
@@ -172,22 +175,23 @@ class EvidenceModel:
             i = torch.as_tensor(local % layer.in_channels)
             w_t = self.target.state_dict[layer.name].float()
             w_b = self.baseline.state_dict[layer.name].float()
-            delta = (w_t[o, i] - w_b[o, i]).unsqueeze(1)
-            member = torch.tensor([[float(k in set(self.top[d].tolist())) for d in self.names] for k in ids])
-            self.probes.append(_LayerProbe(conv, delta.to(self.device), i.to(self.device), member.to(self.device)))
+            kernels = torch.stack([w_t[o, i] - w_b[o, i], w_b[o, i]], dim=1).reshape(-1, 1, *w_t.shape[2:])
+            tops = [set(self.top[d].tolist()) for d in self.names]
+            member = torch.tensor([[float(int(k) in t) for t in tops] for k in ids])
+            self.probes.append(_LayerProbe(conv, kernels.to(self.device), i.to(self.device), member.to(self.device)))
         if not self.probes:
             raise FaigError("the top filters sit in no plain Conv2d layer: the change response cannot be measured")
 
     def forward(self, x: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None,
                 probe: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Output (B,3,sH,sW) and, with ``probe``, the change response E (B, D)."""
+        """Output (B,3,sH,sW) and, with ``probe``, the responses (2, B, D): Δ kernels, baseline kernels."""
         handles = [p.module.register_forward_pre_hook(p) for p in self.probes] if probe else []
         try:
             with torch.inference_mode():
                 x = x.to(self.device)
                 y = self.module(x) if params is None else functional_call(self.module, dict(params), (x,))
                 y = y.float()
-                e = sum(p.value for p in self.probes) if probe else None
+                e = sum(p.value for p in self.probes) if probe else None   # (2, B, D)
         finally:
             for h in handles:
                 h.remove()
@@ -197,30 +201,35 @@ class EvidenceModel:
 
     def evidence(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> dict[str, np.ndarray]:
         """Evidence arrays of shape (B, D) for a batch of LR tiles (B,3,h,w) in [0, 1]."""
-        need_masked = "M" in kinds or "Q" in kinds
         y, e = self.forward(x, probe=True)
         out: dict[str, np.ndarray] = {}
         if "E" in kinds:
-            out["E"] = e.cpu().double().numpy()
-        if not need_masked:
+            out["E"] = e[0].cpu().double().numpy()
+        if "R" in kinds:
+            out["R"] = (e[0] / e[1].clamp_min(1e-12)).cpu().double().numpy()
+        if not set(kinds) & {"M", "N", "Q", "P"}:
             return out
         h, w = x.shape[-2:]
         g_target = gradient_map(y.double())   # double: the effect is a small difference of maps
-        m = np.zeros((x.shape[0], len(self.names)))
-        q = np.zeros((x.shape[0], len(self.names)))
+        energy = (g_target * g_target).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+        cols = {k: np.zeros((x.shape[0], len(self.names))) for k in ("M", "N", "Q", "P") if k in kinds}
         for n, d in enumerate(self.names):
             y_d, _ = self.forward(x, self.masked[d])
-            if "M" in kinds:
+            if "M" in kinds or "N" in kinds:
                 diff = gradient_map(y_d.double()) - g_target
-                m[:, n] = (diff * diff).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
-            if "Q" in kinds:
+                m = (diff * diff).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+                if "M" in cols:
+                    cols["M"][:, n] = m
+                if "N" in cols:
+                    cols["N"][:, n] = m / np.maximum(energy, 1e-12)
+            if "Q" in kinds or "P" in kinds:
                 back = bicubic_resize(y_d.clamp(0, 1), h, w)
                 _, e_back = self.forward(back, probe=True)
-                q[:, n] = e_back[:, n].cpu().double().numpy()
-        if "M" in kinds:
-            out["M"] = m
-        if "Q" in kinds:
-            out["Q"] = q
+                if "Q" in cols:
+                    cols["Q"][:, n] = e_back[0, :, n].cpu().double().numpy()
+                if "P" in cols:
+                    cols["P"][:, n] = (e_back[0, :, n] / e_back[1, :, n].clamp_min(1e-12)).cpu().double().numpy()
+        out.update(cols)
         return out
 
 
