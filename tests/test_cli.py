@@ -211,16 +211,21 @@ def _error_cases(work: Path) -> dict[str, list]:
         "malicious pickle": ["run", "--checkpoint", evil, "--input", work / "hr" / "cat.png", "--out", work / "err"],
         "missing input image": ["run", "--checkpoint", work / "target.pth", "--input", work / "nope.png",
                                 "--out", work / "err"],
+        "ig without clean LR": ["analyze", *pair, "--method", "ig", "--gt", work / "data" / "GT",
+                                "--degraded", f"blur={work / 'data' / 'blur'}", "--out", work / "err"],
         "unknown degradation": ["mask", *pair, "--scores", work / "an_hr" / "scores.npz", "--degradation", "jpeg",
                                 "--top", "1", "--input", work / "hr" / "cat.png", "--out", work / "err"],
     }
 
 
 @pytest.mark.parametrize("case", ["bad path", "bad hr folder", "bad --degraded", "mismatched pair", "unknown arch",
-                                  "malicious pickle", "missing input image", "unknown degradation"])
+                                  "malicious pickle", "missing input image", "unknown degradation",
+                                  "ig without clean LR"])
 def test_user_errors_exit_2_with_one_line(work, capsys, case):
     if case == "unknown degradation" and not (work / "an_hr" / "scores.npz").is_file():
         _analyze(capsys, work, work / "an_hr", "--hr", work / "hr")
+    if case == "ig without clean LR" and not (work / "data").is_dir():
+        run_cli(capsys, "degrade", "--hr", work / "hr", "--out", work / "data", "--seed", "3")
     argv = _error_cases(work)[case]
     rc, out, err = run_cli(capsys, *argv)
     assert rc == 2, (case, err)
@@ -230,7 +235,8 @@ def test_user_errors_exit_2_with_one_line(work, capsys, case):
     assert "Traceback" not in err and "pwned" not in out + err
     words = {"bad path": "nowhere.pth", "bad hr folder": "no_such_dir", "bad --degraded": "NAME=DIR",
              "mismatched pair": "conv_first.weight", "unknown arch": "edsr", "malicious pickle": "evil.pth",
-             "missing input image": "nope.png", "unknown degradation": "jpeg"}
+             "missing input image": "nope.png", "unknown degradation": "jpeg",
+             "ig without clean LR": "--clean-lr"}
     assert words[case] in lines[0]
 
 

@@ -4,6 +4,8 @@ nn.Module + load_state_dict), sums are explicit loops, filters are numbered by w
 dict. Tiny random pairs of both built-in architectures."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -365,3 +367,48 @@ def test_cache_does_not_answer_for_other_lr_images_of_the_same_hr(monkeypatch):
     assert len(calls) > 2, "a cached attribution of another LR image was reused"
     ref = literal_faig(build, base.state_dict, targ.state_dict, other_noise["noise"], first.hr, 2)
     assert_close(res.per_image["noise"][0], ref)
+
+
+def test_gauss_legendre_rule_weights_each_node():
+    # beyond the paper: the same attribution with nodes α_j and weights w_j instead of s/N and 1/N
+    base, targ, build = make_pair("srcnn_style", seed=16)
+    img = make_image("a", ["blur"], seed=90)
+    rule = gauss_legendre(3)
+    ours = faig_attribution(targ.module, base.state_dict, targ.state_dict, img.lr["blur"], img.hr,
+                            options=PathOptions(rule, chunk=2))
+    grad = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in targ.state_dict.items()}
+    for alpha, weight in zip(rule.alphas, rule.weights):
+        net = rebuilt(build, {k: alpha * base.state_dict[k].double() + (1 - alpha) * targ.state_dict[k].double()
+                              for k in targ.state_dict})
+        ((net(img.lr["blur"].double()) - img.hr.double()) ** 2).sum().backward()
+        for name, p in net.named_parameters():
+            grad[name] += weight * p.grad
+    ref = per_filter_literal(targ.state_dict, {k: (base.state_dict[k].double() - targ.state_dict[k].double()) * grad[k]
+                                               for k in grad})
+    assert_close(ours, ref)
+
+
+def test_analysis_never_builds_or_modifies_a_network(monkeypatch):
+    # issue 2: "the network is built once, never rebuilt per step"; the loaded pair stays as it was
+    base, targ, _ = make_pair("msrresnet", seed=17)
+    before = {k: v.clone() for k, v in targ.module.state_dict().items()}
+    built = []
+    real_init = torch.nn.Module.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        real_init(self, *args, **kwargs)
+    monkeypatch.setattr(torch.nn.Module, "__init__", counting_init)
+    real_deepcopy = copy.deepcopy
+
+    def counting_deepcopy(obj, *args, **kwargs):
+        if isinstance(obj, torch.nn.Module):
+            built.append(f"copy of {type(obj).__name__}")
+        return real_deepcopy(obj, *args, **kwargs)
+    monkeypatch.setattr(copy, "deepcopy", counting_deepcopy)
+    names = ["blur", "noise"]
+    run_to_end(analyze(base, targ, [make_image("a", names, seed=91)], AnalysisConfig("faig", 5, device="cpu", chunk=2)))
+    run_to_end(analyze(base, targ, [make_image("a", names, seed=91)], AnalysisConfig("ig", 3, device="cpu", chunk=1)))
+    assert built == []
+    for k, v in targ.module.state_dict().items():
+        assert torch.equal(v, before[k]), k

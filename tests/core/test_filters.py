@@ -6,6 +6,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, ranking, top_indices
@@ -109,3 +111,20 @@ def test_top_indices_descending_with_ties_by_lower_index():
     assert len(top_indices(scores, count=100)) == 7 and len(top_indices(scores, count=0)) == 0
     with pytest.raises(FaigError):
         top_indices(scores, proportion=1.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 5), st.integers(1, 5),
+                          st.booleans()), min_size=1, max_size=5))
+def test_numbering_round_trips_for_any_layer_list(layers):
+    sd = OrderedDict()
+    for n, (o, i, kh, kw, bias) in enumerate(layers):
+        sd[f"l{n}.weight"] = torch.zeros(o, i, kh, kw)
+        if bias:
+            sd[f"l{n}.bias"] = torch.zeros(o)
+    index = FilterIndex.from_state_dict(sd)
+    literal = literal_numbering(sd)
+    assert len(index) == len(literal) == sum(o * i for o, i, *_ in layers)
+    for k, f in enumerate(literal):
+        assert index.from_global(k) == f
+        assert index.to_global(*f) == k
