@@ -108,7 +108,7 @@ def main() -> int:
     lr_shape = s.current_image().lr.shape
 
     # -- mask change -> masked output on screen ------------------------------------------------
-    latencies = []
+    latencies, ui_ms, cpu_ms = [], [], []
     slider = window.masking_dock.k_slider
     for k in [2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 3, 5, 10, 1]:
         done = {"t": None}
@@ -120,13 +120,15 @@ def main() -> int:
         view.rendered.connect(on_rendered)
         t0 = time.perf_counter()
         slider.setValue(k * 10)
+        ui_ms.append((time.perf_counter() - t0) * 1000)   # handlers run on the UI thread
         wait(app, lambda: done["t"] is not None)
         view.rendered.disconnect(on_rendered)
         latencies.append((done["t"] - t0) * 1000)
+        cpu_ms.append(view.result.cpu_seconds * 1000)
 
     # -- the UI thread's longest stall while FAIG runs -------------------------------------------
     window.analysis_dock.steps.setValue(args.faig_steps)
-    gaps = []
+    gaps, where = [], []
     last = {"t": None}
     ticker = QTimer()
     ticker.setInterval(5)
@@ -136,6 +138,8 @@ def main() -> int:
         now = clock.nsecsElapsed() / 1e6
         if last["t"] is not None:
             gaps.append(now - last["t"])
+            p = window.runner.last_progress
+            where.append((round(now), p.done if p else 0, window.runner.running))
         last["t"] = now
 
     ticker.timeout.connect(tick)
@@ -156,11 +160,19 @@ def main() -> int:
                               "max": round(max(latencies), 1),
                               "all": [round(v, 1) for v in latencies]},
         "mask_to_screen_target_ms": 150,
+        # the UI thread's share of a mask change (every dock's handlers), and the render
+        # thread's CPU time per masked output (its cost on an otherwise idle core)
+        "mask_change_ui_thread_ms": {"median": round(statistics.median(ui_ms), 1), "max": round(max(ui_ms), 1)},
+        "render_cpu_ms": {"median": round(statistics.median(cpu_ms), 1), "max": round(max(cpu_ms), 1)},
+        "load_average_1min": round(os.getloadavg()[0], 1),
+        "cpu_cores": os.cpu_count(),
         "faig_run": {"images": len(s.analysis_images), "steps": args.faig_steps,
                      "seconds": round(faig_s, 2)},
         "ui_stall_ms": {"max": round(max(stalls), 1), "p99": round(float(np.percentile(stalls, 99)), 1),
                         "median": round(statistics.median(stalls), 2), "ticks": len(gaps)},
         "ui_stall_target_ms": 50,
+        # the five longest stalls: (ms, at ms since the run started, path steps done, running)
+        "longest_stalls": [(round(stalls[i], 1), *where[i]) for i in np.argsort(stalls)[::-1][:5]],
     }
     window._set_clean()
     window.close()

@@ -67,6 +67,7 @@ class RenderResult:
     psnr_target: float | None
     psnr_masked: float | None
     compute_seconds: float
+    cpu_seconds: float = 0.0             # the render thread's CPU time (what it costs undisturbed)
 
 
 class _OutputCache:
@@ -90,7 +91,7 @@ class _OutputCache:
 
 def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     """Runs on the render thread: outputs, maps and metrics for one request."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     s = req.scale
     enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
     if req.module is None or req.target is None:
@@ -118,7 +119,7 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         p_t = psnr(target_img, req.gt)
         p_m = psnr(masked_img, req.gt) if masked_img is not None else None
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, time.thread_time() - cpu)
 
 
 class _Panel:
