@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proportions", type=lambda t: _list(t, float), default=[1.0, 3.0, 5.0, 10.0],
                    help="percentages of filters to mask (default: 1,3,5,10)")
     p.add_argument("--steps", type=positive_int, default=100, help="path steps for faig and ig (paper: 100)")
-    p.add_argument("--scores", help="FAIG scores.npz from `faig-gui analyze` to use instead of ranking "
-                                    "with faig again (same analysis images)")
+    p.add_argument("--scores", action="append", default=[], metavar="[METHOD=]NPZ",
+                   help="scores.npz from `faig-gui analyze --method METHOD` (default method: faig) to use "
+                        "instead of ranking again on the analysis images; repeatable")
     p.add_argument("--blur-sigma", type=float, default=2.0)
     p.add_argument("--noise-sigma", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0, help="noise seed (held-out images use seed + 1) and random's seed")
@@ -74,8 +75,13 @@ def run(args: argparse.Namespace) -> int:
     analysis = make_degraded(analysis_hr, target.scale, degradations, args.seed)
     heldout = make_degraded(held_hr, target.scale, degradations, args.seed + 1)
     given = {}
-    if args.scores:
-        given["faig"] = read_scores(args.scores, FilterIndex.from_state_dict(target.state_dict).total)
+    for item in args.scores:
+        method, sep, path = item.partition("=")
+        if not sep:
+            method, path = "faig", item
+        if method not in METHODS:
+            raise FaigError(f"--scores {item}: unknown method '{method}'; use one of {', '.join(METHODS)}")
+        given[method] = read_scores(path, FilterIndex.from_state_dict(target.state_dict).total)
     out = output_dir(args.out)
     stop = {"asked": False}
 

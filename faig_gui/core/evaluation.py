@@ -214,7 +214,7 @@ def markdown_table(result: EvaluationResult) -> str:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for m in result.methods:
         for p in result.proportions:
-            cells = [m, f"{p:g} %"] + [f"{result.effect(m, p, d, e):.3f}" for d in names for e in names]
+            cells = [m, f"{p:g} %"] + [_number(result.effect(m, p, d, e)) for d in names for e in names]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Ratios: selectivity = effect on its own degradation's inputs / effect on the other "
               "degradation's inputs; vs random = effect on its own inputs / random filters' effect there.", ""]
@@ -235,6 +235,10 @@ def markdown_table(result: EvaluationResult) -> str:
     gain = {c: result.psnr["target"][c] - result.psnr["baseline"][c] for c in cols}
     lines.append("| target − baseline | " + " | ".join(f"{gain[c]:+.2f}" for c in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _number(v: float) -> str:
+    return f"{v:.3f}" if v == 0 or abs(v) >= 0.01 else f"{v:.2e}"
 
 
 _COLOURS = {"faig": "#d62728", "ig": "#1f77b4", "abs": "#2ca02c", "random": "#7f7f7f"}
