@@ -108,25 +108,37 @@ CPU_BATCH_PIXELS = 64 * 64
 MAX_CHUNK = 32
 
 
+def _param_bytes(module: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
 def step_bytes(module: nn.Module, x: torch.Tensor) -> int:
     """Memory one more path step in a chunk costs: autograd keeps the activations plus their
     gradients and pre-activation copies (3 x the leaf outputs leaves a margin over the measured
     1.5-2 x), and the step's stacked weights with their gradients (2 x the parameters)."""
-    params = sum(p.numel() * p.element_size() for p in module.parameters())
-    return 3 * activation_bytes(module, x) + 2 * params
+    return 3 * activation_bytes(module, x) + 2 * _param_bytes(module)
+
+
+def fixed_bytes(module: nn.Module) -> int:
+    """Memory a path needs whatever the chunk: the weight change, the gradient sum, the
+    per-filter products and their float64 sums, allocator slack (8 x the parameters, measured
+    at 7 x with bench/bench_scaling.py)."""
+    return 8 * _param_bytes(module)
 
 
 def chunk_size(module: nn.Module, x: torch.Tensor, steps: int, options: PathOptions) -> int:
     """Path steps per forward/backward: ``options.chunk`` if given, else as many as the memory
-    budget holds (at most MAX_CHUNK; on a CPU at most what fills CPU_BATCH_PIXELS)."""
+    budget holds after the fixed part (at most MAX_CHUNK; on a CPU at most what fills
+    CPU_BATCH_PIXELS). Peak memory stays under the budget when the budget holds the fixed part
+    and one step; below that the path runs one step at a time and says so."""
     if options.chunk:
         return max(1, min(options.chunk, steps))
     budget = options.memory_budget or available_memory(options.device)
-    per_step = step_bytes(module, x)
-    if budget < per_step:
-        log.info("memory budget %.0f MiB is below one path step (about %.0f MiB): computing one "
-                 "step at a time", budget / 2**20, per_step / 2**20)
-    fit = budget // max(per_step, 1)
+    per_step, fixed = step_bytes(module, x), fixed_bytes(module)
+    if budget < fixed + per_step:
+        log.info("memory budget %.0f MiB is below what one path step needs (about %.0f MiB): "
+                 "computing one step at a time", budget / 2**20, (fixed + per_step) / 2**20)
+    fit = (budget - fixed) // max(per_step, 1)
     if options.device.type == "cpu":
         fit = min(fit, -(-CPU_BATCH_PIXELS // (x.shape[-2] * x.shape[-1])))
     return int(max(1, min(steps, fit, MAX_CHUNK)))

@@ -125,8 +125,10 @@ def test_memory_budget_sets_the_chunk():
     params = (4 * 3 * 9 + 4) + (3 * 4 * 9 + 3)
     # 3 x the activations (with their gradients, pre-activation copies), 2 x the stacked weights
     per_step = 3 * 275 * 4 + 2 * params * 4
+    fixed = 8 * params * 4  # weight change, gradient sum, products, slack
     rule = riemann_left(20)
-    assert chunk_size(net, x, 20, PathOptions(rule, memory_budget=per_step * 6)) == 6
+    assert chunk_size(net, x, 20, PathOptions(rule, memory_budget=fixed + per_step * 6)) == 6
+    assert chunk_size(net, x, 20, PathOptions(rule, memory_budget=fixed + per_step * 6 - 1)) == 5
     assert chunk_size(net, x, 20, PathOptions(rule, memory_budget=per_step - 1)) == 1
     assert chunk_size(net, x, 20, PathOptions(rule, memory_budget=per_step * 1000)) == 20
     assert chunk_size(net, x, 20, PathOptions(rule, chunk=5, memory_budget=1)) == 5  # explicit wins
@@ -200,5 +202,7 @@ def test_cpu_batches_small_inputs_only():
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, big) == 16
     assert chunk_size(net, torch.rand(1, 3, 16, 16), 10, big) == 10   # never more than the steps
     # the budget still wins when it is the tighter bound
-    per_step = 3 * 4 * 16 * 16 * 4 + 2 * (4 * 3 * 9 + 4) * 4  # 3 x the conv output, 2 x weights
-    assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, PathOptions(rule, memory_budget=per_step * 3)) == 3
+    params = (4 * 3 * 9 + 4) * 4
+    per_step = 3 * 4 * 16 * 16 * 4 + 2 * params  # 3 x the conv output, 2 x the weights
+    budget = 8 * params + per_step * 3
+    assert chunk_size(net, torch.rand(1, 3, 16, 16), 40, PathOptions(rule, memory_budget=budget)) == 3
