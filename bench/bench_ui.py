@@ -17,6 +17,7 @@ which.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -82,12 +83,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faig-steps", type=int, default=10, help="FAIG path steps for the stall run")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--no-freeze", action="store_true",
+                    help="leave the start-up objects to the garbage collector (see launch.py)")
+    ap.add_argument("--idle-seconds", type=float, default=10.0,
+                    help="first measure the stall with nothing running for this long")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     app = QApplication.instance() or QApplication(["bench_ui"])
-    from faig_gui.app.launch import demo_session
+    from faig_gui.app.launch import demo_session, freeze_startup_objects
     from faig_gui.app.live import install_loop
     from faig_gui.app.main_window import MainWindow
     from faig_gui.core.demo import demo_files
@@ -127,6 +132,18 @@ def main() -> int:
         cpu_ms.append(view.result.cpu_seconds * 1000)
 
     # -- the UI thread's longest stall while FAIG runs -------------------------------------------
+    if not args.no_freeze:
+        freeze_startup_objects()   # as run_window does after opening the window
+    gc_pauses = []
+    gc_start = {}
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_start["t"] = time.perf_counter()
+        elif "t" in gc_start:
+            gc_pauses.append((info["generation"], (time.perf_counter() - gc_start.pop("t")) * 1000))
+
+    gc.callbacks.append(on_gc)
     window.analysis_dock.steps.setValue(args.faig_steps)
     gaps, where = [], []
     last = {"t": None}
@@ -144,12 +161,22 @@ def main() -> int:
 
     ticker.timeout.connect(tick)
     clock.start()
+    # first the same timer with nothing running: what the machine itself does to this thread
+    ticker.start()
+    idle_end = time.monotonic() + args.idle_seconds
+    wait(app, lambda: time.monotonic() > idle_end)
+    ticker.stop()
+    idle_stalls = [g - 5.0 for g in gaps]
+    gaps.clear()
+    where.clear()
+    last["t"] = None
     ticker.start()
     t0 = time.perf_counter()
     assert window.run_analysis(), "the analysis did not start"
     wait(app, lambda: not window.runner.running, timeout_s=600)
     faig_s = time.perf_counter() - t0
     ticker.stop()
+    gc.callbacks.remove(on_gc)
     stalls = [g - 5.0 for g in gaps]
     result = {
         "pair": pair,
@@ -171,6 +198,11 @@ def main() -> int:
         "ui_stall_ms": {"max": round(max(stalls), 1), "p99": round(float(np.percentile(stalls, 99)), 1),
                         "median": round(statistics.median(stalls), 2), "ticks": len(gaps)},
         "ui_stall_target_ms": 50,
+        "ui_stall_without_faig_ms": {"max": round(max(idle_stalls), 1),
+                                     "p99": round(float(np.percentile(idle_stalls, 99)), 1),
+                                     "seconds": args.idle_seconds},
+        "gc_startup_objects_frozen": not args.no_freeze,
+        "longest_gc_pauses_ms": sorted((round(ms, 1) for _g, ms in gc_pauses), reverse=True)[:3],
         # the five longest stalls: (ms, at ms since the run started, path steps done, running)
         "longest_stalls": [(round(stalls[i], 1), *where[i]) for i in np.argsort(stalls)[::-1][:5]],
     }

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from dataclasses import replace
@@ -82,6 +83,14 @@ def open_from_args(window: MainWindow, args: argparse.Namespace) -> None:
     window._set_clean()
 
 
+def freeze_startup_objects() -> None:
+    """Move everything alive after start-up (torch, Qt wrappers, the models) out of the garbage
+    collector's reach: a full collection then scans only what came later, so it cannot pause
+    the UI thread for long while FAIG runs."""
+    gc.collect()
+    gc.freeze()
+
+
 def apply_style(app: QApplication) -> None:
     qss = resources_dir() / "style.qss"
     if qss.is_file():
@@ -100,6 +109,7 @@ def run_window(args: argparse.Namespace) -> int:
     window = MainWindow(SessionModel(), restore_layout=not screenshot)
     open_from_args(window, args)
     window.show()
+    freeze_startup_objects()
     result = {"code": 0}
     if screenshot:
         out = Path(screenshot)

@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.resizeDocks([self.analysis_dock, self.graph_dock], [300, 470], Qt.Orientation.Horizontal)
         self.resizeDocks([self.graph_dock, self.filter_dock], [480, 420], Qt.Orientation.Vertical)
+        self.resizeDocks([self.analysis_dock, self.masking_dock], [470, 430], Qt.Orientation.Vertical)
 
     @property
     def docks(self) -> list[QDockWidget]:
@@ -614,7 +615,10 @@ class MainWindow(QMainWindow):
 
     # -- idle and screenshots ----------------------------------------------------------------
     def is_idle(self) -> bool:
-        if self.runner.running or not self.image_view.live.idle or not self.export_task.idle:
+        if self.runner.running:
+            return False
+        # every latest-wins task of the window and its panels (renders, predictions, export)
+        if not all(task.idle for task in self.findChildren(LatestTask)):
             return False
         for dock in self.docks:
             idle = getattr(dock, "idle", True)
