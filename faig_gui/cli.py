@@ -50,22 +50,27 @@ def build_window_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _NoteHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (not the stream of the first call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = "note" if record.levelno <= logging.INFO else record.levelname.lower()
+        print(f"faig-gui: {kind}: {record.getMessage()}", file=sys.stderr)
+
+
 def show_notes() -> None:
     """Print the core's notes (logger ``faig_gui``, e.g. "cropped to a multiple of the scale")."""
     log = logging.getLogger("faig_gui")
-    if not any(getattr(h, "_faig_cli", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("faig-gui: note: %(message)s"))
-        handler._faig_cli = True
-        log.addHandler(handler)
+    if not any(isinstance(h, _NoteHandler) for h in log.handlers):
+        log.addHandler(_NoteHandler(logging.INFO))
         log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    show_notes()
     try:
         if argv and argv[0] in COMMANDS:
+            show_notes()  # headless only: the window has its own logging set-up
             args = build_parser().parse_args(argv)
             return int(args._run(args) or 0)
         if argv[:1] in (["-h"], ["--help"]):
