@@ -30,7 +30,13 @@ from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.metrics import gradient_effect, gradient_map, psnr
 
 COMPARE_MODES = {
-    "split": "Before / after (target | masked)",
+    "split": "Before / after",
+    "difference": "Difference ×4",
+    "gradient": "Gradient map",
+    "gradient_difference": "Gradient-map difference",
+}
+COMPARE_TITLES = {
+    "split": "Before / after: target | masked",
     "difference": "Difference |masked − target| ×4",
     "gradient": "Gradient map of the masked output",
     "gradient_difference": "Gradient-map difference |G(masked) − G(target)|",
@@ -175,14 +181,18 @@ class ImageView(QWidget):
     def _build(self) -> None:
         self.title = QLabel("No image")
         self.title.setObjectName("imageTitle")
+        self.title.setMinimumWidth(40)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.compare = QComboBox()
         for key, text in COMPARE_MODES.items():
             self.compare.addItem(text, key)
-        self.compare.setToolTip("What the fourth view shows")
+        self.compare.setToolTip("What the fourth view shows: the target's output left of the line and the "
+                                "masked output right of it, their difference, or gradient maps")
         self.split = QSlider(Qt.Orientation.Horizontal)
         self.split.setRange(0, 100)
         self.split.setValue(50)
-        self.split.setFixedWidth(140)
+        self.split.setMinimumWidth(60)
+        self.split.setMaximumWidth(140)
         self.split.setToolTip("Before/after split: left of the line the target's output, right the masked output")
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
@@ -208,6 +218,7 @@ class ImageView(QWidget):
 
         self.metrics = QLabel("")
         self.metrics.setObjectName("metrics")
+        self.metrics.setWordWrap(True)
         self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.thumbs = QListWidget()
@@ -342,7 +353,7 @@ class ImageView(QWidget):
     def _show_compare(self) -> None:
         r = self.result
         mode = self.compare.currentData()
-        self.compare_panel.label.setText(COMPARE_MODES[mode])
+        self.compare_panel.label.setText(COMPARE_TITLES[mode])
         is_split = mode == "split"
         self.split.setEnabled(is_split)
         self.split_line.setVisible(is_split and r is not None and r.masked is not None)

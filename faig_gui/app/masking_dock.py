@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLabel,
-                               QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
+                               QPushButton, QRadioButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.masking import LAMBDA_RANGE
@@ -54,9 +55,10 @@ class MaskingDock(QDockWidget):
         marks.setSpacing(4)
         self.mark_buttons = {}
         for m in K_MARKS:
-            b = QPushButton(f"{m} %")
+            b = QToolButton()
+            b.setText(f"{m} %")
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             b.setToolTip(f"Mask the top {m} % (the paper's proportions: 1, 3, 5, 10 %)")
-            b.setCheckable(False)
             b.clicked.connect(lambda _=False, m=m: self.k_slider.setValue(m * K_STEPS))
             marks.addWidget(b)
             self.mark_buttons[m] = b
