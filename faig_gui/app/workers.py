@@ -90,6 +90,7 @@ class AnalysisRunner(QObject):
         self.model = model
         self._thread: QThread | None = None
         self._worker: AnalysisWorker | None = None
+        self._job: AnalysisJob | None = None
         self.last_progress: Progress | None = None
 
     @property
@@ -125,6 +126,7 @@ class AnalysisRunner(QObject):
         worker.done.connect(thread.quit)
         thread.finished.connect(self._on_thread_finished)
         self._thread, self._worker, self.last_progress = thread, worker, None
+        self._job = job
         what = f"{job.config.method.upper()} · {len(job.images)} images · {job.config.steps} steps"
         self.model.busyChanged.emit(True, what)
         self.runningChanged.emit(True)
@@ -154,6 +156,13 @@ class AnalysisRunner(QObject):
         self.progress.emit(p)
 
     def _on_finished(self, result: AnalysisResult) -> None:
+        s, job = self.model.session, self._job
+        if job is None or s.baseline is not job.baseline or s.target is not job.target:
+            # the pair changed while the run went on: these scores describe other weights
+            self.model.errorOccurred.emit("the models changed during the analysis: its results were discarded; "
+                                          "run it again")
+            self.failed.emit("models changed")
+            return
         self.model.set_result(result)
         self.model.statusMessage.emit(
             f"{result.method.upper()} done in {result.seconds:.1f} s on {result.device}: "
@@ -173,7 +182,7 @@ class AnalysisRunner(QObject):
         if thread is None:
             return
         thread.wait()
-        self._thread = self._worker = None
+        self._thread = self._worker = self._job = None
         worker.deleteLater()
         thread.deleteLater()
         self.model.busyChanged.emit(False, "")

@@ -379,3 +379,17 @@ def locate_inverse(sd, layer: str, out: int, inp: int) -> int:
             return offset + out * wt.shape[1] + inp
         offset += wt.shape[0] * wt.shape[1]
     raise KeyError(layer)
+
+
+def test_results_of_a_run_whose_models_were_replaced_are_discarded(demo_window, qtbot, tiny_demo):
+    w = demo_window
+    w.analysis_dock.steps.setValue(2)
+    before = {k: v.copy() for k, v in w.model.session.scores.items()}
+    with qtbot.waitSignal(w.runner.failed, timeout=60000):
+        qtbot.mouseClick(w.analysis_dock.run_button, Qt.MouseButton.LeftButton)
+        assert w.model.load_target(str(tiny_demo.target))   # the same file, a new model object
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=10000)
+    assert "discarded" in w.last_error
+    assert not isinstance(w.model.session.results.get("faig"), AnalysisResult)
+    for d, v in before.items():
+        np.testing.assert_array_equal(w.model.session.scores[d], v)
