@@ -48,21 +48,23 @@ def build(sd: dict[str, torch.Tensor]) -> MSRResNet:
 
 
 def integrated_gradient(baseline_path: str, target_path: str, lr: torch.Tensor, hr: torch.Tensor,
-                        steps: int) -> np.ndarray:
+                        steps: int, device: str = "cpu") -> np.ndarray:
     """A(x) per filter for one input, the literal way."""
     baseline, target = read_checkpoint(baseline_path), read_checkpoint(target_path)
     convs = [k for k, v in target.items() if v.ndim == 4]
     total = {k: torch.zeros_like(target[k]) for k in convs}
+    lr, hr = lr.to(device), hr.to(device)
     for s in range(steps):
         alpha = s / steps
         net = build(target)  # a new network at every step
         net.load_state_dict({k: alpha * baseline[k] + (1 - alpha) * target[k] for k in target})
+        net = net.to(device)
         net.zero_grad()
         loss = ((net(lr) - hr) ** 2).sum()
         loss.backward()
         params = dict(net.named_parameters())
         for k in convs:
-            total[k] += params[k].grad
+            total[k] += params[k].grad.cpu()
     per_filter = []
     for k in convs:
         contribution = ((baseline[k] - target[k]) * total[k] / steps).abs()
@@ -71,7 +73,7 @@ def integrated_gradient(baseline_path: str, target_path: str, lr: torch.Tensor, 
 
 
 def run(baseline: str, target: str, gt: Path, blur: Path, noise: Path, steps: int,
-        limit: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        limit: int | None = None, device: str = "cpu") -> tuple[dict[str, np.ndarray], dict]:
     names = sorted(p.name for p in Path(gt).iterdir() if p.suffix.lower() == ".png")[:limit]
     folders = {"blur": Path(blur), "noise": Path(noise)}
     scores: dict[str, np.ndarray] = {}
@@ -81,8 +83,8 @@ def run(baseline: str, target: str, gt: Path, blur: Path, noise: Path, steps: in
         acc = None
         for name in names:
             hr = read_rgb(Path(gt) / name)
-            a_wanted = integrated_gradient(baseline, target, read_rgb(folders[wanted] / name), hr, steps)
-            a_other = integrated_gradient(baseline, target, read_rgb(folders[other] / name), hr, steps)
+            a_wanted = integrated_gradient(baseline, target, read_rgb(folders[wanted] / name), hr, steps, device)
+            a_other = integrated_gradient(baseline, target, read_rgb(folders[other] / name), hr, steps, device)
             path_steps += 2 * steps
             diff = a_wanted - a_other
             acc = diff if acc is None else acc + diff
@@ -102,12 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", help="write scores.npz here")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     scores, info = run(args.baseline, args.target, Path(args.gt), Path(args.blur), Path(args.noise),
-                       args.steps, args.limit)
+                       args.steps, args.limit, args.device)
     if args.out:
         np.savez(args.out, **scores)
     print(json.dumps(info))

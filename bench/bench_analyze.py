@@ -43,16 +43,18 @@ from faig_gui.core.registry import default_registry  # noqa: E402
 from faig_gui.core.results import read_scores  # noqa: E402
 
 
-def plain_benchmark(target_path: Path, lr_size: int, batch: int, reps: int) -> dict:
+def plain_benchmark(target_path: Path, lr_size: int, batch: int, reps: int, device: str = "cpu") -> dict:
     """Per-sample seconds of a plain batched forward+backward of the target network."""
     model = default_registry().load_model(target_path)
-    net = model.module.train().requires_grad_(True)
-    x = torch.rand(batch, 3, lr_size, lr_size, generator=torch.Generator().manual_seed(0))
-    y = torch.rand(batch, 3, lr_size * 2, lr_size * 2, generator=torch.Generator().manual_seed(1))
+    net = model.module.train().requires_grad_(True).to(device)
+    x = torch.rand(batch, 3, lr_size, lr_size, generator=torch.Generator().manual_seed(0)).to(device)
+    y = torch.rand(batch, 3, lr_size * 2, lr_size * 2, generator=torch.Generator().manual_seed(1)).to(device)
 
     def step():
         net.zero_grad(set_to_none=True)
         ((net(x) - y) ** 2).sum().backward()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     step()  # warm-up (oneDNN primitive creation)
     t: dict = {}
@@ -65,12 +67,12 @@ def plain_benchmark(target_path: Path, lr_size: int, batch: int, reps: int) -> d
 
 
 def analyze(work: common.Workdir, out: Path, steps: int, rule: str = "riemann",
-            precision: str = "fp32", limit_dir: Path | None = None) -> tuple[dict, dict]:
+            precision: str = "fp32", limit_dir: Path | None = None, device: str = "cpu") -> tuple[dict, dict]:
     inputs = limit_dir or work.inputs
     argv = ["analyze", "--baseline", str(work.baseline), "--target", str(work.target),
             "--gt", str(inputs / "GT"), "--degraded", f"blur={inputs / 'blur'}",
             "--degraded", f"noise={inputs / 'noise'}", "--steps", str(steps), "--rule", rule,
-            "--precision", precision, "--device", "cpu", "--out", str(out)]
+            "--precision", precision, "--device", device, "--out", str(out)]
     t: dict = {}
     with common.timed(t, "run"):
         code = cli.main(argv)
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain-reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads for every part")
     p.add_argument("--work", help="folder for the pair, inputs and outputs (default: a temporary one)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda, for every part (GPU: CPU seconds mean little there, "
+                                                   "use the wall ratios)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     tmp = None if args.work else tempfile.TemporaryDirectory()
@@ -109,22 +113,23 @@ def main(argv: list[str] | None = None) -> int:
     res: dict = {"machine": common.machine(),
                  "setup": {"architecture": "MSRResNet 64/16 x2", "filters": 151936, "images": args.images,
                            "lr_size": args.lr_size, "steps": args.steps, "authors_steps": args.authors_steps,
-                           "threads": args.threads}}
+                           "threads": args.threads, "device": args.device}}
 
     def note(key):
         print(f"[bench_analyze] {key}: {json.dumps(res[key])}", file=sys.stderr, flush=True)
 
-    res["plain_before"] = plain_benchmark(work.target, args.lr_size, args.plain_batch, args.plain_reps)
+    res["plain_before"] = plain_benchmark(work.target, args.lr_size, args.plain_batch, args.plain_reps, args.device)
     note("plain_before")
 
     t: dict = {}
     with common.timed(t, "authors"):
         authors_scores, info = authors_shape.run(str(work.baseline), str(work.target), work.inputs / "GT",
-                                                 work.inputs / "blur", work.inputs / "noise", args.authors_steps)
+                                                 work.inputs / "blur", work.inputs / "noise", args.authors_steps,
+                                                 device=args.device)
     res["authors"] = {**t["authors"], **info, "load_average": common.load_average()}
     note("authors")
 
-    timing, ours_small = analyze(work, root / "out_small", args.authors_steps)
+    timing, ours_small = analyze(work, root / "out_small", args.authors_steps, device=args.device)
     res["faig_like_for_like"] = {**timing, "steps": args.authors_steps, "load_average": common.load_average(),
                                  "against_authors": compare(ours_small, authors_scores),
                                  "speedup_cpu": res["authors"]["cpu_s"] / timing["cpu_s"],
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     authors_cpu_at_steps = res["authors"]["cpu_s"] * scale
     authors_wall_at_steps = res["authors"]["wall_s"] * scale
 
-    timing, reference = analyze(work, root / "out_reference", args.steps)
+    timing, reference = analyze(work, root / "out_reference", args.steps, device=args.device)
     path_steps = args.images * 2 * args.steps
     res["faig_paper_exact"] = {**timing, "steps": args.steps, "path_steps": path_steps,
                                "per_step_cpu_s": timing["cpu_s"] / path_steps,
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     res["options"] = []
     fp32_runs: dict[int, tuple[dict, dict]] = {}
     for n, precision in options:
-        timing, scores = analyze(work, root / f"out_gl{n}_{precision}", n, "gauss-legendre", precision)
+        timing, scores = analyze(work, root / f"out_gl{n}_{precision}", n, "gauss-legendre", precision,
+                                 device=args.device)
         row = {"rule": "gauss-legendre", "nodes": n, "precision": precision, **timing,
                "load_average": common.load_average(),
                "speedup_cpu_vs_authors_scaled": authors_cpu_at_steps / timing["cpu_s"],
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         res["options"].append(row)
         print(f"[bench_analyze] option: {json.dumps(res['options'][-1])}", file=sys.stderr, flush=True)
 
-    res["plain_after"] = plain_benchmark(work.target, args.lr_size, args.plain_batch, args.plain_reps)
+    res["plain_after"] = plain_benchmark(work.target, args.lr_size, args.plain_batch, args.plain_reps, args.device)
     note("plain_after")
     plain_cpu = (res["plain_before"]["per_sample_cpu_s"] + res["plain_after"]["per_sample_cpu_s"]) / 2
     res["faig_throughput_vs_plain"] = plain_cpu / res["faig_paper_exact"]["per_step_cpu_s"]
