@@ -44,6 +44,7 @@ class AnalysisDock(QDockWidget):
         self._build()
         model.settingsChanged.connect(self._on_settings_change)
         model.modelsChanged.connect(self._on_settings_change)
+        model.modelsChanged.connect(lambda: self._on_running_change(self.runner.running))
         runner.runningChanged.connect(self._on_running_change)
         runner.progress.connect(self._on_progress)
         runner.started.connect(self._on_started)
@@ -195,7 +196,9 @@ class AnalysisDock(QDockWidget):
 
     # -- runner -> widgets -------------------------------------------------------------------
     def _on_running_change(self, running: bool) -> None:
-        self.run_button.setEnabled(not running)
+        self.run_button.setEnabled(not running and self.model.session.ready)
+        self.run_button.setToolTip("Rank the filters (F5)" if self.model.session.ready else
+                                   "Open a baseline and a target first")
         self.cancel_button.setEnabled(running)
         for w in (self.steps, self.method, self.device, self.choose_images, self.degradations_box):
             w.setEnabled(not running)

@@ -142,12 +142,16 @@ class _Panel:
         if image is None:
             self.item.clear()
             self.placeholder.setText(text)
-            r = self.view.viewRect()
-            self.placeholder.setPos(r.center())
+            self.place_placeholder()
             return
         self.placeholder.setText("")
         self.item.setLookupTable(lut)
         self.item.setImage(image, autoLevels=False, levels=levels)
+
+
+    def place_placeholder(self) -> None:
+        """In the middle of what the view shows (the views are linked: never move the range)."""
+        self.placeholder.setPos(self.view.viewRect().center())
 
 
 class ImageView(QWidget):
@@ -214,7 +218,9 @@ class ImageView(QWidget):
             p.view.setXLink(first)
             p.view.setYLink(first)
         self.split_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((255, 210, 60), width=2))
+        self.split_line.setVisible(False)
         self.compare_panel.view.addItem(self.split_line, ignoreBounds=True)
+        self.compare_panel.label.setText(COMPARE_TITLES["split"])
 
         self.metrics = QLabel("")
         self.metrics.setObjectName("metrics")
@@ -303,9 +309,13 @@ class ImageView(QWidget):
         if req is None:
             self.result = None
             self._shape = None
-            self.title.setText("No image — add images (File ▸ Add images…) or drop them here")
-            for p in self.panels:
+            self.title.setText("No image")
+            self._shape = None
+            self.input_panel.view.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self.input_panel.show(None, "drop images here\nor File ▸ Add images")
+            for p in self.panels[1:]:
                 p.show(None, "")
+            self._show_compare()
             self.metrics.setText("")
             return
         cache = self._cache
@@ -335,6 +345,8 @@ class ImageView(QWidget):
         if self._shape != (h, w):
             self._shape = (h, w)
             self.input_panel.view.autoRange(padding=0.02)
+        for p in self.panels:
+            p.place_placeholder()
         self.last_latency = time.perf_counter() - r.request.requested
         self.rendered.emit()
 
@@ -358,7 +370,7 @@ class ImageView(QWidget):
         self.split.setEnabled(is_split)
         self.split_line.setVisible(is_split and r is not None and r.masked is not None)
         if r is None or r.masked is None:
-            self.compare_panel.show(None, "needs the masked output")
+            self.compare_panel.show(None, "" if r is None else "needs the masked output")
             return
         if is_split:
             w = r.masked.shape[1]

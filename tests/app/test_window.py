@@ -393,3 +393,20 @@ def test_results_of_a_run_whose_models_were_replaced_are_discarded(demo_window, 
     assert not isinstance(w.model.session.results.get("faig"), AnalysisResult)
     for d, v in before.items():
         np.testing.assert_array_equal(w.model.session.scores[d], v)
+
+
+def test_target_only_shows_its_output_and_says_what_masking_needs(make_window, qtbot, tiny_demo):
+    w = make_window()
+    assert not w.analysis_dock.run_button.isEnabled()
+    assert w.model.load_target(str(tiny_demo.target))
+    image = sorted((tiny_demo.heldout / "noise").glob("*.png"))[0]
+    with qtbot.waitSignal(w.image_view.rendered, timeout=20000):
+        w.model.add_images([str(image)])
+    r = w.image_view.result
+    assert r.target is not None and r.masked is None and r.effect is None
+    assert w.image_view.masked_panel.placeholder.textItem.toPlainText() == "open a baseline to mask"
+    # the linked views still frame the whole image (a placeholder never moves the range)
+    rect = w.image_view.input_panel.view.viewRect()
+    h, wd = r.input.shape[:2]
+    assert rect.width() >= wd and rect.height() >= h
+    assert not w.analysis_dock.run_button.isEnabled()   # FAIG needs the pair
