@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gl", type=int, nargs="*", default=[2, 3, 4, 6, 8], help="Gauss-Legendre node counts")
     p.add_argument("--bf16-nodes", type=int, nargs="*", default=[],
                    help="Gauss-Legendre node counts to run in bf16 (slow without bf16 kernels)")
+    p.add_argument("--like-for-like-only", action="store_true",
+                   help="only the plain benchmark, the authors' shape and analyze at --authors-steps (a repeat)")
     p.add_argument("--plain-batch", type=int, default=4)
     p.add_argument("--plain-reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads for every part")
@@ -135,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                                  "speedup_cpu": res["authors"]["cpu_s"] / timing["cpu_s"],
                                  "speedup_wall": res["authors"]["wall_s"] / timing["wall_s"]}
     note("faig_like_for_like")
+
+    if args.like_for_like_only:
+        res["plain_after"] = plain_benchmark(work.target, args.lr_size, args.plain_batch, args.plain_reps, args.device)
+        note("plain_after")
+        res["machine"]["load_average_end"] = common.load_average()
+        print(json.dumps(res, indent=1))
+        return 0
 
     scale = args.steps / args.authors_steps  # the authors' time is linear in the steps
     authors_cpu_at_steps = res["authors"]["cpu_s"] * scale
