@@ -289,6 +289,9 @@ def test_save_and_reopen_a_session_gives_identical_state(demo_window, make_windo
     qtbot.waitUntil(lambda: w.image_view.live.idle, timeout=20000)
     np.testing.assert_allclose(w2.image_view.result.masked, w.image_view.result.masked, atol=1e-6)
     assert str(path.resolve()) in w2.recent_sessions()
+    w2.recent_menu.aboutToShow.emit()
+    items = [a for a in w2.recent_menu.actions() if a.isEnabled()]
+    assert [a.toolTip() for a in items] == [str(path.resolve())]
 
 
 def test_autosave_then_recover_after_a_crash(demo_window, make_window, qtbot):
@@ -410,3 +413,29 @@ def test_target_only_shows_its_output_and_says_what_masking_needs(make_window, q
     h, wd = r.input.shape[:2]
     assert rect.width() >= wd and rect.height() >= h
     assert not w.analysis_dock.run_button.isEnabled()   # FAIG needs the pair
+
+
+def test_compare_view_split_difference_and_gradient_maps(demo_window, qtbot):
+    w = demo_window
+    view = w.image_view
+    with qtbot.waitSignal(view.rendered, timeout=20000):
+        w.masking_dock.k_slider.setValue(100)          # 10 %: a visible difference
+    qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
+    r = view.result
+    width = r.masked.shape[1]
+    view.compare.setCurrentIndex(view.compare.findData("split"))
+    view.split.setValue(25)
+    shown = view.compare_panel.item.image
+    cut = round(0.25 * width)
+    np.testing.assert_array_equal(shown[:, :cut], r.target[:, :cut])
+    np.testing.assert_array_equal(shown[:, cut:], r.masked[:, cut:])
+    assert view.split_line.value() == cut
+    view.split_line.setValue(width * 0.75)                # dragging the line moves the slider
+    assert view.split.value() == 75
+    view.compare.setCurrentIndex(view.compare.findData("difference"))
+    expect = np.clip(np.abs(r.masked.astype(np.float64) - r.target).mean(axis=2) * 4, 0, 1)
+    np.testing.assert_allclose(view.compare_panel.item.image, expect, atol=1e-6)
+    assert not view.split.isEnabled() and not view.split_line.isVisible()
+    view.compare.setCurrentIndex(view.compare.findData("gradient_difference"))
+    expect = np.abs(gradient_map_np(r.masked) - gradient_map_np(r.target))
+    np.testing.assert_allclose(view.compare_panel.item.image, expect, atol=1e-5)
