@@ -13,7 +13,6 @@ module is built once and never rebuilt. Chunks keep peak memory under a budget.
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -345,10 +344,3 @@ def discriminative_scores(per_image: Mapping[str, list[np.ndarray]]) -> dict[str
 def mean_scores(per_image: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     """IG's per-degradation scores: the image average of the attributions."""
     return {d: np.mean(np.stack(v), axis=0) for d, v in per_image.items()}
-
-
-def default_threads() -> None:
-    """Use every core for torch on the CPU (torch's default can be lower in containers)."""
-    n = os.cpu_count() or 1
-    if torch.get_num_threads() < n:
-        torch.set_num_threads(n)

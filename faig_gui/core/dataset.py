@@ -44,8 +44,8 @@ class AnalysisImage:
 
 def make_degraded(hr_images: Mapping[str, np.ndarray], scale: int, degradations: Sequence[Degradation],
                   seed: int = 0) -> list[AnalysisImage]:
-    """HR (HWC float) -> AnalysisImage with clean LR and each degradation, seeded per image so
-    that an image's noise does not depend on which other images are in the set."""
+    """HR (HWC float) -> AnalysisImage with clean LR and each degradation, seeded per image
+    from ``seed`` and the image's position in the set (the same set and seed give the same noise)."""
     items = []
     for n, (name, img) in enumerate(hr_images.items()):
         hr = to_tensor(crop_to_scale(img, scale, name))  # says so when it crops
