@@ -13,6 +13,7 @@ module is built once and never rebuilt. Chunks keep peak memory under a budget.
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -158,7 +159,8 @@ def bf16_native(device: torch.device) -> bool:
 
 
 def check_precision(options: PathOptions) -> None:
-    """Refuse an unknown precision; warn once per path when bf16 would run on slow kernels."""
+    """Refuse an unknown precision; warn (once per process and device type) when bf16 would
+    run on slow kernels."""
     if options.precision not in PRECISIONS:
         raise FaigError(f"unknown precision '{options.precision}'; use fp32 or bf16")
     if options.precision == "bf16" and options.device.type not in _WARNED_BF16 \
