@@ -13,7 +13,6 @@ module is built once and never rebuilt. Chunks keep peak memory under a budget.
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
