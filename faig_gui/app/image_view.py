@@ -77,20 +77,23 @@ class RenderResult:
 
 
 class _OutputCache:
-    """The target's outputs per (models, image); touched only by the render thread."""
+    """The target's outputs per (models, image); touched only by the render thread. Entries
+    keep their input array and are used only for that very array (ids can be reused)."""
 
     def __init__(self, size: int = 8):
-        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
         self.size = size
 
-    def get(self, key: tuple) -> torch.Tensor | None:
-        if key in self._items:
+    def get(self, key: tuple, lr: np.ndarray) -> torch.Tensor | None:
+        entry = self._items.get(key)
+        if entry is not None and entry[0] is lr:
             self._items.move_to_end(key)
-            return self._items[key]
+            return entry[1]
         return None
 
-    def put(self, key: tuple, value: torch.Tensor) -> None:
-        self._items[key] = value
+    def put(self, key: tuple, lr: np.ndarray, value: torch.Tensor) -> None:
+        self._items[key] = (lr, value)
+        self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
@@ -104,10 +107,10 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         return RenderResult(req, enlarged, None, None, None, None, None, None, None, time.perf_counter() - start)
     lr = to_tensor(req.lr)
     key = (req.models_version, req.image_key)
-    target_out = cache.get(key)
+    target_out = cache.get(key, req.lr)
     if target_out is None:
         target_out = super_resolve(req.module, lr, s)
-        cache.put(key, target_out)
+        cache.put(key, req.lr, target_out)
     masked_out = None
     if req.baseline is not None:
         if len(req.mask) == 0 or req.mask.lam == 1.0:
@@ -318,6 +321,8 @@ class ImageView(QWidget):
             self._show_compare()
             self.metrics.setText("")
             return
+        if self.live.idle and self.result is not None and _same_output(self.result.request, req):
+            return   # e.g. the slider moved less than one filter: what is shown is still right
         cache = self._cache
         self.live.submit(lambda: render(req, cache), self._apply)
 
@@ -423,6 +428,12 @@ class ImageView(QWidget):
     def shutdown(self) -> None:
         """Stop the render thread (the window calls this when it closes)."""
         self.live.close()
+
+
+def _same_output(a: RenderRequest, b: RenderRequest) -> bool:
+    return (a.image_key == b.image_key and a.lr is b.lr and a.models_version == b.models_version
+            and a.mask.mode == b.mask.mode and a.mask.lam == b.mask.lam
+            and np.array_equal(a.mask.indices, b.mask.indices))
 
 
 def image_paths(mime) -> list[str]:

@@ -439,3 +439,18 @@ def test_compare_view_split_difference_and_gradient_maps(demo_window, qtbot):
     view.compare.setCurrentIndex(view.compare.findData("gradient_difference"))
     expect = np.abs(gradient_map_np(r.masked) - gradient_map_np(r.target))
     np.testing.assert_allclose(view.compare_panel.item.image, expect, atol=1e-5)
+
+
+def test_a_change_that_leaves_the_mask_as_it_is_renders_nothing(demo_window, qtbot):
+    w = demo_window
+    view = w.image_view
+    with qtbot.waitSignal(view.rendered, timeout=20000):
+        w.masking_dock.k_slider.setValue(0)
+    qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
+    done = view.live.completed
+    w.masking_dock.k_slider.setValue(1)          # 0.1 % of 496 filters is still no filter
+    assert len(w.model.session.mask) == 0
+    assert view.live.idle and view.live.completed == done
+    with qtbot.waitSignal(view.rendered, timeout=20000):
+        w.masking_dock.k_slider.setValue(10)     # 1 %: 4 filters, a new render
+    assert view.live.completed == done + 1
