@@ -16,6 +16,9 @@ Evidence per input x and degradation d (F_d = d's top filters, Δ = target − b
        downscaled back to the input size: "is d still there once the network removed all
        the other degradations but not d?" (blur+noise against noise-only, where the
        network's noise path dominates M and E).  ``P``: Q relative, as R is to E.
+``X``  d's share of the masking effect, M_d / Σ_d' M_d'; ``Y``: d's share of the change response,
+       E_d / Σ_d' E_d'. Shares cancel much of the image content, which the absolute evidences
+       carry from one image to the next (with a single degradation they are constant: no vote).
 
 Decision (multi-label): degradations are decided one after another, most separable first; each
 is decided by a weighted vote of its calibrated evidences, calibrated on the analysis samples
@@ -49,7 +52,7 @@ from faig_gui.core.metrics import gradient_map
 from faig_gui.core.registry import LoadedModel, check_pair
 
 #: evidence kinds, in the order of the docstring
-EVIDENCE = ("M", "N", "E", "R", "Q", "P")
+EVIDENCE = ("M", "N", "E", "R", "Q", "P", "X", "Y")
 CLEAN = "clean"
 
 
@@ -59,8 +62,9 @@ class PredictorConfig:
     evidence: tuple[str, ...] = EVIDENCE
     tile: int = 64                          # LR tile side for images above max_pixels
     max_pixels: int = 128 * 128             # LR pixels analysed per image (more: tiles)
-    levels: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)   # strength factors calibrated
+    levels: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)   # strength factors calibrated
     seeds: int = 2                          # noise draws per calibration image and class
+    min_spread: float = 0.5                 # floor of an evidence's spread (log units) in calibration
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -207,17 +211,22 @@ class EvidenceModel:
             out["E"] = e[0].cpu().double().numpy()
         if "R" in kinds:
             out["R"] = (e[0] / e[1].clamp_min(1e-12)).cpu().double().numpy()
-        if not set(kinds) & {"M", "N", "Q", "P"}:
+        if "Y" in kinds:
+            e0 = e[0].cpu().double().numpy()
+            out["Y"] = e0 / np.maximum(e0.sum(1, keepdims=True), 1e-12)
+        if not set(kinds) & {"M", "N", "Q", "P", "X"}:
             return out
         h, w = x.shape[-2:]
         g_target = gradient_map(y.double())   # double: the effect is a small difference of maps
         energy = (g_target * g_target).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
         cols = {k: np.zeros((x.shape[0], len(self.names))) for k in ("M", "N", "Q", "P") if k in kinds}
+        m_all = np.zeros((x.shape[0], len(self.names)))
         for n, d in enumerate(self.names):
             y_d, _ = self.forward(x, self.masked[d])
-            if "M" in kinds or "N" in kinds:
+            if set(kinds) & {"M", "N", "X"}:
                 diff = gradient_map(y_d.double()) - g_target
                 m = (diff * diff).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+                m_all[:, n] = m
                 if "M" in cols:
                     cols["M"][:, n] = m
                 if "N" in cols:
@@ -230,6 +239,8 @@ class EvidenceModel:
                 if "P" in cols:
                     cols["P"][:, n] = (e_back[0, :, n] / e_back[1, :, n].clamp_min(1e-12)).cpu().double().numpy()
         out.update(cols)
+        if "X" in kinds:
+            out["X"] = m_all / np.maximum(m_all.sum(1, keepdims=True), 1e-12)
         return out
 
 
@@ -335,7 +346,7 @@ def _matches(s: Sample, context: Mapping[str, bool]) -> bool:
 
 
 def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
-               context: Mapping[str, bool]) -> list[_Stat]:
+               context: Mapping[str, bool], min_spread: float = 0.0) -> list[_Stat]:
     """Per evidence kind: how it separates samples with d (at the analysed level) from samples
     without d, among samples whose other degradations match ``context``."""
     pos, neg = [], []
@@ -353,7 +364,9 @@ def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
         a = np.log(np.maximum([s.evidence[k][n] for s in pos], 1e-12))
         b = np.log(np.maximum([s.evidence[k][n] for s in neg], 1e-12))
         (ma, sa), (mb, sb) = _robust(a), _robust(b)
-        spread = max(math.sqrt((sa * sa + sb * sb) / 2), 1e-3)
+        # the floor: new images vary more than the few calibration images do, so a margin that
+        # is large only against a tight calibration spread must not outvote a wide one
+        spread = max(math.sqrt((sa * sa + sb * sb) / 2), min_spread, 1e-3)
         sign = 1.0 if ma >= mb else -1.0
         stats.append(_Stat(k, (ma + mb) / 2, spread, sign, abs(ma - mb) / spread))
     return stats
@@ -412,6 +425,7 @@ class Calibration:
     samples: list[Sample]
     definitions: dict[str, Degradation]
     seconds: float = 0.0
+    min_spread: float = 0.5       # log units: about ±65 % of variation between images
     _stats: dict = field(default_factory=dict, repr=False)
     _curves: dict = field(default_factory=dict, repr=False)
 
@@ -419,7 +433,7 @@ class Calibration:
         key = (d, tuple(sorted(context.items())))
         if key not in self._stats:
             n = self.names.index(d)
-            found = _fit_stats(self.samples, d, n, self.kinds, context)
+            found = _fit_stats(self.samples, d, n, self.kinds, context, self.min_spread)
             if not found and context:   # nothing matches this context: judge d on its own
                 found = self.stats(d, {})
             self._stats[key] = found
@@ -521,7 +535,7 @@ def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitio
         if on_progress is not None:
             on_progress(done, total)
     return Calibration(list(names), tuple(config.evidence), samples, dict(definitions),
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, config.min_spread)
 
 
 # --------------------------------------------------------------------------------------------

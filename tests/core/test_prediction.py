@@ -330,3 +330,14 @@ def test_predict_command_prints_one_json_object_per_image(tmp_path, capsys, pair
     for l in lines:
         assert set(l) == {"image", "labels", "scores", "strength"} and set(l["scores"]) == {"blur", "noise"}
     assert main(["predict", str(imgs[0]), "--baseline", str(tmp_path / "b.pth")]) == 2
+
+
+def test_shares_are_each_degradations_part_of_the_masking_effect_and_change_response(pair, scores):
+    base, targ = pair
+    model = EvidenceModel(base, targ, scores, proportion=10.0)
+    ev = model.evidence(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(5)))
+    for b in range(2):
+        for n in range(2):
+            assert ev["X"][b, n] == pytest.approx(ev["M"][b, n] / (ev["M"][b, 0] + ev["M"][b, 1]))
+            assert ev["Y"][b, n] == pytest.approx(ev["E"][b, n] / (ev["E"][b, 0] + ev["E"][b, 1]))
+            assert ev["N"][b, n] > 0 and ev["R"][b, n] > 0 and ev["P"][b, n] > 0
