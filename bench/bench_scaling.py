@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return common.run_json([__file__, "--threads", str(args.threads), "--one",
                                 str(size), str(steps), str(budget), str(chunk)])
 
+    import torch
+    torch.set_num_threads(args.threads)  # as in the children, so that the machine record says so
     out = {"machine": common.machine(), "size": [], "steps": [], "budget": []}
     mid = args.sizes[len(args.sizes) // 2]
     for size in args.sizes:   # image size at a fixed number of steps, the default chunking
