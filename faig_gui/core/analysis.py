@@ -6,6 +6,7 @@ The app wraps :func:`analyze` in a worker thread; the CLI drives it with a progr
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -153,7 +154,10 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
     done = 0
     models = (weights_key(baseline.state_dict), weights_key(target.state_dict))
     per_image: dict[str, list[np.ndarray]] = {d: [] for d in names}
-    module = target.module
+    # On the CPU the loaded module serves as it is (functional_call never writes to it). On a GPU
+    # the analysis gets its own copy, so that live previews of the same model on the CPU never
+    # race with a worker moving the shared module between devices, cancelled or not.
+    module = target.module if device.type == "cpu" else copy.deepcopy(target.module).to(device)
 
     def on_steps(n: int) -> None:
         nonlocal done
@@ -180,7 +184,6 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
                 done += config.steps
             per_image[d].append(attribution)
             yield Progress(done, total, f"{img.name} · {d}", time.perf_counter() - start)
-    module.to("cpu")
     scores = discriminative_scores(per_image) if config.method == "faig" else mean_scores(per_image)
     yield result(scores, per_image)
 

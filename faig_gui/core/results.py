@@ -65,7 +65,7 @@ def read_scores(path: str | os.PathLike, filter_count: int | None = None) -> dic
 
 
 def index_text(scores: np.ndarray) -> str:
-    return "".join(f"{i}\n" for i in ranking(scores))
+    return "".join(f"{i}\n" for i in ranking(scores).tolist())
 
 
 def write_index_file(path: str | os.PathLike, scores: np.ndarray) -> None:
