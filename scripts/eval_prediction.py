@@ -171,6 +171,7 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
              "- Large images: the most textured 64x64 tiles up to 128x128 LR pixels are analysed (the "
              "result says so).", "",
              "## Accuracy", "",
+             *([f"**{meta['note']}**", ""] if meta.get("note") else []),
              f"- pair: `{meta['baseline']}` / `{meta['target']}`, scores `{meta['scores']}`",
              f"- top {meta['proportion']:g} % filters per degradation; evidence {', '.join(meta['evidence'])}",
              f"- calibration: {meta['calibration_images']} analysis images, {meta['calibration_samples']} "
@@ -201,7 +202,30 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
         lines.append(f"| {s} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
                      f"{pct(r['labelled'].get('noise', 0))} |")
     lines += ["", f"![accuracy against blur σ and noise σ]({plot_name})", ""]
+    t = meta.get("timing")
+    if t:
+        lines += ["## Speed", "",
+                  f"Predicting a 256x256 LR image (bench/bench_prediction.py's input): median {t['median_ms']} ms, "
+                  f"best {t['min_ms']} ms, on this machine's CPU with {t['threads']} torch threads while its load "
+                  f"average was {t['load_average']} (2 cores shared with other work). The calibration is "
+                  "computed once per pair, scores and proportion, and cached.", ""]
     return "\n".join(lines)
+
+
+def time_256(predictor: Predictor, repeats: int = 5) -> dict:
+    """The benchmark's measurement (bench/bench_prediction.py), repeated here for the docs."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_prediction import test_image
+    import os
+    lr = test_image(256, predictor.model.target.scale)
+    predictor.predict(lr)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        predictor.predict(lr)
+        times.append(time.perf_counter() - t0)
+    return {"median_ms": round(1000 * float(np.median(times)), 1), "min_ms": round(1000 * min(times), 1),
+            "load_average": [round(v, 1) for v in os.getloadavg()], "threads": torch.get_num_threads()}
 
 
 def main() -> int:
@@ -216,7 +240,20 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "docs" / "prediction.md"))
     p.add_argument("--no-docs", action="store_true", help="print the JSON only")
+    p.add_argument("--from-json", metavar="FILE", help="write the docs from a saved run's JSON (no evaluation)")
+    p.add_argument("--bench-json", metavar="FILE", help="bench/bench_prediction.py output to quote for speed")
+    p.add_argument("--note", default="", help="a sentence for the docs (e.g. which pair this is)")
     args = p.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text().splitlines()[0])
+        meta = saved["meta"]
+        if args.bench_json:
+            b = json.loads(Path(args.bench_json).read_text().splitlines()[0])
+            meta["timing"] = {"median_ms": b["predict_ms_median"], "min_ms": b["predict_ms_min"],
+                              "load_average": [round(v, 1) for v in b["load_average"]], "threads": b["threads"]}
+        meta["note"] = args.note or meta.get("note", "")
+        write_docs(saved["report"], meta, Path(args.out))
+        return 0
     from faig_gui.commands.predict import build_predictor
     ns = argparse.Namespace(session=None, baseline=args.baseline, target=args.target, scores=args.scores,
                             analysis_hr=args.analysis_hr, proportion=args.proportion, blur_sigma=2.0,
@@ -226,6 +263,7 @@ def main() -> int:
         cal = predictor.calibrate()
         crops = heldout_crops(args.crops, args.side, args.seed)
         report = evaluate(predictor, crops, args.seed * 1000)
+        timing = time_256(predictor)
     except FaigError as exc:
         print(f"eval_prediction: error: {exc}", file=sys.stderr)
         return 2
@@ -233,15 +271,18 @@ def main() -> int:
             "proportion": args.proportion, "evidence": list(predictor.config.evidence),
             "calibration_images": len(predictor.analysis_hr), "calibration_samples": len(cal.samples),
             "calibration_seconds": cal.seconds, "crops_per_image": args.crops, "side": args.side,
-            "scale": predictor.model.target.scale, "n": len(crops)}
+            "scale": predictor.model.target.scale, "n": len(crops), "timing": timing, "note": args.note}
     print(json.dumps({"meta": meta, "report": report}))
     if not args.no_docs:
-        out = Path(args.out)
-        plot_path = out.with_name(out.stem + "_accuracy.png")
-        plot(report, plot_path)
-        out.write_text(markdown(report, meta, plot_path.name))
-        print(f"wrote {out} and {plot_path}", file=sys.stderr)
+        write_docs(report, meta, Path(args.out))
     return 0
+
+
+def write_docs(report: dict, meta: dict, out: Path) -> None:
+    plot_path = out.with_name(out.stem + "_accuracy.png")
+    plot(report, plot_path)
+    out.write_text(markdown(report, meta, plot_path.name))
+    print(f"wrote {out} and {plot_path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ class _EntryWidget(QWidget):
         self.title = QLabel(f"<b>{entry.name}</b>  <span style='color:gray'>{entry.lr.shape[1]}×{entry.lr.shape[0]}</span>")
         self.verdict = QLabel()
         self.verdict.setObjectName("verdict")
+        self.verdict.setWordWrap(True)
         col.addWidget(self.title)
         col.addWidget(self.verdict)
         self.bars: dict[str, QProgressBar] = {}
