@@ -7,10 +7,11 @@ changes nothing: the previous scores stay.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -30,10 +31,11 @@ class AnalysisJob:
     """Everything one run reads, copied on the UI thread before the thread starts."""
 
     baseline: LoadedModel
-    target: LoadedModel
+    target: LoadedModel                 # with a private copy of the module (see job())
     images: Sequence[AnalysisImage]
     config: AnalysisConfig
     cache: AttributionCache | None
+    session_models: tuple               # the session's (baseline, target) when the run started
 
 
 class AnalysisWorker(QObject):
@@ -105,7 +107,10 @@ class AnalysisRunner(QObject):
         cfg = s.settings.config()
         if cfg.method in ("faig", "ig") and not s.analysis_images:
             raise FaigError("no analysis images: choose a folder of HR images in the Analysis panel")
-        return AnalysisJob(s.baseline, s.target, list(s.analysis_images), cfg, s.cache)
+        # FAIG swaps the module's parameters while it runs (functional_call): give the worker its
+        # own module so that previews, evaluation or prediction on other threads never see them
+        target = replace(s.target, module=copy.deepcopy(s.target.module))
+        return AnalysisJob(s.baseline, target, list(s.analysis_images), cfg, s.cache, (s.baseline, s.target))
 
     def start(self) -> bool:
         if self.running:
@@ -157,7 +162,7 @@ class AnalysisRunner(QObject):
 
     def _on_finished(self, result: AnalysisResult) -> None:
         s, job = self.model.session, self._job
-        if job is None or s.baseline is not job.baseline or s.target is not job.target:
+        if job is None or s.baseline is not job.session_models[0] or s.target is not job.session_models[1]:
             # the pair changed while the run went on: these scores describe other weights
             self.model.errorOccurred.emit("the models changed during the analysis: its results were discarded; "
                                           "run it again")

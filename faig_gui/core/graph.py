@@ -15,6 +15,7 @@ shows the convolutions in registration order as a chain and says why in ``note``
 """
 from __future__ import annotations
 
+import copy
 import operator
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -268,10 +269,20 @@ def fallback_graph(module: nn.Module, reason: str,
     return NetworkGraph(nodes, edges, traced=False, note=f"{reason}; showing the convolutions in order")
 
 
+_GRAPHS: dict[tuple, NetworkGraph] = {}
+
+
 def graph_for(model) -> NetworkGraph:
-    """Graph of a registry ``LoadedModel`` with its plugin's layer labels."""
+    """Graph of a registry ``LoadedModel`` with its plugin's layer labels.
+
+    Traced once per architecture and hyper-parameters (which fix the module's structure):
+    torch.fx patches ``nn.Module.__call__`` for the whole process while it traces, so a module
+    running on another thread at that moment (FAIG, a preview) would be intercepted and fail."""
     label = getattr(model.architecture, "layer_label", None)
-    return trace_graph(model.module, label)
+    key = (model.arch_name, tuple(sorted((k, repr(v)) for k, v in model.hyperparameters.items())))
+    if key not in _GRAPHS:
+        _GRAPHS[key] = trace_graph(model.module, label)
+    return copy.deepcopy(_GRAPHS[key])
 
 
 # -- layering and skips ----------------------------------------------------------------------------
