@@ -236,7 +236,7 @@ class ImageView(QWidget):
         self.thumbs.setWrapping(False)
         self.thumbs.setMovement(QListWidget.Movement.Static)
         self.thumbs.setIconSize(QSize(THUMB, THUMB))
-        self.thumbs.setGridSize(QSize(THUMB + 56, THUMB + 34))
+        self.thumbs.setGridSize(QSize(THUMB + 40, THUMB + 34))
         self.thumbs.setFixedHeight(THUMB + 52)
         self.thumbs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.thumbs.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
