@@ -47,3 +47,23 @@ def test_empty_opens_nothing(make_window):
                                 device="auto", empty=True, screenshot=None))
     assert w.model.session.target is None and not w.model.session.images
     assert w.last_error == "" and "no model" in w.model_label.text()
+
+
+def test_no_arguments_open_the_bundled_demo_coloured_and_masked(make_window, qtbot):
+    from argparse import Namespace
+    from faig_gui.app.launch import open_from_args
+    from faig_gui.core.demo import demo_files
+    files = demo_files()
+    w = make_window()
+    with qtbot.waitSignal(w.image_view.rendered, timeout=60000):
+        open_from_args(w, Namespace(session=None, images=[], baseline=None, target=None, arch=None,
+                                    device="auto", empty=False, screenshot=None))
+    s = w.model.session
+    assert s.ready and Path(s.target.path) == files.target
+    assert set(s.scores) == {"blur", "noise"} and len(s.analysis_images) > 0
+    assert len(s.images) == 2 * len(list((files.heldout / "GT").glob("*.png")))
+    assert len(s.mask) == int(s.index.total * 0.01) and w.masking_dock.degradation.currentText() == "blur"
+    assert len({item.fill().name() for item in w.graph_dock.items.values()}) > 2
+    r = w.image_view.result
+    assert r.masked is not None and r.effect > 0 and r.psnr_target is not None
+    assert not w.isWindowModified()
