@@ -168,7 +168,7 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
              "judged against the calibration samples that match what was decided already (blur among "
              "noisy samples when the image was found noisy). Strength: the most level-sensitive evidence "
              "read back through its calibration curve.",
-             "- Large images: the most textured 64x64 tiles up to 128x128 LR pixels are analysed (the "
+             "- Large images: the two most textured 64x64 tiles are analysed (the "
              "result says so).", "",
              "## Accuracy", "",
              *([f"**{meta['note']}**", ""] if meta.get("note") else []),

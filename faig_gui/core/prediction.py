@@ -59,9 +59,10 @@ CLEAN = "clean"
 @dataclass(frozen=True)
 class PredictorConfig:
     proportion: float = 1.0                 # percent of filters per degradation (top k %)
-    evidence: tuple[str, ...] = EVIDENCE
+    # Q and P cost two more passes per degradation and added little on the measured pairs
+    evidence: tuple[str, ...] = ("M", "N", "E", "R", "X", "Y")
     tile: int = 64                          # LR tile side for images above max_pixels
-    max_pixels: int = 128 * 128             # LR pixels analysed per image (more: tiles)
+    max_pixels: int = 2 * 64 * 64           # LR pixels analysed per image (more: tiles)
     levels: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)   # strength factors calibrated
     seeds: int = 2                          # noise draws per calibration image and class
     min_spread: float = 0.5                 # floor of an evidence's spread (log units) in calibration
