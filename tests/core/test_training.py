@@ -77,13 +77,29 @@ def test_checkpoints_are_basicsr_and_load_in_the_registry(tmp_path):
 
 
 def test_loss_decreases(tmp_path):
+    """The trained baseline's L1 on whole images (clean bicubic x2) beats its initialisation's."""
+    from faig_gui.core.imageio import read_image, to_tensor
+    from plugins.msrresnet import MSRResNetArchitecture
     hr = _images(tmp_path)
-    cfg = _cfg(num_feat=8, baseline_iters=40, target_iters=0, batch=4, patch=16, baseline_lr=3e-3,
+    cfg = _cfg(num_feat=8, baseline_iters=100, target_iters=0, batch=4, patch=16, baseline_lr=3e-3,
                log_every=10, snapshot_every=1000, val_every=1000)
     steps = [r for r in _run(cfg, hr, tmp_path / "out") if r["kind"] == "step"]
-    assert len(steps) == 40
-    first, last = np.mean([s["loss"] for s in steps[:10]]), np.mean([s["loss"] for s in steps[-10:]])
-    assert last < 0.7 * first, (first, last)
+    assert len(steps) == 100
+    arch = MSRResNetArchitecture()
+    torch.manual_seed(cfg.seed)
+    initial = arch.build(cfg.hyperparameters()).eval()
+    trained = arch.build(cfg.hyperparameters()).eval()
+    trained.load_state_dict(torch.load(tmp_path / "out" / "baseline.pth", weights_only=True)["params"])
+
+    def l1(model):
+        with torch.no_grad():
+            losses = []
+            for p in hr:
+                y = to_tensor(read_image(p))
+                losses.append(float((model(quantize(downsample(y, 2))) - y).abs().mean()))
+            return np.mean(losses)
+
+    assert l1(trained) < 0.8 * l1(initial), (l1(initial), l1(trained))
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
