@@ -112,7 +112,10 @@ class SessionModel(QObject):
                 self.errorOccurred.emit(str(exc))
         if added:
             self.imagesChanged.emit()
-            self.set_current(len(self.session.images) - 1)
+            # the newest image becomes current; announce it even when the session already made
+            # it current (the first image of an empty session), so views follow
+            self.session.current = len(self.session.images) - 1
+            self.currentImageChanged.emit(self.session.current)
         return added
 
     def remove_image(self, position: int) -> None:
