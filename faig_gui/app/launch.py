@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -97,7 +99,17 @@ def apply_style(app: QApplication) -> None:
         app.setStyleSheet(qss.read_text(encoding="utf-8"))
 
 
+def configure_torch_threads() -> int:
+    """Half the cores for torch's intra-op pool: the window computes on two threads at once (the
+    FAIG worker and the live renders), and larger pools make them wait on each other (measured on
+    2 shared cores, bench/bench_ui.py: masked render 520 ms wall with 1 thread, 740 ms with 2)."""
+    n = max(1, (os.cpu_count() or 2) // 2)
+    torch.set_num_threads(n)
+    return n
+
+
 def run_window(args: argparse.Namespace) -> int:
+    configure_torch_threads()
     logging.basicConfig(level=logging.WARNING, format="faig-gui: %(levelname)s: %(message)s")
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "faig-gui"])
     app.setApplicationName("faig-gui")
