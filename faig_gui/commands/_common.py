@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from faig_gui.core.attribution import Cancelled
 from faig_gui.core.errors import FaigError
 
 
@@ -58,3 +60,35 @@ def progress_bar(total: int, desc: str):
         yield bar
     finally:
         bar.close()
+
+
+def drive_with_progress(gen, result_type: type, desc: str, total: int = 100):
+    """Run a core generator of progress records to its ``result_type`` item under a progress
+    bar. The first Ctrl-C asks the generator to stop between steps (a clean stop, nothing
+    written); a second one aborts at once. ``gen`` is a callable taking ``should_stop``."""
+    stop = {"asked": False}
+
+    def on_sigint(_sig, _frame):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    result = None
+    try:
+        with progress_bar(total, desc) as bar:
+            for item in gen(lambda: stop["asked"]):
+                if isinstance(item, result_type):
+                    result = item
+                else:
+                    bar.n = int(round(total * item.done / item.total)) if item.total else total
+                    bar.set_postfix_str(item.message, refresh=False)
+                    bar.refresh()
+            bar.n = total
+    except Cancelled:
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if stop["asked"]:
+        raise KeyboardInterrupt
+    return result

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 
-from faig_gui.commands._common import add_arch, add_device, output_dir, positive_int, progress_bar
+from faig_gui.commands._common import add_arch, add_device, drive_with_progress, output_dir, positive_int
 from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, analyze
-from faig_gui.core.attribution import METHODS, PRECISIONS, Cancelled
+from faig_gui.core.attribution import METHODS, PRECISIONS
 from faig_gui.core.dataset import from_folders, load_hr_folder, make_degraded, parse_named_dirs
 from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.errors import FaigError
@@ -63,29 +62,10 @@ def run(args: argparse.Namespace) -> int:
     config = AnalysisConfig(args.method, args.steps, args.rule, args.device, args.precision, args.chunk,
                             int(args.memory_budget * 2**30) if args.memory_budget else None, args.seed,
                             args.allow_tf32)
-    stop = {"asked": False}
-
-    def on_sigint(_sig, _frame):
-        if stop["asked"]:
-            raise KeyboardInterrupt
-        stop["asked"] = True
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        total = max(1, len(images) * len(images[0].lr) * args.steps) if images else 1
-        with progress_bar(total, f"{args.method}") as bar:
-            result = None
-            for item in analyze(baseline, target, images, config, should_stop=lambda: stop["asked"]):
-                if isinstance(item, AnalysisResult):
-                    result = item
-                else:
-                    bar.n = item.done
-                    bar.set_postfix_str(item.message, refresh=False)
-                    bar.refresh()
-    except Cancelled:
-        raise KeyboardInterrupt from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    total = max(1, len(images) * len(images[0].lr) * args.steps) if images else 1
+    result = drive_with_progress(
+        lambda should_stop: analyze(baseline, target, images, config, should_stop=should_stop),
+        AnalysisResult, args.method, total)
     report = result.report()
     report["baseline"], report["target"] = str(args.baseline), str(args.target)
     write_analysis(out, result.scores, report)

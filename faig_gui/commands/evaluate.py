@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 
-from faig_gui.commands._common import add_arch, add_device, output_dir, positive_int, progress_bar
+from faig_gui.commands._common import add_arch, add_device, drive_with_progress, output_dir, positive_int
 from faig_gui.core.errors import FaigError
 
 HELP = ("rank filters with each method on analysis images, then measure on held-out images what "
@@ -46,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faig_gui.core.attribution import METHODS, Cancelled
+    from faig_gui.core.attribution import METHODS
     from faig_gui.core.dataset import load_hr_folder, make_degraded
     from faig_gui.core.degradations import paper_degradations
     from faig_gui.core.device import resolve_device
@@ -83,30 +82,10 @@ def run(args: argparse.Namespace) -> int:
             raise FaigError(f"--scores {item}: unknown method '{method}'; use one of {', '.join(METHODS)}")
         given[method] = read_scores(path, FilterIndex.from_state_dict(target.state_dict).total)
     out = output_dir(args.out)
-    stop = {"asked": False}
-
-    def on_sigint(_sig, _frame):
-        if stop["asked"]:
-            raise KeyboardInterrupt
-        stop["asked"] = True
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    result = None
-    try:
-        with progress_bar(100, "evaluate") as bar:
-            for item in evaluate(baseline, target, analysis, heldout, args.methods, args.proportions,
-                                 args.steps, device, args.seed, given, should_stop=lambda: stop["asked"]):
-                if isinstance(item, EvaluationResult):
-                    result = item
-                else:
-                    bar.n = int(100 * item.done / item.total)
-                    bar.set_postfix_str(item.message, refresh=False)
-                    bar.refresh()
-            bar.n = 100
-    except Cancelled:
-        raise KeyboardInterrupt from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    result = drive_with_progress(
+        lambda should_stop: evaluate(baseline, target, analysis, heldout, args.methods, args.proportions,
+                                 args.steps, device, args.seed, given, should_stop=should_stop),
+        EvaluationResult, "evaluate")
     report = result.report()
     report.update(baseline=str(args.baseline), target=str(args.target), scores=args.scores,
                   blur_sigma=args.blur_sigma, noise_sigma=args.noise_sigma)
