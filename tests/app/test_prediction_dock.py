@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent
 from PySide6.QtWidgets import QApplication
 
 from faig_gui.app.prediction_dock import PredictionDock
@@ -13,6 +13,7 @@ from faig_gui.core.imageio import list_images, read_image
 from faig_gui.core.prediction import Predictor, PredictorConfig
 from faig_gui.core.results import read_scores
 from faig_gui.core.session import Session
+from qt_events import drop_files as drop
 
 
 def tiny_model(files) -> SessionModel:
@@ -33,18 +34,6 @@ def dock(qtbot, qloop, tiny_demo):
     d.shutdown()
 
 
-def drop(widget, paths) -> QDropEvent:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    centre = widget.rect().center()
-    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    event = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
-    return event
 
 
 def reference(model: SessionModel, proportion: float) -> Predictor:

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from faig_gui.app import main_window as main_window_module
 from faig_gui.core.checkpoint import save_checkpoint
 from faig_gui.core.registry import default_registry
+from qt_events import answer_next_dialog as _answer_next_dialog
+from qt_events import drop_files as _drop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,28 +65,8 @@ def _error_box(window) -> QMessageBox | None:
     return boxes[-1] if boxes else None
 
 
-def _answer_next_dialog(button_text: str) -> None:
-    def click():
-        box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):
-            for b in box.buttons():
-                if b.text().replace("&", "") == button_text:
-                    b.click()
-                    return
-        QTimer.singleShot(10, click)
-    QTimer.singleShot(0, click)
 
 
-def _drop(widget, paths) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    centre = widget.rect().center()
-    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    QApplication.sendEvent(widget, QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime,
-                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
 
 
 def _still_usable(window, qtbot) -> None:

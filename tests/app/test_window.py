@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QApplication
 
 from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.imageio import read_image
 from faig_gui.app.main_window import output_stems
 from faig_gui.core.registry import default_registry
+from qt_events import answer_next_dialog, drop_files
 
 
 # -- independent references ------------------------------------------------------------------
@@ -64,31 +64,8 @@ def effect_np(a, b):
     return float(np.mean((gradient_map_np(a) - gradient_map_np(b)) ** 2) * 1000)
 
 
-def answer_next_dialog(button_text: str) -> None:
-    """Click a button of the next modal dialog once it is open (polled by a timer, no sleeping)."""
-    def click():
-        box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):
-            for b in box.buttons():
-                if b.text().replace("&", "") == button_text:
-                    b.click()
-                    return
-        QTimer.singleShot(10, click)
-    QTimer.singleShot(0, click)
 
 
-def drop_files(widget, paths) -> QDropEvent:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    centre = widget.rect().center()
-    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, drop)
-    return drop
 
 
 def graph_colours(window) -> dict[str, str]:
