@@ -346,7 +346,8 @@ class PlotsDock(QDockWidget):
             scores = session_scores(s, m)
             if scores is not None and all(d in scores for d in names):
                 given[m] = scores
-        return EffectJob(s.baseline, s.target, list(s.analysis_images), methods, DEFAULT_PROPORTIONS, given,
+        # evaluation runs the target through functional_call: on this worker, its own module
+        return EffectJob(s.baseline, s.target.private_copy(), list(s.analysis_images), methods, DEFAULT_PROPORTIONS, given,
                          s.settings.steps, str(resolve_device(s.settings.device)))
 
     def compute(self) -> bool:

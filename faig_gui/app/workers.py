@@ -7,11 +7,10 @@ changes nothing: the previous scores stay.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -109,8 +108,7 @@ class AnalysisRunner(QObject):
             raise FaigError("no analysis images: choose a folder of HR images in the Analysis panel")
         # FAIG swaps the module's parameters while it runs (functional_call): give the worker its
         # own module so that previews, evaluation or prediction on other threads never see them
-        target = replace(s.target, module=copy.deepcopy(s.target.module))
-        return AnalysisJob(s.baseline, target, list(s.analysis_images), cfg, s.cache, (s.baseline, s.target))
+        return AnalysisJob(s.baseline, s.target.private_copy(), list(s.analysis_images), cfg, s.cache, (s.baseline, s.target))
 
     def start(self) -> bool:
         if self.running:

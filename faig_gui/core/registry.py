@@ -6,10 +6,11 @@ own: one broken plugin is reported in :attr:`Registry.failures` and does not hid
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -43,6 +44,11 @@ class LoadedModel:
     @property
     def arch_name(self) -> str:
         return self.architecture.name
+
+    def private_copy(self) -> "LoadedModel":
+        """The same weights with a module of its own. ``functional_call`` swaps a module's
+        parameters while it runs, so a thread that uses it needs a module nobody else runs."""
+        return replace(self, module=copy.deepcopy(self.module))
 
 
 class Registry:

@@ -125,6 +125,18 @@ def test_compute_draws_the_effect_curves_on_a_worker(qtbot, dock):
     assert dock.effects.status.text().startswith("outdated")
 
 
+def test_the_effect_worker_runs_its_own_copy_of_the_target(dock):
+    # evaluation swaps module parameters (functional_call) on the worker thread; the window's
+    # other threads run the session's module at the same time and must never see those swaps
+    model = dock.model
+    _with_analysis_image(model)
+    job = dock.job()
+    ours = model.session.target
+    assert job.target.module is not ours.module
+    for (name, a), b in zip(job.target.module.state_dict().items(), ours.module.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_cancel_keeps_nothing_half_done(qtbot, dock):
     model = dock.model
     _with_analysis_image(model)
