@@ -11,23 +11,20 @@ k % filters sit in each layer.
 """
 from __future__ import annotations
 
-import logging
-import threading
-import traceback
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QPoint, QRectF, QSize, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt, QThread
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from faig_gui.app._export import export_picture
 from faig_gui.app.session_model import SessionModel
+from faig_gui.app.workers import GeneratorWorker, join_thread, thread_for
 from faig_gui.core.analysis import AnalysisResult
-from faig_gui.core.attribution import Cancelled
 from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
@@ -35,8 +32,6 @@ from faig_gui.core.evaluation import DEFAULT_METHODS, DEFAULT_PROPORTIONS, Evalu
     evaluate
 from faig_gui.core.layer_stats import top_distribution
 from faig_gui.core.registry import LoadedModel
-
-log = logging.getLogger(__name__)
 
 METHOD_COLOURS = {"faig": "#d62728", "ig": "#1f77b4", "abs": "#2ca02c", "random": "#7f7f7f"}
 METHOD_NAMES = {"faig": "FAIG", "ig": "IG", "abs": "|θ − θ̄|", "random": "random"}
@@ -56,44 +51,6 @@ class EffectJob:
     given_scores: Mapping[str, Mapping[str, np.ndarray]]
     steps: int
     device: str
-
-
-class EffectWorker(QObject):
-    progress = Signal(float, str)    # fraction done, what
-    finished = Signal(object)        # EvaluationResult
-    failed = Signal(str)
-    cancelled = Signal()
-    done = Signal()                  # always last
-
-    def __init__(self, job: EffectJob):
-        super().__init__()
-        self.job = job
-        self._stop = threading.Event()
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    @Slot()
-    def run(self) -> None:
-        j = self.job
-        try:
-            for item in evaluate(j.baseline, j.target, j.images, j.images, j.methods, j.proportions, j.steps,
-                                 j.device, given_scores=j.given_scores, should_stop=self._stop.is_set):
-                if self._stop.is_set():
-                    raise Cancelled()
-                if isinstance(item, EvaluationProgress):
-                    self.progress.emit(item.done / max(1, item.total), item.message)
-                elif isinstance(item, EvaluationResult):
-                    self.finished.emit(item)
-        except Cancelled:
-            self.cancelled.emit()
-        except FaigError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a bug must not take the window down; the log has the details
-            log.error("masking-effect computation failed:\n%s", traceback.format_exc())
-            self.failed.emit(f"computing the masking effects failed: {type(exc).__name__}: {exc}")
-        finally:
-            self.done.emit()
 
 
 def session_scores(session, method: str) -> dict[str, np.ndarray] | None:
@@ -289,7 +246,7 @@ class PlotsDock(QDockWidget):
         self.result: EvaluationResult | None = None
         self._stale = False
         self._thread: QThread | None = None
-        self._worker: EffectWorker | None = None
+        self._worker: GeneratorWorker | None = None
         self._generation = 0        # bumped when models or scores change
         self._job_generation = 0    # the generation a running computation started from
 
@@ -357,17 +314,13 @@ class PlotsDock(QDockWidget):
         if job is None:
             self.effects.status.setText("Cannot compute: see the message in the status bar.")
             return False
-        thread = QThread(self)
-        thread.setObjectName("faig-effects")
-        worker = EffectWorker(job)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.progress.connect(self._on_progress)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
+        worker = GeneratorWorker(
+            lambda should_stop: evaluate(job.baseline, job.target, job.images, job.images, job.methods,
+                                         job.proportions, job.steps, job.device,
+                                         given_scores=job.given_scores, should_stop=should_stop),
+            EvaluationResult, "computing the masking effects")
+        thread = thread_for(self, worker, "faig-effects", self._on_progress, self._on_finished,
+                            self._on_failed, self._on_cancelled, self._on_thread_finished)
         self._thread, self._worker, self._job_generation = thread, worker, self._generation
         self.effects.compute_button.setEnabled(False)
         self.effects.cancel_button.setEnabled(True)
@@ -390,14 +343,12 @@ class PlotsDock(QDockWidget):
         if thread is None:
             return
         self.cancel()
-        thread.quit()
-        if not thread.wait(timeout_ms):
-            log.warning("the masking-effect thread did not stop within %d ms", timeout_ms)
+        join_thread(thread, timeout_ms, "masking-effect")
         self._on_thread_finished()
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self.effects.progress.setValue(int(1000 * fraction))
-        self.effects.status.setText(message + "…")
+    def _on_progress(self, p: EvaluationProgress) -> None:
+        self.effects.progress.setValue(int(1000 * p.done / max(1, p.total)))
+        self.effects.status.setText(p.message + "…")
 
     def _on_finished(self, result: EvaluationResult) -> None:
         # models or scores that changed while it ran make the fresh result outdated already

@@ -11,7 +11,7 @@ import logging
 import threading
 import traceback
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -37,31 +37,36 @@ class AnalysisJob:
     session_models: tuple               # the session's (baseline, target) when the run started
 
 
-class AnalysisWorker(QObject):
-    progress = Signal(object)   # Progress
-    finished = Signal(object)   # AnalysisResult
+class GeneratorWorker(QObject):
+    """Drives a core generator on its thread: progress records, then one ``result_type`` item.
+
+    ``steps(should_stop)`` makes the generator; cancel is a flag it checks between steps. A
+    cancel, a user error or a bug each end with their own signal, then ``done``; nothing
+    partial is emitted. The analysis runner and the plots dock's effect computation share it.
+    """
+
+    progress = Signal(object)   # the generator's progress record
+    finished = Signal(object)   # the result
     failed = Signal(str)
     cancelled = Signal()
     done = Signal()             # always the last signal of a run
 
-    def __init__(self, job: AnalysisJob):
+    def __init__(self, steps: Callable[[Callable[[], bool]], Iterator], result_type: type, what: str):
         super().__init__()
-        self.job = job
+        self._steps, self._result_type, self._what = steps, result_type, what
         self._stop = threading.Event()
 
     def cancel(self) -> None:
-        """Thread-safe: the run stops at the next path chunk."""
+        """Thread-safe: the run stops at the generator's next step."""
         self._stop.set()
 
     @Slot()
     def run(self) -> None:
-        job = self.job
         try:
-            for item in analyze(job.baseline, job.target, job.images, job.config, job.cache,
-                                should_stop=self._stop.is_set):
+            for item in self._steps(self._stop.is_set):
                 if self._stop.is_set():
                     raise Cancelled()
-                if isinstance(item, AnalysisResult):
+                if isinstance(item, self._result_type):
                     self.finished.emit(item)
                 else:
                     self.progress.emit(item)
@@ -70,10 +75,33 @@ class AnalysisWorker(QObject):
         except FaigError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a bug must not kill the window; the log has the traceback
-            log.error("analysis failed:\n%s", traceback.format_exc())
-            self.failed.emit(f"the analysis failed: {type(exc).__name__}: {exc}")
+            log.error("%s failed:\n%s", self._what, traceback.format_exc())
+            self.failed.emit(f"{self._what} failed: {type(exc).__name__}: {exc}")
         finally:
             self.done.emit()
+
+
+def thread_for(parent: QObject, worker: GeneratorWorker, name: str, on_progress, on_finished,
+               on_failed, on_cancelled, on_thread_finished) -> QThread:
+    """A QThread (not started yet) that runs ``worker`` and quits after its ``done``."""
+    thread = QThread(parent)
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.progress.connect(on_progress)
+    worker.finished.connect(on_finished)
+    worker.failed.connect(on_failed)
+    worker.cancelled.connect(on_cancelled)
+    worker.done.connect(thread.quit)
+    thread.finished.connect(on_thread_finished)
+    return thread
+
+
+def join_thread(thread: QThread, timeout_ms: int, what: str) -> None:
+    """Ask a (cancelled) worker thread to end and wait for it: no thread outlives its owner."""
+    thread.quit()
+    if not thread.wait(timeout_ms):
+        log.warning("the %s thread did not stop within %d ms", what, timeout_ms)
 
 
 class AnalysisRunner(QObject):
@@ -90,7 +118,7 @@ class AnalysisRunner(QObject):
         super().__init__(parent)
         self.model = model
         self._thread: QThread | None = None
-        self._worker: AnalysisWorker | None = None
+        self._worker: GeneratorWorker | None = None
         self._job: AnalysisJob | None = None
         self.last_progress: Progress | None = None
 
@@ -117,17 +145,12 @@ class AnalysisRunner(QObject):
         job = self.model.guarded(self.job)
         if job is None:
             return False
-        thread = QThread(self)
-        thread.setObjectName("faig-analysis")
-        worker = AnalysisWorker(job)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.progress.connect(self._on_progress)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
+        worker = GeneratorWorker(
+            lambda should_stop: analyze(job.baseline, job.target, job.images, job.config, job.cache,
+                                        should_stop=should_stop),
+            AnalysisResult, "the analysis")
+        thread = thread_for(self, worker, "faig-analysis", self._on_progress, self._on_finished,
+                            self._on_failed, self._on_cancelled, self._on_thread_finished)
         self._thread, self._worker, self.last_progress = thread, worker, None
         self._job = job
         what = f"{job.config.method.upper()} · {len(job.images)} images · {job.config.steps} steps"
@@ -148,9 +171,7 @@ class AnalysisRunner(QObject):
         if thread is None:
             return
         self.cancel()
-        thread.quit()
-        if not thread.wait(timeout_ms):
-            log.warning("the analysis thread did not stop within %d ms", timeout_ms)
+        join_thread(thread, timeout_ms, "analysis")
         self._on_thread_finished()
 
     # -- slots on the UI thread ------------------------------------------------------------
