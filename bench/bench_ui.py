@@ -41,11 +41,11 @@ def demo_like(root: Path):
     256x256 HR images with blur and noise 128x128 LR inputs, |θ − θ̄| scores."""
     from faig_gui.core.attribution import abs_change
     from faig_gui.core.checkpoint import save_checkpoint
-    from faig_gui.core.dataset import make_degraded
+    from faig_gui.core.dataset import make_degraded, write_image_set
     from faig_gui.core.degradations import paper_degradations
     from faig_gui.core.demo import DemoFiles
     from faig_gui.core.filters import FilterIndex
-    from faig_gui.core.imageio import to_image, write_image
+    from faig_gui.core.imageio import write_image
     from faig_gui.core.registry import default_registry
     from faig_gui.core.results import write_scores
     import skimage.data
@@ -63,10 +63,7 @@ def demo_like(root: Path):
         write_image(root / "analysis" / "GT" / f"a{n}.png", astro[y:y + 128, x:x + 128])
     coffee = skimage.data.coffee().astype(np.float32) / 255
     hr = {"coffee.png": coffee[100:356, 150:406], "astronaut.png": astro[0:256, 200:456]}
-    for img in make_degraded(hr, 2, paper_degradations(), seed=1):
-        write_image(root / "heldout" / "GT" / img.name, to_image(img.hr))
-        for name, lr in img.lr.items():
-            write_image(root / "heldout" / name / img.name, to_image(lr))
+    write_image_set(root / "heldout", make_degraded(hr, 2, paper_degradations(), seed=1), clean=False)
     return DemoFiles(root / "baseline.pth", root / "target.pth", root / "scores.npz",
                      root / "analysis", root / "heldout")
 

@@ -27,9 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from faig_gui.core.checkpoint import save_checkpoint  # noqa: E402
-from faig_gui.core.dataset import make_degraded  # noqa: E402
+from faig_gui.core.dataset import make_degraded, write_image_set  # noqa: E402
 from faig_gui.core.degradations import paper_degradations  # noqa: E402
-from faig_gui.core.imageio import to_image, write_image  # noqa: E402
 from plugins.msrresnet import MSRResNetArchitecture  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry")
@@ -76,11 +75,7 @@ def hr_crops(count: int, size: int) -> dict[str, np.ndarray]:
 def make_inputs(folder: Path, count: int, lr_size: int, scale: int = 2, seed: int = 0) -> Path:
     """GT/, LR/, blur/, noise/ (the paper's degradations) under ``folder``, as 8-bit PNGs."""
     images = make_degraded(hr_crops(count, lr_size * scale), scale, paper_degradations(), seed)
-    for img in images:
-        write_image(folder / "GT" / img.name, to_image(img.hr))
-        write_image(folder / "LR" / img.name, to_image(img.clean_lr))
-        for d, lr in img.lr.items():
-            write_image(folder / d / img.name, to_image(lr))
+    write_image_set(folder, images)
     return folder
 
 

@@ -2,12 +2,9 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from faig_gui.commands._common import output_dir, positive_int
-from faig_gui.core.dataset import load_hr_folder, make_degraded
+from faig_gui.core.dataset import load_hr_folder, make_degraded, write_image_set
 from faig_gui.core.degradations import paper_degradations
-from faig_gui.core.imageio import to_image, write_image
 
 HELP = "make the paper's inputs from HR images: GT/ (mod-cropped), LR/ (clean), blur/, noise/"
 
@@ -25,11 +22,6 @@ def run(args: argparse.Namespace) -> int:
     out = output_dir(args.out)
     hr = load_hr_folder(args.hr)
     images = make_degraded(hr, args.scale, paper_degradations(args.blur_sigma, args.noise_sigma), args.seed)
-    for img in images:
-        stem = img.name.rsplit(".", 1)[0] + ".png"
-        write_image(out / "GT" / stem, to_image(img.hr))
-        write_image(out / "LR" / stem, to_image(img.clean_lr))
-        for name, lr in img.lr.items():
-            write_image(out / name / stem, to_image(lr))
+    write_image_set(out, images)
     print(f"wrote {len(images)} images x (GT, LR, {', '.join(images[0].lr)}) to {out}")
     return 0

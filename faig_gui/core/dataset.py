@@ -15,7 +15,7 @@ import torch
 
 from faig_gui.core.degradations import Degradation, degrade, downsample, mod_crop, quantize, seeded_generator
 from faig_gui.core.errors import FaigError
-from faig_gui.core.imageio import crop_to_scale, list_images, read_image, to_tensor
+from faig_gui.core.imageio import crop_to_scale, list_images, read_image, to_image, to_tensor, write_image
 
 
 @dataclass
@@ -56,6 +56,19 @@ def make_degraded(hr_images: Mapping[str, np.ndarray], scale: int, degradations:
         clean = quantize(downsample(hr, scale))
         items.append(AnalysisImage(name, hr, lrs, clean))
     return items
+
+
+def write_image_set(folder: str | Path, images: Sequence[AnalysisImage], clean: bool = True) -> None:
+    """Write images in the layout :func:`from_folders` reads: ``GT/`` (HR), ``LR/`` (clean, when
+    ``clean`` and known) and one folder per degradation, as PNGs with the same names."""
+    folder = Path(folder)
+    for img in images:
+        name = Path(img.name).stem + ".png"
+        write_image(folder / "GT" / name, to_image(img.hr))
+        if clean and img.clean_lr is not None:
+            write_image(folder / "LR" / name, to_image(img.clean_lr))
+        for degradation, lr in img.lr.items():
+            write_image(folder / degradation / name, to_image(lr))
 
 
 def load_hr_folder(folder: str | Path, limit: int | None = None) -> dict[str, np.ndarray]:

@@ -13,10 +13,10 @@ import torch
 from PySide6.QtCore import QSettings, QThread
 
 from faig_gui.core.checkpoint import save_checkpoint
-from faig_gui.core.dataset import make_degraded
+from faig_gui.core.dataset import make_degraded, write_image_set
 from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.demo import DemoFiles
-from faig_gui.core.imageio import to_image, write_image
+from faig_gui.core.imageio import write_image
 from faig_gui.core.registry import default_registry
 from faig_gui.core.results import write_scores
 
@@ -50,10 +50,7 @@ def make_tiny_demo(root: Path, num_feat: int = 8, num_block: int = 1) -> DemoFil
     for n in range(2):
         write_image(root / "analysis" / "GT" / f"a{n}.png", smooth_image(rng, 32, 32))
     hr = {f"h{n}.png": smooth_image(rng, 32, 32) for n in range(2)}
-    for img in make_degraded(hr, 2, paper_degradations(), seed=1):
-        write_image(root / "heldout" / "GT" / img.name, to_image(img.hr))
-        for name, lr in img.lr.items():
-            write_image(root / "heldout" / name / img.name, to_image(lr))
+    write_image_set(root / "heldout", make_degraded(hr, 2, paper_degradations(), seed=1), clean=False)
     return DemoFiles(root / "baseline.pth", root / "target.pth", root / "scores.npz",
                      root / "analysis", root / "heldout")
 
