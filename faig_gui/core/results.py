@@ -17,7 +17,7 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, ranking
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     try:
@@ -35,13 +35,13 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 def write_scores(path: str | os.PathLike, scores: Mapping[str, np.ndarray]) -> None:
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v, dtype=np.float64) for k, v in scores.items()})
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def read_scores(path: str | os.PathLike, filter_count: int | None = None) -> dict[str, np.ndarray]:

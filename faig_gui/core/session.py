@@ -21,13 +21,14 @@ import torch
 
 from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, AttributionCache
 from faig_gui.core.checkpoint import file_sha256
-from faig_gui.core.dataset import AnalysisImage, from_folders, make_degraded
+from faig_gui.core.dataset import AnalysisImage, from_folders, load_hr_folder, make_degraded
 from faig_gui.core.degradations import Degradation, mod_crop, paper_degradations
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
 from faig_gui.core.imageio import read_image
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.registry import LoadedModel, Registry, check_pair, default_registry
+from faig_gui.core.results import atomic_write_bytes
 
 SESSION_VERSION = 1
 
@@ -155,7 +156,6 @@ class Session:
 
     def set_analysis_hr_folder(self, folder: str | os.PathLike) -> None:
         """HR images from a folder; their LR versions follow the degradation settings."""
-        from faig_gui.core.dataset import load_hr_folder
         folder = str(Path(folder).resolve())
         self.set_analysis_hr(load_hr_folder(folder), {"kind": "hr_folder", "folder": folder})
 
@@ -276,8 +276,7 @@ class Session:
                 arr = io.BytesIO()
                 np.savez_compressed(arr, lr=img.lr, **({"gt": img.gt} if img.gt is not None else {}))
                 zf.writestr(f"image_{n}.npz", arr.getvalue())
-        from faig_gui.core.results import _atomic_write_bytes
-        _atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue())
         self.path = path
 
     @classmethod
@@ -333,8 +332,7 @@ class Session:
             if src.get("kind") == "folders":
                 self.set_analysis_folders(src["gt"], src["degraded"], src.get("clean_lr"))
             elif src.get("kind") == "hr_folder":
-                from faig_gui.core.dataset import load_hr_folder
-                self.set_analysis_hr(load_hr_folder(src["folder"]), src)
+                self.set_analysis_hr_folder(src["folder"])
         except FaigError:
             self.analysis_images = []  # analysis images moved: the scores stay, a rerun needs new ones
         ms = data.get("mask_settings") or {}
