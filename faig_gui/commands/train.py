@@ -40,6 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--baseline", metavar="CKPT", default=None,
+                   help="use this checkpoint as the baseline instead of training one (--baseline-iters "
+                        "is then ignored); it is copied to OUT/baseline.pth")
+    p.add_argument("--target-init", metavar="CKPT", default=None,
+                   help="with --baseline: start the target fine-tune from this checkpoint (e.g. to "
+                        "continue an earlier fine-tune with a fresh schedule) instead of the baseline")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/snapshots/latest.pth when it exists")
     add_device(p)
@@ -64,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from faig_gui.core.training import TrainConfig, train
     if args.baseline_iters < 0 or args.target_iters < 0:
         raise FaigError("--baseline-iters and --target-iters must be >= 0")
+    if args.target_init and not args.baseline:
+        raise FaigError("--target-init needs --baseline (the baseline the target is compared with)")
+    if args.baseline:
+        args.baseline_iters = 0
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(arch=args.arch, num_feat=args.num_feat, num_block=args.num_block, scale=args.scale,
@@ -71,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
                       baseline_lr=args.baseline_lr, target_lr=args.target_lr, ema_decay=args.ema_decay,
                       batch=args.batch, patch=args.patch, seed=args.seed, blur_sigma=args.blur_sigma,
                       noise_sigma=args.noise_sigma, snapshot_every=args.snapshot_every,
-                      val_every=args.val_every)
+                      val_every=args.val_every, baseline_from=args.baseline,
+                      target_from=args.target_init)
     out = output_dir(args.out)
     device = resolve_device(args.device)
     records = train(cfg, _images(args.hr), out, _images(args.val_hr) if args.val_hr else (),

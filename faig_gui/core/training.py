@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ class TrainConfig:
     val_every: int = 1000
     log_every: int = 50
     val_crop: int = 192                # centre crop of validation HR images (speed)
+    baseline_from: str | None = None   # use this checkpoint as the baseline (no baseline stage)
+    target_from: str | None = None     # start the target fine-tune here instead of the baseline
 
     def stage_iters(self, stage: str) -> int:
         return self.baseline_iters if stage == "baseline" else self.target_iters
@@ -245,6 +248,17 @@ def _load_snapshot(path: Path, cfg: TrainConfig) -> _State:
                   snap["optimizer"], snap["rng"], snap.get("baseline_ema"), float(snap.get("elapsed", 0.0)))
 
 
+def _init_weights(path: str, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The (EMA) weights of an existing checkpoint, checked against the network being trained."""
+    from faig_gui.core.checkpoint import load_state_dict
+    sd = load_state_dict(path)
+    mine = model.state_dict()
+    if set(sd) != set(mine) or any(sd[k].shape != mine[k].shape for k in mine):
+        raise FaigError(f"{path}: its parameters do not fit {type(model).__name__} with these options "
+                        f"(check --arch, --num-feat, --num-block and --scale)")
+    return _clone(sd)
+
+
 def _truncate_log(log_path: Path, stage: str, iteration: int) -> None:
     """Drop log records after the snapshot a run resumes from (they will be redone)."""
     if not log_path.exists():
@@ -291,9 +305,19 @@ def train(cfg: TrainConfig, hr_paths: Sequence[str | os.PathLike], out: str | os
     val = ValidationSet.build(load_hr_images(val_paths, cfg.scale), cfg) if val_paths else None
     arch, model = build_model(cfg)
 
+    if cfg.target_from and not cfg.baseline_from:
+        raise FaigError("--target-init needs --baseline (the baseline the target is compared with)")
     if resume and snap_path.exists():
         st = _load_snapshot(snap_path, cfg)
         _truncate_log(log_path, st.stage, st.iteration)
+    elif cfg.baseline_from:
+        base = _init_weights(cfg.baseline_from, model)
+        start = _init_weights(cfg.target_from, model) if cfg.target_from else base
+        st = _State("target", 0, _clone(start), _clone(start), None, seeded_generator(cfg.seed + 1).get_state(),
+                    _clone(base))
+        if Path(cfg.baseline_from).resolve() != (out / "baseline.pth").resolve():
+            shutil.copyfile(cfg.baseline_from, out / "baseline.pth")
+        log_path.unlink(missing_ok=True)
     else:
         with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
             torch.manual_seed(cfg.seed)

@@ -222,3 +222,31 @@ def test_train_command(tmp_path):
     assert rc == 0
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"baseline.pth", "target.pth", "train_log.jsonl", "snapshots"}
     assert main(["train", "--hr", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_fine_tune_from_given_checkpoints(tmp_path):
+    """--baseline skips the baseline stage; --target-init starts the fine-tune from another checkpoint."""
+    from faig_gui.cli import main
+    hr = _images(tmp_path)
+    _run(_cfg(), hr, tmp_path / "a")
+    a_base, a_targ = tmp_path / "a" / "baseline.pth", tmp_path / "a" / "target.pth"
+    # no target steps: the target is exactly where it started, the baseline an exact copy
+    records = _run(_cfg(target_iters=0, baseline_from=str(a_base), target_from=str(a_targ)), hr, tmp_path / "b")
+    assert not [r for r in records if r["kind"] == "step"]
+    assert (tmp_path / "b" / "baseline.pth").read_bytes() == a_base.read_bytes()
+    want, got = load_state_dict(a_targ), load_state_dict(tmp_path / "b" / "target.pth")
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    # through the CLI, with steps: only target steps run, and they move the weights away from the start
+    rc = main(["train", "--hr", *map(str, hr), "--out", str(tmp_path / "c"), "--num-feat", "4", "--num-block", "1",
+               "--baseline", str(a_base), "--target-init", str(a_targ), "--target-iters", "3", "--batch", "2",
+               "--patch", "8", "--target-lr", "1e-2", "--threads", "1"])
+    assert rc == 0
+    log = [json.loads(l) for l in (tmp_path / "c" / "train_log.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in log} == {"target"}
+    got = load_state_dict(tmp_path / "c" / "target.pth")
+    assert not all(torch.equal(want[k], got[k]) for k in want)
+    # a checkpoint of another size is refused with a message, and --target-init alone is refused
+    _run(_cfg(num_feat=6, baseline_iters=1, target_iters=0), hr, tmp_path / "wide")
+    with pytest.raises(FaigError, match="do not fit"):
+        _run(_cfg(baseline_from=str(tmp_path / "wide" / "baseline.pth")), hr, tmp_path / "d")
+    assert main(["train", "--hr", str(hr[0]), "--out", str(tmp_path / "e"), "--target-init", str(a_targ)]) == 2
