@@ -189,6 +189,7 @@ def main() -> int:
         # thread's CPU time per masked output (its cost on an otherwise idle core)
         "mask_change_ui_thread_ms": {"median": round(statistics.median(ui_ms), 1), "max": round(max(ui_ms), 1)},
         "render_cpu_ms": {"median": round(statistics.median(cpu_ms), 1), "max": round(max(cpu_ms), 1)},
+        "render_threads": sorted({view.result.threads}),
         "render_wall_ms": {"median": round(statistics.median(wall_ms), 1), "max": round(max(wall_ms), 1)},
         "load_average_1min": round(os.getloadavg()[0], 1),
         "cpu_cores": os.cpu_count(),

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QLis
                                QSizePolicy, QSlider, QVBoxLayout, QWidget)
 
 from faig_gui.app.live import LatestTask
+from faig_gui.app.workers import live_threads
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
@@ -59,6 +60,7 @@ class RenderRequest:
     scale: int
     models_version: int
     requested: float
+    threads: int = 1                     # torch threads for this render (workers.live_threads)
 
 
 @dataclass
@@ -74,6 +76,7 @@ class RenderResult:
     psnr_masked: float | None
     compute_seconds: float
     cpu_seconds: float = 0.0             # the render thread's CPU time (what it costs undisturbed)
+    threads: int = 1                     # torch threads the render ran with
 
 
 class _OutputCache:
@@ -101,6 +104,7 @@ class _OutputCache:
 def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     """Runs on the render thread: outputs, maps and metrics for one request."""
     start, cpu = time.perf_counter(), time.thread_time()
+    torch.set_num_threads(req.threads)   # per OS thread: this render thread's pool
     s = req.scale
     enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
     if req.module is None or req.target is None:
@@ -128,7 +132,7 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         p_t = psnr(target_img, req.gt)
         p_m = psnr(masked_img, req.gt) if masked_img is not None else None
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
-                        time.perf_counter() - start, time.thread_time() - cpu)
+                        time.perf_counter() - start, time.thread_time() - cpu, torch.get_num_threads())
 
 
 class _Panel:
@@ -305,7 +309,8 @@ class ImageView(QWidget):
         return RenderRequest(id(img), img.lr, img.gt, self._preview_module,
                              s.target.state_dict if s.target else None,
                              s.baseline.state_dict if s.baseline else None,
-                             s.index, s.mask, s.scale, self._models_version, time.perf_counter())
+                             s.index, s.mask, s.scale, self._models_version, time.perf_counter(),
+                             live_threads(self.model.long_jobs))
 
     def request_render(self) -> None:
         req = self.make_request()

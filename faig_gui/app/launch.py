@@ -100,10 +100,14 @@ def apply_style(app: QApplication) -> None:
 
 
 def configure_torch_threads() -> int:
-    """Half the cores for torch's intra-op pool: the window computes on two threads at once (the
-    FAIG worker and the live renders), and larger pools make them wait on each other (measured on
-    2 shared cores, bench/bench_ui.py: masked render 520 ms wall with 1 thread, 740 ms with 2)."""
-    n = max(1, (os.cpu_count() or 2) // 2)
+    """Half the cores for the UI thread's own torch work. torch's thread count is per OS thread:
+    each worker sets its own (workers.long_job_threads for FAIG and effect curves, half the
+    cores; workers.live_threads for renders and predictions, all cores unless a long job runs),
+    so that two computations never oversubscribe the cores (measured on 2 shared cores,
+    bench/bench_ui.py: a render with 2 threads next to FAIG with 2 threads took 740 ms, with 1
+    thread each 520 ms)."""
+    from faig_gui.app.workers import long_job_threads
+    n = long_job_threads()
     torch.set_num_threads(n)
     return n
 

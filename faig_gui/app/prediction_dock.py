@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QL
 
 from faig_gui.app.live import LatestTask
 from faig_gui.app.session_model import SessionModel
+from faig_gui.app.workers import live_threads
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.imageio import IMAGE_SUFFIXES, read_image
@@ -50,6 +52,7 @@ class _Request:
     proportion: float
     device: str
     images: tuple          # (path, lr) pairs
+    threads: int = 1       # torch threads of the prediction thread (workers.live_threads)
 
 
 def _thumbnail(lr: np.ndarray) -> QPixmap:
@@ -273,7 +276,7 @@ class PredictionDock(QDockWidget):
             self._rebuild_list()
         req = _Request(s.baseline, s.target, dict(s.scores), tuple(img.hr for img in s.analysis_images),
                        tuple(s.settings.degradations), float(s.mask_settings.proportion),
-                       s.settings.device, todo)
+                       s.settings.device, todo, live_threads(self.model.long_jobs))
         self._used = self._state()
         self.task.submit(lambda: _predict(req), self._apply)
 
@@ -337,6 +340,7 @@ class PredictionDock(QDockWidget):
 
 def _predict(req: _Request) -> dict:
     """Runs on the prediction thread: calibrate (cached) and predict each image."""
+    torch.set_num_threads(req.threads)   # per OS thread: this one's pool
     config = PredictorConfig(proportion=req.proportion, device=str(resolve_device(req.device)))
     predictor = Predictor(req.baseline, req.target, req.scores, list(req.analysis_hr), req.degradations, config)
     cal = predictor.calibrate()

@@ -36,6 +36,11 @@ class SessionModel(QObject):
         self.session = session or Session()
         self.selected_layer: str = ""
         self.degradation: str = ""
+        self.long_jobs = 0                  # long computations running now (FAIG, effect curves)
+        self.busyChanged.connect(self._count_long_jobs)
+
+    def _count_long_jobs(self, busy: bool, _what: str) -> None:
+        self.long_jobs = max(0, self.long_jobs + (1 if busy else -1))
 
     # -- helpers -----------------------------------------------------------------------------
     def guarded(self, fn: Callable[[], T]) -> T | None:

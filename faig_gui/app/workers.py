@@ -8,11 +8,13 @@ changes nothing: the previous scores stay.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from faig_gui.app.session_model import SessionModel
@@ -23,6 +25,26 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.registry import LoadedModel
 
 log = logging.getLogger(__name__)
+
+
+def cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def long_job_threads() -> int:
+    """torch threads of a long computation (FAIG, effect curves): half the cores, so that the
+    live renders and the UI thread keep the other half."""
+    return max(1, cores() // 2)
+
+
+def live_threads(long_jobs_running: int) -> int:
+    """torch threads of a live job (masked render, prediction): all cores when nothing long
+    runs (a render at 128x128 LR is ~7.6 GFLOP: one core alone misses the interactive budget),
+    half of them while a long computation holds the other half."""
+    return long_job_threads() if long_jobs_running else cores()
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,8 @@ class GeneratorWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        # torch's thread count is per OS thread (OpenMP): this one's, on this worker's thread
+        torch.set_num_threads(long_job_threads())
         try:
             for item in self._steps(self._stop.is_set):
                 if self._stop.is_set():

@@ -431,3 +431,31 @@ def test_a_change_that_leaves_the_mask_as_it_is_renders_nothing(demo_window, qtb
     with qtbot.waitSignal(view.rendered, timeout=20000):
         w.masking_dock.k_slider.setValue(10)     # 1 %: 4 filters, a new render
     assert view.live.completed == done + 1
+
+
+def test_renders_take_all_cores_unless_an_analysis_runs(demo_window, qtbot):
+    """torch's thread count is per OS thread: a render alone uses every core; while FAIG runs
+    (half the cores on its own thread), a render takes the other half."""
+    from faig_gui.app.workers import cores, long_job_threads
+    w = demo_window
+    slider = w.masking_dock.k_slider
+    ui_threads = torch.get_num_threads()
+
+    def move_slider():
+        with qtbot.waitSignal(w.image_view.rendered, timeout=30000):
+            slider.setFocus()
+            qtbot.keyClick(slider, Qt.Key.Key_PageUp)
+        qtbot.waitUntil(lambda: w.image_view.live.idle, timeout=30000)
+        return w.image_view.result.threads
+
+    assert move_slider() == cores()
+    w.analysis_dock.steps.setValue(1000)   # long enough to render while it runs
+    qtbot.mouseClick(w.analysis_dock.run_button, Qt.MouseButton.LeftButton)
+    assert w.runner.running and w.model.long_jobs == 1
+    assert move_slider() == long_job_threads()
+    with qtbot.waitSignal(w.runner.cancelled, timeout=60000):
+        qtbot.mouseClick(w.analysis_dock.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=10000)
+    assert w.model.long_jobs == 0
+    assert move_slider() == cores()
+    assert torch.get_num_threads() == ui_threads, "the UI thread's own count is untouched"
