@@ -39,6 +39,10 @@ def super_resolve(module: nn.Module, lr: torch.Tensor, scale: int,
 
 
 def _forward(module: nn.Module, x: torch.Tensor, params) -> torch.Tensor:
+    if x.device.type == "cpu" and x.ndim == 4:
+        # oneDNN's NHWC convolutions are ~10 % faster on CPU than NCHW ones (the weights may
+        # stay NCHW); outputs agree to float rounding
+        x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         if params is None:
             return module(x).float()
