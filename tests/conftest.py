@@ -20,6 +20,19 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """Stored calibrations go to a folder of this run, never to the user's cache (and no test
+    sees one left by an earlier run)."""
+    old = os.environ.get("FAIG_GUI_CACHE_DIR")
+    os.environ["FAIG_GUI_CACHE_DIR"] = str(tmp_path_factory.mktemp("faig-gui-cache"))
+    yield
+    if old is None:
+        os.environ.pop("FAIG_GUI_CACHE_DIR", None)
+    else:
+        os.environ["FAIG_GUI_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def registry():
     from faig_gui.core.registry import default_registry

@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-sigma", type=float, default=0.1, help="the analysed noise σ (default 0.1)")
     p.add_argument("--json", action="store_true",
                    help='one JSON object per line: {"image", "labels", "scores", "strength"}')
+    p.add_argument("--no-cache", action="store_true",
+                   help="calibrate again instead of loading the stored calibration for this pair, scores, "
+                        "proportion and analysis images (the new one replaces it; the cache folder is "
+                        "$FAIG_GUI_CACHE_DIR, else $XDG_CACHE_HOME/faig-gui or ~/.cache/faig-gui)")
     add_device(p)
     add_arch(p)
 
@@ -75,7 +79,8 @@ def build_predictor(args: argparse.Namespace):
             folder = demo_analysis_gt()
         analysis_hr = [to_tensor(img) for img in load_hr_folder(folder).values()]
     config = PredictorConfig(proportion=proportion if proportion is not None else 1.0, device=device)
-    return Predictor(baseline, target, scores, analysis_hr, degradations, config)
+    return Predictor(baseline, target, scores, analysis_hr, degradations, config,
+                     cache=not getattr(args, "no_cache", False))
 
 
 def _filter_count(target) -> int:
@@ -94,11 +99,17 @@ def demo_analysis_gt() -> Path:
 def run(args: argparse.Namespace) -> int:
     from faig_gui.core.imageio import read_image
     predictor = build_predictor(args)
-    if not args.json:
-        print(f"calibrating on {len(predictor.analysis_hr)} analysis images "
-              f"(top {predictor.config.proportion:g} % filters of {', '.join(predictor.names)}) ...",
-              file=sys.stderr, flush=True)
-    predictor.calibrate()
+    if predictor.load_cached():
+        if not args.json:
+            print(f"calibration: loaded from cache ({predictor.cache_path})", file=sys.stderr, flush=True)
+    else:
+        if not args.json:
+            print(f"calibrating on {len(predictor.analysis_hr)} analysis images "
+                  f"(top {predictor.config.proportion:g} % filters of {', '.join(predictor.names)}) ...",
+                  file=sys.stderr, flush=True)
+        predictor.calibrate()
+        if predictor.cache_warning and not args.json:
+            print(f"calibration: not stored for next time: {predictor.cache_warning}", file=sys.stderr, flush=True)
     failed = 0
     for path in args.images:
         try:

@@ -29,11 +29,17 @@ level-sensitive evidence over a few synthetic levels of d.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import io
 import itertools
+import json
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -50,6 +56,7 @@ from faig_gui.core.filters import FilterIndex, top_indices
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.metrics import gradient_map
 from faig_gui.core.registry import LoadedModel, check_pair
+from faig_gui.core.results import atomic_write_bytes
 
 #: evidence kinds, in the order of the docstring
 EVIDENCE = ("M", "N", "E", "R", "Q", "P", "X", "Y")
@@ -557,13 +564,17 @@ class Predictor:
     """Predicts the degradations of LR images for one pair, its scores and a proportion.
 
     Building one is cheap; the calibration runs on first use (or :meth:`calibrate`) and is kept
-    in a process-wide cache keyed by the weights, scores, proportion and calibration images."""
+    in a process-wide cache keyed by the weights, scores, proportion and calibration images, and
+    in a file of the user cache folder (:func:`calibration_cache_dir`) under the same key, so
+    that the next process loads it instead of calibrating again. ``cache=False`` recomputes
+    (and replaces the stored calibration)."""
 
     def __init__(self, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
                  analysis_hr: Sequence[torch.Tensor], degradations: Iterable[Degradation] | None = None,
-                 config: PredictorConfig = PredictorConfig()):
+                 config: PredictorConfig = PredictorConfig(), cache: bool = True):
         config.validate()
         self.config = config
+        self.cache = cache
         self.model = EvidenceModel(baseline, target, scores, config.proportion, config.device)
         self.names = self.model.names
         self.definitions = _definitions(self.names, degradations)
@@ -574,7 +585,12 @@ class Predictor:
                     _tensor_key(torch.as_tensor(np.asarray(s)) for s in scores.values()), tuple(self.names),
                     replace(config, device="-"), tuple(sorted(self.definitions.items())),
                     _tensor_key(self.analysis_hr))
-        self.calibration: Calibration | None = _CALIBRATIONS.get(self.key)
+        self.calibration: Calibration | None = _CALIBRATIONS.get(self.key) if cache else None
+        #: where the calibration came from: 'memory', 'disk', 'computed' (None: not yet)
+        self.calibration_source: str | None = "memory" if self.calibration is not None else None
+        #: why a computed calibration could not be stored on disk ('' when it was, or not tried)
+        self.cache_warning = ""
+        self._cache_text: str | None = None
 
     @classmethod
     def from_analysis_images(cls, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
@@ -582,12 +598,36 @@ class Predictor:
                              config: PredictorConfig = PredictorConfig()) -> "Predictor":
         return cls(baseline, target, scores, [img.hr for img in images], degradations, config)
 
+    @property
+    def cache_text(self) -> str:
+        """The key as text that is the same in every process: the disk cache's identity."""
+        if self._cache_text is None:
+            self._cache_text = _cache_text(self.key, type(self.model.target.module).__module__)
+        return self._cache_text
+
+    @property
+    def cache_path(self) -> Path:
+        return calibration_cache_dir() / (hashlib.sha256(self.cache_text.encode()).hexdigest() + ".npz")
+
+    def load_cached(self) -> bool:
+        """Takes the calibration from memory, else from the disk cache; whether there was one.
+        A stored file that cannot be read or does not match is ignored (and later replaced)."""
+        if self.calibration is None and self.cache:
+            found = read_calibration(self.cache_path, self.cache_text)
+            if (found is not None and found.names == list(self.names)
+                    and found.kinds == tuple(self.config.evidence) and found.definitions == self.definitions):
+                self.calibration, self.calibration_source = found, "disk"
+                _CALIBRATIONS[self.key] = found
+        return self.calibration is not None
+
     def calibrate(self, should_stop: Callable[[], bool] | None = None,
                   on_progress: Callable[[int, int], None] | None = None) -> Calibration:
-        if self.calibration is None:
+        if not self.load_cached():
             self.calibration = calibrate(self.model, self.analysis_hr, self.definitions, self.config,
                                          should_stop, on_progress)
+            self.calibration_source = "computed"
             _CALIBRATIONS[self.key] = self.calibration
+            self.cache_warning = write_calibration(self.cache_path, self.cache_text, self.calibration)
         return self.calibration
 
     def evidence(self, lr: torch.Tensor | np.ndarray) -> tuple[dict[str, np.ndarray], str]:
@@ -618,3 +658,141 @@ def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
     if min(lr.shape[-2:]) < 8:
         raise FaigError(f"a {lr.shape[-1]}x{lr.shape[-2]} image is too small to predict its degradation (need 8x8)")
     return lr.float().clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# the calibration on disk
+# --------------------------------------------------------------------------------------------
+#: version of the stored calibration files; a file of another version is ignored
+CACHE_FORMAT = 1
+#: calibration files kept in the cache folder (the least recently used go first)
+CACHE_KEEP = 32
+# the modules whose code makes the evidence: an edit to any of them retires stored calibrations
+_EVIDENCE_MODULES = ("faig_gui.core.prediction", "faig_gui.core.degradations", "faig_gui.core.metrics",
+                     "faig_gui.core.masking", "faig_gui.core.filters")
+
+
+def calibration_cache_dir() -> Path:
+    """``$FAIG_GUI_CACHE_DIR``, else ``$XDG_CACHE_HOME/faig-gui``, else ``~/.cache/faig-gui``;
+    calibrations live in its ``calibration`` folder."""
+    given = os.environ.get("FAIG_GUI_CACHE_DIR")
+    if given:
+        root = Path(given).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "faig-gui"
+    return root / "calibration"
+
+
+def _stable_text(value) -> str:
+    """A text form of a cache key that does not depend on the process (no ids, no hash seeds).
+    Numbers are written as floats so that 1 and 1.0 (or numpy's 1.0) give the same text."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_stable_text(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{_stable_text(k)}:{_stable_text(v)}"
+                              for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))) + "}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value).__name__ + "(" + ",".join(
+            f"{f.name}={_stable_text(getattr(value, f.name))}" for f in dataclasses.fields(value)) + ")"
+    raise TypeError(f"no stable text form for {type(value).__name__}")
+
+
+def _source_digest(module_names: Sequence[str]) -> str:
+    """Digest of the modules' source files (their names when a file cannot be read)."""
+    h = hashlib.sha256()
+    for name in module_names:
+        h.update(name.encode())
+        path = getattr(sys.modules.get(name), "__file__", None)
+        try:
+            h.update(Path(path).read_bytes() if path else b"")
+        except OSError:
+            pass
+    return h.hexdigest()[:16]
+
+
+def _cache_text(key: tuple, architecture_module: str) -> str:
+    # the key without its device field ('-' in every key), plus the code that makes the evidence
+    return (f"faig-gui calibration v{CACHE_FORMAT} key={_stable_text(key)} "
+            f"code={_source_digest((*_EVIDENCE_MODULES, architecture_module))}")
+
+
+def write_calibration(path: Path, key_text: str, cal: Calibration) -> str:
+    """Stores a calibration as plain arrays and JSON (no pickle), atomically; then trims the
+    folder to the CACHE_KEEP most recently used files. Returns '' or why it could not store."""
+    meta = {"format": CACHE_FORMAT, "key": key_text, "names": list(cal.names), "kinds": list(cal.kinds),
+            "definitions": [[d.name, d.blur_sigma, d.noise_sigma] for d in cal.definitions.values()],
+            "present": [{d: float(f) for d, f in s.present.items()} for s in cal.samples],
+            "seconds": float(cal.seconds), "min_spread": float(cal.min_spread)}
+    shape = (len(cal.samples), len(cal.kinds), len(cal.names))
+    evidence = np.array([[np.asarray(s.evidence[k], dtype=np.float64) for k in cal.kinds] for s in cal.samples],
+                        dtype=np.float64).reshape(shape)
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), evidence=evidence)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:
+        return f"{path.parent}: cannot write: {exc.strerror or exc}"
+    except FaigError as exc:
+        return str(exc)
+    _trim(path.parent, CACHE_KEEP)
+    return ""
+
+
+def read_calibration(path: Path, key_text: str) -> Calibration | None:
+    """The calibration stored for ``key_text``, or None when the file is missing, unreadable,
+    truncated, of another format version or for another key."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"][()]))
+            evidence = np.asarray(z["evidence"], dtype=np.float64)
+        cal = _calibration_from_plain(meta, evidence, key_text)
+    except Exception:  # noqa: BLE001 - a cache file is never trusted: whatever is wrong with it, recompute
+        return None
+    if cal is not None:
+        try:
+            os.utime(path)   # recently used: kept when the folder is trimmed
+        except OSError:
+            pass
+    return cal
+
+
+def _calibration_from_plain(meta: dict, evidence: np.ndarray, key_text: str) -> Calibration | None:
+    if meta.get("format") != CACHE_FORMAT or meta.get("key") != key_text:
+        return None
+    names, kinds = [str(n) for n in meta["names"]], tuple(str(k) for k in meta["kinds"])
+    present = meta["present"]
+    if evidence.shape != (len(present), len(kinds), len(names)):
+        return None
+    samples = []
+    for p, ev in zip(present, evidence):
+        if not set(p) <= set(names):
+            return None
+        samples.append(Sample({str(d): float(f) for d, f in p.items()},
+                              {k: ev[j].copy() for j, k in enumerate(kinds)}))
+    definitions = {str(n): Degradation(str(n), None if b is None else float(b), None if s is None else float(s))
+                   for n, b, s in meta["definitions"]}
+    return Calibration(names, kinds, samples, definitions, float(meta["seconds"]), float(meta["min_spread"]))
+
+
+def _trim(folder: Path, keep: int) -> None:
+    """Deletes all but the ``keep`` most recently used calibration files (and stale partial writes)."""
+    try:
+        entries = [(p.stat().st_mtime, p) for p in folder.iterdir() if p.suffix in (".npz", ".part")]
+    except OSError:
+        return
+    now = time.time()
+    done = sorted((e for e in entries if e[1].suffix == ".npz"), key=lambda e: e[0], reverse=True)
+    stale = [p for _, p in done[keep:]] + [p for t, p in entries if p.suffix == ".part" and now - t > 3600]
+    for p in stale:
+        try:
+            p.unlink()
+        except OSError:   # another process got there first, or the folder is read-only: no harm
+            pass
