@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import torch
+from torch.nn import functional as F
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
@@ -28,7 +29,7 @@ from faig_gui.core.filters import FilterIndex
 from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
-from faig_gui.core.metrics import gradient_effect, gradient_map, psnr
+from faig_gui.core.metrics import gradient_map, psnr
 
 COMPARE_MODES = {
     "split": "Before / after",
@@ -84,17 +85,17 @@ class _OutputCache:
     keep their input array and are used only for that very array (ids can be reused)."""
 
     def __init__(self, size: int = 8):
-        self._items: OrderedDict[tuple, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[np.ndarray, tuple]] = OrderedDict()
         self.size = size
 
-    def get(self, key: tuple, lr: np.ndarray) -> torch.Tensor | None:
+    def get(self, key: tuple, lr: np.ndarray) -> tuple | None:
         entry = self._items.get(key)
         if entry is not None and entry[0] is lr:
             self._items.move_to_end(key)
             return entry[1]
         return None
 
-    def put(self, key: tuple, lr: np.ndarray, value: torch.Tensor) -> None:
+    def put(self, key: tuple, lr: np.ndarray, value: tuple) -> None:
         self._items[key] = (lr, value)
         self._items.move_to_end(key)
         while len(self._items) > self.size:
@@ -111,10 +112,16 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         return RenderResult(req, enlarged, None, None, None, None, None, None, None, time.perf_counter() - start)
     lr = to_tensor(req.lr)
     key = (req.models_version, req.image_key)
-    target_out = cache.get(key, req.lr)
-    if target_out is None:
+    cached = cache.get(key, req.lr)
+    if cached is None:
+        # what depends on the target alone is computed once per (models, image)
         target_out = super_resolve(req.module, lr, s)
-        cache.put(key, req.lr, target_out)
+        target_img = to_image(target_out)
+        grad_t_full = gradient_map(target_out)
+        p_t = psnr(target_img, req.gt) if req.gt is not None and req.gt.shape == target_img.shape else None
+        cached = (target_out, target_img, grad_t_full, p_t)
+        cache.put(key, req.lr, cached)
+    target_out, target_img, grad_t_full, p_t = cached
     masked_out = None
     if req.baseline is not None:
         if len(req.mask) == 0 or req.mask.lam == 1.0:
@@ -122,15 +129,17 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         else:
             params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
             masked_out = super_resolve(req.module, lr, s, params)
-    target_img = to_image(target_out)
-    masked_img = to_image(masked_out) if masked_out is not None else None
-    grad_t = gradient_map(target_out)[0, 0].numpy()
-    grad_m = gradient_map(masked_out)[0, 0].numpy() if masked_out is not None else None
-    effect = gradient_effect(target_out, masked_out) if masked_out is not None else None
-    p_t = p_m = None
-    if req.gt is not None and req.gt.shape == target_img.shape:
-        p_t = psnr(target_img, req.gt)
-        p_m = psnr(masked_img, req.gt) if masked_img is not None else None
+    unchanged = masked_out is target_out
+    masked_img = None if masked_out is None else target_img if unchanged else to_image(masked_out)
+    grad_t = grad_t_full[0, 0].numpy()
+    grad_m_full = None if masked_out is None else grad_t_full if unchanged else gradient_map(masked_out)
+    grad_m = grad_m_full[0, 0].numpy() if grad_m_full is not None else None
+    # metrics.gradient_effect on maps already made (the same float maps, the same double MSE)
+    effect = (float(F.mse_loss(grad_t_full.double(), grad_m_full.double()) * 1000.0)
+              if grad_m_full is not None else None)
+    p_m = None
+    if p_t is not None and masked_img is not None:
+        p_m = p_t if unchanged else psnr(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
                         time.perf_counter() - start, time.thread_time() - cpu, torch.get_num_threads())
 
