@@ -30,6 +30,7 @@ from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.metrics import gradient_map, psnr
+from faig_gui.core.threads import AdaptiveThreads
 
 COMPARE_MODES = {
     "split": "Before / after",
@@ -61,7 +62,7 @@ class RenderRequest:
     scale: int
     models_version: int
     requested: float
-    threads: int = 1                     # torch threads for this render (workers.live_threads)
+    max_threads: int = 1                 # at most this many torch threads (workers.live_threads)
 
 
 @dataclass
@@ -77,16 +78,18 @@ class RenderResult:
     psnr_masked: float | None
     compute_seconds: float
     cpu_seconds: float = 0.0             # the render thread's CPU time (what it costs undisturbed)
-    threads: int = 1                     # torch threads the render ran with
+    threads: int = 1                     # torch threads the render ran with (the tuner's choice)
 
 
 class _OutputCache:
-    """The target's outputs per (models, image); touched only by the render thread. Entries
-    keep their input array and are used only for that very array (ids can be reused)."""
+    """The target's outputs per (models, image), and the render's thread-count tuner; touched
+    only by the render thread. Entries keep their input array and are used only for that very
+    array (ids can be reused)."""
 
     def __init__(self, size: int = 8):
         self._items: OrderedDict[tuple, tuple[np.ndarray, tuple]] = OrderedDict()
         self.size = size
+        self.threads = AdaptiveThreads()   # the render thread's torch thread count, measured
 
     def get(self, key: tuple, lr: np.ndarray) -> tuple | None:
         entry = self._items.get(key)
@@ -105,7 +108,9 @@ class _OutputCache:
 def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     """Runs on the render thread: outputs, maps and metrics for one request."""
     start, cpu = time.perf_counter(), time.thread_time()
-    torch.set_num_threads(req.threads)   # per OS thread: this render thread's pool
+    threads = cache.threads.choose(req.max_threads)
+    torch.set_num_threads(threads)   # per OS thread: this render thread's pool
+    forward_s, forwards = 0.0, 0
     s = req.scale
     enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
     if req.module is None or req.target is None:
@@ -115,7 +120,9 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     cached = cache.get(key, req.lr)
     if cached is None:
         # what depends on the target alone is computed once per (models, image)
+        t0 = time.perf_counter()
         target_out = super_resolve(req.module, lr, s)
+        forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + 1
         target_img = to_image(target_out)
         grad_t_full = gradient_map(target_out)
         p_t = psnr(target_img, req.gt) if req.gt is not None and req.gt.shape == target_img.shape else None
@@ -128,7 +135,11 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
             masked_out = target_out
         else:
             params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
+            t0 = time.perf_counter()
             masked_out = super_resolve(req.module, lr, s, params)
+            forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + 1
+    if forwards:
+        cache.threads.record(threads, forward_s, forwards * lr.shape[-1] * lr.shape[-2])
     unchanged = masked_out is target_out
     masked_img = None if masked_out is None else target_img if unchanged else to_image(masked_out)
     grad_t = grad_t_full[0, 0].numpy()
@@ -141,7 +152,7 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     if p_t is not None and masked_img is not None:
         p_m = p_t if unchanged else psnr(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
-                        time.perf_counter() - start, time.thread_time() - cpu, torch.get_num_threads())
+                        time.perf_counter() - start, time.thread_time() - cpu, threads)
 
 
 class _Panel:

@@ -7,13 +7,14 @@ and a newer request supersedes an older one.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
@@ -24,6 +25,7 @@ from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.imageio import IMAGE_SUFFIXES, read_image
 from faig_gui.core.prediction import Prediction, Predictor, PredictorConfig
+from faig_gui.core.threads import AdaptiveThreads
 
 THUMB = 56
 
@@ -52,7 +54,8 @@ class _Request:
     proportion: float
     device: str
     images: tuple          # (path, lr) pairs
-    threads: int = 1       # torch threads of the prediction thread (workers.live_threads)
+    max_threads: int = 1   # at most this many torch threads (workers.live_threads)
+    tuner: AdaptiveThreads | None = None   # the dock's, used on the prediction thread only
 
 
 def _thumbnail(lr: np.ndarray) -> QPixmap:
@@ -127,6 +130,7 @@ class PredictionDock(QDockWidget):
         self._names: list[str] = []
         self._used: tuple | None = None   # (proportion, models id, scores id) of the last request
         self.task = LatestTask("predict", self)
+        self._threads = AdaptiveThreads()   # torch threads of the prediction thread, measured
         self.task.failed.connect(self._on_failed)
         self.task.busyChanged.connect(self._on_busy)
         self.setAcceptDrops(True)
@@ -276,7 +280,7 @@ class PredictionDock(QDockWidget):
             self._rebuild_list()
         req = _Request(s.baseline, s.target, dict(s.scores), tuple(img.hr for img in s.analysis_images),
                        tuple(s.settings.degradations), float(s.mask_settings.proportion),
-                       s.settings.device, todo, live_threads(self.model.long_jobs))
+                       s.settings.device, todo, live_threads(self.model.long_jobs), self._threads)
         self._used = self._state()
         self.task.submit(lambda: _predict(req), self._apply)
 
@@ -340,15 +344,21 @@ class PredictionDock(QDockWidget):
 
 def _predict(req: _Request) -> dict:
     """Runs on the prediction thread: calibrate (cached) and predict each image."""
-    torch.set_num_threads(req.threads)   # per OS thread: this one's pool
+    tuner, limit = req.tuner or AdaptiveThreads(), req.max_threads
     config = PredictorConfig(proportion=req.proportion, device=str(resolve_device(req.device)))
     predictor = Predictor(req.baseline, req.target, req.scores, list(req.analysis_hr), req.degradations, config)
+    torch.set_num_threads(tuner.choose(limit))   # per OS thread: this one's pool
     cal = predictor.calibrate()
     out: dict[str, Prediction | str] = {}
     for path, lr in req.images:
+        threads = tuner.choose(limit)
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
         try:
             out[path] = predictor.predict(lr)
         except FaigError as exc:
             out[path] = str(exc)
+        else:
+            tuner.record(threads, time.perf_counter() - start, lr.shape[0] * lr.shape[1])
     note = f"calibrated on {len(req.analysis_hr)} analysis images ({len(cal.samples)} samples)"
     return {"predictions": out, "note": note}

@@ -1,0 +1,55 @@
+"""How many torch threads a repeated interactive job should use, found by measuring.
+
+On an idle machine two threads halve a forward pass; on cores shared with other work they can
+double it instead (OpenMP threads wait for each other whenever one of them loses its core:
+measured here at 128x128 LR, 340 ms with one thread against 380-690 ms with two at load 3).
+Neither count is right everywhere, and the load changes while the window is open. So a live job
+(the masked render, a prediction) asks :class:`AdaptiveThreads` for a count, runs, and reports
+how long it took per unit of work; the tuner keeps a moving average per count, uses the fastest,
+and now and then tries another so that it follows the load.
+
+Thread-safety: one tuner per job slot; it is used from that slot's thread only.
+"""
+from __future__ import annotations
+
+
+def candidate_counts(limit: int) -> list[int]:
+    """1, half and all of ``limit`` threads (without repeats), fewest first."""
+    limit = max(1, int(limit))
+    return sorted({1, max(1, limit // 2), limit})
+
+
+class AdaptiveThreads:
+    """Per thread count, an exponential moving average of seconds per unit of work.
+
+    ``choose(limit)``: a count among :func:`candidate_counts` (limit); untried counts first (the
+    largest first), then the fastest, except every ``explore_every``-th call, which re-measures
+    the count measured longest ago. ``record(count, seconds, work)`` adds a measurement.
+    """
+
+    def __init__(self, explore_every: int = 6, smoothing: float = 0.5):
+        if explore_every < 2:
+            raise ValueError("explore_every must be >= 2")
+        self.explore_every = explore_every
+        self.smoothing = smoothing
+        self.rate: dict[int, float] = {}       # count -> seconds per unit of work (EMA)
+        self._last_used: dict[int, int] = {}   # count -> call number of its last measurement
+        self._calls = 0
+
+    def choose(self, limit: int) -> int:
+        self._calls += 1
+        counts = candidate_counts(limit)
+        untried = [n for n in counts if n not in self.rate]
+        if untried:
+            return untried[-1]
+        if len(counts) > 1 and self._calls % self.explore_every == 0:
+            return min(counts, key=lambda n: self._last_used.get(n, -1))
+        return min(counts, key=lambda n: (self.rate[n], n))
+
+    def record(self, count: int, seconds: float, work: float = 1.0) -> None:
+        if seconds <= 0 or work <= 0:
+            return
+        value = seconds / work
+        old = self.rate.get(count)
+        self.rate[count] = value if old is None else (1 - self.smoothing) * old + self.smoothing * value
+        self._last_used[count] = self._calls

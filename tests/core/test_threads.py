@@ -1,0 +1,58 @@
+"""AdaptiveThreads: picks the thread count that measured fastest, and follows a change of load."""
+from __future__ import annotations
+
+import pytest
+
+from faig_gui.core.threads import AdaptiveThreads, candidate_counts
+
+
+def test_candidate_counts():
+    assert candidate_counts(1) == [1]
+    assert candidate_counts(2) == [1, 2]
+    assert candidate_counts(16) == [1, 8, 16]
+    assert candidate_counts(0) == [1]
+
+
+def drive(tuner, cost, calls, limit=2):
+    """Run ``calls`` jobs whose seconds per unit of work are cost(count); return the counts used."""
+    used = []
+    for _ in range(calls):
+        n = tuner.choose(limit)
+        used.append(n)
+        tuner.record(n, cost(n) * 1000.0, work=1000.0)
+    return used
+
+
+def test_tries_every_count_then_keeps_the_fastest_and_explores_now_and_then():
+    t = AdaptiveThreads(explore_every=6)
+    idle = {1: 0.30, 2: 0.16}          # two cores free: two threads nearly halve the time
+    used = drive(t, idle.get, 30)
+    assert used[:2] == [2, 1]          # every count is measured once, the largest first
+    assert used[2:].count(2) > used[2:].count(1) >= 3   # mostly the fastest, re-measuring the other
+    assert t.rate == pytest.approx(idle)
+
+
+def test_follows_a_change_of_load():
+    t = AdaptiveThreads(explore_every=4)
+    drive(t, {1: 0.30, 2: 0.16}.get, 12)
+    busy = {1: 0.34, 2: 0.69}          # cores shared with other work: two threads wait on each other
+    used = drive(t, busy.get, 24)
+    # within a few exploration rounds it settles on one thread
+    assert used[-8:].count(1) >= 6
+    assert t.rate[2] > t.rate[1]
+
+
+def test_the_limit_bounds_the_choice():
+    t = AdaptiveThreads()
+    drive(t, {1: 0.3, 2: 0.1}.get, 6, limit=2)
+    assert all(n == 1 for n in drive(t, {1: 0.3, 2: 0.1}.get, 5, limit=1))
+
+
+def test_bad_measurements_are_ignored():
+    t = AdaptiveThreads()
+    t.record(2, 0.0)
+    t.record(2, -1.0)
+    t.record(2, 1.0, work=0)
+    assert t.rate == {}
+    with pytest.raises(ValueError):
+        AdaptiveThreads(explore_every=1)
