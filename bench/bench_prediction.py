@@ -48,13 +48,15 @@ def main() -> int:
     p.add_argument("--size", type=int, default=256, help="LR side of the test image")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--use-cache", action="store_true",
+                   help="take the calibration from the disk cache when it is there (its time is then a load)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     from faig_gui.commands.predict import build_predictor
     ns = argparse.Namespace(session=None, baseline=args.baseline, target=args.target, scores=args.scores,
                             analysis_hr=args.analysis_hr, proportion=args.proportion, blur_sigma=2.0,
-                            noise_sigma=0.1, device="cpu", arch=None)
+                            noise_sigma=0.1, device="cpu", arch=None, no_cache=not args.use_cache)
     predictor = build_predictor(ns)
     t0 = time.perf_counter()
     cal = predictor.calibrate()
@@ -79,6 +81,7 @@ def main() -> int:
         "predict_ms_min": round(1000 * min(times), 1),
         "predict_ms_all": [round(1000 * t, 1) for t in times],
         "calibration_s": round(calibration_s, 2), "calibration_samples": len(cal.samples),
+        "calibration_source": predictor.calibration_source,
         "verdict": result.describe(),
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(), "load_average": list(os.getloadavg()),

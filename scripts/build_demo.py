@@ -20,6 +20,9 @@ prepare   scikit-image's bundled images -> ``runs/demo/data/{train,analysis,held
 train     ``faig-gui train`` with the recipe below -> ``runs/demo/train/`` (about 75 min on
           2 CPU cores); in the background: ``nohup .venv/bin/python scripts/build_demo.py
           --stages prepare,train > runs/demo/train.out 2>&1 &``
+finetune  continues the target's fine-tune from ``runs/demo/train/`` with a fresh cosine
+          schedule (``faig-gui train --baseline ... --target-init ...``, recipe FINETUNE below)
+          -> ``runs/demo/finetune/``: the pair every later stage uses (about 35 min)
 analyze   ``faig-gui analyze`` (FAIG, paper settings: 100 steps, blur σ 2, noise σ 0.1, x2) on
           the analysis set -> ``runs/demo/analysis/``; IG likewise -> ``runs/demo/analysis_ig/``
 package   copies the pair, the scores and small images into ``resources/demo/``
@@ -65,6 +68,13 @@ RECIPE = ["--num-feat", "32", "--num-block", "8", "--scale", "2",
           "--target-iters", "3000", "--target-lr", "1.5e-4",
           "--batch", "8", "--patch", "48", "--ema-decay", "0.999",
           "--snapshot-every", "200", "--val-every", "500", "--seed", "0", "--threads", "1"]
+
+# Stage two: the target after RECIPE was still improving on blur and clean inputs (docs/training.md)
+FINETUNE = ["--num-feat", "32", "--num-block", "8", "--scale", "2",
+            "--target-iters", "5000", "--target-lr", "1e-4",
+            "--batch", "8", "--patch", "48", "--ema-decay", "0.999",
+            "--snapshot-every", "200", "--val-every", "500", "--seed", "1", "--threads", "1"]
+PAIR = RUNS / "finetune"   # the shipped pair
 
 PY = sys.executable
 
@@ -113,6 +123,18 @@ def train() -> None:
     print(f"train stage: {(time.time() - t0) / 60:.1f} min wall clock")
 
 
+def finetune() -> None:
+    from faig_gui.commands import train as train_cmd
+    parser = argparse.ArgumentParser(prog="faig-gui train")
+    train_cmd.add_arguments(parser)
+    args = parser.parse_args(["--hr", str(DATA / "train"), "--val-hr", str(DATA / "heldout"),
+                              "--out", str(PAIR), "--baseline", str(RUNS / "train" / "baseline.pth"),
+                              "--target-init", str(RUNS / "train" / "target.pth"), "--resume", *FINETUNE])
+    t0 = time.time()
+    train_cmd.run(args)
+    print(f"finetune stage: {(time.time() - t0) / 60:.1f} min wall clock")
+
+
 def faig(*argv: str) -> None:
     cmd = [PY, "-m", "faig_gui", *argv]
     print("+", " ".join(cmd), flush=True)
@@ -122,8 +144,8 @@ def faig(*argv: str) -> None:
 
 
 def _analyze_cmd(method: str, out: Path) -> list[str]:
-    return [PY, "-m", "faig_gui", "analyze", "--baseline", str(RUNS / "train" / "baseline.pth"),
-            "--target", str(RUNS / "train" / "target.pth"), "--hr", str(DATA / "analysis"),
+    return [PY, "-m", "faig_gui", "analyze", "--baseline", str(PAIR / "baseline.pth"),
+            "--target", str(PAIR / "target.pth"), "--hr", str(DATA / "analysis"),
             "--method", method, "--steps", "100", "--blur-sigma", "2", "--noise-sigma", "0.1",
             "--seed", "0", "--device", "cpu", "--out", str(out)]
 
@@ -142,7 +164,7 @@ def analyze() -> None:
 def package() -> None:
     DEMO.mkdir(parents=True, exist_ok=True)
     for name in ("baseline", "target"):  # BasicSR format: {'params', 'params_ema'}
-        shutil.copy2(RUNS / "train" / f"{name}.pth", DEMO / f"{name}.pth")
+        shutil.copy2(PAIR / f"{name}.pth", DEMO / f"{name}.pth")
     for f in ("scores.npz", "blur_index.txt", "noise_index.txt", "report.json"):
         shutil.copy2(RUNS / "analysis" / f, DEMO / ("analysis_report.json" if f == "report.json" else f))
     # analysis images: HR + LR clean/blur/noise, as `faig-gui degrade` writes them (seed 0)
@@ -151,15 +173,17 @@ def package() -> None:
     # the held-out images for trying things out: HR and degraded (seed 1, as `evaluate` uses)
     faig("degrade", "--hr", str(DATA / "heldout"), "--out", str(DEMO / "heldout"), "--scale", "2",
          "--blur-sigma", "2", "--noise-sigma", "0.1", "--seed", "1")
+    # both stages' logs, in order; the second stage's records are marked 'finetune'
     log = [json.loads(l) for l in (RUNS / "train" / "train_log.jsonl").read_text().splitlines()]
-    shutil.copy2(RUNS / "train" / "train_log.jsonl", DEMO / "train_log.jsonl")
+    log += [{**json.loads(l), "stage": "finetune"} for l in (PAIR / "train_log.jsonl").read_text().splitlines()]
+    (DEMO / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
     print(f"packaged {DEMO} ({total / 1e6:.2f} MB, {len(log)} log records)")
 
 
 def _evaluate(methods: str, proportions: str, out: Path) -> None:
-    faig("evaluate", "--baseline", str(RUNS / "train" / "baseline.pth"), "--target",
-         str(RUNS / "train" / "target.pth"), "--analysis-hr", str(DATA / "analysis"),
+    faig("evaluate", "--baseline", str(PAIR / "baseline.pth"), "--target",
+         str(PAIR / "target.pth"), "--analysis-hr", str(DATA / "analysis"),
          "--scores", str(RUNS / "analysis" / "scores.npz"),
          "--scores", "ig=" + str(RUNS / "analysis_ig" / "scores.npz"), "--hr", str(DATA / "heldout"),
          "--methods", methods, "--proportions", proportions, "--steps", "100", "--seed", "0",
@@ -177,7 +201,7 @@ def teaser() -> None:
     _evaluate("faig", "1", RUNS / "teaser")
 
 
-STAGES = {"prepare": prepare, "train": train, "analyze": analyze, "package": package,
+STAGES = {"prepare": prepare, "train": train, "finetune": finetune, "analyze": analyze, "package": package,
           "evaluate": evaluate, "teaser": teaser}
 
 
