@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import torch
+from torch import fx
 from torch.nn import functional as F
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
@@ -30,6 +31,8 @@ from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.metrics import gradient_map, psnr
+from faig_gui.core.graph import traced_graph
+from faig_gui.core.incremental import IncrementalForward
 from faig_gui.core.threads import AdaptiveThreads
 
 COMPARE_MODES = {
@@ -63,6 +66,7 @@ class RenderRequest:
     models_version: int
     requested: float
     max_threads: int = 1                 # at most this many torch threads (workers.live_threads)
+    graph: fx.Graph | None = None        # the target's torch.fx graph (incremental forward)
 
 
 @dataclass
@@ -90,6 +94,20 @@ class _OutputCache:
         self._items: OrderedDict[tuple, tuple[np.ndarray, tuple]] = OrderedDict()
         self.size = size
         self.threads = AdaptiveThreads()   # the render thread's torch thread count, measured
+        self._incremental: tuple[int, IncrementalForward | None] | None = None
+
+    def forward(self, req: "RenderRequest", x: torch.Tensor, params) -> tuple[torch.Tensor, float]:
+        """SR output of ``x`` with ``params``, and the share of a full pass it cost: through the
+        incremental forward (only the layers a mask change touches) when the model traced and
+        the image is small enough, else super_resolve (tiled when large)."""
+        if self._incremental is None or self._incremental[0] != req.models_version:
+            inc = IncrementalForward(req.module, req.graph) if req.graph is not None else None
+            self._incremental = (req.models_version, inc)
+        inc = self._incremental[1]
+        if inc is None or x.shape[-1] * x.shape[-2] > inc.max_pixels:
+            return super_resolve(req.module, x, req.scale, params), 1.0
+        out = inc.run(x, params).float()
+        return out, inc.last_recomputed / len(inc.nodes)
 
     def get(self, key: tuple, lr: np.ndarray) -> tuple | None:
         entry = self._items.get(key)
@@ -115,20 +133,21 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
     if req.module is None or req.target is None:
         return RenderResult(req, enlarged, None, None, None, None, None, None, None, time.perf_counter() - start)
-    lr = to_tensor(req.lr)
     key = (req.models_version, req.image_key)
     cached = cache.get(key, req.lr)
     if cached is None:
-        # what depends on the target alone is computed once per (models, image)
+        # what depends on the target alone is computed once per (models, image); the input
+        # tensor is kept too: the incremental forward knows an image by its tensor
+        lr = to_tensor(req.lr).contiguous(memory_format=torch.channels_last)
         t0 = time.perf_counter()
-        target_out = super_resolve(req.module, lr, s)
-        forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + 1
+        target_out, share = cache.forward(req, lr, req.target)
+        forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
         target_img = to_image(target_out)
         grad_t_full = gradient_map(target_out)
         p_t = psnr(target_img, req.gt) if req.gt is not None and req.gt.shape == target_img.shape else None
-        cached = (target_out, target_img, grad_t_full, p_t)
+        cached = (lr, target_out, target_img, grad_t_full, p_t)
         cache.put(key, req.lr, cached)
-    target_out, target_img, grad_t_full, p_t = cached
+    lr, target_out, target_img, grad_t_full, p_t = cached
     masked_out = None
     if req.baseline is not None:
         if len(req.mask) == 0 or req.mask.lam == 1.0:
@@ -136,8 +155,8 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         else:
             params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
             t0 = time.perf_counter()
-            masked_out = super_resolve(req.module, lr, s, params)
-            forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + 1
+            masked_out, share = cache.forward(req, lr, params)
+            forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
     if forwards:
         cache.threads.record(threads, forward_s, forwards * lr.shape[-1] * lr.shape[-2])
     unchanged = masked_out is target_out
@@ -192,6 +211,7 @@ class ImageView(QWidget):
         self.live = LatestTask("render", self)
         self._cache = _OutputCache()
         self._preview_module: torch.nn.Module | None = None
+        self._graph: fx.Graph | None = None
         self._models_version = 0
         self._shape: tuple | None = None
         self.result: RenderResult | None = None
@@ -285,6 +305,8 @@ class ImageView(QWidget):
         s = self.model.session
         self._models_version += 1
         self._preview_module = copy.deepcopy(s.target.module) if s.target is not None else None
+        # traced here, on the UI thread: tracing patches nn.Module.__call__ process-wide
+        self._graph = traced_graph(s.target) if s.target is not None else None
         self.request_render()
 
     def _on_images_change(self) -> None:
@@ -330,7 +352,7 @@ class ImageView(QWidget):
                              s.target.state_dict if s.target else None,
                              s.baseline.state_dict if s.baseline else None,
                              s.index, s.mask, s.scale, self._models_version, time.perf_counter(),
-                             live_threads(self.model.long_jobs))
+                             live_threads(self.model.long_jobs), self._graph)
 
     def request_render(self) -> None:
         req = self.make_request()

@@ -270,16 +270,32 @@ def fallback_graph(module: nn.Module, reason: str,
 
 
 _GRAPHS: dict[tuple, NetworkGraph] = {}
+_TRACED: dict[tuple, fx.Graph | None] = {}
+
+
+def _structure_key(model) -> tuple:
+    return (model.arch_name, tuple(sorted((k, repr(v)) for k, v in model.hyperparameters.items())))
+
+
+def traced_graph(model) -> fx.Graph | None:
+    """The torch.fx graph of a registry ``LoadedModel``'s module, or None when it cannot be
+    traced. Traced once per architecture and hyper-parameters (which fix the module's structure):
+    torch.fx patches ``nn.Module.__call__`` for the whole process while it traces, so call this
+    on the thread that owns the models (the UI thread), never next to a running forward."""
+    key = _structure_key(model)
+    if key not in _TRACED:
+        try:
+            _TRACED[key] = fx.symbolic_trace(model.module).graph
+        except Exception:  # best effort: callers fall back to the plain forward
+            _TRACED[key] = None
+    return _TRACED[key]
 
 
 def graph_for(model) -> NetworkGraph:
-    """Graph of a registry ``LoadedModel`` with its plugin's layer labels.
-
-    Traced once per architecture and hyper-parameters (which fix the module's structure):
-    torch.fx patches ``nn.Module.__call__`` for the whole process while it traces, so a module
-    running on another thread at that moment (FAIG, a preview) would be intercepted and fail."""
+    """Graph of a registry ``LoadedModel`` with its plugin's layer labels (traced once per
+    architecture and hyper-parameters: see :func:`traced_graph`)."""
     label = getattr(model.architecture, "layer_label", None)
-    key = (model.arch_name, tuple(sorted((k, repr(v)) for k, v in model.hyperparameters.items())))
+    key = _structure_key(model)
     if key not in _GRAPHS:
         _GRAPHS[key] = trace_graph(model.module, label)
     return copy.deepcopy(_GRAPHS[key])

@@ -350,6 +350,18 @@ def test_clicking_a_filter_in_the_grid_changes_the_masked_output(demo_window, qt
     ref = sr_by_hand(masked_by_hand(s.target.state_dict, s.baseline.state_dict, [k]), s.current_image().lr)
     np.testing.assert_allclose(masked, ref, atol=1e-5)
     assert "1 filters" in w.masking_dock.summary.text() or "<b>1</b>" in w.masking_dock.summary.text()
+    # a second filter of the same layer: the render reruns that layer and what follows only
+    # (conv_last, the global skip's addition, the output), not the whole net
+    scene = grid.viewbox.mapViewToScene(QPointF(2 + 0.5, 0 + 0.5))   # out 0, in 2
+    with qtbot.waitSignal(w.image_view.rendered, timeout=20000):
+        qtbot.mouseClick(grid.plot.viewport(), Qt.MouseButton.LeftButton, pos=grid.plot.mapFromScene(scene))
+    qtbot.waitUntil(lambda: w.image_view.live.idle, timeout=20000)
+    k2 = locate_inverse(s.target.state_dict, "conv_last.weight", 0, 2)
+    assert sorted(s.mask.indices.tolist()) == sorted([k, k2])
+    _, incremental = w.image_view._cache._incremental
+    assert 0 < incremental.last_recomputed <= 3 < len(incremental.nodes)
+    ref = sr_by_hand(masked_by_hand(s.target.state_dict, s.baseline.state_dict, [k, k2]), s.current_image().lr)
+    np.testing.assert_allclose(w.image_view.result.masked, ref, atol=1e-5)
 
 
 def locate_inverse(sd, layer: str, out: int, inp: int) -> int:
