@@ -4,6 +4,9 @@ thread can stall the thread that would run the window's event loop.
 - mask change -> masked output: build the masked weights (top 1 % and top 10 % of a ranking,
   masked to the baseline) and super-resolve a 128x128 LR image with them, as the window does
   after each toggle; median and best of --repeats.
+- filter click -> masked output through the window's incremental forward (core/incremental.py):
+  one filter of a layer toggled on and off, each toggle rerunning only the nodes that depend
+  on that layer; per layer, median time and nodes rerun, against the plain forward.
 - UI stall: FAIG runs in a worker thread (as the app's worker does) while this thread asks to
   wake every 5 ms; the longest gap beyond 5 ms is how long an event loop would have waited
   (the GIL is what a torch-heavy worker can hold).
@@ -80,6 +83,39 @@ def mask_to_output(baseline, target, scores, lr, proportion: float, repeats: int
             "total_cpu_ms_median": round(1000 * statistics.median(cpu), 1)}
 
 
+def filter_clicks(baseline, target, lr, repeats: int) -> list[dict]:
+    from faig_gui.core.graph import traced_graph
+    from faig_gui.core.incremental import IncrementalForward
+    graph = traced_graph(target)
+    if graph is None:
+        return []
+    index = FilterIndex.from_state_dict(target.state_dict)
+    inc = IncrementalForward(target.module, graph)
+    x = lr.contiguous(memory_format=torch.channels_last)
+    inc.run(x, target.state_dict)
+    plain = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        super_resolve(target.module, lr, target.scale, target.state_dict)
+        plain.append(time.perf_counter() - t0)
+    layers = index.layers
+    picks = sorted({0, 1, len(layers) // 2, len(layers) - 3, len(layers) - 2, len(layers) - 1})
+    rows = []
+    for pos in picks:
+        layer = layers[pos]
+        on = masked_state_dict(target.state_dict, baseline.state_dict, FilterMask(np.array([layer.offset])), index)
+        times, nodes = [], []
+        for r in range(2 * repeats):
+            t0 = time.perf_counter()
+            inc.run(x, on if r % 2 == 0 else target.state_dict)
+            times.append(time.perf_counter() - t0)
+            nodes.append(inc.last_recomputed)
+        rows.append({"layer": layer.name, "nodes_rerun": int(statistics.median(nodes)), "nodes": len(inc.nodes),
+                     "ms_median": round(1000 * statistics.median(times), 1),
+                     "plain_forward_ms_median": round(1000 * statistics.median(plain), 1)})
+    return rows
+
+
 def ui_stall(baseline, target, lr, hr, steps: int) -> dict:
     """Longest extra wait of a 5 ms timer on this thread while FAIG runs on another."""
     done = threading.Event()
@@ -131,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         for q in (0.01, 0.10):
             row = {"lr_size": size, **mask_to_output(baseline, target, scores["blur"], lr, q, args.repeats)}
             res["mask_to_output"].append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+        for row in filter_clicks(baseline, target, lr, args.repeats):
+            row = {"lr_size": size, **row}
+            res.setdefault("filter_click", []).append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     small = make_degraded(common.hr_crops(1, 64), 2, paper_degradations())[0]
     res["ui_stall"] = ui_stall(baseline, target, small.lr["noise"], small.hr, args.faig_steps)
