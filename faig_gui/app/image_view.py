@@ -83,6 +83,7 @@ class RenderResult:
     compute_seconds: float
     cpu_seconds: float = 0.0             # the render thread's CPU time (what it costs undisturbed)
     threads: int = 1                     # torch threads the render ran with (the tuner's choice)
+    finished: float = 0.0                # perf_counter() when the render thread was done
 
 
 class _OutputCache:
@@ -171,7 +172,7 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     if p_t is not None and masked_img is not None:
         p_m = p_t if unchanged else psnr(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
-                        time.perf_counter() - start, time.thread_time() - cpu, threads)
+                        time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter())
 
 
 class _Panel:

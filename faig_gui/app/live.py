@@ -1,7 +1,9 @@
 """Latest-wins background work on the qasync loop: live previews never block the UI thread.
 
 A :class:`LatestTask` runs one job at a time in its own single-thread executor, awaited by an
-asyncio task on the Qt event loop (qasync). A new request cancels the pending one (a job not yet
+asyncio task on the Qt event loop (qasync). The job is handed to the executor at once, from
+``submit`` (waiting for the loop's next turn first cost ~25 ms of latency: the rest of the UI
+thread's handlers plus a loop iteration). A new request cancels the pending one (a job not yet
 started never runs; one already running finishes, but its result is dropped), so dragging a
 slider computes at most the job in flight plus the newest request. Results are applied on the
 UI thread, where the awaiting task resumes.
@@ -9,6 +11,7 @@ UI thread, where the awaiting task resumes.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +53,7 @@ class LatestTask(QObject):
         self.name = name
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"faig-{name}")
         self._task: asyncio.Task | None = None
+        self._future: concurrent.futures.Future | None = None
         self._generation = 0
         self._closed = False
         self.completed = 0    # jobs whose result was applied
@@ -67,18 +71,21 @@ class LatestTask(QObject):
             raise RuntimeError("no asyncio loop: call live.install_loop(app) after creating the QApplication")
         if self._task is not None and not self._task.done():
             self._task.cancel()
+            if self._future is not None:
+                self._future.cancel()   # now, not at the loop's next turn: it must never start
             self.superseded += 1
         self._generation += 1
         was_idle = self._task is None or self._task.done()
-        self._task = loop.create_task(self._run(self._generation, job, apply))
+        future = self._future = self._executor.submit(job)   # starts now when the worker is free
+        self._task = loop.create_task(self._run(self._generation, future, apply))
         if was_idle:
             self.busyChanged.emit(True)
 
-    async def _run(self, generation: int, job: Callable[[], Any], apply: Callable[[Any], None]) -> None:
-        loop = asyncio.get_running_loop()
+    async def _run(self, generation: int, future: "concurrent.futures.Future", apply: Callable[[Any], None]) -> None:
         try:
-            result = await loop.run_in_executor(self._executor, job)
-        except asyncio.CancelledError:
+            # cancelling this task cancels the job too when it has not started
+            result = await asyncio.wrap_future(future)
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
             return
         except FaigError as exc:
             if generation == self._generation:

@@ -13,7 +13,7 @@ def test_latest_request_wins_and_stale_results_are_dropped(qtbot, qloop):
     task = LatestTask("test-latest")
     release = threading.Event()
     started = threading.Event()
-    applied, threads = [], []
+    applied, threads, ran = [], [], []
 
     def slow():
         started.set()
@@ -24,12 +24,13 @@ def test_latest_request_wins_and_stale_results_are_dropped(qtbot, qloop):
         task.submit(slow, applied.append)
         qtbot.waitUntil(started.is_set, timeout=5000)        # the first job is running
         for n in range(5):                                   # these queue behind it
-            task.submit(lambda n=n: f"job {n}", lambda r: (applied.append(r),
+            task.submit(lambda n=n: ran.append(n) or f"job {n}", lambda r: (applied.append(r),
                                                             threads.append(QThread.currentThread())))
         assert not task.idle
         release.set()
         qtbot.waitUntil(lambda: task.idle, timeout=5000)
         assert applied == ["job 4"]                          # only the newest result is applied
+        assert ran == [4]                                    # the superseded ones never ran
         assert threads == [QThread.currentThread()]          # ... on the UI thread
         assert task.completed == 1 and task.superseded == 5
     finally:
