@@ -157,10 +157,12 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
              "with no classifier trained on labels. How (faig_gui/core/prediction.py):", "",
              "- Evidence per degradation d, from d's top filters: the masking effect (gradient-map effect "
              "between the target's output and the output with d's filters replaced by the baseline's), the "
-             "change response of the filters to the input (one forward pass with hooks), and the same "
-             "response on the d-masked output downscaled back to the input size (is d still there once "
-             "the network has removed everything but d?), each also relative to the content's scale.",
-             "- Calibration, automatic and cached: the analysis HR images (never evaluation images), "
+             "change response of the filters to the input (one forward pass with hooks), each also "
+             "relative to the content's scale, and d's share of each among the degradations. (The same "
+             "response on the d-masked output downscaled back to the input size, Q and P, is available "
+             "but off by default: it costs two more passes per degradation and added little.)",
+             "- Calibration, automatic and cached (in memory and on disk, `~/.cache/faig-gui/calibration`, "
+             "keyed by the weights, scores, settings and code): the analysis HR images (never evaluation images), "
              "degraded by every combination of the analysed degradations and by a few synthetic levels "
              "of each. Per evidence, a threshold and a scale in log space; evidences vote with weights "
              "from how well they separate the calibration samples.",
@@ -208,7 +210,8 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
                   f"Predicting a 256x256 LR image (bench/bench_prediction.py's input): median {t['median_ms']} ms, "
                   f"best {t['min_ms']} ms, on this machine's CPU with {t['threads']} torch threads while its load "
                   f"average was {t['load_average']} (2 cores shared with other work). The calibration is "
-                  "computed once per pair, scores and proportion, and cached.", ""]
+                  "computed once per pair, scores and proportion, and cached; computing it took "
+                  f"{meta['calibration_seconds']:.0f} s here.", ""]
     return "\n".join(lines)
 
 
