@@ -23,8 +23,10 @@ class AdaptiveThreads:
     """Per thread count, an exponential moving average of seconds per unit of work.
 
     ``choose(limit)``: a count among :func:`candidate_counts` (limit); untried counts first (the
-    largest first), then the fastest, except every ``explore_every``-th call, which re-measures
-    the count measured longest ago. ``record(count, seconds, work)`` adds a measurement.
+    largest first), then the fastest, except that after ``explore_every`` calls it re-measures
+    the count measured longest ago (three times as rarely when the fastest is 1.5x ahead or more:
+    each exploration costs a slow job, and a fastest count that slows down shows it in its own
+    measurements at once). ``record(count, seconds, work)`` adds a measurement.
     """
 
     def __init__(self, explore_every: int = 6, smoothing: float = 0.5):
@@ -35,6 +37,7 @@ class AdaptiveThreads:
         self.rate: dict[int, float] = {}       # count -> seconds per unit of work (EMA)
         self._last_used: dict[int, int] = {}   # count -> call number of its last measurement
         self._calls = 0
+        self._since_exploring = 0
 
     def choose(self, limit: int) -> int:
         self._calls += 1
@@ -42,9 +45,17 @@ class AdaptiveThreads:
         untried = [n for n in counts if n not in self.rate]
         if untried:
             return untried[-1]
-        if len(counts) > 1 and self._calls % self.explore_every == 0:
-            return min(counts, key=lambda n: self._last_used.get(n, -1))
-        return min(counts, key=lambda n: (self.rate[n], n))
+        best = min(counts, key=lambda n: (self.rate[n], n))
+        others = [n for n in counts if n != best]
+        if not others:
+            return best
+        self._since_exploring += 1
+        lead = min(self.rate[n] for n in others) / max(self.rate[best], 1e-12)
+        every = self.explore_every * (3 if lead >= 1.5 else 1)
+        if self._since_exploring >= every:
+            self._since_exploring = 0
+            return min(others, key=lambda n: self._last_used.get(n, -1))
+        return best
 
     def record(self, count: int, seconds: float, work: float = 1.0) -> None:
         if seconds <= 0 or work <= 0:

@@ -25,11 +25,15 @@ def drive(tuner, cost, calls, limit=2):
 
 def test_tries_every_count_then_keeps_the_fastest_and_explores_now_and_then():
     t = AdaptiveThreads(explore_every=6)
-    idle = {1: 0.30, 2: 0.16}          # two cores free: two threads nearly halve the time
-    used = drive(t, idle.get, 30)
+    close = {1: 0.20, 2: 0.16}         # the fastest is ahead by less than 1.5x: re-measure every 6
+    used = drive(t, close.get, 26)
     assert used[:2] == [2, 1]          # every count is measured once, the largest first
-    assert used[2:].count(2) > used[2:].count(1) >= 3   # mostly the fastest, re-measuring the other
-    assert t.rate == pytest.approx(idle)
+    assert used[2:].count(1) == 4 and used[2:].count(2) == 20
+    assert t.rate == pytest.approx(close)
+    t = AdaptiveThreads(explore_every=6)
+    idle = {1: 0.30, 2: 0.16}          # two idle cores nearly halve the time: re-measure every 18
+    used = drive(t, idle.get, 38)
+    assert used[2:].count(1) == 2 and used[2:].count(2) == 34
 
 
 def test_follows_a_change_of_load():
