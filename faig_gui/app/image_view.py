@@ -131,8 +131,8 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     torch.set_num_threads(threads)   # per OS thread: this render thread's pool
     forward_s, forwards = 0.0, 0
     s = req.scale
-    enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
     if req.module is None or req.target is None:
+        enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
         return RenderResult(req, enlarged, None, None, None, None, None, None, None, time.perf_counter() - start)
     key = (req.models_version, req.image_key)
     cached = cache.get(key, req.lr)
@@ -146,9 +146,11 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         target_img = to_image(target_out)
         grad_t_full = gradient_map(target_out)
         p_t = psnr(target_img, req.gt) if req.gt is not None and req.gt.shape == target_img.shape else None
-        cached = (lr, target_out, target_img, grad_t_full, p_t)
+        enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
+        cached = (lr, enlarged, target_out, target_img, grad_t_full, p_t)
         cache.put(key, req.lr, cached)
-    lr, target_out, target_img, grad_t_full, p_t = cached
+    # the same arrays as the last render's when only the mask changed: the view skips them
+    lr, enlarged, target_out, target_img, grad_t_full, p_t = cached
     masked_out = None
     if req.baseline is not None:
         if len(req.mask) == 0 or req.mask.lam == 1.0:
@@ -184,14 +186,20 @@ class _Panel:
         self.view.addItem(self.item)
         self.placeholder = pg.TextItem("", color=(170, 170, 170), anchor=(0.5, 0.5))
         self.view.addItem(self.placeholder, ignoreBounds=True)
+        self._shown: tuple | None = None   # (image, levels, lut) last given to the item
 
     def show(self, image: np.ndarray | None, text: str = "", levels=(0.0, 1.0), lut=None) -> None:
         if image is None:
+            self._shown = None
             self.item.clear()
             self.placeholder.setText(text)
             self.place_placeholder()
             return
         self.placeholder.setText("")
+        shown = (image, levels, lut)
+        if self._shown is not None and all(a is b for a, b in zip(shown, self._shown)):
+            return   # the very array already on screen (a mask change leaves input and target)
+        self._shown = shown
         self.item.setLookupTable(lut)
         self.item.setImage(image, autoLevels=False, levels=levels)
 
