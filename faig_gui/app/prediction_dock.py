@@ -360,5 +360,7 @@ def _predict(req: _Request) -> dict:
             out[path] = str(exc)
         else:
             tuner.record(threads, time.perf_counter() - start, lr.shape[0] * lr.shape[1])
-    note = f"calibrated on {len(req.analysis_hr)} analysis images ({len(cal.samples)} samples)"
+    where = {"disk": ", loaded from the cache", "computed": f" in {cal.seconds:.0f} s"}.get(
+        predictor.calibration_source or "", "")
+    note = f"calibrated on {len(req.analysis_hr)} analysis images ({len(cal.samples)} samples{where})"
     return {"predictions": out, "note": note}

@@ -133,3 +133,28 @@ def test_without_analysis_images_the_dock_says_what_is_missing(qtbot, qloop, tin
         assert d.entries[0].prediction is None and d.task.idle
     finally:
         d.shutdown()
+
+
+def test_the_status_says_whether_the_calibration_was_computed_or_loaded(qtbot, qloop, tiny_demo, tmp_path,
+                                                                        monkeypatch):
+    """The first dock computes the calibration and says how long it took; a fresh process (the
+    in-memory cache emptied) finds it on disk and says so."""
+    from faig_gui.core import prediction
+    monkeypatch.setenv("FAIG_GUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(prediction, "_CALIBRATIONS", {})
+    texts = []
+    for _ in range(2):
+        prediction._CALIBRATIONS.clear()
+        d = PredictionDock(tiny_model(tiny_demo))
+        qtbot.addWidget(d)
+        d.show()
+        try:
+            drop(d, [tiny_demo.heldout / "blur" / "h0.png"])
+            qtbot.waitUntil(lambda: d.entries and d.entries[0].prediction is not None and d.task.idle,
+                            timeout=120_000)
+            texts.append(d.status.text())
+        finally:
+            d.shutdown()
+    assert "calibrated on" in texts[0] and " s)" in texts[0] and "cache" not in texts[0]
+    assert "loaded from the cache" in texts[1]
+    assert any((tmp_path / "cache").rglob("*.npz"))
