@@ -17,7 +17,6 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from torch import fx
-from torch.nn import functional as F
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
@@ -30,7 +29,7 @@ from faig_gui.core.filters import FilterIndex
 from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
-from faig_gui.core.metrics import gradient_map, psnr
+from faig_gui.core.metrics import gradient_map, maps_effect, psnr
 from faig_gui.core.graph import traced_graph
 from faig_gui.core.incremental import IncrementalForward
 from faig_gui.core.threads import AdaptiveThreads
@@ -167,9 +166,7 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     grad_t = grad_t_full[0, 0].numpy()
     grad_m_full = None if masked_out is None else grad_t_full if unchanged else gradient_map(masked_out)
     grad_m = grad_m_full[0, 0].numpy() if grad_m_full is not None else None
-    # metrics.gradient_effect on maps already made (the same float maps, the same double MSE)
-    effect = (float(F.mse_loss(grad_t_full.double(), grad_m_full.double()) * 1000.0)
-              if grad_m_full is not None else None)
+    effect = maps_effect(grad_t_full, grad_m_full) if grad_m_full is not None else None
     p_m = None
     if p_t is not None and masked_img is not None:
         p_m = p_t if unchanged else psnr(masked_img, req.gt)

@@ -26,7 +26,12 @@ def gradient_map(x: torch.Tensor) -> torch.Tensor:
 
 def gradient_effect(a: torch.Tensor, b: torch.Tensor) -> float:
     """MSE between the gradient maps of two outputs, x 1000 (the paper's output difference)."""
-    return float(F.mse_loss(gradient_map(a).double(), gradient_map(b).double()) * 1000.0)
+    return maps_effect(gradient_map(a), gradient_map(b))
+
+
+def maps_effect(ga: torch.Tensor, gb: torch.Tensor) -> float:
+    """:func:`gradient_effect` from gradient maps already made (the window keeps the target's)."""
+    return float(F.mse_loss(ga.double(), gb.double()) * 1000.0)
 
 
 def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, crop: int = 0) -> float:
