@@ -126,8 +126,7 @@ class _OutputCache:
 def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
     """Runs on the render thread: outputs, maps and metrics for one request."""
     start, cpu = time.perf_counter(), time.thread_time()
-    threads = cache.threads.choose(req.max_threads)
-    torch.set_num_threads(threads)   # per OS thread: this render thread's pool
+    threads = cache.threads.apply(req.max_threads)   # this render thread's torch pool
     forward_s, forwards = 0.0, 0
     s = req.scale
     if req.module is None or req.target is None:

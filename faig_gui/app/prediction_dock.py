@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
@@ -347,12 +346,11 @@ def _predict(req: _Request) -> dict:
     tuner, limit = req.tuner or AdaptiveThreads(), req.max_threads
     config = PredictorConfig(proportion=req.proportion, device=str(resolve_device(req.device)))
     predictor = Predictor(req.baseline, req.target, req.scores, list(req.analysis_hr), req.degradations, config)
-    torch.set_num_threads(tuner.choose(limit))   # per OS thread: this one's pool
+    tuner.apply(limit)
     cal = predictor.calibrate()
     out: dict[str, Prediction | str] = {}
     for path, lr in req.images:
-        threads = tuner.choose(limit)
-        torch.set_num_threads(threads)
+        threads = tuner.apply(limit)
         start = time.perf_counter()
         try:
             out[path] = predictor.predict(lr)

@@ -297,7 +297,9 @@ def graph_for(model) -> NetworkGraph:
     label = getattr(model.architecture, "layer_label", None)
     key = _structure_key(model)
     if key not in _GRAPHS:
-        _GRAPHS[key] = trace_graph(model.module, label)
+        traced = traced_graph(model)
+        _GRAPHS[key] = (_from_fx(fx.GraphModule(model.module, traced), model.module, label) if traced is not None
+                        else trace_graph(model.module, label))   # the fallback, with the reason
     return copy.deepcopy(_GRAPHS[key])
 
 

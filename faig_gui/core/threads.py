@@ -12,6 +12,8 @@ Thread-safety: one tuner per job slot; it is used from that slot's thread only.
 """
 from __future__ import annotations
 
+import torch
+
 
 def candidate_counts(limit: int) -> list[int]:
     """1, half and all of ``limit`` threads (without repeats), fewest first."""
@@ -56,6 +58,12 @@ class AdaptiveThreads:
             self._since_exploring = 0
             return min(others, key=lambda n: self._last_used.get(n, -1))
         return best
+
+    def apply(self, limit: int) -> int:
+        """:meth:`choose`, then set it as the calling thread's torch thread count (per OS thread)."""
+        count = self.choose(limit)
+        torch.set_num_threads(count)
+        return count
 
     def record(self, count: int, seconds: float, work: float = 1.0) -> None:
         if seconds <= 0 or work <= 0:

@@ -60,3 +60,15 @@ def test_bad_measurements_are_ignored():
     assert t.rate == {}
     with pytest.raises(ValueError):
         AdaptiveThreads(explore_every=1)
+
+
+def test_apply_sets_this_threads_torch_count():
+    import torch
+    before = torch.get_num_threads()
+    try:
+        t = AdaptiveThreads()
+        assert t.apply(2) == 2 and torch.get_num_threads() == 2    # untried: the largest first
+        t.record(2, 1.0)
+        assert t.apply(2) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
