@@ -20,9 +20,11 @@ prepare   scikit-image's bundled images -> ``runs/demo/data/{train,analysis,held
 train     ``faig-gui train`` with the recipe below -> ``runs/demo/train/`` (about 75 min on
           2 CPU cores); in the background: ``nohup .venv/bin/python scripts/build_demo.py
           --stages prepare,train > runs/demo/train.out 2>&1 &``
-finetune  continues the target's fine-tune from ``runs/demo/train/`` with a fresh cosine
-          schedule (``faig-gui train --baseline ... --target-init ...``, recipe FINETUNE below)
-          -> ``runs/demo/finetune/``: the pair every later stage uses (about 35 min)
+finetune  continues the target's fine-tune with fresh cosine schedules (``faig-gui train
+          --baseline ... --target-init ...``), the baseline unchanged, in the steps FINETUNES
+          lists: ``runs/demo/train/`` -> ``runs/demo/finetune/`` (5,000 steps of batch 8 x 48²,
+          31 min) -> ``runs/demo/finetune2/`` (4,000 steps of batch 16 x 64², ~35 min); the
+          last is the pair every later stage uses
 analyze   ``faig-gui analyze`` (FAIG, paper settings: 100 steps, blur σ 2, noise σ 0.1, x2) on
           the analysis set -> ``runs/demo/analysis/``; IG likewise -> ``runs/demo/analysis_ig/``
 package   copies the pair, the scores and small images into ``resources/demo/``
@@ -69,12 +71,17 @@ RECIPE = ["--num-feat", "32", "--num-block", "8", "--scale", "2",
           "--batch", "8", "--patch", "48", "--ema-decay", "0.999",
           "--snapshot-every", "200", "--val-every", "500", "--seed", "0", "--threads", "1"]
 
-# Stage two: the target after RECIPE was still improving on blur and clean inputs (docs/training.md)
-FINETUNE = ["--num-feat", "32", "--num-block", "8", "--scale", "2",
-            "--target-iters", "5000", "--target-lr", "1e-4",
-            "--batch", "8", "--patch", "48", "--ema-decay", "0.999",
-            "--snapshot-every", "200", "--val-every", "500", "--seed", "1", "--threads", "1"]
-PAIR = RUNS / "finetune"   # the shipped pair
+# Then the target was trained further, each step from the previous one's target (docs/results.md):
+# the first moved clean and blur inputs, the second (larger batches and patches) mostly noise
+_NET = ["--num-feat", "32", "--num-block", "8", "--scale", "2", "--ema-decay", "0.999",
+        "--snapshot-every", "200", "--val-every", "500"]
+FINETUNES = [
+    ("finetune", "train", [*_NET, "--target-iters", "5000", "--target-lr", "1e-4", "--batch", "8",
+                           "--patch", "48", "--seed", "1", "--threads", "1"]),
+    ("finetune2", "finetune", [*_NET, "--target-iters", "4000", "--target-lr", "1e-4", "--batch", "16",
+                               "--patch", "64", "--seed", "2", "--threads", "2"]),
+]
+PAIR = RUNS / FINETUNES[-1][0]   # the shipped pair
 
 PY = sys.executable
 
@@ -125,14 +132,15 @@ def train() -> None:
 
 def finetune() -> None:
     from faig_gui.commands import train as train_cmd
-    parser = argparse.ArgumentParser(prog="faig-gui train")
-    train_cmd.add_arguments(parser)
-    args = parser.parse_args(["--hr", str(DATA / "train"), "--val-hr", str(DATA / "heldout"),
-                              "--out", str(PAIR), "--baseline", str(RUNS / "train" / "baseline.pth"),
-                              "--target-init", str(RUNS / "train" / "target.pth"), "--resume", *FINETUNE])
-    t0 = time.time()
-    train_cmd.run(args)
-    print(f"finetune stage: {(time.time() - t0) / 60:.1f} min wall clock")
+    for name, start, recipe in FINETUNES:
+        parser = argparse.ArgumentParser(prog="faig-gui train")
+        train_cmd.add_arguments(parser)
+        args = parser.parse_args(["--hr", str(DATA / "train"), "--val-hr", str(DATA / "heldout"),
+                                  "--out", str(RUNS / name), "--baseline", str(RUNS / start / "baseline.pth"),
+                                  "--target-init", str(RUNS / start / "target.pth"), "--resume", *recipe])
+        t0 = time.time()
+        train_cmd.run(args)
+        print(f"{name}: {(time.time() - t0) / 60:.1f} min wall clock")
 
 
 def faig(*argv: str) -> None:
@@ -173,9 +181,10 @@ def package() -> None:
     # the held-out images for trying things out: HR and degraded (seed 1, as `evaluate` uses)
     faig("degrade", "--hr", str(DATA / "heldout"), "--out", str(DEMO / "heldout"), "--scale", "2",
          "--blur-sigma", "2", "--noise-sigma", "0.1", "--seed", "1")
-    # both stages' logs, in order; the second stage's records are marked 'finetune'
+    # every stage's log, in order; the fine-tune steps' records are marked with their names
     log = [json.loads(l) for l in (RUNS / "train" / "train_log.jsonl").read_text().splitlines()]
-    log += [{**json.loads(l), "stage": "finetune"} for l in (PAIR / "train_log.jsonl").read_text().splitlines()]
+    for name, _, _ in FINETUNES:
+        log += [{**json.loads(l), "stage": name} for l in (RUNS / name / "train_log.jsonl").read_text().splitlines()]
     (DEMO / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
     print(f"packaged {DEMO} ({total / 1e6:.2f} MB, {len(log)} log records)")
