@@ -3,7 +3,6 @@ and strength curve on hand-made calibrations, and the predictor end to end on ti
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -13,20 +12,11 @@ from faig_gui.core.degradations import Degradation, downsample, paper_degradatio
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction import (Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
                                       calibration_plan, combine, tiles)
-from faig_gui.core.registry import default_registry
+from prediction_helpers import make_pair, smooth_hr
 from reference_nets import BasicSRMSRResNet
 
 # --------------------------------------------------------------------------------------------
 # tiny pairs
-
-
-def make_pair(arch="msrresnet", hp=None, seed=0, change=0.3):
-    reg = default_registry()
-    torch.manual_seed(seed)
-    hp = hp or dict(num_feat=4, num_block=1, scale=2)
-    base = reg.get(arch).new_state_dict(**hp)
-    targ = {k: v + change * (v.abs().mean() + 0.01) * torch.randn_like(v) for k, v in base.items()}
-    return reg.model_from_state_dict(base), reg.model_from_state_dict(targ)
 
 
 def literal_filters(sd):
@@ -257,13 +247,6 @@ def test_combined_degradations_add_sigmas_in_quadrature():
 # the predictor end to end
 
 
-def smooth_hr(seed, side=32):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:side, 0:side] / side
-    img = np.stack([np.sin(rng.uniform(3, 12) * x + rng.uniform(3, 12) * y + rng.uniform(0, 6)) for _ in range(3)])
-    img = img + (x > rng.uniform(0.2, 0.8))
-    img = (img - img.min()) / (img.max() - img.min())
-    return torch.from_numpy(img.astype(np.float32)).unsqueeze(0)
 
 
 @pytest.mark.parametrize("arch,hp", [("msrresnet", dict(num_feat=4, num_block=1, scale=2)),

@@ -22,35 +22,21 @@ from faig_gui.core import prediction
 from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.prediction import Calibration, Predictor, PredictorConfig, read_calibration
 from faig_gui.core.registry import default_registry
+from prediction_helpers import make_pair, smooth_hr
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = PredictorConfig(proportion=10.0, levels=(0.5, 1.0, 2.0), seeds=1)
-
-
-def tiny_pair(seed=0):
-    reg = default_registry()
-    torch.manual_seed(seed)
-    base = reg.get("msrresnet").new_state_dict(num_feat=4, num_block=1, scale=2)
-    targ = {k: v + 0.3 * (v.abs().mean() + 0.01) * torch.randn_like(v) for k, v in base.items()}
-    return reg.model_from_state_dict(base), reg.model_from_state_dict(targ)
 
 
 def filter_count(sd):
     return sum(v.shape[0] * v.shape[1] for k, v in sd.items() if k.endswith("weight") and v.dim() == 4)
 
 
-def textured_hr(seed, side=32):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:side, 0:side] / side
-    img = np.stack([np.sin(rng.uniform(3, 12) * x + rng.uniform(3, 12) * y + rng.uniform(0, 6)) for _ in range(3)])
-    img = img + (x > rng.uniform(0.2, 0.8))
-    img = (img - img.min()) / (img.max() - img.min())
-    return torch.from_numpy(img.astype(np.float32)).unsqueeze(0)
 
 
 @pytest.fixture(scope="module")
 def pair():
-    return tiny_pair()
+    return make_pair()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +69,7 @@ def counted(monkeypatch):
 
 def make(pair, scores, config=CONFIG, images=(0, 1), **kw):
     base, targ = pair
-    return Predictor(base, targ, scores, [textured_hr(s) for s in images], paper_degradations(), config, **kw)
+    return Predictor(base, targ, scores, [smooth_hr(s) for s in images], paper_degradations(), config, **kw)
 
 
 def forget_memory(monkeypatch):
@@ -91,7 +77,7 @@ def forget_memory(monkeypatch):
 
 
 def lr_image(seed):
-    return textured_hr(seed, 24)[0].permute(1, 2, 0).numpy()
+    return smooth_hr(seed, 24)[0].permute(1, 2, 0).numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +148,7 @@ def test_the_key_follows_what_the_calibration_depends_on(pair, scores, cache_dir
               make(pair, scores, PredictorConfig(proportion=20.0, levels=(0.5, 1.0, 2.0), seeds=1)).cache_path,
               make(pair, scores, PredictorConfig(proportion=10.0, levels=(0.5, 1.0, 2.0), seeds=2)).cache_path,
               make(pair, scores, images=(0, 2)).cache_path,
-              make(tiny_pair(seed=5), scores).cache_path,
+              make(make_pair(seed=5), scores).cache_path,
               make(pair, {"noise": scores["noise"], "blur": scores["blur"]}).cache_path]   # order of names
     assert len({path, *others}) == 1 + len(others)
     assert 'device="-"' in make(pair, scores).cache_text
@@ -174,7 +160,7 @@ def test_the_key_text_is_the_same_in_another_process(pair, scores, tmp_path, cac
     save_checkpoint(tmp_path / "b.pth", pair[0].state_dict)
     save_checkpoint(tmp_path / "t.pth", pair[1].state_dict)
     np.savez(tmp_path / "s.npz", **scores)
-    torch.save([textured_hr(0), textured_hr(1)], tmp_path / "hr.pt")
+    torch.save([smooth_hr(0), smooth_hr(1)], tmp_path / "hr.pt")
     script = f"""
 import numpy as np, torch
 from faig_gui.core.registry import default_registry
@@ -343,11 +329,11 @@ def cli_files(tmp_path, pair, scores):
     save_checkpoint(tmp_path / "t.pth", pair[1].state_dict)
     write_scores(tmp_path / "s.npz", scores)
     for s in range(2):
-        write_image(tmp_path / "hr" / f"{s}.png", to_image(textured_hr(s)))
+        write_image(tmp_path / "hr" / f"{s}.png", to_image(smooth_hr(s)))
     imgs = []
     for s in range(2):
         imgs.append(tmp_path / f"in{s}.png")
-        write_image(imgs[-1], to_image(textured_hr(10 + s, 20)))
+        write_image(imgs[-1], to_image(smooth_hr(10 + s, 20)))
     return [*map(str, imgs), "--baseline", str(tmp_path / "b.pth"), "--target", str(tmp_path / "t.pth"),
             "--scores", str(tmp_path / "s.npz"), "--analysis-hr", str(tmp_path / "hr"), "--proportion", "10"]
 
