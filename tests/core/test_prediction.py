@@ -12,7 +12,7 @@ from faig_gui.core.degradations import Degradation, downsample, paper_degradatio
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction import (Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
                                       calibration_plan, combine, tiles)
-from prediction_helpers import make_pair, smooth_hr
+from prediction_helpers import make_pair, smooth_hr, write_predict_inputs
 from reference_nets import BasicSRMSRResNet
 
 # --------------------------------------------------------------------------------------------
@@ -291,22 +291,8 @@ def test_predictor_refuses_bad_inputs_with_one_line_messages(pair, scores):
 
 def test_predict_command_prints_one_json_object_per_image(tmp_path, capsys, pair, scores):
     from faig_gui.cli import main
-    from faig_gui.core.checkpoint import save_checkpoint
-    from faig_gui.core.imageio import to_image, write_image
-    from faig_gui.core.results import write_scores
-    base, targ = pair
-    save_checkpoint(tmp_path / "b.pth", base.state_dict)
-    save_checkpoint(tmp_path / "t.pth", targ.state_dict)
-    write_scores(tmp_path / "s.npz", scores)
-    for s in range(2):
-        write_image(tmp_path / "hr" / f"{s}.png", to_image(smooth_hr(s)))
-    imgs = []
-    for s in range(2):
-        imgs.append(tmp_path / f"in{s}.png")
-        write_image(imgs[-1], to_image(smooth_hr(10 + s, 20)))
-    code = main(["predict", *map(str, imgs), "--baseline", str(tmp_path / "b.pth"), "--target",
-                 str(tmp_path / "t.pth"), "--scores", str(tmp_path / "s.npz"), "--analysis-hr",
-                 str(tmp_path / "hr"), "--proportion", "10", "--json"])
+    imgs, args = write_predict_inputs(tmp_path, pair, scores)
+    code = main(["predict", *args, "--json"])
     assert code == 0
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert [l["image"] for l in lines] == [str(p) for p in imgs]

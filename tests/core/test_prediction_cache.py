@@ -22,7 +22,7 @@ from faig_gui.core import prediction
 from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.prediction import Calibration, Predictor, PredictorConfig, read_calibration
 from faig_gui.core.registry import default_registry
-from prediction_helpers import make_pair, smooth_hr
+from prediction_helpers import make_pair, smooth_hr, write_predict_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = PredictorConfig(proportion=10.0, levels=(0.5, 1.0, 2.0), seeds=1)
@@ -322,20 +322,7 @@ def test_the_folder_keeps_the_most_recently_used_files(pair, scores, cache_dir, 
 
 @pytest.fixture
 def cli_files(tmp_path, pair, scores):
-    from faig_gui.core.checkpoint import save_checkpoint
-    from faig_gui.core.imageio import to_image, write_image
-    from faig_gui.core.results import write_scores
-    save_checkpoint(tmp_path / "b.pth", pair[0].state_dict)
-    save_checkpoint(tmp_path / "t.pth", pair[1].state_dict)
-    write_scores(tmp_path / "s.npz", scores)
-    for s in range(2):
-        write_image(tmp_path / "hr" / f"{s}.png", to_image(smooth_hr(s)))
-    imgs = []
-    for s in range(2):
-        imgs.append(tmp_path / f"in{s}.png")
-        write_image(imgs[-1], to_image(smooth_hr(10 + s, 20)))
-    return [*map(str, imgs), "--baseline", str(tmp_path / "b.pth"), "--target", str(tmp_path / "t.pth"),
-            "--scores", str(tmp_path / "s.npz"), "--analysis-hr", str(tmp_path / "hr"), "--proportion", "10"]
+    return write_predict_inputs(tmp_path, pair, scores)[1]
 
 
 def test_predict_calibrates_once_and_the_next_process_loads_the_calibration(cli_files, cache_dir, capsys):
