@@ -70,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
     from faig_gui.core.training import TrainConfig, train
     if args.baseline_iters < 0 or args.target_iters < 0:
         raise FaigError("--baseline-iters and --target-iters must be >= 0")
-    if args.target_init and not args.baseline:
-        raise FaigError("--target-init needs --baseline (the baseline the target is compared with)")
     if args.baseline:
         args.baseline_iters = 0
     if args.threads:

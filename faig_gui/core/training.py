@@ -301,12 +301,12 @@ def train(cfg: TrainConfig, hr_paths: Sequence[str | os.PathLike], out: str | os
     margin = BLUR_KERNEL_SIZE // 2
     if cfg.patch % cfg.scale:
         raise FaigError(f"--patch {cfg.patch} must be a multiple of --scale {cfg.scale}")
+    if cfg.target_from and not cfg.baseline_from:
+        raise FaigError("--target-init needs --baseline (the baseline the target is compared with)")
     sampler = PatchSampler(load_hr_images(hr_paths, cfg.patch + 2 * margin), cfg.patch, margin)
     val = ValidationSet.build(load_hr_images(val_paths, cfg.scale), cfg) if val_paths else None
     arch, model = build_model(cfg)
 
-    if cfg.target_from and not cfg.baseline_from:
-        raise FaigError("--target-init needs --baseline (the baseline the target is compared with)")
     if resume and snap_path.exists():
         st = _load_snapshot(snap_path, cfg)
         _truncate_log(log_path, st.stage, st.iteration)
