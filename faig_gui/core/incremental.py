@@ -14,18 +14,25 @@ forward, so later readers of the mutated node see what they would see there. The
 mutate is made to depend on everything the operation depends on: whenever the operation must run
 again, the value it mutates is first computed afresh, never mutated twice.
 
+A run can be stopped between nodes (``should_stop``): it raises ``Cancelled`` and the engine is
+left as the last completed run left it (a speculative render that a real request interrupts
+costs that request one node, not a pass). A run that fails part way forgets every kept output
+that depends on the change, so that the next run computes those again.
+
 Memory: one output per graph node for the current input (for MSRResNet 32/8 at 128x128 LR about
-60 MB), so inputs above ``max_pixels`` run the plain forward instead.
+60 MB), so inputs above ``max_pixels`` run the plain forward instead. A stoppable run keeps the
+outputs it replaces until it completes (up to as much again, for that run only).
 """
 from __future__ import annotations
 
 import operator
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import fx, nn
 from torch.func import functional_call
 
+from faig_gui.core.attribution import Cancelled
 
 _IN_PLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
                        operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor}
@@ -106,22 +113,44 @@ class IncrementalForward:
                 out.add(k)
         return out
 
-    def run(self, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def run(self, x: torch.Tensor, params: Mapping[str, torch.Tensor],
+            should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+        """The output for ``x`` with ``params``. ``should_stop()`` is asked before each node that
+        must run; when it answers True the run raises ``Cancelled`` and the engine keeps the
+        last completed run's input, weights and outputs, untouched."""
         if x.shape[-1] * x.shape[-2] > self.max_pixels:
+            if should_stop is not None and should_stop():
+                raise Cancelled()
             self.clear()
             self.last_recomputed = len(self.nodes)
             with torch.inference_mode():
                 return functional_call(self.module, dict(params), (x,))
         fresh = x is not self._input
         changed = set(params) if fresh else self.changed(params)
-        values = {} if fresh else self._values
+        # a stoppable run writes into a copy (the kept tensors are not copied): stopping then
+        # leaves the last run's outputs as they were. Nodes that run again never write into a
+        # kept tensor: an in-place operation's target runs again before it (see _propagate_in_place)
+        values = {} if fresh else dict(self._values) if should_stop is not None else self._values
         count = 0
-        with torch.inference_mode():
-            for node in self.nodes:
-                if not fresh and node in values and not (self.depends[node] & changed):
-                    continue
-                values[node] = self._run_node(node, values, x, params)
-                count += 1
+        try:
+            with torch.inference_mode():
+                for node in self.nodes:
+                    if not fresh and node in values and not (self.depends[node] & changed):
+                        continue
+                    if should_stop is not None and should_stop():
+                        raise Cancelled()
+                    values[node] = self._run_node(node, values, x, params)
+                    count += 1
+        except BaseException:
+            if values is self._values:
+                # replaced in place part way: outputs of the new weights sit beside the old ones.
+                # Forget every output the change touches; the old weights stay the record, so
+                # the next run computes those nodes again (they are missing) and keeps the rest
+                for node in self.nodes:
+                    if self.depends[node] & changed:
+                        values.pop(node, None)
+            self.last_recomputed = count
+            raise
         self._input, self._params, self._values = x, dict(params), values
         self.last_recomputed = count
         out = next(n for n in reversed(self.nodes) if n.op == "output")

@@ -101,3 +101,106 @@ def test_large_inputs_run_the_plain_forward(pair):
     x = torch.rand(1, 3, 12, 12)
     np.testing.assert_array_equal(inc.run(x, targ).numpy(), plain(model.module, targ, x).numpy())
     assert inc.last_recomputed == len(inc.nodes) and inc._values == {}
+
+
+class StopAfter:
+    """should_stop that answers True from its (n+1)-th question on, counting the questions."""
+
+    def __init__(self, n: int):
+        self.n, self.asked = n, 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        return self.asked > self.n
+
+
+def test_a_stopped_run_leaves_the_engine_as_the_last_completed_run(pair):
+    from faig_gui.core.attribution import Cancelled
+    model, base, targ = pair
+    index = FilterIndex.from_state_dict(targ)
+    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    x = torch.rand(1, 3, 16, 20)
+    rng = np.random.default_rng(3)
+    first = masked_state_dict(targ, base, FilterMask(rng.choice(index.total, 30, replace=False)), index)
+    inc.run(x, first)
+    kept = dict(inc._values)
+    n_nodes = len(inc.nodes)
+    last_layer = index.layers[-1]
+    for stop_at in (0, 1, 5, n_nodes // 2, n_nodes - 3):
+        # a change in the first layer: all but the input and its upsampled copy (the global
+        # skip) run again, so it stops at stop_at
+        other = masked_state_dict(targ, base, FilterMask(rng.choice(index.layers[0].count, 3, replace=False)), index)
+        with pytest.raises(Cancelled):
+            inc.run(x, other, should_stop=StopAfter(stop_at))
+        assert inc.last_recomputed == stop_at
+        assert inc._values.keys() == kept.keys() and all(inc._values[k] is v for k, v in kept.items())
+        # the same weights as before the stopped run: nothing to compute, the same output
+        np.testing.assert_array_equal(inc.run(x, first).numpy(), plain(model.module, first, x).numpy())
+        assert inc.last_recomputed == 0
+        # then weights that differ from both in the last layer only: only its few nodes run
+        late = dict(first)
+        late[last_layer.name] = first[last_layer.name] + 0.1 * torch.randn_like(first[last_layer.name])
+        with pytest.raises(Cancelled):
+            inc.run(x, other, should_stop=StopAfter(stop_at))
+        np.testing.assert_array_equal(inc.run(x, late).numpy(), plain(model.module, late, x).numpy())
+        assert 0 < inc.last_recomputed <= 4
+        first = late
+        kept = dict(inc._values)
+    # a run that is asked but never stopped is the plain forward too, and becomes the record
+    other = masked_state_dict(targ, base, FilterMask(np.arange(0, index.total, 7)), index)
+    ask = StopAfter(10 ** 9)
+    np.testing.assert_array_equal(inc.run(x, other, should_stop=ask).numpy(), plain(model.module, other, x).numpy())
+    assert ask.asked == inc.last_recomputed > 0
+    inc.run(x, other)
+    assert inc.last_recomputed == 0
+
+
+def test_a_stop_on_a_new_input_keeps_the_old_input(pair):
+    from faig_gui.core.attribution import Cancelled
+    model, base, targ = pair
+    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    x, y = torch.rand(1, 3, 12, 12), torch.rand(1, 3, 12, 12)
+    inc.run(x, targ)
+    with pytest.raises(Cancelled):
+        inc.run(y, targ, should_stop=StopAfter(3))
+    inc.run(x, targ)
+    assert inc.last_recomputed == 0
+    np.testing.assert_array_equal(inc.run(y, targ).numpy(), plain(model.module, targ, y).numpy())
+
+
+def test_a_run_that_fails_part_way_forgets_what_the_change_touched(pair):
+    model, base, targ = pair
+    index = FilterIndex.from_state_dict(targ)
+    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    x = torch.rand(1, 3, 14, 14)
+    inc.run(x, targ)
+    # the first layer changes (its nodes run and replace kept outputs), then a late layer's
+    # weights have the wrong shape: the run fails after it replaced part of what it keeps
+    bad = masked_state_dict(targ, base, FilterMask(np.arange(index.layers[0].count)), index)
+    last = index.layers[-1].name
+    bad[last] = bad[last][:, :1]
+    with pytest.raises(RuntimeError):
+        inc.run(x, bad)
+    assert 0 < inc.last_recomputed < len(inc.nodes)
+    good = masked_state_dict(targ, base, FilterMask(np.arange(index.layers[0].count)), index)
+    np.testing.assert_array_equal(inc.run(x, good).numpy(), plain(model.module, good, x).numpy())
+    np.testing.assert_array_equal(inc.run(x, targ).numpy(), plain(model.module, targ, x).numpy())
+
+
+def test_stopping_in_place_operations_keeps_outputs_right():
+    from faig_gui.core.attribution import Cancelled
+    torch.manual_seed(2)
+    m = InPlace().eval()
+    inc = IncrementalForward(m, fx.symbolic_trace(m).graph)
+    x = torch.rand(1, 3, 9, 11)
+    params = dict(m.state_dict())
+    inc.run(x, params)
+    rng = np.random.default_rng(0)
+    for step, name in enumerate(("a.weight", "b.weight", "d.weight", "c.weight", "a.bias")):
+        changed = {**params, name: params[name] + 0.1 * torch.randn_like(params[name])}
+        with pytest.raises(Cancelled):
+            inc.run(x, changed, should_stop=StopAfter(int(rng.integers(0, 3))))
+        np.testing.assert_allclose(inc.run(x, params).numpy(), plain(m, params, x).numpy(), rtol=0, atol=1e-6)
+        assert inc.last_recomputed == 0
+        params = changed
+        np.testing.assert_allclose(inc.run(x, params).numpy(), plain(m, params, x).numpy(), rtol=0, atol=1e-6)
