@@ -59,9 +59,17 @@ class AdaptiveThreads:
             return min(others, key=lambda n: self._last_used.get(n, -1))
         return best
 
-    def apply(self, limit: int) -> int:
-        """:meth:`choose`, then set it as the calling thread's torch thread count (per OS thread)."""
-        count = self.choose(limit)
+    def best(self, limit: int) -> int:
+        """The fastest count measured so far (the largest when none is): for work that should not
+        pay for exploring, nor be measured (a speculative render shares the cores with the UI)."""
+        counts = candidate_counts(limit)
+        measured = [n for n in counts if n in self.rate]
+        return min(measured, key=lambda n: (self.rate[n], n)) if measured else counts[-1]
+
+    def apply(self, limit: int, explore: bool = True) -> int:
+        """:meth:`choose` (or :meth:`best` without ``explore``), then set it as the calling
+        thread's torch thread count (per OS thread)."""
+        count = self.choose(limit) if explore else self.best(limit)
         torch.set_num_threads(count)
         return count
 

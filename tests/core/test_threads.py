@@ -72,3 +72,14 @@ def test_apply_sets_this_threads_torch_count():
         assert t.apply(2) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_best_is_the_fastest_measured_and_never_explores():
+    t = AdaptiveThreads(explore_every=2)
+    assert t.best(2) == 2 and t.best(1) == 1            # nothing measured: the largest
+    t.record(2, 0.30)
+    assert t.best(2) == 2                               # the only one measured
+    t.record(1, 0.25)
+    assert [t.best(2) for _ in range(10)] == [1] * 10    # no exploring, however often asked
+    assert t.best(16) == 1                              # 8 and 16 are not measured
+    assert drive(t, {1: 0.25, 2: 0.30}.get, 4) == [1, 2, 1, 2]   # choose() explores every 2nd, as before
