@@ -7,19 +7,28 @@ thread's handlers plus a loop iteration). A new request cancels the pending one 
 started never runs; one already running finishes, but its result is dropped), so dragging a
 slider computes at most the job in flight plus the newest request. Results are applied on the
 UI thread, where the awaiting task resumes.
+
+Besides the latest request, the slot runs at most one *speculation*: a job the caller expects to
+be asked for next (``speculate``). It takes the executor only when the real jobs before it are
+done, and is stopped cooperatively (its ``should_stop`` turns True, checked between steps) as soon
+as a real request comes, so it delays that request by one step at most. A real request for the
+very state being speculated takes the speculation over instead (``adopt``): its head start counts.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication
 
+from faig_gui.core.attribution import Cancelled
 from faig_gui.core.errors import FaigError
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,14 @@ def install_loop(app: QApplication) -> asyncio.AbstractEventLoop:
     return loop
 
 
+@dataclass
+class _Speculation:
+    key: Any                            # what the caller speculates (matched in adopt)
+    future: concurrent.futures.Future
+    stop: threading.Event
+    adopted: bool = False               # a real request took it over: only a newer one stops it
+
+
 class LatestTask(QObject):
     """One latest-wins job slot. ``submit(job, apply)`` runs ``job()`` off the UI thread and
     ``apply(result)`` on it, unless a newer submit came first."""
@@ -56,37 +73,124 @@ class LatestTask(QObject):
         self._future: concurrent.futures.Future | None = None
         self._generation = 0
         self._closed = False
+        self._speculation: _Speculation | None = None
+        self._pending_stop: threading.Event | None = None   # the pending job's, when it can stop
         self.completed = 0    # jobs whose result was applied
         self.superseded = 0   # jobs dropped because a newer request came
+        self.speculated = 0   # speculations that ran to the end (kept or taken over)
+        self.speculations_stopped = 0
 
     @property
     def idle(self) -> bool:
         return self._task is None or self._task.done()
 
+    @property
+    def speculating(self) -> Any:
+        """The key of the speculation queued or running (not taken over), else None."""
+        spec = self._speculation
+        if spec is None or spec.adopted or spec.stop.is_set() or spec.future.done():
+            return None
+        return spec.key
+
     def submit(self, job: Callable[[], Any], apply: Callable[[Any], None]) -> None:
         if self._closed:
             return
-        loop = asyncio.get_running_loop() if _has_running_loop() else None
-        if loop is None:
-            raise RuntimeError("no asyncio loop: call live.install_loop(app) after creating the QApplication")
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            if self._future is not None:
-                self._future.cancel()   # now, not at the loop's next turn: it must never start
-            self.superseded += 1
-        self._generation += 1
-        was_idle = self._task is None or self._task.done()
+        loop = _loop()
+        self._stop_speculation(adopted_too=True)
+        was_idle = self._drop_pending()
         future = self._future = self._executor.submit(job)   # starts now when the worker is free
         self._task = loop.create_task(self._run(self._generation, future, apply))
         if was_idle:
             self.busyChanged.emit(True)
 
+    def _drop_pending(self) -> bool:
+        """Cancel the pending job (its result will not be applied); True when there was none."""
+        stop, self._pending_stop = self._pending_stop, None
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            if self._future is not None:
+                self._future.cancel()   # now, not at the loop's next turn: it must never start
+            if stop is not None:
+                stop.set()              # a taken-over speculation stops at its next step
+            self.superseded += 1
+            self._generation += 1
+            return False
+        self._generation += 1
+        return True
+
+    def supersede(self) -> None:
+        """Nothing pending is wanted any more (the caller showed a newer result itself)."""
+        self._stop_speculation(adopted_too=True)
+        if not self._drop_pending():
+            self.busyChanged.emit(False)
+
+    def speculate(self, key: Any, job: Callable[[Callable[[], bool]], Any], keep: Callable[[Any], None]) -> bool:
+        """Queue ``job(should_stop)`` behind the real jobs; ``keep(result)`` runs on the UI thread
+        when it completes. A speculation already queued is replaced (stopped). The job raises
+        ``Cancelled`` when ``should_stop()`` turns True."""
+        if self._closed:
+            return False
+        loop = _loop()
+        self._stop_speculation()
+        stop = threading.Event()
+        future = self._executor.submit(lambda: job(stop.is_set))
+        spec = self._speculation = _Speculation(key, future, stop)
+        loop.create_task(self._keep(spec, keep))
+        return True
+
+    def adopt(self, matches: Callable[[Any], bool], apply: Callable[[Any], None]) -> bool:
+        """When the queued or running speculation is for what ``matches`` accepts, make it the
+        latest request: its result goes to ``apply`` as a submitted job's would."""
+        spec = self._speculation
+        if self._closed or spec is None or spec.stop.is_set() or spec.future.cancelled() or not matches(spec.key):
+            return False
+        if spec.future.done() and spec.future.exception() is not None:
+            return False
+        loop = _loop()
+        spec.adopted = True
+        was_idle = self._drop_pending()
+        self._future, self._pending_stop = spec.future, spec.stop
+        self._task = loop.create_task(self._run(self._generation, spec.future, apply))
+        if was_idle:
+            self.busyChanged.emit(True)
+        return True
+
+    def stop_speculation(self) -> None:
+        """Stop the speculation (between its steps), unless a real request has taken it over."""
+        self._stop_speculation()
+
+    def _stop_speculation(self, adopted_too: bool = False) -> None:
+        spec = self._speculation
+        if spec is None or (spec.adopted and not adopted_too):
+            return
+        self._speculation = None
+        if not spec.future.done():
+            spec.stop.set()
+            spec.future.cancel()   # it never starts when it has not yet
+            self.speculations_stopped += 1
+
+    async def _keep(self, spec: _Speculation, keep: Callable[[Any], None]) -> None:
+        try:
+            result = await asyncio.wrap_future(spec.future)
+        except (asyncio.CancelledError, concurrent.futures.CancelledError, Cancelled):
+            return
+        except Exception:
+            # a speculation is nobody's request: the real one reports its own failure
+            log.debug("%s speculation failed:\n%s", self.name, traceback.format_exc())
+            return
+        finally:
+            if self._speculation is spec and not spec.adopted:
+                self._speculation = None
+        self.speculated += 1
+        if not self._closed and not spec.stop.is_set():
+            keep(result)
+
     async def _run(self, generation: int, future: "concurrent.futures.Future", apply: Callable[[Any], None]) -> None:
         try:
             # cancelling this task cancels the job too when it has not started
             result = await asyncio.wrap_future(future)
-        except (asyncio.CancelledError, concurrent.futures.CancelledError):
-            return
+        except (asyncio.CancelledError, concurrent.futures.CancelledError, Cancelled):
+            return   # Cancelled: a taken-over speculation that a newer request stopped
         except FaigError as exc:
             if generation == self._generation:
                 self.failed.emit(str(exc))
@@ -105,9 +209,16 @@ class LatestTask(QObject):
     def close(self) -> None:
         """Drop pending work and wait for the job in flight (the executor's thread ends)."""
         self._closed = True
+        self._stop_speculation(adopted_too=True)
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    if not _has_running_loop():
+        raise RuntimeError("no asyncio loop: call live.install_loop(app) after creating the QApplication")
+    return asyncio.get_running_loop()
 
 
 def _has_running_loop() -> bool:
