@@ -3,15 +3,19 @@ and a comparison (before/after split, difference or gradient maps), in linked vi
 and pan together; the effect metric and PSNR; a strip of thumbnails to switch images.
 
 Every state change (image, models, mask) sends one render request through a latest-wins task
-(live.py): the outputs are computed off the UI thread and put on screen when they arrive.
+(live.py): the outputs are computed off the UI thread and put on screen when they arrive. After
+each request the view guesses the next mask state from the last step (prefetch.py) and renders
+it in the background while nothing real waits; a request for that state is then shown from the
+kept result, or takes over the render in progress (View ▸ Prefetch the next mask step).
 """
 from __future__ import annotations
 
 import copy
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,8 +27,11 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QLis
                                QSizePolicy, QSlider, QVBoxLayout, QWidget)
 
 from faig_gui.app.live import LatestTask
+from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next
 from faig_gui.app.workers import live_threads
 from faig_gui.app.session_model import SessionModel
+from faig_gui.core.attribution import Cancelled
+from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
 from faig_gui.core.inference import super_resolve
@@ -83,6 +90,7 @@ class RenderResult:
     cpu_seconds: float = 0.0             # the render thread's CPU time (what it costs undisturbed)
     threads: int = 1                     # torch threads the render ran with (the tuner's choice)
     finished: float = 0.0                # perf_counter() when the render thread was done
+    prefetched: bool = False             # computed ahead, as a guess of this request (prefetch.py)
 
 
 class _OutputCache:
@@ -95,18 +103,25 @@ class _OutputCache:
         self.size = size
         self.threads = AdaptiveThreads()   # the render thread's torch thread count, measured
         self._incremental: tuple[int, IncrementalForward | None] | None = None
+        self.forwards: Counter = Counter()  # forward calls, "render" and "prefetch" (tests, benchmarks)
 
-    def forward(self, req: "RenderRequest", x: torch.Tensor, params) -> tuple[torch.Tensor, float]:
+    def forward(self, req: "RenderRequest", x: torch.Tensor, params,
+                should_stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, float]:
         """SR output of ``x`` with ``params``, and the share of a full pass it cost: through the
         incremental forward (only the layers a mask change touches) when the model traced and
-        the image is small enough, else super_resolve (tiled when large)."""
+        the image is small enough, else super_resolve (tiled when large). With ``should_stop``
+        (a speculative render) only the incremental forward runs, stopping between nodes; a
+        plain forward could not stop, so it raises Cancelled at once instead."""
         if self._incremental is None or self._incremental[0] != req.models_version:
             inc = IncrementalForward(req.module, req.graph) if req.graph is not None else None
             self._incremental = (req.models_version, inc)
         inc = self._incremental[1]
+        self.forwards["render" if should_stop is None else "prefetch"] += 1
         if inc is None or x.shape[-1] * x.shape[-2] > inc.max_pixels:
+            if should_stop is not None:
+                raise Cancelled()
             return super_resolve(req.module, x, req.scale, params), 1.0
-        out = inc.run(x, params).float()
+        out = inc.run(x, params, should_stop).float()
         return out, inc.last_recomputed / len(inc.nodes)
 
     def get(self, key: tuple, lr: np.ndarray) -> tuple | None:
@@ -123,10 +138,14 @@ class _OutputCache:
             self._items.popitem(last=False)
 
 
-def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
-    """Runs on the render thread: outputs, maps and metrics for one request."""
+def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bool] | None = None) -> RenderResult:
+    """Runs on the render thread: outputs, maps and metrics for one request. With
+    ``should_stop`` it is a speculative render: it raises Cancelled as soon as that turns True
+    (between the forward's nodes), uses the fastest thread count known and measures nothing."""
     start, cpu = time.perf_counter(), time.thread_time()
-    threads = cache.threads.apply(req.max_threads)   # this render thread's torch pool
+    stop = should_stop or (lambda: False)
+    # this render thread's torch pool
+    threads = cache.threads.apply(req.max_threads, explore=should_stop is None)
     forward_s, forwards = 0.0, 0
     s = req.scale
     if req.module is None or req.target is None:
@@ -139,7 +158,7 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         # tensor is kept too: the incremental forward knows an image by its tensor
         lr = to_tensor(req.lr).contiguous(memory_format=torch.channels_last)
         t0 = time.perf_counter()
-        target_out, share = cache.forward(req, lr, req.target)
+        target_out, share = cache.forward(req, lr, req.target, should_stop)
         forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
         target_img = to_image(target_out)
         grad_t_full = gradient_map(target_out)
@@ -154,11 +173,15 @@ def render(req: RenderRequest, cache: _OutputCache) -> RenderResult:
         if len(req.mask) == 0 or req.mask.lam == 1.0:
             masked_out = target_out
         else:
+            if stop():
+                raise Cancelled()
             params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
             t0 = time.perf_counter()
-            masked_out, share = cache.forward(req, lr, params)
+            masked_out, share = cache.forward(req, lr, params, should_stop)
             forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
-    if forwards:
+    if stop():
+        raise Cancelled()
+    if forwards and should_stop is None:
         cache.threads.record(threads, forward_s, forwards * lr.shape[-1] * lr.shape[-2])
     unchanged = masked_out is target_out
     masked_img = None if masked_out is None else target_img if unchanged else to_image(masked_out)
@@ -209,12 +232,18 @@ class ImageView(QWidget):
     """Centre widget; ``rendered`` fires each time new outputs are on screen."""
 
     rendered = Signal()
+    prefetched = Signal()   # a guessed next state's render is kept (prefetch.py)
 
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = model
         self.live = LatestTask("render", self)
         self._cache = _OutputCache()
+        self.prefetch_enabled = True
+        self._prefetched: PrefetchStore[RenderRequest, RenderResult] = PrefetchStore(size=2)
+        self._states: list[MaskState] = []   # the last two mask states asked for, oldest first
+        self.prefetch_hits = 0      # requests shown from a kept prefetch (no render of their own)
+        self.prefetch_taken = 0     # requests that took over the prefetch in progress
         self._preview_module: torch.nn.Module | None = None
         self._graph: fx.Graph | None = None
         self._models_version = 0
@@ -229,6 +258,7 @@ class ImageView(QWidget):
         model.imagesChanged.connect(self._on_images_change)
         model.currentImageChanged.connect(self._on_current_change)
         model.maskChanged.connect(self.request_render)
+        model.busyChanged.connect(self._on_long_job)
         self.live.failed.connect(model.errorOccurred)
         self._on_models_change()
         self._on_images_change()
@@ -309,6 +339,7 @@ class ImageView(QWidget):
     def _on_models_change(self) -> None:
         s = self.model.session
         self._models_version += 1
+        self._prefetched.clear()   # (keyed by the models' version too: this frees them sooner)
         self._preview_module = copy.deepcopy(s.target.module) if s.target is not None else None
         # traced here, on the UI thread: tracing patches nn.Module.__call__ process-wide
         self._graph = traced_graph(s.target) if s.target is not None else None
@@ -362,6 +393,7 @@ class ImageView(QWidget):
     def request_render(self) -> None:
         req = self.make_request()
         if req is None:
+            self.live.stop_speculation()
             self.result = None
             self._shape = None
             self.title.setText("No image")
@@ -373,10 +405,85 @@ class ImageView(QWidget):
             self._show_compare()
             self.metrics.setText("")
             return
+        self._remember_state(req)
         if self.live.idle and self.result is not None and _same_output(self.result.request, req):
             return   # e.g. the slider moved less than one filter: what is shown is still right
+        if self.prefetch_enabled and self._take_prefetch(req):
+            self._prefetch_next(req)
+            return
         cache = self._cache
         self.live.submit(lambda: render(req, cache), self._apply)
+        self._prefetch_next(req)
+
+    # -- prefetch ----------------------------------------------------------------------------
+    def set_prefetch(self, enabled: bool) -> None:
+        """Whether the view renders its guess of the next mask state in the background."""
+        self.prefetch_enabled = bool(enabled)
+        if not enabled:
+            self.live.stop_speculation()
+            self._prefetched.clear()
+
+    def _remember_state(self, req: RenderRequest) -> None:
+        ms = self.model.session.mask_settings
+        state = MaskState(ms.degradation, ms.proportion, req.mask)
+        if self._states:
+            last = self._states[-1]
+            if (last.degradation == state.degradation and last.proportion == state.proportion
+                    and last.mask.mode == state.mask.mode and last.mask.lam == state.mask.lam
+                    and np.array_equal(last.mask.indices, state.mask.indices)):
+                return
+        self._states = [*self._states[-1:], state]
+
+    def _take_prefetch(self, req: RenderRequest) -> bool:
+        """Show ``req`` from a kept prefetch, or let it take over the one in progress."""
+        def same(key: RenderRequest) -> bool:
+            return _same_output(key, req)
+
+        def show(r: RenderResult) -> None:
+            self._apply(replace(r, request=req, prefetched=True))
+
+        kept = self._prefetched.find(same)
+        if kept is not None:
+            self.live.supersede()   # whatever was pending is older than this
+            self.prefetch_hits += 1
+            show(kept)
+            return True
+        if self.live.adopt(same, show):
+            self.prefetch_taken += 1
+            return True
+        return False
+
+    def _prefetch_next(self, req: RenderRequest) -> None:
+        """Queue the render of the guessed next mask state behind ``req``'s (it starts when the
+        render thread is free and stops between nodes when a real request comes)."""
+        if (not self.prefetch_enabled or self.model.long_jobs or len(self._states) < 2
+                or req.module is None or req.baseline is None or req.graph is None):
+            return
+        s = self.model.session
+        try:
+            mask = predict_next(*self._states, s.top)
+        except FaigError:
+            return   # (the scores went away)
+        if mask is None:
+            return
+        guess = replace(req, mask=mask, requested=time.perf_counter(), max_threads=live_threads(0))
+        if self._prefetched.find(lambda k: _same_output(k, guess)) is not None:
+            return
+        speculating = self.live.speculating
+        if speculating is not None and _same_output(speculating, guess):
+            return
+        cache = self._cache
+        self.live.speculate(guess, lambda should_stop: render(guess, cache, should_stop), self._keep_prefetch)
+
+    def _keep_prefetch(self, r: RenderResult) -> None:
+        if r.request.models_version != self._models_version or not self.prefetch_enabled:
+            return
+        self._prefetched.put(r.request, r, _same_output)
+        self.prefetched.emit()
+
+    def _on_long_job(self, busy: bool, _what: str) -> None:
+        if busy:   # FAIG or the curves take half the cores: no guesses while they run
+            self.live.stop_speculation()
 
     def _apply(self, r: RenderResult) -> None:
         self.result = r

@@ -25,6 +25,7 @@ from faig_gui.app.image_view import ImageView
 from faig_gui.app.live import LatestTask
 from faig_gui.app.masking_dock import MaskingDock
 from faig_gui.app.plots_dock import PlotsDock
+from faig_gui.app.prefetch import PREFETCH_KEY
 from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.device import resolve_device
@@ -191,6 +192,12 @@ class MainWindow(QMainWindow):
         self.previous_image_action = a("&Previous image", lambda: self._step_image(-1), "Ctrl+Left",
                                        "Show the previous image")
         self.reset_layout_action = a("Reset &layout", self.reset_layout, None, "Put the panels back where they were")
+        self.prefetch_action = a("Prefetch the next mask &step", lambda: self.set_prefetch(self.prefetch_action.isChecked()),
+                                 None, "While nothing else runs, render the mask that one more step of the last "
+                                 "slider change would give, so that it shows at once (uses idle cores)")
+        self.prefetch_action.setCheckable(True)
+        self.prefetch_action.setChecked(settings().value(PREFETCH_KEY, True, type=bool))
+        self.image_view.set_prefetch(self.prefetch_action.isChecked())
         self.guide_action = a("&User guide", self.open_guide, K.HelpContents, "Open the user guide")
         self.about_action = a("&About faig-gui", self.about)
 
@@ -221,8 +228,8 @@ class MainWindow(QMainWindow):
             v.addAction(dock.toggleViewAction())
         v.addSeparator()
         for act in (self.previous_image_action, self.next_image_action, self.reset_zoom_action,
-                    self.reset_layout_action):
-            v.addAction(act)
+                    self.reset_layout_action, None, self.prefetch_action):
+            v.addSeparator() if act is None else v.addAction(act)
         h = mb.addMenu("&Help")
         h.addAction(self.guide_action)
         h.addAction(self.about_action)
@@ -587,6 +594,12 @@ class MainWindow(QMainWindow):
         s = self.model.session
         if s.images:
             self.model.set_current((s.current + step) % len(s.images))
+
+    def set_prefetch(self, enabled: bool) -> None:
+        """The preference View ▸ Prefetch the next mask step (kept across sessions)."""
+        self.prefetch_action.setChecked(enabled)
+        settings().setValue(PREFETCH_KEY, bool(enabled))
+        self.image_view.set_prefetch(enabled)
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state)
