@@ -138,14 +138,19 @@ class _OutputCache:
             self._items.popitem(last=False)
 
 
-def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bool] | None = None) -> RenderResult:
+def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bool] | None = None,
+           threads: int | None = None) -> RenderResult:
     """Runs on the render thread: outputs, maps and metrics for one request. With
     ``should_stop`` it is a speculative render: it raises Cancelled as soon as that turns True
-    (between the forward's nodes), uses the fastest thread count known and measures nothing."""
+    (between the forward's nodes) and measures nothing; ``threads`` (else the tuner's choice)
+    is the torch thread count it starts with."""
     start, cpu = time.perf_counter(), time.thread_time()
     stop = should_stop or (lambda: False)
     # this render thread's torch pool
-    threads = cache.threads.apply(req.max_threads, explore=should_stop is None)
+    if threads is None:
+        threads = cache.threads.apply(req.max_threads, explore=should_stop is None)
+    else:
+        torch.set_num_threads(threads)
     forward_s, forwards = 0.0, 0
     s = req.scale
     if req.module is None or req.target is None:
@@ -194,6 +199,22 @@ def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bo
         p_m = p_t if unchanged else psnr(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
                         time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter())
+
+
+def speculative_render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bool],
+                       taken_over: Callable[[], bool]) -> RenderResult:
+    """A guessed request's render: while it is only a guess it leaves one core to the UI thread
+    (which is still putting the last result on screen; on two cores a second torch thread would
+    fight it for a core and slow both), and from the node where a real request takes it over it
+    runs with the fastest count measured."""
+    full = cache.threads.best(req.max_threads)
+    spare = max(1, min(full, req.max_threads - 1))
+
+    def between_nodes() -> bool:
+        if taken_over() and torch.get_num_threads() != full:
+            torch.set_num_threads(full)
+        return should_stop()
+    return render(req, cache, between_nodes, threads=spare)
 
 
 class _Panel:
@@ -473,7 +494,8 @@ class ImageView(QWidget):
         if speculating is not None and _same_output(speculating, guess):
             return
         cache = self._cache
-        self.live.speculate(guess, lambda should_stop: render(guess, cache, should_stop), self._keep_prefetch)
+        self.live.speculate(guess, lambda should_stop, taken_over: speculative_render(guess, cache, should_stop, taken_over),
+                            self._keep_prefetch)
 
     def _keep_prefetch(self, r: RenderResult) -> None:
         if r.request.models_version != self._models_version or not self.prefetch_enabled:

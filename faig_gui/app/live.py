@@ -55,6 +55,7 @@ class _Speculation:
     key: Any                            # what the caller speculates (matched in adopt)
     future: concurrent.futures.Future
     stop: threading.Event
+    taken: threading.Event              # set when a real request takes it over (the job may see it)
     adopted: bool = False               # a real request took it over: only a newer one stops it
 
 
@@ -124,17 +125,19 @@ class LatestTask(QObject):
         if not self._drop_pending():
             self.busyChanged.emit(False)
 
-    def speculate(self, key: Any, job: Callable[[Callable[[], bool]], Any], keep: Callable[[Any], None]) -> bool:
-        """Queue ``job(should_stop)`` behind the real jobs; ``keep(result)`` runs on the UI thread
-        when it completes. A speculation already queued is replaced (stopped). The job raises
-        ``Cancelled`` when ``should_stop()`` turns True."""
+    def speculate(self, key: Any, job: Callable[[Callable[[], bool], Callable[[], bool]], Any],
+                  keep: Callable[[Any], None]) -> bool:
+        """Queue ``job(should_stop, taken_over)`` behind the real jobs; ``keep(result)`` runs on
+        the UI thread when it completes. A speculation already queued is replaced (stopped). The
+        job raises ``Cancelled`` when ``should_stop()`` turns True; ``taken_over()`` turns True
+        when a real request waits for its result (it may then use more resources)."""
         if self._closed:
             return False
         loop = _loop()
         self._stop_speculation()
-        stop = threading.Event()
-        future = self._executor.submit(lambda: job(stop.is_set))
-        spec = self._speculation = _Speculation(key, future, stop)
+        stop, taken = threading.Event(), threading.Event()
+        future = self._executor.submit(lambda: job(stop.is_set, taken.is_set))
+        spec = self._speculation = _Speculation(key, future, stop, taken)
         loop.create_task(self._keep(spec, keep))
         return True
 
@@ -148,6 +151,7 @@ class LatestTask(QObject):
             return False
         loop = _loop()
         spec.adopted = True
+        spec.taken.set()
         was_idle = self._drop_pending()
         self._future, self._pending_stop = spec.future, spec.stop
         self._task = loop.create_task(self._run(self._generation, spec.future, apply))

@@ -57,12 +57,14 @@ def stoppable(started: threading.Event, steps: list, result: str, n_steps: int =
     """A job of many short steps that checks should_stop between them (as the render does)."""
     from faig_gui.core.attribution import Cancelled
 
-    def job(should_stop):
+    def job(should_stop, taken_over):
         started.set()
         for n in range(n_steps):
             if should_stop():
                 steps.append(("stopped", n))
                 raise Cancelled()
+            if taken_over() and ("taken", ) not in steps:
+                steps.append(("taken", ))
             threading.Event().wait(0.005)
         steps.append(("done", result))
         return result
@@ -90,7 +92,7 @@ def test_a_speculation_waits_for_the_real_job_and_is_kept(qtbot, qloop):
     release, order, kept, applied = threading.Event(), [], [], []
     try:
         task.submit(lambda: (release.wait(10), order.append("real"), "real")[-1], applied.append)
-        task.speculate("guess", lambda should_stop: (order.append("guess"), "guessed")[-1], kept.append)
+        task.speculate("guess", lambda should_stop, taken_over: (order.append("guess"), "guessed")[-1], kept.append)
         release.set()
         qtbot.waitUntil(lambda: bool(kept), timeout=5000)
         assert order == ["real", "guess"] and applied == ["real"] and kept == ["guessed"]
@@ -111,7 +113,7 @@ def test_a_request_for_the_speculated_state_takes_it_over(qtbot, qloop):
         assert not task.idle                                         # now it is a request
         task.stop_speculation()                                      # only a newer request stops it
         qtbot.waitUntil(lambda: task.idle, timeout=30000)
-        assert applied == ["three"] and steps == [("done", "three")]
+        assert applied == ["three"] and steps == [("taken", ), ("done", "three")]   # it knew
         # a newer request does stop a taken-over speculation, and its result is not applied
         started.clear()
         steps.clear()
@@ -121,6 +123,6 @@ def test_a_request_for_the_speculated_state_takes_it_over(qtbot, qloop):
         assert task.adopt(lambda key: key == 5, applied.append)
         task.submit(lambda: "six", applied.append)
         qtbot.waitUntil(lambda: task.idle and bool(applied), timeout=5000)
-        assert applied == ["six"] and steps[0][0] == "stopped"
+        assert applied == ["six"] and steps[-1][0] == "stopped"
     finally:
         task.close()

@@ -178,23 +178,25 @@ def paused_prefetch(monkeypatch):
     """Speculative renders pause at their n-th stop check (render's own, then one per node of
     the forward) until released; the real render function runs, unchanged, around it."""
     real_render = image_view.render
-    gate = {"at": 3, "paused": threading.Event(), "release": threading.Event(), "after": []}
+    gate = {"at": 3, "paused": threading.Event(), "release": threading.Event(), "after": [], "threads": []}
 
-    def render(req, cache, should_stop=None):
+    def render(req, cache, should_stop=None, **kw):
         if should_stop is None:
-            return real_render(req, cache)
+            return real_render(req, cache, **kw)
         asked = [0]
 
         def paused_stop():
             asked[0] += 1
             if asked[0] == gate["at"]:
+                gate["threads"].append(torch.get_num_threads())   # while only a guess
                 gate["paused"].set()
                 gate["release"].wait(20)
             answer = should_stop()
             if asked[0] >= gate["at"]:
                 gate["after"].append(answer)
+                gate["threads"].append(torch.get_num_threads())
             return answer
-        return real_render(req, cache, paused_stop)
+        return real_render(req, cache, paused_stop, **kw)
 
     monkeypatch.setattr(image_view, "render", render)
     yield gate
@@ -243,6 +245,10 @@ def test_a_request_for_the_guess_in_progress_takes_it_over(demo_window, qtbot, p
     with qtbot.waitSignal(view.rendered, timeout=20000):
         gate["release"].set()
     assert gate["after"][0] is False                      # it went on
+    # as a guess it left a core to the UI thread; taken over, it went on with the render's count
+    tuner, limit = view._cache.threads, view.result.request.max_threads
+    assert gate["threads"][0] == max(1, min(tuner.best(limit), limit - 1))
+    assert gate["threads"][1] == tuner.best(limit)
     assert view.result.prefetched and view._cache.forwards["render"] == renders
     ref = masked_forward(s, top_by_hand(s.scores["blur"], 3.0))
     np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
