@@ -19,6 +19,18 @@ Evidence per input x and degradation d (F_d = d's top filters, Δ = target − b
 ``X``  d's share of the masking effect, M_d / Σ_d' M_d'; ``Y``: d's share of the change response,
        E_d / Σ_d' E_d'. Shares cancel much of the image content, which the absolute evidences
        carry from one image to the next (with a single degradation they are constant: no vote).
+``S``  self-referenced masking effect, for deciding d once other degradations were found. The
+       target's output for the input (its restoration) is degraded again twice: by the
+       degradations found so far, at their estimated strengths, and by the same plus d at its
+       analysed level. These two *references* hold the input's content, one without d and one
+       with it. S_d is where the input lies between them on log N_d (0: like the reference
+       without d, 1: like the one with d), so the content cancels. This separates
+       blur+noise from noise-only, where N, M and E read the content as much as the blur.
+       ``T``: the same position on the log gradient energy of the target's outputs. The
+       references' noise has the input's own level: the robust σ of what the restoration
+       removed, scaled to the true σ on the calibration samples. Both cost two more passes
+       on one tile (the references in one batch; the target and the d-masked target),
+       and only when such a decision comes up (a noisy image, for blur).
 
 Decision (multi-label): degradations are decided one after another, most separable first; each
 is decided by a weighted vote of its calibrated evidences, calibrated on the analysis samples
@@ -59,7 +71,11 @@ from faig_gui.core.registry import LoadedModel, check_pair
 from faig_gui.core.results import atomic_write_bytes
 
 #: evidence kinds, in the order of the docstring
-EVIDENCE = ("M", "N", "E", "R", "Q", "P", "X", "Y")
+EVIDENCE = ("M", "N", "E", "R", "Q", "P", "X", "Y", "S", "T")
+#: the self-referenced kinds: measured only for a decision with some other degradation found
+SELF_REFERENCED = ("S", "T")
+#: seed of the noise drawn into a reference (a prediction is a function of the image)
+REFERENCE_SEED = 20211206
 CLEAN = "clean"
 
 
@@ -67,12 +83,17 @@ CLEAN = "clean"
 class PredictorConfig:
     proportion: float = 1.0                 # percent of filters per degradation (top k %)
     # Q and P cost two more passes per degradation and added little on the measured pairs
-    evidence: tuple[str, ...] = ("M", "N", "E", "R", "X", "Y")
+    evidence: tuple[str, ...] = ("M", "N", "E", "R", "X", "Y", "S", "T")
     tile: int = 64                          # LR tile side for images above max_pixels
-    max_pixels: int = 2 * 64 * 64           # LR pixels analysed per image (more: tiles)
+    max_pixels: int = 64 * 64               # LR pixels analysed per image (more: tiles)
     levels: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)   # strength factors calibrated
     seeds: int = 2                          # noise draws per calibration image and class
     min_spread: float = 0.5                 # floor of an evidence's spread (log units) in calibration
+    # the same floor for S and T: the content cancels in them, so new images vary about as
+    # little as the calibration images do
+    min_spread_reference: float = 0.05
+    reference_draws: int = 1                # noise draws per reference (S, T)
+    reference_tiles: int = 1                # tiles measured against the references (most textured first)
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -214,7 +235,12 @@ class EvidenceModel:
         return y, e
 
     def evidence(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> dict[str, np.ndarray]:
-        """Evidence arrays of shape (B, D) for a batch of LR tiles (B,3,h,w) in [0, 1]."""
+        """Evidence arrays of shape (B, D) for a batch of LR tiles (B,3,h,w) in [0, 1]; the
+        self-referenced kinds (S, T) are NaN here: :meth:`self_reference` measures them."""
+        return self.measure(x, kinds)[0]
+
+    def measure(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> tuple[dict[str, np.ndarray], "_Pass"]:
+        """:meth:`evidence`, and what :meth:`self_reference` needs of this pass."""
         y, e = self.forward(x, probe=True)
         out: dict[str, np.ndarray] = {}
         if "E" in kinds:
@@ -224,23 +250,25 @@ class EvidenceModel:
         if "Y" in kinds:
             e0 = e[0].cpu().double().numpy()
             out["Y"] = e0 / np.maximum(e0.sum(1, keepdims=True), 1e-12)
-        if not set(kinds) & {"M", "N", "Q", "P", "X"}:
-            return out
+        for k in SELF_REFERENCED:
+            if k in kinds:
+                out[k] = np.full((x.shape[0], len(self.names)), np.nan)
+        if not set(kinds) & {"M", "N", "Q", "P", "X", *SELF_REFERENCED}:
+            return out, _Pass(x, y, None, None)
         h, w = x.shape[-2:]
         g_target = gradient_map(y.double())   # double: the effect is a small difference of maps
-        energy = (g_target * g_target).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+        energy = _mean(g_target * g_target)
         cols = {k: np.zeros((x.shape[0], len(self.names))) for k in ("M", "N", "Q", "P") if k in kinds}
         m_all = np.zeros((x.shape[0], len(self.names)))
         for n, d in enumerate(self.names):
             y_d, _ = self.forward(x, self.masked[d])
-            if set(kinds) & {"M", "N", "X"}:
-                diff = gradient_map(y_d.double()) - g_target
-                m = (diff * diff).mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
-                m_all[:, n] = m
-                if "M" in cols:
-                    cols["M"][:, n] = m
-                if "N" in cols:
-                    cols["N"][:, n] = m / np.maximum(energy, 1e-12)
+            diff = gradient_map(y_d.double()) - g_target
+            m = _mean(diff * diff)
+            m_all[:, n] = m
+            if "M" in cols:
+                cols["M"][:, n] = m
+            if "N" in cols:
+                cols["N"][:, n] = m / np.maximum(energy, 1e-12)
             if "Q" in kinds or "P" in kinds:
                 back = bicubic_resize(y_d.clamp(0, 1), h, w)
                 _, e_back = self.forward(back, probe=True)
@@ -251,7 +279,88 @@ class EvidenceModel:
         out.update(cols)
         if "X" in kinds:
             out["X"] = m_all / np.maximum(m_all.sum(1, keepdims=True), 1e-12)
-        return out
+        return out, _Pass(x, y, energy, m_all, self.residual_sigma(x, y))
+
+    def residual_sigma(self, x: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
+        """(B,) robust σ (1.4826 x the median absolute deviation) of each tile of ``x`` minus
+        the target's output ``y`` for it (computed when not given) brought back to x's size:
+        what the restoration removed, mostly the noise, when there is any."""
+        if y is None:
+            y, _ = self.forward(x)
+        h, w = x.shape[-2:]
+        back = bicubic_resize(y.clamp(0, 1), h, w)
+        r = (x.to(back.device).float() - back).flatten(1).double()
+        mad = (r - r.quantile(0.5, dim=1, keepdim=True)).abs().quantile(0.5, dim=1)
+        return (1.4826 * mad).cpu().numpy()
+
+    def self_reference(self, p: "_Pass", n: int, others: Sequence[tuple[Degradation, float]],
+                       d_definition: Degradation, draws: int = 1, count: int | None = None,
+                       noise_scale: float = 1.0) -> dict[str, np.ndarray]:
+        """S and T (each (B,)) of degradation d = ``self.names[n]`` for the first ``count`` tiles
+        of pass ``p`` (all by default).
+
+        Two references hold each tile's content: the target's output for it (its restoration)
+        degraded by ``others`` (the degradations found so far, (definition, strength factor)
+        pairs, not d), and by the same and d at its analysed level (``d_definition``). Their
+        noise, if they have any, has the tile's own level, ``noise_scale`` times the robust σ of
+        what the restoration removed (:attr:`_Pass.residual_sigma`), which reads the level
+        closer than a calibration curve. S is where the input lies between the references on
+        log N_d (0: like the reference without d, 1: like the one with d), T the same on the
+        log gradient energy of the target's output. ``draws`` seeded noise draws per
+        reference, averaged in log space."""
+        if p.energy is None:
+            raise ValueError("self_reference needs a pass measured with the masking effect")
+        b = p.y.shape[0] if count is None else max(1, min(count, p.y.shape[0]))
+        y = p.y[:b].clamp(0, 1)
+        k = max(1, draws)
+        base = combine(list(others))
+        refs = []
+        for with_d in (False, True):
+            for j in range(k):
+                for t in range(b):
+                    deg = base
+                    if deg.noise_sigma:
+                        deg = replace(deg, noise_sigma=float(noise_scale * p.residual_sigma[t]))
+                    if with_d:
+                        deg = combine([(deg, 1.0), (d_definition, 1.0)])
+                    refs.append(degrade(y[t:t + 1], self.target.scale, deg,
+                                        seeded_generator(REFERENCE_SEED + 1009 * j + t)))
+        ref = torch.cat(refs)                      # (2 k b, 3, h, w): without x k, with x k
+        y_r, _ = self.forward(ref)
+        g_r = gradient_map(y_r.double())
+        energy_r = _mean(g_r * g_r)
+        y_rd, _ = self.forward(ref, self.masked[self.names[n]])
+        diff = gradient_map(y_rd.double()) - g_r
+        m_r = _mean(diff * diff)
+        log_n = np.log(np.maximum(m_r, 1e-12) / np.maximum(energy_r, 1e-12)).reshape(2, k, b).mean(1)
+        log_e = np.log(np.maximum(energy_r, 1e-12)).reshape(2, k, b).mean(1)
+        n_x = np.log(np.maximum(p.m[:b, n], 1e-12) / np.maximum(p.energy[:b], 1e-12))
+        e_x = np.log(np.maximum(p.energy[:b], 1e-12))
+
+        def between(x, lo, hi):
+            span = hi - lo
+            ok = np.abs(span) > 1e-3
+            return np.where(ok, (x - lo) / np.where(ok, span, 1.0), np.nan)
+
+        return {"S": between(n_x, log_n[0], log_n[1]), "T": between(e_x, log_e[0], log_e[1])}
+
+
+def _mean(m: torch.Tensor) -> np.ndarray:
+    """(B,) means of a (B,1,H,W) map, x 1000."""
+    return m.mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+
+
+@dataclass
+class _Pass:
+    """What an evidence pass keeps for the self-referenced kinds."""
+
+    x: torch.Tensor                 # the LR tiles
+    y: torch.Tensor                 # the target's output for them
+    energy: np.ndarray | None       # (B,) gradient energy of y (x 1000)
+    m: np.ndarray | None            # (B, D) masking effects
+    #: (B,) robust σ (1.4826 x median absolute deviation) of x minus the restoration y brought
+    #: back to x's size: what the target removed, mostly the noise, if there is any
+    residual_sigma: np.ndarray | None = None
 
 
 def tiles(lr: torch.Tensor, tile: int, max_pixels: int) -> tuple[torch.Tensor, str]:
@@ -337,7 +446,15 @@ class _Stat:
     separation: float   # |median difference| / pooled spread
 
     def z(self, value: float) -> float:
-        return self.sign * (math.log(max(value, 1e-12)) - self.mid) / self.scale
+        return self.sign * (float(_scaled(self.kind, value)) - self.mid) / self.scale
+
+
+def _scaled(kind: str, values):
+    """The scale an evidence is compared on: log for the ratios and energies, as is for the
+    self-referenced kinds (already a position between two log values, may be negative)."""
+    if kind in SELF_REFERENCED:
+        return np.asarray(values, dtype=np.float64)
+    return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
 
 
 def _robust(v: np.ndarray) -> tuple[float, float]:
@@ -356,7 +473,8 @@ def _matches(s: Sample, context: Mapping[str, bool]) -> bool:
 
 
 def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
-               context: Mapping[str, bool], min_spread: float = 0.0) -> list[_Stat]:
+               context: Mapping[str, bool], min_spread: float = 0.0,
+               min_spread_reference: float = 0.0) -> list[_Stat]:
     """Per evidence kind: how it separates samples with d (at the analysed level) from samples
     without d, among samples whose other degradations match ``context``."""
     pos, neg = [], []
@@ -370,13 +488,22 @@ def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
     if len(pos) < 2 or len(neg) < 2:
         return []
     stats = []
+    found_other = any(context.values())
     for k in kinds:
-        a = np.log(np.maximum([s.evidence[k][n] for s in pos], 1e-12))
-        b = np.log(np.maximum([s.evidence[k][n] for s in neg], 1e-12))
+        if k in SELF_REFERENCED and not found_other:
+            continue   # measured only against a reference holding the degradations found
+        a = np.array([s.evidence[k][n] for s in pos], dtype=np.float64)
+        b = np.array([s.evidence[k][n] for s in neg], dtype=np.float64)
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        if len(a) < 2 or len(b) < 2:
+            continue
+        a, b = _scaled(k, a), _scaled(k, b)
         (ma, sa), (mb, sb) = _robust(a), _robust(b)
         # the floor: new images vary more than the few calibration images do, so a margin that
-        # is large only against a tight calibration spread must not outvote a wide one
-        spread = max(math.sqrt((sa * sa + sb * sb) / 2), min_spread, 1e-3)
+        # is large only against a tight calibration spread must not outvote a wide one (less so
+        # where the content cancels)
+        floor = min_spread_reference if k in SELF_REFERENCED else min_spread
+        spread = max(math.sqrt((sa * sa + sb * sb) / 2), floor, 1e-3)
         sign = 1.0 if ma >= mb else -1.0
         stats.append(_Stat(k, (ma + mb) / 2, spread, sign, abs(ma - mb) / spread))
     return stats
@@ -385,11 +512,11 @@ def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
 @dataclass
 class _Curve:
     kind: str
-    log_values: np.ndarray   # increasing
+    log_values: np.ndarray   # increasing, on the kind's scale (:func:`_scaled`)
     log_factors: np.ndarray
 
     def factor(self, value: float) -> float:
-        return float(np.exp(np.interp(math.log(max(value, 1e-12)), self.log_values, self.log_factors)))
+        return float(np.exp(np.interp(float(_scaled(self.kind, value)), self.log_values, self.log_factors)))
 
 
 def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
@@ -406,8 +533,12 @@ def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
     levels = sorted(by_level)
     best = None
     for k in kinds:
-        med = np.array([np.median(np.log(np.maximum([s.evidence[k][n] for s in by_level[f]], 1e-12)))
-                        for f in levels])
+        if k in SELF_REFERENCED and not any(context.values()):
+            continue
+        values = [np.array([s.evidence[k][n] for s in by_level[f]], dtype=np.float64) for f in levels]
+        if not all(np.isfinite(v).all() for v in values):
+            continue
+        med = np.array([np.median(_scaled(k, v)) for v in values])
         if len(levels) > 2:
             rho = np.corrcoef(np.log(levels), med)[0, 1] if np.ptp(med) > 0 else 0.0
         else:
@@ -436,6 +567,8 @@ class Calibration:
     definitions: dict[str, Degradation]
     seconds: float = 0.0
     min_spread: float = 0.5       # log units: about ±65 % of variation between images
+    min_spread_reference: float = 0.05   # the same for the self-referenced kinds
+    noise_scale: float = 1.0      # true noise σ / the residual's robust σ (:attr:`_Pass.residual_sigma`)
     _stats: dict = field(default_factory=dict, repr=False)
     _curves: dict = field(default_factory=dict, repr=False)
 
@@ -443,7 +576,8 @@ class Calibration:
         key = (d, tuple(sorted(context.items())))
         if key not in self._stats:
             n = self.names.index(d)
-            found = _fit_stats(self.samples, d, n, self.kinds, context, self.min_spread)
+            found = _fit_stats(self.samples, d, n, self.kinds, context, self.min_spread,
+                               self.min_spread_reference)
             if not found and context:   # nothing matches this context: judge d on its own
                 found = self.stats(d, {})
             self._stats[key] = found
@@ -461,31 +595,60 @@ class Calibration:
     def separation(self, d: str, context: Mapping[str, bool]) -> float:
         return max((s.separation for s in self.stats(d, context)), default=0.0)
 
-    def decide(self, evidence: Mapping[str, np.ndarray]) -> tuple[list[str], dict[str, float], dict[str, dict[str, float]]]:
-        """Multi-label verdict, confidences and strengths from one image's evidence (kind -> (D,))."""
+    def decide(self, evidence: Mapping[str, np.ndarray],
+               reference: Callable[[str, Mapping[str, float]], Mapping[str, float]] | None = None,
+               ) -> tuple[list[str], dict[str, float], dict[str, dict[str, float]]]:
+        """Multi-label verdict, confidences and strengths from one image's evidence (kind -> (D,)).
+
+        ``reference(d, found)`` measures the self-referenced kinds of d (kind -> value) against a
+        reference holding the degradations ``found`` (name -> strength factor); without it, or
+        when nothing was found before d, d is judged on the other kinds."""
+        ev = {k: np.array(v, dtype=np.float64) for k, v in evidence.items()}
         decided: dict[str, bool] = {}
+        factors: dict[str, float] = {}
         scores: dict[str, float] = {}
         while len(decided) < len(self.names):
             todo = [d for d in self.names if d not in decided]
             d = max(todo, key=lambda t: (self.separation(t, decided), -self.names.index(t)))
-            z = self.vote(d, evidence, decided)
+            n = self.names.index(d)
+            found = {o: factors[o] for o, yes in decided.items() if yes}
+            if reference is not None and found and set(SELF_REFERENCED) & set(self.kinds):
+                for k, v in reference(d, found).items():
+                    if k in ev:
+                        ev[k][n] = v
+            z = self.vote(d, ev, decided)
             scores[d] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, 2.0 * z))))
             decided[d] = z > 0
+            if decided[d]:
+                factors[d] = self.factor(d, ev, {o: v for o, v in decided.items() if o != d}) or 1.0
         labels = [d for d in self.names if decided[d]]
         strength = {}
         for d in labels:
-            context = {o: decided[o] for o in self.names if o != d}
-            curve = self.curve(d, context)
-            if curve is not None and d in self.definitions:
-                value = float(evidence[curve.kind][self.names.index(d)])
-                strength[d] = strength_params(self.definitions[d], curve.factor(value))
+            factor = self.factor(d, ev, {o: decided[o] for o in self.names if o != d})
+            if factor is not None and d in self.definitions:
+                strength[d] = strength_params(self.definitions[d], factor)
         return labels, {d: scores[d] for d in self.names}, strength
 
+    def factor(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]) -> float | None:
+        """d's strength factor (1 = the analysed level) read through its calibration curve."""
+        curve = self.curve(d, context)
+        if curve is None:
+            return None
+        value = float(evidence[curve.kind][self.names.index(d)])
+        if not math.isfinite(value):
+            curve = self.curve(d, {})   # a kind not measured for this image: the plain curve
+            if curve is None:
+                return None
+            value = float(evidence[curve.kind][self.names.index(d)])
+            if not math.isfinite(value):
+                return None
+        return curve.factor(value)
+
     def vote(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]) -> float:
-        stats = self.stats(d, {o: v for o, v in context.items()})
+        n = self.names.index(d)
+        stats = [s for s in self.stats(d, dict(context)) if math.isfinite(float(evidence[s.kind][n]))]
         if not stats:
             return -1.0
-        n = self.names.index(d)
         weights = np.array([s.separation ** 2 for s in stats])
         zs = np.array([s.z(float(evidence[s.kind][n])) for s in stats])
         zs = np.clip(zs, -6, 6)
@@ -520,32 +683,66 @@ def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitio
     hrs = [mod_crop(h, scale) for h in hr_images]
     if not hrs:
         raise FaigError("the predictor calibrates on the analysis images: add analysis images first")
+    referenced = bool(set(SELF_REFERENCED) & set(config.evidence))
     total = len(plan) * len(hrs)
     done = 0
-    for c, present in enumerate(plan):
+
+    def step(count: int) -> None:
+        nonlocal done
+        if should_stop is not None and should_stop():
+            from faig_gui.core.attribution import Cancelled
+            raise Cancelled()
+        done += count
+        if on_progress is not None:
+            on_progress(done, total)
+
+    def inputs(c: int, present: Mapping[str, float], seed: int) -> list[list[torch.Tensor]]:
         deg = combine([(definitions[d], f) for d, f in present.items()])
-        draws = config.seeds if deg.noise_sigma else 1
-        for seed in range(draws):
-            batch_by_shape: dict[tuple, list[torch.Tensor]] = {}
-            for n, hr in enumerate(hrs):
-                lr = degrade(hr, scale, deg, seeded_generator(7919 * seed + 131 * n + c))
-                x, _ = tiles(lr, config.tile, config.max_pixels)
-                batch_by_shape.setdefault(tuple(x.shape[-2:]), []).append(x)
-            for group in batch_by_shape.values():
-                ev = model.evidence(torch.cat(group), config.evidence)
+        batch_by_shape: dict[tuple, list[torch.Tensor]] = {}
+        for n, hr in enumerate(hrs):
+            lr = degrade(hr, scale, deg, seeded_generator(7919 * seed + 131 * n + c))
+            x, _ = tiles(lr, config.tile, config.max_pixels)
+            batch_by_shape.setdefault(tuple(x.shape[-2:]), []).append(x)
+        return list(batch_by_shape.values())
+
+    def noise_of(present: Mapping[str, float]) -> float | None:
+        return combine([(definitions[d], f) for d, f in present.items()]).noise_sigma
+
+    # the references' noise level: the residual's robust σ scaled to the true σ, measured on
+    # the classes with noise at the analysed level (one target pass each)
+    noise_scale = 1.0
+    if referenced:
+        ratios = []
+        for c, present in enumerate(plan):
+            if noise_of(present) and all(f == 1.0 for f in present.values()):
+                for seed in range(config.seeds):
+                    for group in inputs(c, present, seed):
+                        ratios.append(noise_of(present) / model.residual_sigma(torch.cat(group)))
+        if ratios:
+            found = float(np.median(np.concatenate(ratios)))
+            noise_scale = found if math.isfinite(found) and found > 0 else 1.0
+    for c, present in enumerate(plan):
+        for seed in range(config.seeds if noise_of(present) else 1):
+            for group in inputs(c, present, seed):
+                ev, measured = model.measure(torch.cat(group), config.evidence)
+                if referenced:   # d judged once the others were found: against references without and with d
+                    for n, d in enumerate(names):
+                        others = [(definitions[o], f) for o, f in present.items() if o != d]
+                        # judged only in contexts of the others found at their analysed level
+                        if others and all(f == 1.0 for _, f in others):
+                            values = model.self_reference(measured, n, others, definitions[d],
+                                                          config.reference_draws, noise_scale=noise_scale)
+                            for k, v in values.items():
+                                if k in ev:
+                                    ev[k][:, n] = v
                 start_row = 0
                 for x in group:
                     rows = slice(start_row, start_row + x.shape[0])
                     start_row += x.shape[0]
                     samples.append(Sample(dict(present), {k: v[rows].mean(0) for k, v in ev.items()}))
-            if should_stop is not None and should_stop():
-                from faig_gui.core.attribution import Cancelled
-                raise Cancelled()
-        done += len(hrs)
-        if on_progress is not None:
-            on_progress(done, total)
+        step(len(hrs))
     return Calibration(list(names), tuple(config.evidence), samples, dict(definitions),
-                       time.perf_counter() - start, config.min_spread)
+                       time.perf_counter() - start, config.min_spread, config.min_spread_reference, noise_scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,18 +830,38 @@ class Predictor:
         return self.calibration
 
     def evidence(self, lr: torch.Tensor | np.ndarray) -> tuple[dict[str, np.ndarray], str]:
+        """The image's evidence (kind -> (D,), the tiles' mean; S and T are NaN: they depend
+        on the verdict so far, see :meth:`predict`) and the tiling note."""
+        ev, _, note = self._measure(lr)
+        return ev, note
+
+    def _measure(self, lr: torch.Tensor | np.ndarray):
         x = _as_batch(lr)
         batch, note = tiles(x, self.config.tile, self.config.max_pixels)
-        ev = self.model.evidence(batch, self.config.evidence)
-        return {k: v.mean(0) for k, v in ev.items()}, note
+        ev, measured = self.model.measure(batch, self.config.evidence)
+        return {k: v.mean(0) for k, v in ev.items()}, measured, note
 
     def predict(self, lr: torch.Tensor | np.ndarray) -> Prediction:
         """The verdict on one LR image (HWC float array in [0, 1] or 1x3xHxW tensor)."""
         calibration = self.calibrate()
         start = time.perf_counter()
-        ev, note = self.evidence(lr)
-        labels, scores, strength = calibration.decide(ev)
-        table = {k: {d: float(v[n]) for n, d in enumerate(self.names)} for k, v in ev.items()}
+        ev, measured, note = self._measure(lr)
+
+        def reference(d: str, found: Mapping[str, float]) -> dict[str, float]:
+            others = [(self.definitions[o], f) for o, f in found.items()]
+            values = self.model.self_reference(measured, self.names.index(d), others, self.definitions[d],
+                                               self.config.reference_draws, self.config.reference_tiles,
+                                               calibration.noise_scale)
+            values = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                      for k, v in values.items() if k in ev}
+            for k, v in values.items():
+                ev[k][self.names.index(d)] = v    # for the evidence table
+            return values
+
+        labels, scores, strength = calibration.decide(ev, reference)
+        table = {k: {d: float(v[n]) for n, d in enumerate(self.names) if math.isfinite(float(v[n]))}
+                 for k, v in ev.items()}
+        table = {k: v for k, v in table.items() if v}
         return Prediction(labels, scores, strength, table, note, time.perf_counter() - start)
 
 
@@ -666,7 +883,7 @@ def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
 # the calibration on disk
 # --------------------------------------------------------------------------------------------
 #: version of the stored calibration files; a file of another version is ignored
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: calibration files kept in the cache folder (the least recently used go first)
 CACHE_KEEP = 32
 # the modules whose code makes the evidence: an edit to any of them retires stored calibrations
@@ -731,7 +948,8 @@ def write_calibration(path: Path, key_text: str, cal: Calibration) -> str:
     meta = {"format": CACHE_FORMAT, "key": key_text, "names": list(cal.names), "kinds": list(cal.kinds),
             "definitions": [[d.name, d.blur_sigma, d.noise_sigma] for d in cal.definitions.values()],
             "present": [{d: float(f) for d, f in s.present.items()} for s in cal.samples],
-            "seconds": float(cal.seconds), "min_spread": float(cal.min_spread)}
+            "seconds": float(cal.seconds), "min_spread": float(cal.min_spread),
+            "min_spread_reference": float(cal.min_spread_reference), "noise_scale": float(cal.noise_scale)}
     shape = (len(cal.samples), len(cal.kinds), len(cal.names))
     evidence = np.array([[np.asarray(s.evidence[k], dtype=np.float64) for k in cal.kinds] for s in cal.samples],
                         dtype=np.float64).reshape(shape)
@@ -781,7 +999,8 @@ def _calibration_from_plain(meta: dict, evidence: np.ndarray, key_text: str) -> 
                               {k: ev[j].copy() for j, k in enumerate(kinds)}))
     definitions = {str(n): Degradation(str(n), None if b is None else float(b), None if s is None else float(s))
                    for n, b, s in meta["definitions"]}
-    return Calibration(names, kinds, samples, definitions, float(meta["seconds"]), float(meta["min_spread"]))
+    return Calibration(names, kinds, samples, definitions, float(meta["seconds"]), float(meta["min_spread"]),
+                       float(meta["min_spread_reference"]), float(meta["noise_scale"]))
 
 
 def _trim(folder: Path, keep: int) -> None:

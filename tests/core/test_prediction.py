@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from faig_gui.core.degradations import Degradation, downsample, paper_degradations
+from faig_gui.core.degradations import Degradation, degrade, downsample, paper_degradations, seeded_generator
 from faig_gui.core.errors import FaigError
-from faig_gui.core.prediction import (Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
+from faig_gui.core.prediction import (REFERENCE_SEED, Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
                                       calibration_plan, combine, tiles)
 from prediction_helpers import make_pair, smooth_hr, write_predict_inputs
 from reference_nets import BasicSRMSRResNet
@@ -177,6 +177,53 @@ def test_small_images_are_analysed_whole_and_large_ones_by_their_most_textured_t
     assert "2 tiles of 16x16" in note and "96x64" in note
 
 
+def literal_grad_map(t: torch.Tensor) -> np.ndarray:
+    img = t.clamp(0, 1).double().numpy()
+    gray = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    p = np.pad(gray, 1, mode="reflect")
+    gx = p[1:-1, 2:] - p[1:-1, :-2]
+    gy = p[2:, 1:-1] - p[:-2, 1:-1]
+    return np.sqrt(gx ** 2 + gy ** 2 + 1e-6)
+
+
+def test_self_referenced_evidence_matches_a_literal_computation(scores):
+    """S and T: where the input lies between two references made from the target's output, one
+    degraded by the degradations found (here noise, at the input's own noise level) and one by
+    the same plus d (blur), on log N_d and on the log gradient energy."""
+    base, targ = make_pair(change=3.0)
+    model = EvidenceModel(base, targ, scores, proportion=10.0)
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    ev, measured = model.measure(x, ("M", "N", "S", "T"))
+    assert np.isnan(ev["S"]).all() and np.isnan(ev["T"]).all()     # measured only against references
+    noise = Degradation("noise", noise_sigma=0.1)
+    blur = Degradation("blur", blur_sigma=2.0)
+    got = model.self_reference(measured, 0, [(noise, 1.0)], blur, draws=1, noise_scale=1.3)
+
+    filters = literal_filters(targ.state_dict)
+    masked = {k: v.clone() for k, v in targ.state_dict.items()}
+    for k in literal_top(scores["blur"], 10.0):
+        name, o, i = filters[k]
+        masked[name][o, i] = base.state_dict[name][o, i]
+
+    def log_n_and_e(img):   # log (M_blur / energy) and log energy of one LR image (3,h,w)
+        _, y = reference_features(targ.state_dict, img[None])
+        _, y_m = reference_features(masked, img[None])
+        g, g_m = literal_grad_map(y[0]), literal_grad_map(y_m[0])
+        energy = float((g * g).mean() * 1000)
+        return np.log(float(((g_m - g) ** 2).mean() * 1000) / energy), np.log(energy)
+
+    _, y = reference_features(targ.state_dict, x)
+    for t in range(2):
+        residual = (x[t] - downsample(y[t:t + 1].clamp(0, 1), 2)[0]).numpy().ravel()
+        sigma = 1.3 * 1.4826 * np.median(np.abs(residual - np.median(residual)))
+        refs = [degrade(y[t:t + 1].clamp(0, 1), 2, Degradation("r", blur_sigma=b, noise_sigma=sigma),
+                        seeded_generator(REFERENCE_SEED + t))[0] for b in (None, 2.0)]
+        (n_lo, e_lo), (n_hi, e_hi) = log_n_and_e(refs[0]), log_n_and_e(refs[1])
+        n_x, e_x = log_n_and_e(x[t])
+        assert got["S"][t] == pytest.approx((n_x - n_lo) / (n_hi - n_lo), rel=1e-3, abs=1e-4)
+        assert got["T"][t] == pytest.approx((e_x - e_lo) / (e_hi - e_lo), rel=1e-3, abs=1e-4)
+
+
 # --------------------------------------------------------------------------------------------
 # calibration and decision on hand-made samples
 
@@ -216,6 +263,51 @@ def test_decision_judges_each_degradation_among_samples_like_the_image(m_blur, q
     assert got == labels
     for d in ("blur", "noise"):
         assert (conf[d] > 0.5) == (d in labels)
+
+
+def referenced_calibration() -> Calibration:
+    """'E' tells noise everywhere; 'M' tells blur without noise and is blind to it among noisy
+    samples, where only the self-referenced 'S' (NaN where nothing else is present) tells it."""
+    rng = np.random.default_rng(1)
+    samples = []
+
+    def add(present, m_blur, s_blur, e_noise):
+        for _ in range(6):
+            j = rng.normal(0, 0.05, size=3)
+            samples.append(Sample(dict(present), {
+                "M": np.array([m_blur * np.exp(j[0]), 1.0]), "E": np.array([1.0, e_noise * np.exp(j[1])]),
+                "S": np.array([s_blur + j[2] if "noise" in present else np.nan, np.nan])}))
+
+    add({}, 1, 0, 1)
+    add({"blur": 1.0}, 10, 0, 1)
+    add({"noise": 1.0}, 1, 0.0, 10)
+    add({"blur": 1.0, "noise": 1.0}, 1, 1.0, 10)
+    return Calibration(["blur", "noise"], ("M", "E", "S"), samples, {d.name: d for d in paper_degradations()})
+
+
+@pytest.mark.parametrize("s_blur,labels", [(0.05, ["noise"]), (0.9, ["blur", "noise"])])
+def test_self_referenced_evidence_is_measured_once_another_degradation_was_found(s_blur, labels):
+    cal = referenced_calibration()
+    calls = []
+
+    def reference(d, found):
+        calls.append((d, dict(found)))
+        return {"S": s_blur}
+
+    noisy = {"M": np.array([1.0, 1.0]), "E": np.array([1.0, 10.0]),
+             "S": np.array([np.nan, np.nan])}
+    got, conf, _ = cal.decide(noisy, reference)
+    assert got == labels
+    # noise (the more separable) first, with nothing found: no reference; then blur against
+    # references holding the noise found, at its estimated strength
+    assert [c[0] for c in calls] == ["blur"] and set(calls[0][1]) == {"noise"}
+    assert calls[0][1]["noise"] == pytest.approx(1.0, rel=0.2)
+    # a clean image: nothing found, so nothing is measured against a reference
+    calls.clear()
+    clean = {"M": np.array([1.0, 1.0]), "E": np.array([1.0, 1.0]), "S": np.array([np.nan, np.nan])}
+    assert cal.decide(clean, reference)[0] == [] and calls == []
+    # without the measurement (evidence() alone), blur among noisy samples has no evidence for it
+    assert cal.decide(noisy)[0] == ["noise"]
 
 
 def test_strength_is_read_back_from_the_calibration_curve():
