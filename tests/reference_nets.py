@@ -6,7 +6,6 @@ weights into these and compare, and the slow reference attributions rebuild them
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 

@@ -3,7 +3,6 @@ the CLI, the teaser."""
 from __future__ import annotations
 
 import json
-import math
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from faig_gui.core.dataset import make_degraded
 from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.evaluation import (EvaluationResult, evaluate, markdown_table, masking_effects,
-                                      psnr_table, svg_plot, teaser_image)
+                                      svg_plot, teaser_image)
 from faig_gui.core.imageio import write_image
 from faig_gui.core.registry import default_registry
 from plugins.msrresnet import MSRResNetArchitecture

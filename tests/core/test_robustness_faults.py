@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faig_gui import cli
 from faig_gui.core import results
 from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, analyze
 from faig_gui.core.attribution import Cancelled
 from faig_gui.core.dataset import make_degraded
 from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.errors import FaigError
-from faig_gui.core.imageio import read_image, write_image
+from faig_gui.core.imageio import write_image
 from faig_gui.core.session import Session
 
 from core.robustness_helpers import tiny_pair
