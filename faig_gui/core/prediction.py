@@ -35,7 +35,10 @@ Evidence per input x and degradation d (F_d = d's top filters, Δ = target − b
 Decision (multi-label): degradations are decided one after another, most separable first; each
 is decided by a weighted vote of its calibrated evidences, calibrated on the analysis samples
 whose other degradations match what was decided already (so "blur" is judged against noisy
-samples when the image was found noisy). Strength: a calibration curve of d's most
+samples when the image was found noisy); samples with d at its analysed level or stronger count
+as holding d (a stronger blur is still blur: the evidence is not always monotone in the level, and
+a threshold set against the analysed level alone read strong blur as clean). Strength: a
+calibration curve of d's most
 level-sensitive evidence over a few synthetic levels of d.
 """
 from __future__ import annotations
@@ -475,15 +478,15 @@ def _matches(s: Sample, context: Mapping[str, bool]) -> bool:
 def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
                context: Mapping[str, bool], min_spread: float = 0.0,
                min_spread_reference: float = 0.0) -> list[_Stat]:
-    """Per evidence kind: how it separates samples with d (at the analysed level) from samples
-    without d, among samples whose other degradations match ``context``."""
+    """Per evidence kind: how it separates samples with d (at the analysed level or stronger) from
+    samples without d, among samples whose other degradations match ``context``."""
     pos, neg = [], []
     for s in samples:
         if not _matches(s, context):
             continue
         if d not in s.present:
             neg.append(s)
-        elif s.present[d] == 1.0:
+        elif s.present[d] >= 1.0:   # the analysed level or stronger: a stronger d is still d
             pos.append(s)
     if len(pos) < 2 or len(neg) < 2:
         return []
