@@ -18,14 +18,6 @@ from faig_gui.core.registry import default_registry
 from plugins.msrresnet import MSRResNetArchitecture
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pair(seed=0):
     torch.manual_seed(seed)
     arch = MSRResNetArchitecture()

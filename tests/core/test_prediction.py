@@ -310,6 +310,22 @@ def test_self_referenced_evidence_is_measured_once_another_degradation_was_found
     assert cal.decide(noisy)[0] == ["noise"]
 
 
+def test_a_degradation_stronger_than_the_analysed_level_counts_as_present():
+    """Evidence that falls back toward the clean level past the analysed strength (as the masking
+    effect of strong blur does: little is left for the filters to restore) still reads blur."""
+    rng = np.random.default_rng(2)
+    samples = []
+    for present, m_blur in (({}, 1.0), ({"blur": 1.0}, 10.0), ({"blur": 2.0}, 2.5), ({"blur": 0.5}, 1.5)):
+        for _ in range(6):
+            samples.append(Sample(dict(present), {"M": np.array([m_blur * np.exp(rng.normal(0, 0.05)), 1.0]),
+                                                  "E": np.array([1.0, 1.0])}))
+    cal = Calibration(["blur", "noise"], ("M", "E"), samples, {d.name: d for d in paper_degradations()})
+    strong = {"M": np.array([2.5, 1.0]), "E": np.array([1.0, 1.0])}
+    # against the analysed level alone the threshold would sit at sqrt(1 x 10) = 3.2: clean
+    assert cal.decide(strong)[0] == ["blur"]
+    assert cal.decide({"M": np.array([1.0, 1.0]), "E": np.array([1.0, 1.0])})[0] == []
+
+
 def test_strength_is_read_back_from_the_calibration_curve():
     cal = hand_calibration()
     ev = {"M": np.array([1.0, 1.0]), "Q": np.array([1.0, 1.0]), "E": np.array([1.0, 15.0])}

@@ -16,15 +16,6 @@ from faig_gui.core.registry import default_registry
 from faig_gui.core.training import (PatchSampler, TrainConfig, cosine_lr, make_batch, train)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from threads, and threads stall on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _images(folder: Path, n: int = 3, size: int = 48, seed: int = 0) -> list[Path]:
     """Smooth random colour images (learnable by a tiny net)."""
     rng = np.random.default_rng(seed)
