@@ -19,18 +19,18 @@ Evidence per input x and degradation d (F_d = d's top filters, Δ = target − b
 ``X``  d's share of the masking effect, M_d / Σ_d' M_d'; ``Y``: d's share of the change response,
        E_d / Σ_d' E_d'. Shares cancel much of the image content, which the absolute evidences
        carry from one image to the next (with a single degradation they are constant: no vote).
-``S``  self-referenced masking effect, for deciding d once other degradations were found. The
-       target's output for the input (its restoration) is degraded again twice: by the
-       degradations found so far, at their estimated strengths, and by the same plus d at its
-       analysed level. These two *references* hold the input's content, one without d and one
-       with it. S_d is where the input lies between them on log N_d (0: like the reference
-       without d, 1: like the one with d), so the content cancels. This separates
-       blur+noise from noise-only, where N, M and E read the content as much as the blur.
+``S``  self-referenced masking effect, for the last decision, once every other degradation was
+       decided. The target's output for the input (its restoration) is degraded again twice:
+       by the degradations found (none, or noise at the input's level), and by the same plus
+       d at its analysed level. These two *references* hold the input's content, one without
+       d and one with it. S_d is where the input lies between them on log N_d (0: like the
+       reference without d, 1: like the one with d), so the content cancels. This separates
+       blur+noise from noise-only, where N, M and E read the content as much as the blur
+       (a noisy cat's fur reads as blur), and sharp from blurred textures.
        ``T``: the same position on the log gradient energy of the target's outputs. The
        references' noise has the input's own level: the robust σ of what the restoration
        removed, scaled to the true σ on the calibration samples. Both cost two more passes
-       on one tile (the references in one batch; the target and the d-masked target),
-       and only when such a decision comes up (a noisy image, for blur).
+       on one tile (the references in one batch; the target and the d-masked target).
 
 Decision (multi-label): degradations are decided one after another, most separable first; each
 is decided by a weighted vote of its calibrated evidences, calibrated on the analysis samples
@@ -75,7 +75,7 @@ from faig_gui.core.results import atomic_write_bytes
 
 #: evidence kinds, in the order of the docstring
 EVIDENCE = ("M", "N", "E", "R", "Q", "P", "X", "Y", "S", "T")
-#: the self-referenced kinds: measured only for a decision with some other degradation found
+#: the self-referenced kinds: measured for the last decision, once every other degradation was decided
 SELF_REFERENCED = ("S", "T")
 #: seed of the noise drawn into a reference (a prediction is a function of the image)
 REFERENCE_SEED = 20211206
@@ -303,8 +303,8 @@ class EvidenceModel:
         of pass ``p`` (all by default).
 
         Two references hold each tile's content: the target's output for it (its restoration)
-        degraded by ``others`` (the degradations found so far, (definition, strength factor)
-        pairs, not d), and by the same and d at its analysed level (``d_definition``). Their
+        degraded by ``others`` (the degradations found, (definition, strength factor) pairs,
+        not d; possibly none), and by the same and d at its analysed level (``d_definition``). Their
         noise, if they have any, has the tile's own level, ``noise_scale`` times the robust σ of
         what the restoration removed (:attr:`_Pass.residual_sigma`), which reads the level
         closer than a calibration curve. S is where the input lies between the references on
@@ -477,7 +477,7 @@ def _matches(s: Sample, context: Mapping[str, bool]) -> bool:
 
 def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
                context: Mapping[str, bool], min_spread: float = 0.0,
-               min_spread_reference: float = 0.0) -> list[_Stat]:
+               min_spread_reference: float = 0.0, complete: bool = False) -> list[_Stat]:
     """Per evidence kind: how it separates samples with d (at the analysed level or stronger) from
     samples without d, among samples whose other degradations match ``context``."""
     pos, neg = [], []
@@ -491,10 +491,9 @@ def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
     if len(pos) < 2 or len(neg) < 2:
         return []
     stats = []
-    found_other = any(context.values())
     for k in kinds:
-        if k in SELF_REFERENCED and not found_other:
-            continue   # measured only against a reference holding the degradations found
+        if k in SELF_REFERENCED and not complete:
+            continue   # measured only once every other degradation was decided
         a = np.array([s.evidence[k][n] for s in pos], dtype=np.float64)
         b = np.array([s.evidence[k][n] for s in neg], dtype=np.float64)
         a, b = a[np.isfinite(a)], b[np.isfinite(b)]
@@ -523,7 +522,7 @@ class _Curve:
 
 
 def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
-               context: Mapping[str, bool]) -> _Curve | None:
+               context: Mapping[str, bool], complete: bool = False) -> _Curve | None:
     """Median evidence per level of d (others as in ``context``), for the most level-sensitive
     evidence kind; made monotone so that it can be read backwards."""
     by_level: dict[float, list[Sample]] = {}
@@ -536,7 +535,7 @@ def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
     levels = sorted(by_level)
     best = None
     for k in kinds:
-        if k in SELF_REFERENCED and not any(context.values()):
+        if k in SELF_REFERENCED and not complete:
             continue
         values = [np.array([s.evidence[k][n] for s in by_level[f]], dtype=np.float64) for f in levels]
         if not all(np.isfinite(v).all() for v in values):
@@ -580,7 +579,7 @@ class Calibration:
         if key not in self._stats:
             n = self.names.index(d)
             found = _fit_stats(self.samples, d, n, self.kinds, context, self.min_spread,
-                               self.min_spread_reference)
+                               self.min_spread_reference, len(context) == len(self.names) - 1)
             if not found and context:   # nothing matches this context: judge d on its own
                 found = self.stats(d, {})
             self._stats[key] = found
@@ -589,7 +588,8 @@ class Calibration:
     def curve(self, d: str, context: Mapping[str, bool]) -> _Curve | None:
         key = (d, tuple(sorted(context.items())))
         if key not in self._curves:
-            found = _fit_curve(self.samples, d, self.names.index(d), self.kinds, context)
+            found = _fit_curve(self.samples, d, self.names.index(d), self.kinds, context,
+                               len(context) == len(self.names) - 1)
             if found is None and context:
                 found = self.curve(d, {})
             self._curves[key] = found
@@ -603,9 +603,9 @@ class Calibration:
                ) -> tuple[list[str], dict[str, float], dict[str, dict[str, float]]]:
         """Multi-label verdict, confidences and strengths from one image's evidence (kind -> (D,)).
 
-        ``reference(d, found)`` measures the self-referenced kinds of d (kind -> value) against a
-        reference holding the degradations ``found`` (name -> strength factor); without it, or
-        when nothing was found before d, d is judged on the other kinds."""
+        ``reference(d, found)`` measures the self-referenced kinds of d (kind -> value) against
+        references holding the degradations ``found`` (name -> strength factor), for the last
+        degradation decided; without it, d is judged on the other kinds."""
         ev = {k: np.array(v, dtype=np.float64) for k, v in evidence.items()}
         decided: dict[str, bool] = {}
         factors: dict[str, float] = {}
@@ -615,7 +615,7 @@ class Calibration:
             d = max(todo, key=lambda t: (self.separation(t, decided), -self.names.index(t)))
             n = self.names.index(d)
             found = {o: factors[o] for o, yes in decided.items() if yes}
-            if reference is not None and found and set(SELF_REFERENCED) & set(self.kinds):
+            if reference is not None and len(decided) == len(self.names) - 1 and set(SELF_REFERENCED) & set(self.kinds):
                 for k, v in reference(d, found).items():
                     if k in ev:
                         ev[k][n] = v
@@ -731,8 +731,8 @@ def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitio
                 if referenced:   # d judged once the others were found: against references without and with d
                     for n, d in enumerate(names):
                         others = [(definitions[o], f) for o, f in present.items() if o != d]
-                        # judged only in contexts of the others found at their analysed level
-                        if others and all(f == 1.0 for _, f in others):
+                        # judged only in contexts of the others decided, found at their analysed level
+                        if all(f == 1.0 for _, f in others):
                             values = model.self_reference(measured, n, others, definitions[d],
                                                           config.reference_draws, noise_scale=noise_scale)
                             for k, v in values.items():

@@ -267,7 +267,8 @@ def test_decision_judges_each_degradation_among_samples_like_the_image(m_blur, q
 
 def referenced_calibration() -> Calibration:
     """'E' tells noise everywhere; 'M' tells blur without noise and is blind to it among noisy
-    samples, where only the self-referenced 'S' (NaN where nothing else is present) tells it."""
+    samples, where only the self-referenced 'S' tells it (S is measured for blur, the last
+    decision, with or without noise found)."""
     rng = np.random.default_rng(1)
     samples = []
 
@@ -276,17 +277,17 @@ def referenced_calibration() -> Calibration:
             j = rng.normal(0, 0.05, size=3)
             samples.append(Sample(dict(present), {
                 "M": np.array([m_blur * np.exp(j[0]), 1.0]), "E": np.array([1.0, e_noise * np.exp(j[1])]),
-                "S": np.array([s_blur + j[2] if "noise" in present else np.nan, np.nan])}))
+                "S": np.array([s_blur + j[2], np.nan])}))
 
     add({}, 1, 0, 1)
-    add({"blur": 1.0}, 10, 0, 1)
+    add({"blur": 1.0}, 10, 1.0, 1)
     add({"noise": 1.0}, 1, 0.0, 10)
     add({"blur": 1.0, "noise": 1.0}, 1, 1.0, 10)
     return Calibration(["blur", "noise"], ("M", "E", "S"), samples, {d.name: d for d in paper_degradations()})
 
 
 @pytest.mark.parametrize("s_blur,labels", [(0.05, ["noise"]), (0.9, ["blur", "noise"])])
-def test_self_referenced_evidence_is_measured_once_another_degradation_was_found(s_blur, labels):
+def test_the_last_decision_is_measured_against_references_of_what_was_found(s_blur, labels):
     cal = referenced_calibration()
     calls = []
 
@@ -294,18 +295,19 @@ def test_self_referenced_evidence_is_measured_once_another_degradation_was_found
         calls.append((d, dict(found)))
         return {"S": s_blur}
 
-    noisy = {"M": np.array([1.0, 1.0]), "E": np.array([1.0, 10.0]),
-             "S": np.array([np.nan, np.nan])}
+    noisy = {"M": np.array([1.0, 1.0]), "E": np.array([1.0, 10.0]), "S": np.array([np.nan, np.nan])}
     got, conf, _ = cal.decide(noisy, reference)
     assert got == labels
-    # noise (the more separable) first, with nothing found: no reference; then blur against
+    # noise (the more separable) first, with blur undecided: no reference; then blur against
     # references holding the noise found, at its estimated strength
     assert [c[0] for c in calls] == ["blur"] and set(calls[0][1]) == {"noise"}
     assert calls[0][1]["noise"] == pytest.approx(1.0, rel=0.2)
-    # a clean image: nothing found, so nothing is measured against a reference
+    # a clean-looking image: blur is judged against references with nothing in them
     calls.clear()
     clean = {"M": np.array([1.0, 1.0]), "E": np.array([1.0, 1.0]), "S": np.array([np.nan, np.nan])}
-    assert cal.decide(clean, reference)[0] == [] and calls == []
+    assert cal.decide(clean, lambda d, found: calls.append((d, dict(found))) or {"S": 0.02})[0] == []
+    assert calls == [("blur", {})]
+    assert cal.decide(clean, lambda d, found: {"S": 0.95})[0] == ["blur"]
     # without the measurement (evidence() alone), blur among noisy samples has no evidence for it
     assert cal.decide(noisy)[0] == ["noise"]
 
