@@ -161,17 +161,24 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
              "relative to the content's scale, and d's share of each among the degradations. (The same "
              "response on the d-masked output downscaled back to the input size, Q and P, is available "
              "but off by default: it costs two more passes per degradation and added little.)",
+             "- Self-referenced evidence (S, T), once another degradation was found (blur, when the "
+             "image was found noisy): the target's own output is degraded again twice, by what was found "
+             "(noise at the input's own level) and by that plus d. These two references hold the input's "
+             "content without d and with it, and S is where the input lies between them on d's relative "
+             "masking effect (0: like the one without d, 1: like the one with d); T is the same on the "
+             "output's gradient energy. The content cancels, which the absolute evidences could not do: "
+             "they read a noisy image's texture as blur.",
              "- Calibration, automatic and cached (in memory and on disk, `~/.cache/faig-gui/calibration`, "
              "keyed by the weights, scores, settings and code): the analysis HR images (never evaluation images), "
              "degraded by every combination of the analysed degradations and by a few synthetic levels "
-             "of each. Per evidence, a threshold and a scale in log space; evidences vote with weights "
-             "from how well they separate the calibration samples.",
+             "of each. Per evidence, a threshold and a scale (in log space; S and T as they are); "
+             "evidences vote with weights from how well they separate the calibration samples.",
              "- Decision: degradations are decided one after another, the most separable first; each is "
              "judged against the calibration samples that match what was decided already (blur among "
-             "noisy samples when the image was found noisy). Strength: the most level-sensitive evidence "
-             "read back through its calibration curve.",
-             "- Large images: the two most textured 64x64 tiles are analysed (the "
-             "result says so).", "",
+             "noisy samples when the image was found noisy), with d at its analysed level or stronger "
+             "counting as present. Strength: the most level-sensitive evidence read back through its "
+             "calibration curve.",
+             "- Large images: the most textured 64x64 tile is analysed (the result says so).", "",
              "## Accuracy", "",
              *([f"**{meta['note']}**", ""] if meta.get("note") else []),
              f"- pair: `{meta['baseline']}` / `{meta['target']}`, scores `{meta['scores']}`",
