@@ -14,18 +14,26 @@ forward, so later readers of the mutated node see what they would see there. The
 mutate is made to depend on everything the operation depends on: whenever the operation must run
 again, the value it mutates is first computed afresh, never mutated twice.
 
-A run can be stopped between nodes (``should_stop``): it raises ``Cancelled`` and the engine is
-left as the last completed run left it (a speculative render that a real request interrupts
-costs that request one node, not a pass). A run that fails part way forgets every kept output
-that depends on the change, so that the next run computes those again.
+Speculation (``aside=True``): a run for weights that may be asked for next (the image view's
+prefetch) is computed *aside*: from the record, into a second record, leaving the first as it
+was. An ordinary run starts from whichever of the two needs fewer nodes (the aside one then
+becomes the record), so a guess that proves wrong costs the next real run nothing (a click after
+a prefetched top-k step still reruns only the clicked layer onwards) and one that comes true
+costs it nothing either. A run can be stopped between nodes (``should_stop``): it raises
+``Cancelled``; a stopped aside run leaves the first record untouched, a stopped (or failed)
+ordinary run forgets every kept output that depends on its change, so that the next run
+computes those again. (A stoppable run does not write into a copy of the kept outputs instead:
+the new outputs would then all need fresh memory, which the allocator maps in page by page,
+~35 % on top of a pass here.)
 
 Memory: one output per graph node for the current input (for MSRResNet 32/8 at 128x128 LR about
-60 MB), so inputs above ``max_pixels`` run the plain forward instead. A stoppable run keeps the
-outputs it replaces until it completes (up to as much again, for that run only).
+60 MB), twice that with an aside record, so inputs above ``max_pixels`` run the plain forward
+instead.
 """
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
@@ -36,6 +44,16 @@ from faig_gui.core.attribution import Cancelled
 
 _IN_PLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
                        operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor}
+
+
+@dataclass
+class _Record:
+    """One kept pass: its input, weights and every node's output."""
+
+    input: torch.Tensor | None = None
+    params: dict[str, torch.Tensor] = field(default_factory=dict)
+    values: dict[fx.Node, Any] = field(default_factory=dict)
+    valid: bool = True        # False while (or after) an aside run writes into it part way
 
 
 class IncrementalForward:
@@ -66,9 +84,8 @@ class IncrementalForward:
                 deps |= self.depends[src]
             self.depends[node] = frozenset(deps)
         self._propagate_in_place()
-        self._input: torch.Tensor | None = None
-        self._params: dict[str, torch.Tensor] = {}
-        self._values: dict[fx.Node, Any] = {}
+        self._main = _Record()           # what the last ordinary run (or a promoted aside run) left
+        self._aside = _Record(valid=False)
         self.last_recomputed = 0        # nodes run by the last call (for tests and benchmarks)
 
     def _mutates(self, node: fx.Node) -> fx.Node | None:
@@ -102,22 +119,31 @@ class IncrementalForward:
                     changed = True
 
     def clear(self) -> None:
-        self._input, self._params, self._values = None, {}, {}
+        self._main, self._aside = _Record(), _Record(valid=False)
 
-    def changed(self, params: Mapping[str, torch.Tensor]) -> set[str]:
-        """Names whose tensors differ from the last call's (same object: unchanged)."""
+    def changed(self, params: Mapping[str, torch.Tensor], record: _Record | None = None) -> set[str]:
+        """Names whose tensors differ from the record's (by default the last run's; same object:
+        unchanged)."""
+        kept = (record or self._main).params
         out = set()
         for k, v in params.items():
-            old = self._params.get(k)
+            old = kept.get(k)
             if old is None or (v is not old and not torch.equal(v, old)):
                 out.add(k)
         return out
 
+    def _to_run(self, record: _Record, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> list[fx.Node] | None:
+        """The nodes a run from ``record`` must compute; None when it cannot serve (another input)."""
+        if not record.valid or record.input is not x:
+            return None
+        changed = self.changed(params, record)
+        return [n for n in self.nodes if n not in record.values or self.depends[n] & changed]
+
     def run(self, x: torch.Tensor, params: Mapping[str, torch.Tensor],
-            should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+            should_stop: Callable[[], bool] | None = None, aside: bool = False) -> torch.Tensor:
         """The output for ``x`` with ``params``. ``should_stop()`` is asked before each node that
-        must run; when it answers True the run raises ``Cancelled`` and the engine keeps the
-        last completed run's input, weights and outputs, untouched."""
+        must run; when it answers True the run raises ``Cancelled`` (see the module docstring
+        for what is kept). ``aside``: a speculative run, kept in the second record."""
         if x.shape[-1] * x.shape[-2] > self.max_pixels:
             if should_stop is not None and should_stop():
                 raise Cancelled()
@@ -125,36 +151,71 @@ class IncrementalForward:
             self.last_recomputed = len(self.nodes)
             with torch.inference_mode():
                 return functional_call(self.module, dict(params), (x,))
-        fresh = x is not self._input
-        changed = set(params) if fresh else self.changed(params)
-        # a stoppable run writes into a copy (the kept tensors are not copied): stopping then
-        # leaves the last run's outputs as they were. Nodes that run again never write into a
-        # kept tensor: an in-place operation's target runs again before it (see _propagate_in_place)
-        values = {} if fresh else dict(self._values) if should_stop is not None else self._values
+        todo = self._to_run(self._main, x, params)
+        other = None if aside else self._to_run(self._aside, x, params)
+        if other is not None and (todo is None or len(other) < len(todo)):
+            # the aside record is closer (a guess that came true): it becomes the record, and
+            # the old one the buffer the next aside run overwrites
+            self._main, self._aside = self._aside, self._main
+            todo = other
+        if todo is None:   # a new input: everything (an aside run leaves the record as it is)
+            if not aside:
+                self._main = _Record()
+            todo = list(self.nodes)
+        if aside:
+            values = self._run_aside(x, params, todo, should_stop)
+        else:
+            values = self._run_in_place(x, params, todo, should_stop)
+        out = next(n for n in reversed(self.nodes) if n.op == "output")
+        return values[out]
+
+    def _run_in_place(self, x, params, todo: list[fx.Node], should_stop) -> dict:
+        main = self._main
+        values = main.values
+        rerun = set(todo)
         count = 0
         try:
             with torch.inference_mode():
-                for node in self.nodes:
-                    if not fresh and node in values and not (self.depends[node] & changed):
-                        continue
+                for node in todo:
                     if should_stop is not None and should_stop():
                         raise Cancelled()
                     values[node] = self._run_node(node, values, x, params)
                     count += 1
         except BaseException:
-            if values is self._values:
-                # replaced in place part way: outputs of the new weights sit beside the old ones.
-                # Forget every output the change touches; the old weights stay the record, so
-                # the next run computes those nodes again (they are missing) and keeps the rest
-                for node in self.nodes:
-                    if self.depends[node] & changed:
-                        values.pop(node, None)
+            # replaced in place part way: outputs of the new weights sit beside the old ones.
+            # Forget every output this run was to replace; the old weights stay the record, so
+            # the next run computes those nodes again (they are missing) and keeps the rest
+            for node in rerun:
+                values.pop(node, None)
             self.last_recomputed = count
             raise
-        self._input, self._params, self._values = x, dict(params), values
+        main.input, main.params = x, dict(params)
         self.last_recomputed = count
-        out = next(n for n in reversed(self.nodes) if n.op == "output")
-        return values[out]
+        return values
+
+    def _run_aside(self, x, params, todo: list[fx.Node], should_stop) -> dict:
+        # into the aside record's own dict, node by node: each output it held is let go right
+        # after its replacement is made, so the allocator reuses the memory (see the docstring).
+        # Nodes not run share the main record's tensors; they are never written in place:
+        # an in-place operation's target runs again before it (see _propagate_in_place)
+        main, buf = self._main, self._aside
+        buf.valid = False
+        values = buf.values
+        rerun = set(todo)
+        count = 0
+        with torch.inference_mode():
+            for node in self.nodes:
+                if node not in rerun:
+                    values[node] = main.values[node]
+                    continue
+                if should_stop is not None and should_stop():
+                    self.last_recomputed = count
+                    raise Cancelled()
+                values[node] = self._run_node(node, values, x, params)
+                count += 1
+        buf.input, buf.params, buf.valid = x, dict(params), True
+        self.last_recomputed = count
+        return values
 
     def _run_node(self, node: fx.Node, values: dict, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> Any:
         if node.op == "placeholder":

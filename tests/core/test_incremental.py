@@ -100,7 +100,7 @@ def test_large_inputs_run_the_plain_forward(pair):
     inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph, max_pixels=100)
     x = torch.rand(1, 3, 12, 12)
     np.testing.assert_array_equal(inc.run(x, targ).numpy(), plain(model.module, targ, x).numpy())
-    assert inc.last_recomputed == len(inc.nodes) and inc._values == {}
+    assert inc.last_recomputed == len(inc.nodes) and inc._main.values == {}
 
 
 class StopAfter:
@@ -114,7 +114,7 @@ class StopAfter:
         return self.asked > self.n
 
 
-def test_a_stopped_run_leaves_the_engine_as_the_last_completed_run(pair):
+def test_an_aside_run_leaves_the_record_and_stopping_it_costs_nothing(pair):
     from faig_gui.core.attribution import Cancelled
     model, base, targ = pair
     index = FilterIndex.from_state_dict(targ)
@@ -123,36 +123,86 @@ def test_a_stopped_run_leaves_the_engine_as_the_last_completed_run(pair):
     rng = np.random.default_rng(3)
     first = masked_state_dict(targ, base, FilterMask(rng.choice(index.total, 30, replace=False)), index)
     inc.run(x, first)
-    kept = dict(inc._values)
     n_nodes = len(inc.nodes)
     last_layer = index.layers[-1]
+
+    def kept():
+        return dict(inc._main.values)
+
+    def first_layer_change():
+        return masked_state_dict(targ, base, FilterMask(rng.choice(index.layers[0].count, 3, replace=False)), index)
+
+    # a change in the first layer: all but the input and its upsampled copy (the global skip)
+    # run again, so an aside run of it stops at stop_at
     for stop_at in (0, 1, 5, n_nodes // 2, n_nodes - 3):
-        # a change in the first layer: all but the input and its upsampled copy (the global
-        # skip) run again, so it stops at stop_at
-        other = masked_state_dict(targ, base, FilterMask(rng.choice(index.layers[0].count, 3, replace=False)), index)
+        before = kept()
         with pytest.raises(Cancelled):
-            inc.run(x, other, should_stop=StopAfter(stop_at))
+            inc.run(x, first_layer_change(), should_stop=StopAfter(stop_at), aside=True)
         assert inc.last_recomputed == stop_at
-        assert inc._values.keys() == kept.keys() and all(inc._values[k] is v for k, v in kept.items())
-        # the same weights as before the stopped run: nothing to compute, the same output
+        assert kept().keys() == before.keys() and all(kept()[k] is v for k, v in before.items())
+        # the weights of the record: nothing to compute, the same output
         np.testing.assert_array_equal(inc.run(x, first).numpy(), plain(model.module, first, x).numpy())
         assert inc.last_recomputed == 0
-        # then weights that differ from both in the last layer only: only its few nodes run
+        # weights that differ from the record in the last layer only: its few nodes
         late = dict(first)
         late[last_layer.name] = first[last_layer.name] + 0.1 * torch.randn_like(first[last_layer.name])
         with pytest.raises(Cancelled):
-            inc.run(x, other, should_stop=StopAfter(stop_at))
+            inc.run(x, first_layer_change(), should_stop=StopAfter(stop_at), aside=True)
         np.testing.assert_array_equal(inc.run(x, late).numpy(), plain(model.module, late, x).numpy())
         assert 0 < inc.last_recomputed <= 4
         first = late
-        kept = dict(inc._values)
-    # a run that is asked but never stopped is the plain forward too, and becomes the record
-    other = masked_state_dict(targ, base, FilterMask(np.arange(0, index.total, 7)), index)
+    # an aside run that completes (asked, never stopped) is the plain forward too ...
+    guess = first_layer_change()
+    before = kept()
     ask = StopAfter(10 ** 9)
-    np.testing.assert_array_equal(inc.run(x, other, should_stop=ask).numpy(), plain(model.module, other, x).numpy())
-    assert ask.asked == inc.last_recomputed > 0
-    inc.run(x, other)
+    np.testing.assert_array_equal(inc.run(x, guess, should_stop=ask, aside=True).numpy(),
+                                  plain(model.module, guess, x).numpy())
+    assert ask.asked == inc.last_recomputed == n_nodes - 2
+    assert all(kept()[k] is v for k, v in before.items())
+    # ... a wrong guess: a late change of the record reruns only the late nodes ...
+    late = dict(first)
+    late[last_layer.name] = first[last_layer.name] * 0.5
+    np.testing.assert_array_equal(inc.run(x, late).numpy(), plain(model.module, late, x).numpy())
+    assert 0 < inc.last_recomputed <= 4
+    # ... and a right one (asked for after that): nothing to run, it is kept
+    np.testing.assert_array_equal(inc.run(x, guess).numpy(), plain(model.module, guess, x).numpy())
     assert inc.last_recomputed == 0
+    # a click after the guess came true: from the guess, a few nodes
+    click = dict(guess)
+    click[last_layer.name] = guess[last_layer.name] * 0.5
+    np.testing.assert_array_equal(inc.run(x, click).numpy(), plain(model.module, click, x).numpy())
+    assert 0 < inc.last_recomputed <= 4
+    # two guesses in a row, the second from the first: both right
+    g1, g2 = first_layer_change(), first_layer_change()
+    before_guesses = kept()
+    for g in (g1, g2):
+        np.testing.assert_array_equal(inc.run(x, g, aside=True).numpy(), plain(model.module, g, x).numpy())
+    assert all(kept()[k] is v for k, v in before_guesses.items())   # the record: still the click
+    inc.run(x, click)
+    assert inc.last_recomputed == 0
+    for g in (g2, g1, click):
+        np.testing.assert_array_equal(inc.run(x, g).numpy(), plain(model.module, g, x).numpy())
+
+
+def test_a_stopped_run_forgets_what_it_was_to_replace(pair):
+    from faig_gui.core.attribution import Cancelled
+    model, base, targ = pair
+    index = FilterIndex.from_state_dict(targ)
+    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    x = torch.rand(1, 3, 16, 20)
+    rng = np.random.default_rng(5)
+    params = targ
+    inc.run(x, params)
+    for stop_at in (0, 2, 7, 12):
+        other = masked_state_dict(targ, base, FilterMask(rng.choice(index.total, 25, replace=False)), index)
+        with pytest.raises(Cancelled):
+            inc.run(x, other, should_stop=StopAfter(stop_at))
+        assert inc.last_recomputed == stop_at
+        # the record is still the last completed run's weights; what the stopped run had
+        # replaced is gone, so it is computed again (the output is right either way)
+        np.testing.assert_array_equal(inc.run(x, params).numpy(), plain(model.module, params, x).numpy())
+        np.testing.assert_array_equal(inc.run(x, other).numpy(), plain(model.module, other, x).numpy())
+        params = other
 
 
 def test_a_stop_on_a_new_input_keeps_the_old_input(pair):
@@ -162,8 +212,13 @@ def test_a_stop_on_a_new_input_keeps_the_old_input(pair):
     x, y = torch.rand(1, 3, 12, 12), torch.rand(1, 3, 12, 12)
     inc.run(x, targ)
     with pytest.raises(Cancelled):
-        inc.run(y, targ, should_stop=StopAfter(3))
+        inc.run(y, targ, should_stop=StopAfter(3), aside=True)
     inc.run(x, targ)
+    assert inc.last_recomputed == 0
+    np.testing.assert_array_equal(inc.run(y, targ, aside=True).numpy(), plain(model.module, targ, y).numpy())
+    inc.run(x, targ)                     # the record is still x's ...
+    assert inc.last_recomputed == 0
+    inc.run(y, targ)                     # ... and y's aside run serves y
     assert inc.last_recomputed == 0
     np.testing.assert_array_equal(inc.run(y, targ).numpy(), plain(model.module, targ, y).numpy())
 
@@ -196,11 +251,18 @@ def test_stopping_in_place_operations_keeps_outputs_right():
     params = dict(m.state_dict())
     inc.run(x, params)
     rng = np.random.default_rng(0)
-    for step, name in enumerate(("a.weight", "b.weight", "d.weight", "c.weight", "a.bias")):
+    names = ("a.weight", "b.weight", "d.weight", "c.weight", "a.bias", "b.bias", "c.weight", "d.bias")
+    for step, name in enumerate(names):
         changed = {**params, name: params[name] + 0.1 * torch.randn_like(params[name])}
+        aside = step % 2 == 0
         with pytest.raises(Cancelled):
-            inc.run(x, changed, should_stop=StopAfter(int(rng.integers(0, 3))))
+            inc.run(x, changed, should_stop=StopAfter(int(rng.integers(0, 3))), aside=aside)
         np.testing.assert_allclose(inc.run(x, params).numpy(), plain(m, params, x).numpy(), rtol=0, atol=1e-6)
-        assert inc.last_recomputed == 0
+        if aside:
+            assert inc.last_recomputed == 0
+        # a completed guess, then the old weights, then the guess: each as the plain forward
+        np.testing.assert_allclose(inc.run(x, changed, aside=True).numpy(), plain(m, changed, x).numpy(),
+                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(inc.run(x, params).numpy(), plain(m, params, x).numpy(), rtol=0, atol=1e-6)
         params = changed
         np.testing.assert_allclose(inc.run(x, params).numpy(), plain(m, params, x).numpy(), rtol=0, atol=1e-6)
