@@ -106,23 +106,39 @@ class _OutputCache:
         self.forwards: Counter = Counter()  # forward calls, "render" and "prefetch" (tests, benchmarks)
 
     def forward(self, req: "RenderRequest", x: torch.Tensor, params,
-                should_stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, float]:
+                should_stop: Callable[[], bool] | None = None, aside: bool = False) -> tuple[torch.Tensor, float]:
         """SR output of ``x`` with ``params``, and the share of a full pass it cost: through the
         incremental forward (only the layers a mask change touches) when the model traced and
         the image is small enough, else super_resolve (tiled when large). With ``should_stop``
-        (a speculative render) only the incremental forward runs, stopping between nodes; a
-        plain forward could not stop, so it raises Cancelled at once instead."""
-        if self._incremental is None or self._incremental[0] != req.models_version:
-            inc = IncrementalForward(req.module, req.graph) if req.graph is not None else None
-            self._incremental = (req.models_version, inc)
-        inc = self._incremental[1]
-        self.forwards["render" if should_stop is None else "prefetch"] += 1
+        (prefetch work) only the incremental forward runs, stopping between nodes; a plain
+        forward could not stop, so it raises Cancelled at once instead. ``aside``: a guess,
+        kept beside what the real renders left (IncrementalForward.run)."""
+        inc = self.incremental(req)
+        self.forwards["render" if should_stop is None and not aside else "prefetch"] += 1
         if inc is None or x.shape[-1] * x.shape[-2] > inc.max_pixels:
             if should_stop is not None:
                 raise Cancelled()
             return super_resolve(req.module, x, req.scale, params), 1.0
-        out = inc.run(x, params, should_stop).float()
+        out = inc.run(x, params, should_stop, aside=aside).float()
         return out, inc.last_recomputed / len(inc.nodes)
+
+    def incremental(self, req: "RenderRequest") -> IncrementalForward | None:
+        if self._incremental is None or self._incremental[0] != req.models_version:
+            inc = IncrementalForward(req.module, req.graph) if req.graph is not None else None
+            self._incremental = (req.models_version, inc)
+        return self._incremental[1]
+
+    def settle(self, req: "RenderRequest", should_stop: Callable[[], bool]) -> None:
+        """Make ``req``'s masked weights the incremental forward's record (a guess shown for it
+        is kept aside until then): guesses are computed from the state on screen. Usually no
+        node runs; nothing happens for an image not rendered yet or an unmasked output."""
+        cached = self.get((req.models_version, req.image_key), req.lr)
+        inc = self.incremental(req)
+        if (cached is None or inc is None or req.baseline is None or len(req.mask) == 0
+                or req.mask.lam == 1.0 or cached[0].shape[-1] * cached[0].shape[-2] > inc.max_pixels):
+            return
+        params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
+        self.forward(req, cached[0], params, should_stop)
 
     def get(self, key: tuple, lr: np.ndarray) -> tuple | None:
         entry = self._items.get(key)
@@ -139,16 +155,18 @@ class _OutputCache:
 
 
 def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bool] | None = None,
-           threads: int | None = None) -> RenderResult:
+           threads: int | None = None, aside: bool = False) -> RenderResult:
     """Runs on the render thread: outputs, maps and metrics for one request. With
-    ``should_stop`` it is a speculative render: it raises Cancelled as soon as that turns True
-    (between the forward's nodes) and measures nothing; ``threads`` (else the tuner's choice)
-    is the torch thread count it starts with."""
+    ``should_stop`` it raises Cancelled as soon as that turns True (between the forward's
+    nodes). ``threads``: the torch thread count it starts with, and it is not measured (else
+    the tuner chooses and learns from it). ``aside``: a guess, whose masked output is computed
+    beside what the real renders left (IncrementalForward.run)."""
     start, cpu = time.perf_counter(), time.thread_time()
     stop = should_stop or (lambda: False)
+    measured = threads is None
     # this render thread's torch pool
     if threads is None:
-        threads = cache.threads.apply(req.max_threads, explore=should_stop is None)
+        threads = cache.threads.apply(req.max_threads)
     else:
         torch.set_num_threads(threads)
     forward_s, forwards = 0.0, 0
@@ -182,11 +200,11 @@ def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bo
                 raise Cancelled()
             params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
             t0 = time.perf_counter()
-            masked_out, share = cache.forward(req, lr, params, should_stop)
+            masked_out, share = cache.forward(req, lr, params, should_stop, aside=aside)
             forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
     if stop():
         raise Cancelled()
-    if forwards and should_stop is None:
+    if forwards and measured:
         cache.threads.record(threads, forward_s, forwards * lr.shape[-1] * lr.shape[-2])
     unchanged = masked_out is target_out
     masked_img = None if masked_out is None else target_img if unchanged else to_image(masked_out)
@@ -201,12 +219,14 @@ def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bo
                         time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter())
 
 
-def speculative_render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bool],
-                       taken_over: Callable[[], bool]) -> RenderResult:
-    """A guessed request's render: while it is only a guess it leaves one core to the UI thread
-    (which is still putting the last result on screen; on two cores a second torch thread would
-    fight it for a core and slow both), and from the node where a real request takes it over it
-    runs with the fastest count measured."""
+def speculative_render(req: RenderRequest, follows: RenderRequest, cache: _OutputCache,
+                       should_stop: Callable[[], bool], taken_over: Callable[[], bool]) -> RenderResult:
+    """The render of ``req``, a guess of what comes after ``follows`` (the request on screen),
+    computed aside. While it is only a guess it leaves one core to the UI thread (which is still
+    putting the last result on screen; on two cores a second torch thread would fight it for a
+    core and slow both) and is not measured; from the node where a real request takes it over it
+    runs with the fastest count measured, and when a request took it over before it started, it
+    is a render like any other (the tuner's count, measured)."""
     full = cache.threads.best(req.max_threads)
     spare = max(1, min(full, req.max_threads - 1))
 
@@ -214,7 +234,11 @@ def speculative_render(req: RenderRequest, cache: _OutputCache, should_stop: Cal
         if taken_over() and torch.get_num_threads() != full:
             torch.set_num_threads(full)
         return should_stop()
-    return render(req, cache, between_nodes, threads=spare)
+    torch.set_num_threads(spare)
+    cache.settle(follows, between_nodes)
+    if taken_over():
+        return render(req, cache, should_stop, aside=True)
+    return render(req, cache, between_nodes, threads=spare, aside=True)
 
 
 class _Panel:
@@ -494,8 +518,8 @@ class ImageView(QWidget):
         if speculating is not None and _same_output(speculating, guess):
             return
         cache = self._cache
-        self.live.speculate(guess, lambda should_stop, taken_over: speculative_render(guess, cache, should_stop, taken_over),
-                            self._keep_prefetch)
+        self.live.speculate(guess, lambda should_stop, taken_over:
+                            speculative_render(guess, req, cache, should_stop, taken_over), self._keep_prefetch)
 
     def _keep_prefetch(self, r: RenderResult) -> None:
         if r.request.models_version != self._models_version or not self.prefetch_enabled:

@@ -273,3 +273,36 @@ def test_the_preference_turns_prefetch_off_and_is_kept(demo_window, make_window,
     assert not w2.prefetch_action.isChecked() and not w2.image_view.prefetch_enabled
     w2.prefetch_action.trigger()
     assert w2.image_view.prefetch_enabled
+
+
+def test_a_click_after_a_kept_guess_reruns_only_the_clicked_layer_onwards(demo_window, qtbot):
+    """The guess was computed aside: the incremental forward still starts from what is shown."""
+    from PySide6.QtCore import QPointF
+    w = demo_window
+    view, s = w.image_view, w.model.session
+    slider = w.masking_dock.k_slider
+    total = s.index.total
+    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 1 % -> 2 %
+    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 2 % -> 3 %
+    qtbot.waitUntil(lambda: int(total * 0.04) in kept_sizes(view), timeout=20000)
+    w.model.select_layer("conv_last.weight")
+    grid = w.filter_dock
+    grid.raise_()
+    qtbot.waitUntil(lambda: grid.plot.isVisible() and grid.layer is not None, timeout=10000)
+    scene = grid.viewbox.mapViewToScene(QPointF(5 + 0.5, 1 + 0.5))   # out 1, in 5
+    with qtbot.waitSignal(view.rendered, timeout=20000):
+        qtbot.mouseClick(grid.plot.viewport(), Qt.MouseButton.LeftButton, pos=grid.plot.mapFromScene(scene))
+    qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
+    _, incremental = view._cache._incremental
+    assert 0 < incremental.last_recomputed <= 3 < len(incremental.nodes)   # conv_last, the skip's add, out
+    top = top_by_hand(s.scores["blur"], 3.0)
+    offset = 0   # global index of conv_last's filter (0, 0): the 4-D weights before it, out x in
+    for name, value in s.target.state_dict.items():
+        if name == "conv_last.weight":
+            break
+        if name.endswith("weight") and value.ndim == 4:
+            offset += value.shape[0] * value.shape[1]
+    clicked = offset + 1 * s.target.state_dict["conv_last.weight"].shape[1] + 5
+    assert sorted(s.mask.indices.tolist()) == sorted(set(top.tolist()) ^ {clicked})
+    ref = masked_forward(s, sorted(set(top.tolist()) ^ {clicked}))
+    np.testing.assert_allclose(view.result.masked, ref, atol=1e-5)
