@@ -6,13 +6,25 @@
 - ``mask_to_screen_ms``: the masking dock's top-k slider is moved (1 %, 2 %, ... 10 %, one
   change at a time); each time, from the slider change to the new masked output drawn in the
   centre view (render signal, then the repaint flushed) (target < 150 ms for the demo pair at
-  128x128 LR).
+  128x128 LR). The window as it opens, i.e. with View > Prefetch the next mask step on: each
+  step's ``source`` says whether it was rendered (``render``), took over the prefetch of that
+  state in progress (``taken over``) or was shown from a kept prefetch (``kept``).
+- ``mask_to_screen_no_prefetch_ms``: the same sequence with that preference off (the window's
+  own switch, as the menu sets it).
+- ``mask_to_screen_paused_ms``: the same sequence with ``--pause-ms`` between a change on screen
+  and the next change (someone looking at each step), with and without prefetch.
+- ``filter_click_to_screen_ms``: single filters clicked in the filter grid (the mouse through
+  the grid's own click handling) of a middle layer and of conv_hr, each click from the press to
+  the new masked output drawn; ``nodes_rerun`` is what the incremental forward ran for it.
 
 The pair is the bundled demo (resources/demo) when it is built, else a generated pair of the
 same architecture (MSRResNet 32 features, 8 blocks, x2) with 128x128 LR inputs; the JSON says
 which.
 
-    QT_QPA_PLATFORM=offscreen python bench/bench_ui.py [--faig-steps 10] [--threads 2]
+    QT_QPA_PLATFORM=offscreen python bench/bench_ui.py [--faig-steps 10] [--threads 2] [--pause-ms 300]
+
+The window's settings (the prefetch preference, its geometry) go to a temporary folder, not to
+the user's.
 """
 from __future__ import annotations
 
@@ -32,8 +44,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QPointF, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+
+SLIDER_STEPS = [2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 3, 5, 10, 1]   # percent, from 1 %
+CLICK_LAYERS = ("body.4.conv2.weight", "conv_hr.weight")     # the middle of the demo net; late
+CLICKS = 8
 
 
 def demo_like(root: Path):
@@ -85,6 +102,122 @@ def wait(app: QApplication, cond, timeout_s: float = 120.0) -> None:
         keep_awake.stop()
 
 
+def cpu_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process) so far; None off Linux.
+    Their difference over the run is what other processes took from these cores meanwhile."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / tick   # all but idle and iowait
+        t = os.times()
+        return busy, t.user + t.system
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stats(values) -> dict:
+    return {"median": round(statistics.median(values), 1), "max": round(max(values), 1),
+            "all": [round(v, 1) for v in values]}
+
+
+REPAINT_MS: list[float] = []   # each repaint's own time
+
+
+def on_screen_after(app: QApplication, view, action) -> float:
+    """ms from ``action()`` to the next masked output drawn (render signal, repaint flushed)."""
+    done = {"t": None}
+
+    def on_rendered():
+        t = time.perf_counter()
+        view.canvas.viewport().repaint()   # draw now: "on screen", not just scheduled
+        done["t"] = time.perf_counter()
+        REPAINT_MS.append((done["t"] - t) * 1000)
+
+    view.rendered.connect(on_rendered)
+    try:
+        t0 = time.perf_counter()
+        action()
+        wait(app, lambda: done["t"] is not None)
+    finally:
+        view.rendered.disconnect(on_rendered)
+    return (done["t"] - t0) * 1000
+
+
+def pause(app: QApplication, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    wait(app, lambda: time.monotonic() >= end)
+
+
+def slider_sequence(app: QApplication, window, pause_s: float = 0.0) -> dict:
+    """The top-k slider from 1 % through SLIDER_STEPS, one change on screen at a time."""
+    view = window.image_view
+    slider = window.masking_dock.k_slider
+    if slider.value() != 10:
+        on_screen_after(app, view, lambda: slider.setValue(10))
+    wait(app, lambda: view.live.idle)
+    pause(app, max(pause_s, 0.3))
+    latencies, sources, ui_ms, render_ms, render_cpu_ms = [], [], [], [], []
+    for k in SLIDER_STEPS:
+        hits, taken = view.prefetch_hits, view.prefetch_taken
+        ui = {}
+
+        def change(k=k):
+            t = time.perf_counter()
+            slider.setValue(k * 10)
+            ui["ms"] = (time.perf_counter() - t) * 1000   # handlers run on the UI thread
+        latencies.append(on_screen_after(app, view, change))
+        ui_ms.append(ui["ms"])
+        source = ("kept" if view.prefetch_hits > hits else "taken over" if view.prefetch_taken > taken
+                  else "render")
+        sources.append(source)
+        if source == "render":
+            render_ms.append(view.result.compute_seconds * 1000)
+            render_cpu_ms.append(view.result.cpu_seconds * 1000)
+        if pause_s:
+            pause(app, pause_s)
+    out = stats(latencies)
+    out["source"] = sources
+    out["ui_thread_ms"] = round(statistics.median(ui_ms), 1)   # the change's handlers (a kept one's apply too)
+    if render_ms:
+        out["render_wall_ms"] = round(statistics.median(render_ms), 1)   # steps rendered for real
+        out["render_cpu_ms"] = round(statistics.median(render_cpu_ms), 1)
+    return out
+
+
+def filter_clicks(app: QApplication, window, layer: str, clicks: int = CLICKS) -> dict:
+    """Left clicks on single cells of ``layer``'s filter grid, each toggling one filter."""
+    grid = window.filter_dock
+    view = window.image_view
+    grid.show()
+    grid.raise_()
+    window.model.select_layer(layer)
+    wait(app, lambda: grid.plot.isVisible() and grid.layer is not None and grid.layer.name == layer)
+    wait(app, lambda: view.live.idle)
+    inc = view._cache._incremental[1]
+
+    def click(out: int, inp: int) -> None:
+        scene = grid.viewbox.mapViewToScene(QPointF(inp + 0.5, out + 0.5))
+        QTest.mouseClick(grid.plot.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         grid.plot.mapFromScene(scene))
+
+    # one click first: the render before left other weights in other layers
+    on_screen_after(app, view, lambda: click(0, 0))
+    wait(app, lambda: view.live.idle)
+    pause(app, 0.2)
+    latencies, nodes = [], []
+    for n in range(1, clicks + 1):
+        before = len(window.model.session.mask)
+        latencies.append(on_screen_after(app, view, lambda n=n: click(n, (3 * n) % grid.layer.in_channels)))
+        assert len(window.model.session.mask) != before, "the click did not toggle a filter"
+        wait(app, lambda: view.live.idle)
+        nodes.append(inc.last_recomputed if inc is not None else None)
+        pause(app, 0.2)
+    out = stats(latencies)
+    out["nodes_rerun"] = sorted(set(nodes))
+    out["nodes_total"] = len(inc.nodes) if inc is not None else None
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faig-steps", type=int, default=10, help="FAIG path steps for the stall run")
@@ -93,11 +226,19 @@ def main() -> int:
                     help="leave the start-up objects to the garbage collector (see launch.py)")
     ap.add_argument("--idle-seconds", type=float, default=10.0,
                     help="first measure the stall with nothing running for this long")
+    ap.add_argument("--pause-ms", type=float, default=300.0,
+                    help="the pause between changes of the paused slider sequence")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    run_start, cpu_start = time.monotonic(), cpu_seconds()
+    tmp = tempfile.TemporaryDirectory()
+    # the window's settings and recovery file in a folder of this run, not the user's
+    os.environ["XDG_CONFIG_HOME"] = str(Path(tmp.name) / "config")
+    os.environ["XDG_DATA_HOME"] = str(Path(tmp.name) / "data")
     app = QApplication.instance() or QApplication(["bench_ui"])
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(Path(tmp.name) / "config"))
     from faig_gui.app.launch import demo_session, freeze_startup_objects
     from faig_gui.app.live import install_loop
     from faig_gui.app.main_window import MainWindow
@@ -105,7 +246,6 @@ def main() -> int:
     from faig_gui.core.errors import FaigError
     install_loop(app)
 
-    tmp = tempfile.TemporaryDirectory()
     try:
         files, pair = demo_files(), "bundled demo"
     except FaigError:
@@ -119,36 +259,35 @@ def main() -> int:
     lr_shape = s.current_image().lr.shape
 
     # -- mask change -> masked output on screen ------------------------------------------------
-    latencies, ui_ms, cpu_ms, wall_ms, apply_ms, paint_ms, queued_ms = [], [], [], [], [], [], []
+    # with prefetch (the window as it opens): the breakdown of the rendered steps' latency
+    queued_ms, apply_ms = [], []
     original_apply = view._apply
 
     def timed_apply(result):   # the UI thread's share of showing a render
         t = time.perf_counter()
-        started = result.finished - result.compute_seconds
-        queued_ms.append(((started - result.request.requested) * 1000, (t - result.finished) * 1000))
+        if not result.prefetched:
+            started = result.finished - result.compute_seconds
+            queued_ms.append(((started - result.request.requested) * 1000, (t - result.finished) * 1000))
         original_apply(result)
         apply_ms.append((time.perf_counter() - t) * 1000)
 
     view._apply = timed_apply
-    slider = window.masking_dock.k_slider
-    for k in [2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 3, 5, 10, 1]:
-        done = {"t": None}
+    window.set_prefetch(True)
+    REPAINT_MS.clear()
+    with_prefetch = slider_sequence(app, window)
+    repaint = list(REPAINT_MS)
+    view._apply = original_apply
+    window.set_prefetch(False)
+    without_prefetch = slider_sequence(app, window)
+    paused = {"pause_ms": args.pause_ms}
+    for name, on in (("prefetch", True), ("no_prefetch", False)):
+        window.set_prefetch(on)
+        paused[name] = slider_sequence(app, window, args.pause_ms / 1000)
+    window.set_prefetch(True)
 
-        def on_rendered():
-            t = time.perf_counter()
-            view.canvas.viewport().repaint()   # draw now: "on screen", not just scheduled
-            done["t"] = time.perf_counter()
-            paint_ms.append((done["t"] - t) * 1000)
-
-        view.rendered.connect(on_rendered)
-        t0 = time.perf_counter()
-        slider.setValue(k * 10)
-        ui_ms.append((time.perf_counter() - t0) * 1000)   # handlers run on the UI thread
-        wait(app, lambda: done["t"] is not None)
-        view.rendered.disconnect(on_rendered)
-        latencies.append((done["t"] - t0) * 1000)
-        cpu_ms.append(view.result.cpu_seconds * 1000)
-        wall_ms.append(view.result.compute_seconds * 1000)
+    # -- filter click -> masked output on screen -------------------------------------------------
+    clicks = {layer: filter_clicks(app, window, layer) for layer in CLICK_LAYERS
+              if s.index is not None and layer in {l.name for l in s.index.layers}}
 
     # -- the UI thread's longest stall while FAIG runs -------------------------------------------
     if not args.no_freeze:
@@ -202,22 +341,21 @@ def main() -> int:
         "filters": s.index.total,
         "lr_size": f"{lr_shape[1]}x{lr_shape[0]}",
         "torch_threads": torch.get_num_threads(),
-        "mask_to_screen_ms": {"median": round(statistics.median(latencies), 1),
-                              "max": round(max(latencies), 1),
-                              "all": [round(v, 1) for v in latencies]},
+        "mask_to_screen_ms": with_prefetch,
         "mask_to_screen_target_ms": 150,
-        # the UI thread's share of a mask change (every dock's handlers), and the render
-        # thread's CPU time per masked output (its cost on an otherwise idle core)
-        "mask_change_ui_thread_ms": {"median": round(statistics.median(ui_ms), 1), "max": round(max(ui_ms), 1)},
-        "render_cpu_ms": {"median": round(statistics.median(cpu_ms), 1), "max": round(max(cpu_ms), 1)},
-        "render_threads": sorted({view.result.threads}),
-        # the rest of the way to the screen: waiting for the UI thread (its handlers, then the
-        # loop's wake-up), putting the images into the views, and the repaint
-        "render_starts_after_ms": {"median": round(statistics.median(q[0] for q in queued_ms), 1)},
-        "result_waits_for_ui_thread_ms": {"median": round(statistics.median(q[1] for q in queued_ms), 1)},
+        "mask_to_screen_no_prefetch_ms": without_prefetch,
+        "mask_to_screen_paused_ms": paused,
+        "filter_click_to_screen_ms": clicks,
+        # the rest of the way to the screen (prefetch on, steps not shown from a kept result):
+        # waiting for the UI thread (its handlers, then the loop's wake-up), putting the images
+        # into the views, and a repaint
+        "render_starts_after_ms": ({"median": round(statistics.median(q[0] for q in queued_ms), 1)}
+                                   if queued_ms else None),
+        "result_waits_for_ui_thread_ms": ({"median": round(statistics.median(q[1] for q in queued_ms), 1)}
+                                          if queued_ms else None),
         "apply_ms": {"median": round(statistics.median(apply_ms), 1)},
-        "repaint_ms": {"median": round(statistics.median(paint_ms), 1)},
-        "render_wall_ms": {"median": round(statistics.median(wall_ms), 1), "max": round(max(wall_ms), 1)},
+        "repaint_ms": {"median": round(statistics.median(repaint), 1)},
+
         "load_average_1min": round(os.getloadavg()[0], 1),
         "cpu_cores": os.cpu_count(),
         "faig_run": {"images": len(s.analysis_images), "steps": args.faig_steps,
@@ -233,6 +371,12 @@ def main() -> int:
         # the five longest stalls: (ms, at ms since the run started, path steps done, running)
         "longest_stalls": [(round(stalls[i], 1), *where[i]) for i in np.argsort(stalls)[::-1][:5]],
     }
+    cpu_end = cpu_seconds()
+    if cpu_start and cpu_end:
+        # cores other processes kept busy on average while this ran (0 on an idle machine)
+        result["other_processes_cpu_cores"] = round(
+            ((cpu_end[0] - cpu_start[0]) - (cpu_end[1] - cpu_start[1])) / (time.monotonic() - run_start), 2)
+    result["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     window._set_clean()
     window.close()
     tmp.cleanup()
