@@ -78,15 +78,17 @@ def literal_change_response(base_sd, targ_sd, x, filters):
     return total
 
 
+def literal_grad_map(t: torch.Tensor) -> np.ndarray:
+    img = t.clamp(0, 1).double().numpy()
+    gray = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    p = np.pad(gray, 1, mode="reflect")
+    gx = p[1:-1, 2:] - p[1:-1, :-2]
+    gy = p[2:, 1:-1] - p[:-2, 1:-1]
+    return np.sqrt(gx ** 2 + gy ** 2 + 1e-6)
+
+
 def literal_gradient_effect(a: torch.Tensor, b: torch.Tensor) -> float:
-    def grad_map(t):
-        img = t.clamp(0, 1).double().numpy()
-        gray = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
-        p = np.pad(gray, 1, mode="reflect")
-        gx = p[1:-1, 2:] - p[1:-1, :-2]
-        gy = p[2:, 1:-1] - p[:-2, 1:-1]
-        return np.sqrt(gx ** 2 + gy ** 2 + 1e-6)
-    return float(((grad_map(a) - grad_map(b)) ** 2).mean() * 1000)
+    return float(((literal_grad_map(a) - literal_grad_map(b)) ** 2).mean() * 1000)
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +177,6 @@ def test_small_images_are_analysed_whole_and_large_ones_by_their_most_textured_t
     assert batch.shape == (2, 3, 16, 16)
     assert torch.equal(batch[0], big[0, :, 16:32, 48:64]) and torch.equal(batch[1], big[0, :, 32:48, 0:16])
     assert "2 tiles of 16x16" in note and "96x64" in note
-
-
-def literal_grad_map(t: torch.Tensor) -> np.ndarray:
-    img = t.clamp(0, 1).double().numpy()
-    gray = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
-    p = np.pad(gray, 1, mode="reflect")
-    gx = p[1:-1, 2:] - p[1:-1, :-2]
-    gy = p[2:, 1:-1] - p[:-2, 1:-1]
-    return np.sqrt(gx ** 2 + gy ** 2 + 1e-6)
 
 
 def test_self_referenced_evidence_matches_a_literal_computation(scores):
