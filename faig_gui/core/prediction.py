@@ -257,7 +257,7 @@ class EvidenceModel:
             if k in kinds:
                 out[k] = np.full((x.shape[0], len(self.names)), np.nan)
         if not set(kinds) & {"M", "N", "Q", "P", "X", *SELF_REFERENCED}:
-            return out, _Pass(x, y, None, None)
+            return out, _Pass(y, None, None)
         h, w = x.shape[-2:]
         g_target = gradient_map(y.double())   # double: the effect is a small difference of maps
         energy = _mean(g_target * g_target)
@@ -282,7 +282,7 @@ class EvidenceModel:
         out.update(cols)
         if "X" in kinds:
             out["X"] = m_all / np.maximum(m_all.sum(1, keepdims=True), 1e-12)
-        return out, _Pass(x, y, energy, m_all, self.residual_sigma(x, y))
+        return out, _Pass(y, energy, m_all, self.residual_sigma(x, y))
 
     def residual_sigma(self, x: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
         """(B,) robust σ (1.4826 x the median absolute deviation) of each tile of ``x`` minus
@@ -357,8 +357,7 @@ def _mean(m: torch.Tensor) -> np.ndarray:
 class _Pass:
     """What an evidence pass keeps for the self-referenced kinds."""
 
-    x: torch.Tensor                 # the LR tiles
-    y: torch.Tensor                 # the target's output for them
+    y: torch.Tensor                 # the target's output for the LR tiles
     energy: np.ndarray | None       # (B,) gradient energy of y (x 1000)
     m: np.ndarray | None            # (B, D) masking effects
     #: (B,) robust σ (1.4826 x median absolute deviation) of x minus the restoration y brought
