@@ -104,6 +104,15 @@ class _OutputCache:
         self.threads = AdaptiveThreads()   # the render thread's torch thread count, measured
         self._incremental: tuple[int, IncrementalForward | None] | None = None
         self.forwards: Counter = Counter()  # forward calls, "render" and "prefetch" (tests, benchmarks)
+        self._masked: tuple[tuple, dict] | None = None   # the last masked weights made, by request
+
+    def masked_params(self, req: "RenderRequest") -> dict[str, torch.Tensor]:
+        """The masked weights of ``req`` (the last ones are kept: a guess is settled on the
+        request that came before it, whose weights were just made)."""
+        key = (req.models_version, req.mask.mode, req.mask.lam, req.mask.indices.tobytes())
+        if self._masked is None or self._masked[0] != key:
+            self._masked = (key, masked_state_dict(req.target, req.baseline, req.mask, req.index))
+        return self._masked[1]
 
     def forward(self, req: "RenderRequest", x: torch.Tensor, params,
                 should_stop: Callable[[], bool] | None = None, aside: bool = False) -> tuple[torch.Tensor, float]:
@@ -137,8 +146,7 @@ class _OutputCache:
         if (cached is None or inc is None or req.baseline is None or len(req.mask) == 0
                 or req.mask.lam == 1.0 or cached[0].shape[-1] * cached[0].shape[-2] > inc.max_pixels):
             return
-        params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
-        self.forward(req, cached[0], params, should_stop)
+        self.forward(req, cached[0], self.masked_params(req), should_stop)
 
     def get(self, key: tuple, lr: np.ndarray) -> tuple | None:
         entry = self._items.get(key)
@@ -198,7 +206,7 @@ def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bo
         else:
             if stop():
                 raise Cancelled()
-            params = masked_state_dict(req.target, req.baseline, req.mask, req.index)
+            params = cache.masked_params(req)
             t0 = time.perf_counter()
             masked_out, share = cache.forward(req, lr, params, should_stop, aside=aside)
             forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
@@ -234,6 +242,9 @@ def speculative_render(req: RenderRequest, follows: RenderRequest, cache: _Outpu
         if taken_over() and torch.get_num_threads() != full:
             torch.set_num_threads(full)
         return should_stop()
+    if taken_over():
+        # (no settling: what is on screen is about to be this; the next run starts from it)
+        return render(req, cache, should_stop, aside=True)
     torch.set_num_threads(spare)
     cache.settle(follows, between_nodes)
     if taken_over():
