@@ -45,6 +45,13 @@ def step(qtbot, view, slider, key) -> None:
         qtbot.keyClick(slider, key)
 
 
+def two_steps_up_and_the_guess_kept(qtbot, view, slider, total) -> None:
+    """1 % -> 2 % -> 3 %, then wait until the guess of the third step (4 %) is rendered and kept."""
+    step(qtbot, view, slider, Qt.Key.Key_PageUp)
+    step(qtbot, view, slider, Qt.Key.Key_PageUp)
+    qtbot.waitUntil(lambda: int(total * 0.04) in kept_sizes(view), timeout=20000)
+
+
 # -- the guess -------------------------------------------------------------------------------
 def test_predict_next_continues_the_last_step():
     scores = np.random.default_rng(0).normal(size=1000)
@@ -104,10 +111,7 @@ def test_the_next_slider_step_is_shown_from_the_prefetch_without_a_forward(demo_
     slider = w.masking_dock.k_slider
     assert view.prefetch_enabled and w.prefetch_action.isChecked()
     total = s.index.total
-    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 1 % -> 2 %
-    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 2 % -> 3 %
-    # the guess of the third step (4 %) is rendered in the background and kept
-    qtbot.waitUntil(lambda: int(total * 0.04) in kept_sizes(view), timeout=20000)
+    two_steps_up_and_the_guess_kept(qtbot, view, slider, total)
     renders, jobs, hits = view._cache.forwards["render"], view.live.completed, view.prefetch_hits
     seen = {}
 
@@ -149,9 +153,7 @@ def test_a_wrong_guess_still_shows_the_right_output(demo_window, qtbot):
     view, s = w.image_view, w.model.session
     slider = w.masking_dock.k_slider
     total = s.index.total
-    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 1 % -> 2 %
-    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 2 % -> 3 %
-    qtbot.waitUntil(lambda: int(total * 0.04) in kept_sizes(view), timeout=20000)
+    two_steps_up_and_the_guess_kept(qtbot, view, slider, total)
     renders = view._cache.forwards["render"]
     step(qtbot, view, slider, Qt.Key.Key_PageDown)   # back to 2 %: not the guess
     qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
@@ -282,9 +284,7 @@ def test_a_click_after_a_kept_guess_reruns_only_the_clicked_layer_onwards(demo_w
     view, s = w.image_view, w.model.session
     slider = w.masking_dock.k_slider
     total = s.index.total
-    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 1 % -> 2 %
-    step(qtbot, view, slider, Qt.Key.Key_PageUp)     # 2 % -> 3 %
-    qtbot.waitUntil(lambda: int(total * 0.04) in kept_sizes(view), timeout=20000)
+    two_steps_up_and_the_guess_kept(qtbot, view, slider, total)
     w.model.select_layer("conv_last.weight")
     grid = w.filter_dock
     grid.raise_()
