@@ -15,6 +15,10 @@ from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.registry import default_registry
 
 
+def engine(module) -> IncrementalForward:
+    return IncrementalForward(module, fx.symbolic_trace(module).graph)
+
+
 def plain(module, params, x):
     with torch.no_grad():
         return functional_call(module, dict(params), (x,))
@@ -33,7 +37,7 @@ def pair():
 def test_masks_in_sequence_match_the_plain_forward(pair):
     model, base, targ = pair
     index = FilterIndex.from_state_dict(targ)
-    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    inc = engine(model.module)
     x = torch.rand(1, 3, 20, 24)
     np.testing.assert_array_equal(inc.run(x, targ).numpy(), plain(model.module, targ, x).numpy())
     assert inc.last_recomputed == len(inc.nodes)          # a new input: everything
@@ -118,7 +122,7 @@ def test_an_aside_run_leaves_the_record_and_stopping_it_costs_nothing(pair):
     from faig_gui.core.attribution import Cancelled
     model, base, targ = pair
     index = FilterIndex.from_state_dict(targ)
-    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    inc = engine(model.module)
     x = torch.rand(1, 3, 16, 20)
     rng = np.random.default_rng(3)
     first = masked_state_dict(targ, base, FilterMask(rng.choice(index.total, 30, replace=False)), index)
@@ -188,7 +192,7 @@ def test_a_stopped_run_forgets_what_it_was_to_replace(pair):
     from faig_gui.core.attribution import Cancelled
     model, base, targ = pair
     index = FilterIndex.from_state_dict(targ)
-    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    inc = engine(model.module)
     x = torch.rand(1, 3, 16, 20)
     rng = np.random.default_rng(5)
     params = targ
@@ -208,7 +212,7 @@ def test_a_stopped_run_forgets_what_it_was_to_replace(pair):
 def test_a_stop_on_a_new_input_keeps_the_old_input(pair):
     from faig_gui.core.attribution import Cancelled
     model, base, targ = pair
-    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    inc = engine(model.module)
     x, y = torch.rand(1, 3, 12, 12), torch.rand(1, 3, 12, 12)
     inc.run(x, targ)
     with pytest.raises(Cancelled):
@@ -226,7 +230,7 @@ def test_a_stop_on_a_new_input_keeps_the_old_input(pair):
 def test_a_run_that_fails_part_way_forgets_what_the_change_touched(pair):
     model, base, targ = pair
     index = FilterIndex.from_state_dict(targ)
-    inc = IncrementalForward(model.module, fx.symbolic_trace(model.module).graph)
+    inc = engine(model.module)
     x = torch.rand(1, 3, 14, 14)
     inc.run(x, targ)
     # the first layer changes (its nodes run and replace kept outputs), then a late layer's
