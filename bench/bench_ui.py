@@ -240,11 +240,15 @@ def main() -> int:
                     help="leave the start-up objects to the garbage collector (see launch.py)")
     ap.add_argument("--idle-seconds", type=float, default=10.0,
                     help="first measure the stall with nothing running for this long")
+    ap.add_argument("--glibc-defaults", action="store_true",
+                    help="leave glibc's allocator thresholds as they are (faig-gui sets them: core/allocator.py)")
     ap.add_argument("--pause-ms", type=float, default=300.0,
                     help="the pause between changes of the paused slider sequence")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from faig_gui.core.allocator import keep_freed_memory
+    allocator_tuned = False if args.glibc_defaults else keep_freed_memory()   # as faig-gui does at start
 
     run_start, cpu_start = time.monotonic(), cpu_seconds()
     tmp = tempfile.TemporaryDirectory()
@@ -361,6 +365,7 @@ def main() -> int:
         "filters": s.index.total,
         "lr_size": f"{lr_shape[1]}x{lr_shape[0]}",
         "torch_threads": torch.get_num_threads(),
+        "allocator_thresholds_set": allocator_tuned,
         "mask_to_screen_first_sequence_ms": first,
         "mask_to_screen_ms": with_prefetch,
         "mask_to_screen_target_ms": 150,

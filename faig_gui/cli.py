@@ -14,6 +14,7 @@ import sys
 
 from faig_gui import __version__
 from faig_gui.commands import COMMANDS
+from faig_gui.core.allocator import keep_freed_memory
 from faig_gui.core.errors import FaigError
 
 EXIT_USER_ERROR = 2
@@ -68,6 +69,7 @@ def show_notes() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()   # every pass would otherwise fault its activations back in (allocator.py)
     try:
         if argv and argv[0] in COMMANDS:
             show_notes()  # headless only: the window has its own logging set-up
