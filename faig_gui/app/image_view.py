@@ -6,7 +6,9 @@ Every state change (image, models, mask) sends one render request through a late
 (live.py): the outputs are computed off the UI thread and put on screen when they arrive. After
 each request the view guesses the next mask state from the last step (prefetch.py) and renders
 it in the background while nothing real waits; a request for that state is then shown from the
-kept result, or takes over the render in progress (View ▸ Prefetch the next mask step).
+kept result, or takes over the render in progress (View ▸ Prefetch the next mask step). Then, still
+only while nothing else runs, it renders the top-k slider's nearby stops and whole percents the
+same way (View ▸ Fill the top-k slider's stops when idle; prefetch.slider_stops).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QLis
                                QSizePolicy, QSlider, QVBoxLayout, QWidget)
 
 from faig_gui.app.live import LatestTask
-from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next
+from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next, slider_stops
 from faig_gui.app.workers import live_threads
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.attribution import Cancelled
@@ -54,6 +56,7 @@ COMPARE_TITLES = {
     "gradient_difference": "Gradient-map difference |G(masked) − G(target)|",
 }
 THUMB = 72
+STOPS_BUDGET = 96 << 20   # bytes of kept guesses (masked output and its gradient map, float32)
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,9 @@ class ImageView(QWidget):
         self.live = LatestTask("render", self)
         self._cache = _OutputCache()
         self.prefetch_enabled = True
+        self.fill_stops = True      # also the slider's stops, once the guess is kept (prefetch.py)
         self._prefetched: PrefetchStore[RenderRequest, RenderResult] = PrefetchStore(size=2)
+        self._last_request: RenderRequest | None = None   # the latest real request
         self._states: list[MaskState] = []   # the last two mask states asked for, oldest first
         self.prefetch_hits = 0      # requests shown from a kept prefetch (no render of their own)
         self.prefetch_taken = 0     # requests that took over the prefetch in progress
@@ -462,6 +467,7 @@ class ImageView(QWidget):
             self.metrics.setText("")
             return
         self._remember_state(req)
+        self._last_request = req
         if self.live.idle and self.result is not None and _same_output(self.result.request, req):
             return   # e.g. the slider moved less than one filter: what is shown is still right
         if self.prefetch_enabled and self._take_prefetch(req):
@@ -478,6 +484,16 @@ class ImageView(QWidget):
         if not enabled:
             self.live.stop_speculation()
             self._prefetched.clear()
+        elif self._last_request is not None:
+            self._prefetch_next(self._last_request)
+
+    def set_fill_stops(self, enabled: bool) -> None:
+        """Whether, once the guess is kept, the view goes on with the top-k slider's stops."""
+        self.fill_stops = bool(enabled)
+        if not enabled:
+            self.live.stop_speculation()
+        elif self._last_request is not None:
+            self._prefetch_next(self._last_request)
 
     def _remember_state(self, req: RenderRequest) -> None:
         ms = self.model.session.mask_settings
@@ -510,37 +526,67 @@ class ImageView(QWidget):
         return False
 
     def _prefetch_next(self, req: RenderRequest) -> None:
-        """Queue the render of the guessed next mask state behind ``req``'s (it starts when the
-        render thread is free and stops between nodes when a real request comes)."""
-        if (not self.prefetch_enabled or self.model.long_jobs or len(self._states) < 2
+        """Queue the render of the first guess not kept yet behind ``req``'s (it starts when the
+        render thread is free and stops between nodes when a real request comes): the next mask
+        state, then the slider's stops; each kept guess queues the next one (_keep_prefetch)."""
+        if (not self.prefetch_enabled or self.model.long_jobs or not self._states
                 or req.module is None or req.baseline is None or req.graph is None):
             return
-        s = self.model.session
+        speculating = self.live.speculating
         try:
-            mask = predict_next(*self._states, s.top)
+            for mask in self._guesses(req):
+                guess = replace(req, mask=mask, requested=time.perf_counter(), max_threads=live_threads(0))
+                if self._prefetched.find(lambda k: _same_output(k, guess)) is not None:
+                    continue
+                if speculating is not None and _same_output(speculating, guess):
+                    return
+                cache = self._cache
+                self.live.speculate(guess, lambda should_stop, taken_over:
+                                    speculative_render(guess, req, cache, should_stop, taken_over),
+                                    self._keep_prefetch)
+                return
         except FaigError:
             return   # (the scores went away)
-        if mask is None:
+
+    def _guesses(self, req: RenderRequest):
+        """The masks worth having ready after ``req``, best first: one more step of the last change
+        (predict_next), then, with fill_stops, the top-k slider's stops (slider_stops) that need
+        a forward of their own; no more than the store keeps (it holds each result's two images:
+        at most STOPS_BUDGET bytes, 2 to 16 results), so the fill ends once they are all kept."""
+        s = self.model.session
+        h, w = req.lr.shape[0] * req.scale, req.lr.shape[1] * req.scale
+        self._prefetched.size = int(min(16, max(2, STOPS_BUDGET // (h * w * 4 * 4))))
+        room = self._prefetched.size
+        if len(self._states) >= 2:
+            mask = predict_next(*self._states, s.top)
+            if mask is not None:
+                room -= 1
+                yield mask
+        now = self._states[-1]
+        if not self.fill_stops or now.mask.lam == 1.0:
             return
-        guess = replace(req, mask=mask, requested=time.perf_counter(), max_threads=live_threads(0))
-        if self._prefetched.find(lambda k: _same_output(k, guess)) is not None:
-            return
-        speculating = self.live.speculating
-        if speculating is not None and _same_output(speculating, guess):
-            return
-        cache = self._cache
-        self.live.speculate(guess, lambda should_stop, taken_over:
-                            speculative_render(guess, req, cache, should_stop, taken_over), self._keep_prefetch)
+        for percent in slider_stops(now.proportion):
+            if room <= 0:
+                return
+            mask = FilterMask(s.top(now.degradation, percent), now.mask.mode, now.mask.lam)
+            if len(mask) == 0 or np.array_equal(mask.indices, req.mask.indices):
+                continue   # (shown without a forward, or what is on screen)
+            room -= 1
+            yield mask
 
     def _keep_prefetch(self, r: RenderResult) -> None:
         if r.request.models_version != self._models_version or not self.prefetch_enabled:
             return
         self._prefetched.put(r.request, r, _same_output)
         self.prefetched.emit()
+        if self._last_request is not None:
+            self._prefetch_next(self._last_request)   # the next guess not kept yet, if any
 
     def _on_long_job(self, busy: bool, _what: str) -> None:
         if busy:   # FAIG or the curves take half the cores: no guesses while they run
             self.live.stop_speculation()
+        elif not self.model.long_jobs and self._last_request is not None:
+            self._prefetch_next(self._last_request)   # (the guesses it stopped, if still wanted)
 
     def _apply(self, r: RenderResult) -> None:
         self.result = r

@@ -25,7 +25,7 @@ from faig_gui.app.image_view import ImageView
 from faig_gui.app.live import LatestTask
 from faig_gui.app.masking_dock import MaskingDock
 from faig_gui.app.plots_dock import PlotsDock
-from faig_gui.app.prefetch import PREFETCH_KEY
+from faig_gui.app.prefetch import FILL_STOPS_KEY, PREFETCH_KEY
 from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.device import resolve_device
@@ -198,6 +198,14 @@ class MainWindow(QMainWindow):
         self.prefetch_action.setCheckable(True)
         self.prefetch_action.setChecked(settings().value(PREFETCH_KEY, True, type=bool))
         self.image_view.set_prefetch(self.prefetch_action.isChecked())
+        self.fill_stops_action = a("Fill the top-k slider's s&tops when idle",
+                                   lambda: self.set_fill_stops(self.fill_stops_action.isChecked()), None,
+                                   "After the guess of the next step, render the top-k values one key press "
+                                   "away (±0.1 %, every whole percent) while nothing else runs, so that "
+                                   "scrubbing between them shows each at once (uses idle cores)")
+        self.fill_stops_action.setCheckable(True)
+        self.fill_stops_action.setChecked(settings().value(FILL_STOPS_KEY, True, type=bool))
+        self.image_view.set_fill_stops(self.fill_stops_action.isChecked())
         self.guide_action = a("&User guide", self.open_guide, K.HelpContents, "Open the user guide")
         self.about_action = a("&About faig-gui", self.about)
 
@@ -228,7 +236,7 @@ class MainWindow(QMainWindow):
             v.addAction(dock.toggleViewAction())
         v.addSeparator()
         for act in (self.previous_image_action, self.next_image_action, self.reset_zoom_action,
-                    self.reset_layout_action, None, self.prefetch_action):
+                    self.reset_layout_action, None, self.prefetch_action, self.fill_stops_action):
             v.addSeparator() if act is None else v.addAction(act)
         h = mb.addMenu("&Help")
         h.addAction(self.guide_action)
@@ -600,6 +608,12 @@ class MainWindow(QMainWindow):
         self.prefetch_action.setChecked(enabled)
         settings().setValue(PREFETCH_KEY, bool(enabled))
         self.image_view.set_prefetch(enabled)
+
+    def set_fill_stops(self, enabled: bool) -> None:
+        """The preference View ▸ Fill the top-k slider's stops when idle (kept across sessions)."""
+        self.fill_stops_action.setChecked(enabled)
+        settings().setValue(FILL_STOPS_KEY, bool(enabled))
+        self.image_view.set_fill_stops(enabled)
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state)

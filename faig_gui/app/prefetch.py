@@ -9,6 +9,13 @@ result here, keyed by the full render state; when that state is asked for, it is
 
 Momentum only: the prediction knows nothing of any benchmark's sequence, and a wrong one costs a
 real request one node of the incremental forward.
+
+Stops (View ▸ Fill the top-k slider's stops when idle): once the guess is kept, and while nothing
+else runs, the view goes on with the top-k values a researcher reaches in one gesture from where
+the slider is (:func:`slider_stops`: one arrow-key step either way, then every whole percent: the
+page steps and the 1/3/5/10 % marks), nearest first, until they are all kept (as many as the
+store holds). Scrubbing between those stops then shows each at once; any real request stops the
+fill between two nodes, and it starts again from the new state once that is on screen.
 """
 from __future__ import annotations
 
@@ -20,8 +27,10 @@ import numpy as np
 from faig_gui.app.masking_dock import K_MAX, K_STEPS, LAM_STEPS
 from faig_gui.core.masking import LAMBDA_RANGE, FilterMask
 
-#: QSettings key of the preference (View ▸ Prefetch the next mask step)
+#: QSettings keys of the preferences (View ▸ Prefetch the next mask step; ▸ Fill the top-k
+#: slider's stops when idle)
 PREFETCH_KEY = "render/prefetch"
+FILL_STOPS_KEY = "render/fill_stops"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,20 @@ def predict_next(before: MaskState, after: MaskState,
             return None
         return FilterMask(b.indices, b.mode, lam)
     return None
+
+
+def slider_stops(proportion: float) -> list[float]:
+    """The top-k values (percent, as the slider gives them) one gesture away from ``proportion``,
+    nearest first: one arrow-key step down and up, then every whole percent from 0 to K_MAX % (the
+    page steps and the marks); ``proportion`` itself is not among them."""
+    top = int(round(K_MAX * K_STEPS))
+    here = int(round(min(max(proportion, 0.0), K_MAX) * K_STEPS))
+    whole = sorted(range(0, top + 1, K_STEPS), key=lambda u: (abs(u - here), u))
+    stops: list[int] = []
+    for u in (here - 1, here + 1, *whole):
+        if 0 <= u <= top and u != here and u not in stops:
+            stops.append(u)
+    return [u / K_STEPS for u in stops]
 
 
 def _on_grid(value: float, bounds: tuple[float, float], steps: int) -> float:

@@ -76,10 +76,15 @@ def qloop(qapp, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _clean_app_state(qloop):
-    """Each test starts with no recovery file and no recent-files list."""
+    """Each test starts with no recovery file and no recent-files list, and with the slider's
+    stops not filled in the background: the window does that by default, which would keep the
+    render thread busy after every change and add forwards to what the tests count;
+    test_prefetch.py turns it on through the View menu where it is what is tested."""
     from faig_gui.app.main_window import recovery_path, settings
+    from faig_gui.app.prefetch import FILL_STOPS_KEY
     recovery_path().unlink(missing_ok=True)
     settings().clear()
+    settings().setValue(FILL_STOPS_KEY, False)
     yield
     recovery_path().unlink(missing_ok=True)
     settings().clear()

@@ -12,7 +12,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from faig_gui.app import image_view
-from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next
+from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next, slider_stops
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.registry import default_registry
 
@@ -102,6 +102,15 @@ def test_prefetch_store_keeps_the_newest_few():
     assert store.keys() == [3, 2] and store.find(lambda k: k == 2) == "r2 again"
     store.clear()
     assert len(store) == 0
+
+
+def test_slider_stops_are_one_gesture_away_nearest_first():
+    # by hand: 0.1 % down and up (arrow keys), then the whole percents by distance, lower first
+    assert slider_stops(3.0) == [2.9, 3.1, 2.0, 4.0, 1.0, 5.0, 0.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert slider_stops(2.5) == [2.4, 2.6, 2.0, 3.0, 1.0, 4.0, 0.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert slider_stops(10.0) == [9.9, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
+    assert slider_stops(0.0) == [0.1, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert slider_stops(0.9) == [0.8, 1.0, 0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
 
 
 # -- through the window ----------------------------------------------------------------------
@@ -306,3 +315,71 @@ def test_a_click_after_a_kept_guess_reruns_only_the_clicked_layer_onwards(demo_w
     assert sorted(s.mask.indices.tolist()) == sorted(set(top.tolist()) ^ {clicked})
     ref = masked_forward(s, sorted(set(top.tolist()) ^ {clicked}))
     np.testing.assert_allclose(view.result.masked, ref, atol=1e-5)
+
+
+# -- the slider's stops ----------------------------------------------------------------------
+def stops_kept(view, total, percents) -> bool:
+    sizes = kept_sizes(view)
+    return all(int(total * p / 100) in sizes for p in percents)
+
+
+def test_the_slider_stops_are_filled_when_idle_and_shown_without_a_forward(demo_window, qtbot):
+    w = demo_window
+    view, s = w.image_view, w.model.session
+    dock = w.masking_dock
+    total = s.index.total
+    assert not w.fill_stops_action.isChecked()                    # (the tests' default: off)
+    w.fill_stops_action.trigger()                                 # View ▸ Fill the top-k slider's stops
+    assert view.fill_stops and w.fill_stops_action.isChecked()
+    # at 1 %: 1.1 %, then every whole percent but 0 (no filters: no forward) and 1; 0.9 % of the
+    # tiny demo's 496 filters is the same 4 filters as 1 %: nothing to render either
+    assert int(total * 0.009) == int(total * 0.01)
+    wanted = [1.1, *range(2, 11)]
+    qtbot.waitUntil(lambda: stops_kept(view, total, wanted), timeout=60000)
+    qtbot.waitUntil(lambda: view.live.idle and view.live.speculating is None, timeout=20000)
+    assert view.live.speculated == len(wanted)                     # each once, then it stops
+    renders = view._cache.forwards["render"]
+    for percent in (5, 10, 3):                                     # the marks, clicked
+        with qtbot.waitSignal(view.rendered, timeout=20000):
+            qtbot.mouseClick(dock.mark_buttons[percent], Qt.MouseButton.LeftButton)
+        assert view.result.prefetched and len(s.mask) == int(total * percent / 100)
+        ref = masked_forward(s, top_by_hand(s.scores["blur"], percent))
+        np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
+    # from 3 % the fill goes on with that state's new stops, 2.9 and 3.1 %
+    qtbot.waitUntil(lambda: stops_kept(view, total, [2.9, 3.1]), timeout=60000)
+    for key, percent in ((Qt.Key.Key_Up, 3.1), (Qt.Key.Key_PageUp, 4.1)):   # one step on from 3 %
+        with qtbot.waitSignal(view.rendered, timeout=20000):
+            dock.k_slider.setFocus()
+            qtbot.keyClick(dock.k_slider, key)
+        ref = masked_forward(s, top_by_hand(s.scores["blur"], percent))
+        np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
+        assert view.result.prefetched == (percent == 3.1)          # 3.1 % is a stop of 3 %; 4.1 % not
+    assert view._cache.forwards["render"] == renders + 1
+    # from 4.1 % it goes on with the guess (5.1 %) and that state's stops (4.0 %; 4.2 % of 496
+    # filters is the 20 of 4.1 %), then ends
+    qtbot.waitUntil(lambda: stops_kept(view, total, [5.1, 4.0]), timeout=60000)
+    qtbot.waitUntil(lambda: view.live.idle and view.live.speculating is None, timeout=20000)
+    done = view.live.speculated
+    qtbot.wait(300)
+    assert view.live.speculated == done
+
+
+def test_turning_the_fill_off_stops_it_and_is_kept(demo_window, make_window, qtbot, paused_prefetch):
+    gate = paused_prefetch
+    w = demo_window
+    view = w.image_view
+    w.fill_stops_action.trigger()                                  # on: the first stop starts...
+    qtbot.waitUntil(gate["paused"].is_set, timeout=20000)          # ... and pauses after a node
+    assert view.live.speculating is not None
+    w.fill_stops_action.trigger()                                  # off, while it runs
+    assert view.live.speculating is None and not view.fill_stops
+    gate["release"].set()
+    qtbot.waitUntil(lambda: len(gate["after"]) > 0, timeout=20000)
+    qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
+    assert gate["after"] == [True] and view._prefetched.keys() == []   # stopped between nodes
+    w2 = make_window()
+    assert not w2.fill_stops_action.isChecked() and not w2.image_view.fill_stops
+    w2.fill_stops_action.trigger()
+    assert w2.image_view.fill_stops
+    w3 = make_window()
+    assert w3.fill_stops_action.isChecked()
