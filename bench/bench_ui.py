@@ -6,17 +6,21 @@
 - ``mask_to_screen_ms``: the masking dock's top-k slider is moved (1 %, 2 %, ... 10 %, then
   1, 3, 5, 10, 1 %, one change at a time, the next as soon as the last is drawn); each time,
   from the slider change to the new masked output drawn in the centre view (render signal, then
-  the repaint flushed) (target < 150 ms for the demo pair at 128x128 LR). The window as it
-  opens, i.e. with View > Prefetch the next mask step on: each step's ``source`` says whether
-  it was rendered (``render``), took over the prefetch of that state in progress (``taken
-  over``) or was shown from a kept prefetch (``kept``).
-- ``mask_to_screen_no_prefetch_ms``: the same sequence with that preference off (the window's
-  own switch, as the menu sets it). Both run twice, in the order on, off, off, on, after a
-  first sequence (prefetch on) that is reported on its own as ``mask_to_screen_first_sequence_ms``:
-  right after opening the render thread's tuner still tries its thread counts, and that
-  sequence runs slower whichever the setting. The figures pool both runs of a setting.
+  the repaint flushed) (target < 150 ms for the demo pair at 128x128 LR). Each step's
+  ``source`` says whether it was rendered (``render``), took over the prefetch of that state in
+  progress (``taken over``) or was shown from a kept prefetch (``kept``). Three settings, with
+  the window's own switches (as the View menu sets them):
+  - ``mask_to_screen_no_prefetch_ms``: Prefetch the next mask step off: every step a render;
+  - ``mask_to_screen_guess_only_ms``: prefetch on, Fill the top-k slider's stops off;
+  - ``mask_to_screen_filled_ms``: both on (the window's defaults), the sequence started once the
+    fill of the stops around 1 % has ended (``fill_seconds``: how long that took), as after a
+    look at the image before scrubbing.
+  Each runs twice (off, guess, filled, filled, guess, off) after a first sequence, the window as
+  it opens with nothing waited for, reported on its own as ``mask_to_screen_first_sequence_ms``
+  (right after opening the render thread's tuner still tries its thread counts). The figures
+  pool both runs of a setting.
 - ``mask_to_screen_paused_ms``: the same sequence with ``--pause-ms`` between a change on screen
-  and the next change (someone looking at each step), with and without prefetch.
+  and the next change (someone looking at each step), with and without prefetch (the fill off).
 - ``filter_click_to_screen_ms``: single filters clicked in the filter grid (the mouse through
   the grid's own click handling) of a middle layer and of conv_hr, each click from the press to
   the new masked output drawn; ``nodes_rerun`` is what the incremental forward ran for it.
@@ -152,14 +156,20 @@ def pause(app: QApplication, seconds: float) -> None:
     wait(app, lambda: time.monotonic() >= end)
 
 
-def slider_sequence(app: QApplication, window, pause_s: float = 0.0) -> dict:
+def slider_sequence(app: QApplication, window, pause_s: float = 0.0, settle: bool = False) -> dict:
     """The top-k slider from 1 % through SLIDER_STEPS, one change on screen at a time; the raw
-    figures (see summary)."""
+    figures (see summary). ``settle``: first wait until the background fill of the slider's
+    stops has ended (its time is ``fill_s``)."""
     view = window.image_view
     slider = window.masking_dock.k_slider
     if slider.value() != 10:
         on_screen_after(app, view, lambda: slider.setValue(10))
     wait(app, lambda: view.live.idle)
+    fill_s = None
+    if settle:
+        t = time.perf_counter()
+        wait(app, lambda: view.live.idle and not view.live.speculation_pending)
+        fill_s = time.perf_counter() - t
     pause(app, max(pause_s, 0.3))
     latencies, sources, ui_ms, render_ms, render_cpu_ms = [], [], [], [], []
     for k in SLIDER_STEPS:
@@ -181,7 +191,7 @@ def slider_sequence(app: QApplication, window, pause_s: float = 0.0) -> dict:
         if pause_s:
             pause(app, pause_s)
     return {"latencies": latencies, "sources": sources, "ui_ms": ui_ms, "render_ms": render_ms,
-            "render_cpu_ms": render_cpu_ms}
+            "render_cpu_ms": render_cpu_ms, "fill_s": fill_s}
 
 
 def summary(sequences: list[dict]) -> dict:
@@ -191,6 +201,9 @@ def summary(sequences: list[dict]) -> dict:
     out = stats(all_of("latencies"))
     out["sequence_medians"] = [round(statistics.median(seq["latencies"]), 1) for seq in sequences]
     out["source"] = all_of("sources")
+    fills = [seq["fill_s"] for seq in sequences if seq.get("fill_s") is not None]
+    if fills:
+        out["fill_seconds"] = [round(f, 2) for f in fills]   # waited for the stops before the sequence
     out["ui_thread_ms"] = round(statistics.median(all_of("ui_ms")), 1)   # the change's handlers (a kept one's apply too)
     if all_of("render_ms"):
         out["render_wall_ms"] = round(statistics.median(all_of("render_ms")), 1)   # steps rendered for real
@@ -292,22 +305,26 @@ def main() -> int:
     view._apply = timed_apply
     REPAINT_MS.clear()
     # the first sequence after opening runs slower (the render thread's tuner tries one thread
-    # and two, the libraries warm up): it is reported on its own, as the window opens (prefetch
-    # on); then on, off, off, on, which gives each setting an early and a late place
-    window.set_prefetch(True)
+    # and two, the libraries warm up): it is reported on its own, as the window opens (guess and
+    # fill on, nothing waited for); then each setting twice, in an order that gives each an early
+    # and a late place
     first = summary([slider_sequence(app, window)])
-    sequences = {True: [], False: []}
-    for on in (True, False, False, True):
-        window.set_prefetch(on)
-        sequences[on].append(slider_sequence(app, window))
-    with_prefetch, without_prefetch = summary(sequences[True]), summary(sequences[False])
+    modes = {"off": (False, False), "guess": (True, False), "filled": (True, True)}
+    sequences = {m: [] for m in modes}
+    for m in ("off", "guess", "filled", "filled", "guess", "off"):
+        window.set_prefetch(modes[m][0])
+        window.set_fill_stops(modes[m][1])
+        sequences[m].append(slider_sequence(app, window, settle=(m == "filled")))
+    tight = {m: summary(seqs) for m, seqs in sequences.items()}
     repaint = list(REPAINT_MS)
     view._apply = original_apply
     paused = {"pause_ms": args.pause_ms}
+    window.set_fill_stops(False)
     for name, on in (("prefetch", True), ("no_prefetch", False)):
         window.set_prefetch(on)
         paused[name] = summary([slider_sequence(app, window, args.pause_ms / 1000)])
     window.set_prefetch(True)
+    window.set_fill_stops(True)
 
     # -- filter click -> masked output on screen -------------------------------------------------
     clicks = {layer: filter_clicks(app, window, layer) for layer in CLICK_LAYERS
@@ -367,9 +384,10 @@ def main() -> int:
         "torch_threads": torch.get_num_threads(),
         "allocator_thresholds_set": allocator_tuned,
         "mask_to_screen_first_sequence_ms": first,
-        "mask_to_screen_ms": with_prefetch,
         "mask_to_screen_target_ms": 150,
-        "mask_to_screen_no_prefetch_ms": without_prefetch,
+        "mask_to_screen_no_prefetch_ms": tight["off"],
+        "mask_to_screen_guess_only_ms": tight["guess"],
+        "mask_to_screen_filled_ms": tight["filled"],
         "mask_to_screen_paused_ms": paused,
         "filter_click_to_screen_ms": clicks,
         # the rest of the way to the screen (prefetch on, steps not shown from a kept result):

@@ -492,6 +492,7 @@ class ImageView(QWidget):
         self.fill_stops = bool(enabled)
         if not enabled:
             self.live.stop_speculation()
+            self._prefetched.clear()   # (what it kept: up to STOPS_BUDGET bytes)
         elif self._last_request is not None:
             self._prefetch_next(self._last_request)
 
@@ -590,6 +591,9 @@ class ImageView(QWidget):
 
     def _apply(self, r: RenderResult) -> None:
         self.result = r
+        if self.prefetch_enabled and not r.prefetched and r.masked is not None and r.masked is not r.target:
+            # kept like a guess: going back to a state already shown then needs no forward
+            self._prefetched.put(r.request, r, _same_output)
         s = self.model.session
         img = s.current_image()
         name = img.name if img else ""

@@ -93,6 +93,13 @@ class LatestTask(QObject):
             return None
         return spec.key
 
+    @property
+    def speculation_pending(self) -> bool:
+        """A speculation is queued, running, or done with its result not yet handed to ``keep``
+        (which may queue the next one): False once speculating has ended for now."""
+        spec = self._speculation
+        return spec is not None and not spec.adopted
+
     def submit(self, job: Callable[[], Any], apply: Callable[[Any], None]) -> None:
         if self._closed:
             return

@@ -164,11 +164,11 @@ def test_a_wrong_guess_still_shows_the_right_output(demo_window, qtbot):
     total = s.index.total
     two_steps_up_and_the_guess_kept(qtbot, view, slider, total)
     renders = view._cache.forwards["render"]
-    step(qtbot, view, slider, Qt.Key.Key_PageDown)   # back to 2 %: not the guess
+    step(qtbot, view, slider, Qt.Key.Key_Up)         # 3.1 %: not the guess (4 %), never shown
     qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
-    assert len(s.mask) == int(total * 0.02) and not view.result.prefetched
+    assert len(s.mask) == int(total * 0.031) and not view.result.prefetched
     assert view._cache.forwards["render"] == renders + 1
-    ref = masked_forward(s, top_by_hand(s.scores["blur"], 2.0))
+    ref = masked_forward(s, top_by_hand(s.scores["blur"], 3.1))
     np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
     np.testing.assert_allclose(view.result.masked, ref, atol=1e-5)
     # the λ slider is guessed the same way, and the guess stays right after the detour
@@ -180,7 +180,7 @@ def test_a_wrong_guess_still_shows_the_right_output(demo_window, qtbot):
     with qtbot.waitSignal(view.rendered, timeout=20000):
         lam.setValue(30)
     assert view.result.prefetched and s.mask.lam == 0.3
-    ref = masked_forward(s, top_by_hand(s.scores["blur"], 2.0), lam=0.3)
+    ref = masked_forward(s, top_by_hand(s.scores["blur"], 3.1), lam=0.3)
     np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
 
 
@@ -224,9 +224,8 @@ def test_a_request_for_something_else_stops_the_prefetch_between_nodes(demo_wind
     assert len(view.live.speculating.mask) == int(s.index.total * 0.03)
     renders = view._cache.forwards["render"]
     slider.setFocus()
-    qtbot.keyClick(slider, Qt.Key.Key_PageDown)          # back to 1 %, while it runs
-    guess = view.live.speculating                        # (now that of 0 %, queued behind)
-    assert guess is None or len(guess.mask) == 0
+    qtbot.keyClick(slider, Qt.Key.Key_Up)                # 2.1 %, never shown, while it runs
+    assert view.live.speculating is None                 # (2.2 % would mask the same filters)
     assert not view.live.idle
     with qtbot.waitSignal(view.rendered, timeout=20000):
         gate["release"].set()
@@ -234,8 +233,8 @@ def test_a_request_for_something_else_stops_the_prefetch_between_nodes(demo_wind
     assert gate["after"] == [True]
     assert int(s.index.total * 0.03) not in kept_sizes(view) and not view.result.prefetched
     assert view._cache.forwards["render"] == renders + 1
-    # and left the incremental forward as the 2 % render did: the 1 % output is right
-    ref = masked_forward(s, top_by_hand(s.scores["blur"], 1.0))
+    # and left the incremental forward as the 2 % render did: the 2.1 % output is right
+    ref = masked_forward(s, top_by_hand(s.scores["blur"], 2.1))
     np.testing.assert_allclose(view.result.masked, ref, atol=1e-5)
     np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
     qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
@@ -317,6 +316,25 @@ def test_a_click_after_a_kept_guess_reruns_only_the_clicked_layer_onwards(demo_w
     np.testing.assert_allclose(view.result.masked, ref, atol=1e-5)
 
 
+def test_going_back_to_a_state_already_shown_needs_no_forward(demo_window, qtbot):
+    w = demo_window
+    view, s = w.image_view, w.model.session
+    slider = w.masking_dock.k_slider
+    total = s.index.total
+    step(qtbot, view, slider, Qt.Key.Key_PageUp)                  # 1 % -> 2 %: a render
+    qtbot.waitUntil(lambda: view.live.idle and not view.live.speculation_pending, timeout=20000)
+    renders = view._cache.forwards["render"]
+    step(qtbot, view, slider, Qt.Key.Key_PageDown)                # back to 1 % (the guess was 3 %)
+    assert view.result.prefetched and view._cache.forwards["render"] == renders
+    assert len(s.mask) == int(total * 0.01)
+    ref = masked_forward(s, top_by_hand(s.scores["blur"], 1.0))
+    np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
+    step(qtbot, view, slider, Qt.Key.Key_PageUp)                  # and 2 % again
+    assert view.result.prefetched and view._cache.forwards["render"] == renders
+    ref = masked_forward(s, top_by_hand(s.scores["blur"], 2.0))
+    np.testing.assert_allclose(view.masked_panel.item.image, ref, atol=1e-5)
+
+
 # -- the slider's stops ----------------------------------------------------------------------
 def stops_kept(view, total, percents) -> bool:
     sizes = kept_sizes(view)
@@ -336,7 +354,7 @@ def test_the_slider_stops_are_filled_when_idle_and_shown_without_a_forward(demo_
     assert int(total * 0.009) == int(total * 0.01)
     wanted = [1.1, *range(2, 11)]
     qtbot.waitUntil(lambda: stops_kept(view, total, wanted), timeout=60000)
-    qtbot.waitUntil(lambda: view.live.idle and view.live.speculating is None, timeout=20000)
+    qtbot.waitUntil(lambda: view.live.idle and not view.live.speculation_pending, timeout=20000)
     assert view.live.speculated == len(wanted)                     # each once, then it stops
     renders = view._cache.forwards["render"]
     for percent in (5, 10, 3):                                     # the marks, clicked
@@ -358,7 +376,7 @@ def test_the_slider_stops_are_filled_when_idle_and_shown_without_a_forward(demo_
     # from 4.1 % it goes on with the guess (5.1 %) and that state's stops (4.0 %; 4.2 % of 496
     # filters is the 20 of 4.1 %), then ends
     qtbot.waitUntil(lambda: stops_kept(view, total, [5.1, 4.0]), timeout=60000)
-    qtbot.waitUntil(lambda: view.live.idle and view.live.speculating is None, timeout=20000)
+    qtbot.waitUntil(lambda: view.live.idle and not view.live.speculation_pending, timeout=20000)
     done = view.live.speculated
     qtbot.wait(300)
     assert view.live.speculated == done
@@ -372,7 +390,7 @@ def test_turning_the_fill_off_stops_it_and_is_kept(demo_window, make_window, qtb
     qtbot.waitUntil(gate["paused"].is_set, timeout=20000)          # ... and pauses after a node
     assert view.live.speculating is not None
     w.fill_stops_action.trigger()                                  # off, while it runs
-    assert view.live.speculating is None and not view.fill_stops
+    assert not view.live.speculation_pending and not view.fill_stops
     gate["release"].set()
     qtbot.waitUntil(lambda: len(gate["after"]) > 0, timeout=20000)
     qtbot.waitUntil(lambda: view.live.idle, timeout=20000)

@@ -441,7 +441,7 @@ def test_a_change_that_leaves_the_mask_as_it_is_renders_nothing(demo_window, qtb
     assert len(w.model.session.mask) == 0
     assert view.live.idle and view.live.completed == done
     with qtbot.waitSignal(view.rendered, timeout=20000):
-        w.masking_dock.k_slider.setValue(10)     # 1 %: 4 filters, a new render
+        w.masking_dock.k_slider.setValue(20)     # 2 %: 9 filters, not shown before: a render
     assert view.live.completed == done + 1
 
 
