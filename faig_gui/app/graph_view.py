@@ -70,6 +70,9 @@ class NodeItem(QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(2)
         self.setCursor(Qt.CursorShape.PointingHandCursor if big else Qt.CursorShape.ArrowCursor)
+        # what paint works out, kept while its inputs stay (a top-k change repaints every node)
+        self._fill: tuple[tuple, QColor] | None = None
+        self._elisions: dict[tuple[str, float], str] = {}
 
     def boundingRect(self) -> QRectF:
         return QRectF(-self.w / 2 - 2, -self.h / 2 - 2, self.w + 4, self.h + 4)
@@ -82,7 +85,10 @@ class NodeItem(QGraphicsItem):
             return _OP_FILL
         if self.state.value is None:
             return _NEUTRAL
-        return colour_at(self.dock.cmap, self.state.norm)
+        key = (id(self.dock.cmap), self.state.norm)
+        if self._fill is None or self._fill[0] != key:
+            self._fill = (key, colour_at(self.dock.cmap, self.state.norm))
+        return self._fill[1]
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         fill = self.fill()
@@ -112,9 +118,14 @@ class NodeItem(QGraphicsItem):
             painter.drawText(self.box(), Qt.AlignmentFlag.AlignCenter,
                              self._elided(painter, self.node.label, self.w - 10))
 
-    @staticmethod
-    def _elided(painter: QPainter, text: str, width: float) -> str:
-        return QFontMetricsF(painter.font()).elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+    def _elided(self, painter: QPainter, text: str, width: float) -> str:
+        """``text`` elided to ``width`` in the painter's font (always the same 8.5 pt here)."""
+        key = (text, width)
+        if key not in self._elisions:
+            if len(self._elisions) > 64:   # (subtitles carry the masked count: bound the memo)
+                self._elisions.clear()
+            self._elisions[key] = QFontMetricsF(painter.font()).elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+        return self._elisions[key]
 
     def subtitle(self) -> str:
         n = self.node

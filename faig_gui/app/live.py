@@ -145,7 +145,13 @@ class LatestTask(QObject):
         stop, taken = threading.Event(), threading.Event()
         future = self._executor.submit(lambda: job(stop.is_set, taken.is_set))
         spec = self._speculation = _Speculation(key, future, stop, taken)
-        loop.create_task(self._keep(spec, keep))
+
+        def ended(_future) -> None:   # (on the worker thread, or here when cancelled unstarted)
+            try:
+                loop.call_soon_threadsafe(self._keep, spec, keep)
+            except RuntimeError:
+                pass   # the loop has closed: the window is gone
+        future.add_done_callback(ended)
         return True
 
     def adopt(self, matches: Callable[[Any], bool], apply: Callable[[Any], None]) -> bool:
@@ -180,21 +186,25 @@ class LatestTask(QObject):
             spec.future.cancel()   # it never starts when it has not yet
             self.speculations_stopped += 1
 
-    async def _keep(self, spec: _Speculation, keep: Callable[[Any], None]) -> None:
-        try:
-            result = await asyncio.wrap_future(spec.future)
-        except (asyncio.CancelledError, concurrent.futures.CancelledError, Cancelled):
+    def _keep(self, spec: _Speculation, keep: Callable[[Any], None]) -> None:
+        """On the UI thread, once the speculation's job has ended (posted by its future's done
+        callback rather than awaited in a task: a task still waiting when the window closes
+        mid-speculation would be destroyed pending, which asyncio reports as an error)."""
+        if self._speculation is spec and not spec.adopted:
+            self._speculation = None
+        future = spec.future
+        if future.cancelled():
             return
-        except Exception:
+        exc = future.exception()
+        if isinstance(exc, Cancelled):
+            return
+        if exc is not None:
             # a speculation is nobody's request: the real one reports its own failure
-            log.debug("%s speculation failed:\n%s", self.name, traceback.format_exc())
+            log.debug("%s speculation failed", self.name, exc_info=exc)
             return
-        finally:
-            if self._speculation is spec and not spec.adopted:
-                self._speculation = None
         self.speculated += 1
         if not self._closed and not spec.stop.is_set():
-            keep(result)
+            keep(future.result())
 
     async def _run(self, generation: int, future: "concurrent.futures.Future", apply: Callable[[Any], None]) -> None:
         try:

@@ -58,6 +58,21 @@ def test_bar_heights_are_the_top_filters_per_layer(dock):
     assert "top 5 %" in panel.plot.getPlotItem().titleLabel.text
 
 
+def test_a_hidden_distribution_catches_up_when_shown(dock, qtbot):
+    model = dock.model
+    panel = dock.distribution
+    dock.tabs.setCurrentWidget(dock.effects)                    # the other tab in front
+    assert not panel.isVisible()
+    model.set_top_mask("blur", 3.0)
+    assert panel.proportion != 3.0                               # not redrawn behind the tab
+    qtbot.mouseClick(dock.tabs.tabBar(), Qt.MouseButton.LeftButton,
+                     pos=dock.tabs.tabBar().tabRect(dock.tabs.indexOf(panel)).center())
+    assert panel.isVisible() and panel.proportion == 3.0
+    for d, scores in model.session.scores.items():
+        assert list(np.asarray(panel.bars[d].opts["height"], dtype=int)) == _counts_by_hand(model, scores, 3.0)
+    assert "top 3 %" in panel.plot.getPlotItem().titleLabel.text
+
+
 def _gradient_map(img):
     """FAIG.md's gradient map, written again in numpy: HWC RGB -> HxW."""
     g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
