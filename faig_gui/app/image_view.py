@@ -94,6 +94,7 @@ class RenderResult:
     threads: int = 1                     # torch threads the render ran with (the tuner's choice)
     finished: float = 0.0                # perf_counter() when the render thread was done
     prefetched: bool = False             # computed ahead, as a guess of this request (prefetch.py)
+    masked_share: float | None = None    # share of a full forward the masked output cost (None: none ran)
 
 
 class _OutputCache:
@@ -202,7 +203,7 @@ def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bo
         cache.put(key, req.lr, cached)
     # the same arrays as the last render's when only the mask changed: the view skips them
     lr, enlarged, target_out, target_img, grad_t_full, p_t = cached
-    masked_out = None
+    masked_out, masked_share = None, None
     if req.baseline is not None:
         if len(req.mask) == 0 or req.mask.lam == 1.0:
             masked_out = target_out
@@ -213,6 +214,7 @@ def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bo
             t0 = time.perf_counter()
             masked_out, share = cache.forward(req, lr, params, should_stop, aside=aside)
             forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
+            masked_share = share
     if stop():
         raise Cancelled()
     if forwards and measured:
@@ -227,7 +229,8 @@ def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bo
     if p_t is not None and masked_img is not None:
         p_m = p_t if unchanged else psnr(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
-                        time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter())
+                        time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
+                        masked_share=masked_share)
 
 
 def speculative_render(req: RenderRequest, follows: RenderRequest, cache: _OutputCache,
