@@ -322,6 +322,7 @@ class ImageView(QWidget):
 
     rendered = Signal()
     prefetched = Signal()   # a guessed next state's render is kept (prefetch.py)
+    ahead = Signal()        # rendering ahead (guesses, the slider's stops) started or ended
 
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -514,6 +515,7 @@ class ImageView(QWidget):
         if not enabled:
             self.live.stop_speculation()
             self._prefetched.clear()
+            self.ahead.emit()
         elif self._last_request is not None:
             self._prefetch_next(self._last_request)
 
@@ -523,6 +525,7 @@ class ImageView(QWidget):
         if not enabled:
             self.live.stop_speculation()
             self._prefetched.clear()   # (what it kept: up to STOPS_BUDGET bytes)
+            self.ahead.emit()
         elif self._last_request is not None:
             self._prefetch_next(self._last_request)
 
@@ -575,6 +578,7 @@ class ImageView(QWidget):
                 self.live.speculate(guess, lambda should_stop, taken_over:
                                     speculative_render(guess, req, cache, should_stop, taken_over),
                                     self._keep_prefetch)
+                self.ahead.emit()
                 return
         except FaigError:
             return   # (the scores went away)
@@ -612,6 +616,8 @@ class ImageView(QWidget):
         self.prefetched.emit()
         if self._last_request is not None:
             self._prefetch_next(self._last_request)   # the next guess not kept yet, if any
+        if not self.live.speculation_pending:
+            self.ahead.emit()   # (ended: everything worth having ready is kept)
 
     def _on_long_job(self, busy: bool, _what: str) -> None:
         if busy:   # FAIG or the curves take half the cores: no guesses while they run

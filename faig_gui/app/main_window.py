@@ -96,7 +96,9 @@ class MainWindow(QMainWindow):
         m.imagesChanged.connect(self._update_actions)
         self.runner.runningChanged.connect(self._update_actions)
         self.runner.progress.connect(self._on_progress)
+        self._rendering = False
         self.image_view.live.busyChanged.connect(self._on_render_busy)
+        self.image_view.ahead.connect(self._show_activity)
         self.export_task.failed.connect(self.show_error)
 
         self.autosave_timer = QTimer(self)
@@ -288,7 +290,7 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"device: {dev}" + (f" ({want})" if want == "auto" else ""))
 
     def _on_busy_change(self, busy: bool, what: str) -> None:
-        self.activity_label.setText(f"running {what}" if busy else "idle")
+        self.activity_label.setText(f"running {what}" if busy else self._activity_text())
         self.activity_bar.setVisible(busy)
         self.activity_bar.setValue(0)
 
@@ -299,8 +301,18 @@ class MainWindow(QMainWindow):
                                     f"analysis {p.done}/{p.total} · {format_eta(p.eta)}")
 
     def _on_render_busy(self, busy: bool) -> None:
+        self._rendering = busy
+        self._show_activity()
+
+    def _show_activity(self) -> None:
         if not self.runner.running:
-            self.activity_label.setText("rendering the masked output…" if busy else "idle")
+            self.activity_label.setText(self._activity_text())
+
+    def _activity_text(self) -> str:
+        """What the image view does: a render, rendering ahead (prefetch.py), or nothing."""
+        if self._rendering:
+            return "rendering the masked output…"
+        return "idle · rendering ahead…" if self.image_view.live.speculation_pending else "idle"
 
     def _update_actions(self, *_args) -> None:
         s = self.model.session

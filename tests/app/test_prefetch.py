@@ -350,6 +350,7 @@ def test_the_slider_stops_are_filled_when_idle_and_shown_without_a_forward(demo_
     assert not w.fill_stops_action.isChecked()                    # (the tests' default: off)
     w.fill_stops_action.trigger()                                 # View ▸ Fill the top-k slider's stops
     assert view.fill_stops and w.fill_stops_action.isChecked()
+    assert w.activity_label.text() == "idle · rendering ahead…"   # the status bar says so
     # at 1 %: 1.1 %, then every whole percent but 0 (no filters: no forward) and 1; 0.9 % of the
     # tiny demo's 496 filters is the same 4 filters as 1 %: nothing to render either
     assert int(total * 0.009) == int(total * 0.01)
@@ -357,6 +358,7 @@ def test_the_slider_stops_are_filled_when_idle_and_shown_without_a_forward(demo_
     qtbot.waitUntil(lambda: stops_kept(view, total, wanted), timeout=60000)
     qtbot.waitUntil(lambda: view.live.idle and not view.live.speculation_pending, timeout=20000)
     assert view.live.speculated == len(wanted)                     # each once, then it stops
+    assert w.activity_label.text() == "idle"
     renders = view._cache.forwards["render"]
     for percent in (5, 10, 3):                                     # the marks, clicked
         with qtbot.waitSignal(view.rendered, timeout=20000):
