@@ -157,7 +157,8 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
              "with no classifier trained on labels. How (faig_gui/core/prediction.py):", "",
              "- Evidence per degradation d, from d's top filters: the masking effect (gradient-map effect "
              "between the target's output and the output with d's filters replaced by the baseline's), the "
-             "change response of the filters to the input (one forward pass with hooks), each also "
+             "change response of the filters to the input (one forward pass with hooks; the mean over every "
+             "fourth row and column of each layer's output), each also "
              "relative to the content's scale, and d's share of each among the degradations. (The same "
              "response on the d-masked output downscaled back to the input size, Q and P, is available "
              "but off by default: it costs two more passes per degradation and added little.)",
@@ -178,7 +179,8 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
              "noisy samples when the image was found noisy), with d at its analysed level or stronger "
              "counting as present. Strength: the most level-sensitive evidence read back through its "
              "calibration curve.",
-             "- Large images: the most textured 64x64 tile is analysed (the result says so).", "",
+             f"- Large images: the most textured {meta.get('tile', 64)}x{meta.get('tile', 64)} tile is analysed "
+             "(the result says so).", "",
              "## Accuracy", "",
              *([f"**{meta['note']}**", ""] if meta.get("note") else []),
              f"- pair: `{meta['baseline']}` / `{meta['target']}`, scores `{meta['scores']}`",
@@ -281,7 +283,8 @@ def main() -> int:
             "proportion": args.proportion, "evidence": list(predictor.config.evidence),
             "calibration_images": len(predictor.analysis_hr), "calibration_samples": len(cal.samples),
             "calibration_seconds": cal.seconds, "crops_per_image": args.crops, "side": args.side,
-            "scale": predictor.model.target.scale, "n": len(crops), "timing": timing, "note": args.note}
+            "scale": predictor.model.target.scale, "n": len(crops), "timing": timing, "note": args.note,
+            "tile": predictor.config.tile}
     print(json.dumps({"meta": meta, "report": report}))
     if not args.no_docs:
         write_docs(report, meta, Path(args.out))

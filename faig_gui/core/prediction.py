@@ -10,7 +10,8 @@ Evidence per input x and degradation d (F_d = d's top filters, Δ = target − b
        and the output with F_d replaced by the baseline's kernels.
 ``N``  M divided by the mean square of the target output's gradient map (less content-bound).
 ``E``  change response: Σ_{(o,i)∈F_d} mean (conv(feature_i, Δ_oi))² over the input feature
-       maps of the filters, from one forward pass of the target with hooks.
+       maps of the filters (the mean over every fourth output row and column), from one
+       forward pass of the target with hooks.
 ``R``  relative change response: E divided by the same sum with the baseline kernels θ̄_oi.
 ``Q``  residual response: E_d measured again on the output of the d-masked model, bicubically
        downscaled back to the input size: "is d still there once the network removed all
@@ -30,7 +31,11 @@ Evidence per input x and degradation d (F_d = d's top filters, Δ = target − b
        ``T``: the same position on the log gradient energy of the target's outputs. The
        references' noise has the input's own level: the robust σ of what the restoration
        removed, scaled to the true σ on the calibration samples. Both cost two more passes
-       on one tile (the references in one batch; the target and the d-masked target).
+       on one tile (the references in one batch; the target and the d-masked target). One
+       noise draw per reference (``reference_draws``): its noise moves S by about 0.16 from
+       draw to draw (a third of its spread between blur+noise images); two draws (and S and T
+       voting alone in the last decision) labelled 4 more of 72 blur+noise crops right, but
+       cost about 115 ms more, past the 300 ms budget of a 256x256 image on two cores.
 
 Decision (multi-label): degradations are decided one after another, most separable first; each
 is decided by a weighted vote of its calibrated evidences, calibrated on the analysis samples
@@ -64,8 +69,9 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from faig_gui.core.dataset import AnalysisImage
-from faig_gui.core.degradations import (Degradation, bicubic_resize, degrade, mod_crop,
-                                        paper_degradations, seeded_generator)
+from faig_gui.core.degradations import (Degradation, add_noise, bicubic_resize, degrade, downsample,
+                                        gaussian_blur, mod_crop, paper_degradations, quantize,
+                                        seeded_generator)
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
 from faig_gui.core.masking import FilterMask, masked_state_dict
@@ -80,6 +86,8 @@ SELF_REFERENCED = ("S", "T")
 #: seed of the noise drawn into a reference (a prediction is a function of the image)
 REFERENCE_SEED = 20211206
 CLEAN = "clean"
+#: the change response is measured at every PROBE_STEP-th output row and column of a layer
+PROBE_STEP = 4
 
 
 @dataclass(frozen=True)
@@ -142,13 +150,26 @@ class Prediction:
 # evidence
 # --------------------------------------------------------------------------------------------
 class _LayerProbe:
-    """Change response of the selected filters of one Conv2d, computed inside its forward."""
+    """Change response of the selected filters of one Conv2d, computed inside its forward.
+
+    The response is the mean square of conv(x_i, k) over every fourth output row and column
+    (:data:`PROBE_STEP`: a sixteenth of the positions; on the demo pair's tiles E and R moved by
+    at most 4 % from the mean over all positions, far inside their calibrated spreads). It is kᵀ G_i k, where G_i is the Gram matrix of the input channel i's patches at
+    those positions (the unfolded, padded input): one Gram per channel used, shared by all its
+    filters and both kernels (Δ and baseline), instead of one convolution per filter and
+    kernel. The Gram and the quadratic forms are computed in float64 (a Δ kernel's response on
+    smooth features is a small difference)."""
 
     def __init__(self, module: nn.Conv2d, kernels: torch.Tensor, in_idx: torch.Tensor, member: torch.Tensor):
         self.module = module
         self.kernels = kernels        # (2 nF, 1, kh, kw): Δ and baseline kernel of each selected filter
         self.in_idx = in_idx          # (nF,) input channel of each filter
         self.member = member          # (nF, D) float: filter belongs to degradation d
+        # the input channels used once each, and where each filter's channel sits among them
+        self.channels, self.position = torch.unique(in_idx, return_inverse=True)
+        # (2, nF, kh kw): Δ and baseline kernels, flattened as the patches are
+        self.flat = kernels.view(-1, 2, kernels.shape[-2] * kernels.shape[-1]).transpose(0, 1).double()
+        self.member64 = member.double()
         self.value: torch.Tensor | None = None  # (2, B, D) after a forward: Δ and baseline responses
 
     def __call__(self, _module, inputs):
@@ -159,11 +180,23 @@ class _LayerProbe:
             padding = 0
         else:
             padding = m.padding
-        feats = x.index_select(1, self.in_idx)
-        # one grouped conv: group f holds input channel i_f and gives (Δ_f * x_i, W̄_f * x_i)
-        r = F.conv2d(feats, self.kernels, None, m.stride, padding, m.dilation, groups=len(self.in_idx))
-        ms = r.float().pow(2).mean(dim=(2, 3)).view(r.shape[0], -1, 2)    # (B, nF, 2)
-        self.value = torch.stack([ms[..., 0] @ self.member, ms[..., 1] @ self.member])   # (2, B, D)
+        feats = x.index_select(1, self.channels)
+        if isinstance(padding, str):   # 'same' / 'valid': one grouped conv, the filters' responses themselves
+            r = F.conv2d(x.index_select(1, self.in_idx), self.kernels, None, m.stride, padding, m.dilation,
+                         groups=len(self.in_idx))
+            r = r[..., ::PROBE_STEP, ::PROBE_STEP]
+            ms = r.double().pow(2).mean(dim=(2, 3)).view(r.shape[0], -1, 2)    # (B, nF, 2)
+            self.value = torch.stack([ms[..., 0] @ self.member64, ms[..., 1] @ self.member64]).float()
+            return
+        b, c = feats.shape[:2]
+        kh, kw = m.kernel_size
+        stride = tuple(PROBE_STEP * v for v in m.stride)
+        cols = F.unfold(feats.double(), (kh, kw), m.dilation, padding, stride)   # (B, C kh kw, L)
+        cols = cols.view(b, c, kh * kw, -1)
+        gram = cols @ cols.transpose(-1, -2) / cols.shape[-1]                   # (B, C, K, K)
+        g = gram[:, self.position]                                              # (B, nF, K, K)
+        ms = torch.einsum("sfk,bfkl,sfl->sbf", self.flat, g, self.flat)        # (2, B, nF)
+        self.value = (ms @ self.member64).float()                               # (2, B, D)
 
 
 class EvidenceModel:
@@ -189,6 +222,16 @@ class EvidenceModel:
         self.masked = {d: {k: v.to(self.device) for k, v in masked_state_dict(
             target.state_dict, baseline.state_dict, FilterMask(self.top[d]), self.index).items()}
             for d in self.names}
+        # the d-masked targets as modules of their own: the masked kernels are loaded once, not
+        # swapped in at every pass (functional_call); where a state dict does not load as is, the
+        # pass falls back to functional_call with self.masked[d]
+        self.masked_modules: dict[str, nn.Module] = {}
+        for d in self.names:
+            mod = copy.deepcopy(self.module)
+            own = mod.state_dict()
+            if set(self.masked[d]) == set(own) and all(v.shape == own[k].shape for k, v in self.masked[d].items()):
+                mod.load_state_dict(self.masked[d])
+                self.masked_modules[d] = mod.eval()
         self.probes: list[_LayerProbe] = []
         self.skipped: list[str] = []
         self._build_probes()
@@ -219,8 +262,17 @@ class EvidenceModel:
             raise FaigError("the top filters sit in no plain Conv2d layer: the change response cannot be measured")
 
     def forward(self, x: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None,
-                probe: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Output (B,3,sH,sW) and, with ``probe``, the responses (2, B, D): Δ kernels, baseline kernels."""
+                probe: bool = False, masked: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output (B,3,sH,sW) and, with ``probe``, the responses (2, B, D): Δ kernels, baseline kernels.
+        ``masked``: the target with degradation ``masked``'s top filters masked (not with ``params``)."""
+        if masked is not None:
+            if masked in self.masked_modules and not probe:
+                with torch.inference_mode():
+                    x = x.to(self.device)
+                    if x.device.type == "cpu":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    return self.masked_modules[masked](x).float(), None
+            params = self.masked[masked]
         handles = [p.module.register_forward_pre_hook(p) for p in self.probes] if probe else []
         try:
             with torch.inference_mode():
@@ -264,7 +316,7 @@ class EvidenceModel:
         cols = {k: np.zeros((x.shape[0], len(self.names))) for k in ("M", "N", "Q", "P") if k in kinds}
         m_all = np.zeros((x.shape[0], len(self.names)))
         for n, d in enumerate(self.names):
-            y_d, _ = self.forward(x, self.masked[d])
+            y_d, _ = self.forward(x, masked=d)
             diff = gradient_map(y_d.double()) - g_target
             m = _mean(diff * diff)
             m_all[:, n] = m
@@ -310,29 +362,41 @@ class EvidenceModel:
         closer than a calibration curve. S is where the input lies between the references on
         log N_d (0: like the reference without d, 1: like the one with d), T the same on the
         log gradient energy of the target's output. ``draws`` seeded noise draws per
-        reference, averaged in log space."""
+        reference, averaged in log space (one when neither reference holds noise: they would
+        all be the same)."""
         if p.energy is None:
             raise ValueError("self_reference needs a pass measured with the masking effect")
         b = p.y.shape[0] if count is None else max(1, min(count, p.y.shape[0]))
         y = p.y[:b].clamp(0, 1)
-        k = max(1, draws)
         base = combine(list(others))
+        # references without noise are the same at every draw: one is enough
+        k = max(1, draws) if (base.noise_sigma or d_definition.noise_sigma) else 1
         refs = []
         for with_d in (False, True):
+            degs, lows = [], []
+            for t in range(b):
+                deg = base
+                if deg.noise_sigma:
+                    deg = replace(deg, noise_sigma=float(noise_scale * p.residual_sigma[t]))
+                if with_d:
+                    deg = combine([(deg, 1.0), (d_definition, 1.0)])
+                # degrade()'s steps, the blur and the down-sampling once for all the draws
+                low = y[t:t + 1]
+                if deg.blur_sigma:
+                    low = gaussian_blur(low, deg.blur_sigma)
+                degs.append(deg)
+                lows.append(downsample(low, self.target.scale))
             for j in range(k):
                 for t in range(b):
-                    deg = base
-                    if deg.noise_sigma:
-                        deg = replace(deg, noise_sigma=float(noise_scale * p.residual_sigma[t]))
-                    if with_d:
-                        deg = combine([(deg, 1.0), (d_definition, 1.0)])
-                    refs.append(degrade(y[t:t + 1], self.target.scale, deg,
-                                        seeded_generator(REFERENCE_SEED + 1009 * j + t)))
+                    low = lows[t]
+                    if degs[t].noise_sigma:
+                        low = add_noise(low, degs[t].noise_sigma, seeded_generator(REFERENCE_SEED + 1009 * j + t))
+                    refs.append(quantize(low))
         ref = torch.cat(refs)                      # (2 k b, 3, h, w): without x k, with x k
         y_r, _ = self.forward(ref)
         g_r = gradient_map(y_r.double())
         energy_r = _mean(g_r * g_r)
-        y_rd, _ = self.forward(ref, self.masked[self.names[n]])
+        y_rd, _ = self.forward(ref, masked=self.names[n])
         diff = gradient_map(y_rd.double()) - g_r
         m_r = _mean(diff * diff)
         log_n = np.log(np.maximum(m_r, 1e-12) / np.maximum(energy_r, 1e-12)).reshape(2, k, b).mean(1)
@@ -885,7 +949,7 @@ def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
 # the calibration on disk
 # --------------------------------------------------------------------------------------------
 #: version of the stored calibration files; a file of another version is ignored
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 #: calibration files kept in the cache folder (the least recently used go first)
 CACHE_KEEP = 32
 # the modules whose code makes the evidence: an edit to any of them retires stored calibrations

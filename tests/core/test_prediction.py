@@ -10,8 +10,8 @@ import torch
 
 from faig_gui.core.degradations import Degradation, degrade, downsample, paper_degradations, seeded_generator
 from faig_gui.core.errors import FaigError
-from faig_gui.core.prediction import (REFERENCE_SEED, Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
-                                      calibration_plan, combine, tiles)
+from faig_gui.core.prediction import (PROBE_STEP, REFERENCE_SEED, Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
+                                      _LayerProbe, calibration_plan, combine, tiles)
 from prediction_helpers import make_pair, smooth_hr, write_predict_inputs
 from reference_nets import BasicSRMSRResNet
 
@@ -67,13 +67,15 @@ def reference_features(sd, x):
     return seen, y
 
 
-def literal_change_response(base_sd, targ_sd, x, filters):
+def literal_change_response(base_sd, targ_sd, x, filters, step=PROBE_STEP):
+    """Σ over the filters of the mean square of conv(feature_i, Δ) over every ``step``-th row
+    and column of the output (the predictor measures a subset of the positions)."""
     feats, _ = reference_features(targ_sd, x)
     total = np.zeros(x.shape[0])
     for name, o, i in filters:
         delta = (targ_sd[name][o, i] - base_sd[name][o, i]).double().numpy()
         for b in range(x.shape[0]):
-            r = correlate_same(feats[name][b, i].double().numpy(), delta)
+            r = correlate_same(feats[name][b, i].double().numpy(), delta)[::step, ::step]
             total[b] += (r * r).mean()
     return total
 
@@ -155,6 +157,47 @@ def test_residual_response_is_the_change_response_of_the_downscaled_masked_outpu
         assert ev["Q"][0, n] == pytest.approx(expected[0], rel=1e-4)
 
 
+@pytest.mark.parametrize("padding", [1, "same"])
+def test_layer_probe_gives_the_mean_square_response_at_every_step_th_position(padding):
+    """The probe's Gram form (padding 1) and its grouped-conv form (padding 'same') against
+    explicit loops: mean of conv(x_i, k)² over rows and columns 0, s, 2s, ... of the output
+    (s = PROBE_STEP)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 3, 3, padding=padding, bias=False)
+    x = torch.rand(2, 4, 11, 9, generator=torch.Generator().manual_seed(3))
+    in_idx = torch.tensor([0, 2, 2, 3])
+    kernels = torch.randn(2 * len(in_idx), 1, 3, 3, generator=torch.Generator().manual_seed(4))
+    member = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
+    probe = _LayerProbe(conv, kernels, in_idx, member)
+    probe(conv, (x,))
+    expected = np.zeros((2, 2, 2))     # (Δ or baseline kernel, batch, degradation)
+    for f, i in enumerate(in_idx.tolist()):
+        for s in range(2):
+            k = kernels[2 * f + s, 0].double().numpy()
+            for b in range(2):
+                r = correlate_same(x[b, i].double().numpy(), k)[::PROBE_STEP, ::PROBE_STEP]
+                expected[s, b] += (r * r).mean() * member[f].double().numpy()
+    np.testing.assert_allclose(probe.value.double().numpy(), expected, rtol=1e-5)
+
+
+def test_masked_modules_give_the_functional_call_output(scores):
+    """The d-masked target kept as a module of its own gives what the target gives with d's
+    masked state dict swapped in (torch.func.functional_call), up to float rounding (the
+    model runs the input in channels-last layout)."""
+    from torch.func import functional_call
+    base, targ = make_pair(change=3.0)   # a large change: masking visibly moves the output
+    model = EvidenceModel(base, targ, scores, proportion=10.0)
+    assert set(model.masked_modules) == {"blur", "noise"}
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    for d in ("blur", "noise"):
+        got, _ = model.forward(x, masked=d)
+        with torch.no_grad():
+            expected = functional_call(targ.module, model.masked[d], (x,))
+        torch.testing.assert_close(got, expected.float(), rtol=1e-5, atol=1e-6)
+        plain, _ = model.forward(x)
+        assert float((got - plain).abs().max()) > 1e-3    # the masking does change the output
+
+
 def test_hooks_stay_off_the_shared_module(pair, scores):
     base, targ = pair
     EvidenceModel(base, targ, scores, proportion=10.0).evidence(torch.rand(1, 3, 8, 8))
@@ -179,10 +222,12 @@ def test_small_images_are_analysed_whole_and_large_ones_by_their_most_textured_t
     assert "2 tiles of 16x16" in note and "96x64" in note
 
 
-def test_self_referenced_evidence_matches_a_literal_computation(scores):
+@pytest.mark.parametrize("draws", [1, 2])
+def test_self_referenced_evidence_matches_a_literal_computation(scores, draws):
     """S and T: where the input lies between two references made from the target's output, one
     degraded by the degradations found (here noise, at the input's own noise level) and one by
-    the same plus d (blur), on log N_d and on the log gradient energy."""
+    the same plus d (blur), on log N_d and on the log gradient energy; with several noise
+    draws, each reference's log values are averaged over the draws."""
     base, targ = make_pair(change=3.0)
     model = EvidenceModel(base, targ, scores, proportion=10.0)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
@@ -190,7 +235,7 @@ def test_self_referenced_evidence_matches_a_literal_computation(scores):
     assert np.isnan(ev["S"]).all() and np.isnan(ev["T"]).all()     # measured only against references
     noise = Degradation("noise", noise_sigma=0.1)
     blur = Degradation("blur", blur_sigma=2.0)
-    got = model.self_reference(measured, 0, [(noise, 1.0)], blur, draws=1, noise_scale=1.3)
+    got = model.self_reference(measured, 0, [(noise, 1.0)], blur, draws=draws, noise_scale=1.3)
 
     filters = literal_filters(targ.state_dict)
     masked = {k: v.clone() for k, v in targ.state_dict.items()}
@@ -209,12 +254,36 @@ def test_self_referenced_evidence_matches_a_literal_computation(scores):
     for t in range(2):
         residual = (x[t] - downsample(y[t:t + 1].clamp(0, 1), 2)[0]).numpy().ravel()
         sigma = 1.3 * 1.4826 * np.median(np.abs(residual - np.median(residual)))
-        refs = [degrade(y[t:t + 1].clamp(0, 1), 2, Degradation("r", blur_sigma=b, noise_sigma=sigma),
-                        seeded_generator(REFERENCE_SEED + t))[0] for b in (None, 2.0)]
-        (n_lo, e_lo), (n_hi, e_hi) = log_n_and_e(refs[0]), log_n_and_e(refs[1])
+        ends = []
+        for b in (None, 2.0):   # the reference without blur, and with it
+            values = [log_n_and_e(degrade(y[t:t + 1].clamp(0, 1), 2, Degradation("r", blur_sigma=b, noise_sigma=sigma),
+                                          seeded_generator(REFERENCE_SEED + 1009 * j + t))[0]) for j in range(draws)]
+            ends.append(np.mean(values, axis=0))
+        (n_lo, e_lo), (n_hi, e_hi) = ends
         n_x, e_x = log_n_and_e(x[t])
         assert got["S"][t] == pytest.approx((n_x - n_lo) / (n_hi - n_lo), rel=1e-3, abs=1e-4)
         assert got["T"][t] == pytest.approx((e_x - e_lo) / (e_hi - e_lo), rel=1e-3, abs=1e-4)
+
+
+def test_references_without_noise_are_measured_once_whatever_the_draws(pair, scores):
+    """Without noise in either reference (nothing found, d is blur) every draw would be the
+    same image: one draw, the same values, and one reference pair through the network."""
+    base, targ = pair
+    model = EvidenceModel(base, targ, scores, proportion=10.0)
+    _, measured = model.measure(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(6)), ("M", "S", "T"))
+    blur = Degradation("blur", blur_sigma=2.0)
+    seen = []
+    modules = [model.module, *model.masked_modules.values()]
+    handles = [m.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].shape[0])) for m in modules]
+    try:
+        three = model.self_reference(measured, 0, [], blur, draws=3)
+    finally:
+        for h in handles:
+            h.remove()
+    one = model.self_reference(measured, 0, [], blur, draws=1)
+    assert seen == [2, 2]    # the references without and with blur, unmasked and blur-masked
+    for k in ("S", "T"):
+        np.testing.assert_array_equal(three[k], one[k])
 
 
 # --------------------------------------------------------------------------------------------
