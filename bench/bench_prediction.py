@@ -50,9 +50,13 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--use-cache", action="store_true",
                    help="take the calibration from the disk cache when it is there (its time is then a load)")
+    p.add_argument("--glibc-defaults", action="store_true",
+                   help="leave glibc's allocator thresholds as they are (faig-gui sets them: core/allocator.py)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from faig_gui.core.allocator import keep_freed_memory
+    allocator_tuned = False if args.glibc_defaults else keep_freed_memory()   # as faig-gui does at start
     from faig_gui.commands.predict import build_predictor
     ns = argparse.Namespace(session=None, baseline=args.baseline, target=args.target, scores=args.scores,
                             analysis_hr=args.analysis_hr, proportion=args.proportion, blur_sigma=2.0,
@@ -85,6 +89,7 @@ def main() -> int:
         "verdict": result.describe(),
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(), "load_average": list(os.getloadavg()),
+        "allocator_thresholds_set": allocator_tuned,
     }))
     return 0
 
