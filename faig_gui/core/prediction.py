@@ -154,8 +154,9 @@ class _LayerProbe:
 
     The response is the mean square of conv(x_i, k) over every fourth output row and column
     (:data:`PROBE_STEP`: a sixteenth of the positions; on the demo pair's tiles E and R moved by
-    at most 4 % from the mean over all positions, far inside their calibrated spreads). It is kᵀ G_i k, where G_i is the Gram matrix of the input channel i's patches at
-    those positions (the unfolded, padded input): one Gram per channel used, shared by all its
+    at most 4 % from the mean over all positions, far inside their calibrated spreads). It is
+    kᵀ G_i k, where G_i is the Gram matrix of the input channel i's patches at those positions
+    (the unfolded, padded input): one Gram per channel used, shared by all its
     filters and both kernels (Δ and baseline), instead of one convolution per filter and
     kernel. The Gram and the quadratic forms are computed in float64 (a Δ kernel's response on
     smooth features is a small difference)."""
