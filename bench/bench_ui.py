@@ -168,7 +168,7 @@ def slider_sequence(app: QApplication, window, pause_s: float = 0.0, settle: boo
     fill_s = None
     if settle:
         t = time.perf_counter()
-        wait(app, lambda: view.live.idle and not view.live.speculation_pending)
+        wait(app, lambda: view.live.idle and not view.rendering_ahead)
         fill_s = time.perf_counter() - t
     pause(app, max(pause_s, 0.3))
     latencies, sources, ui_ms, render_ms, render_cpu_ms = [], [], [], [], []

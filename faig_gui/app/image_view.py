@@ -23,7 +23,7 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from torch import fx
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
                                QSizePolicy, QSlider, QVBoxLayout, QWidget)
@@ -57,6 +57,7 @@ COMPARE_TITLES = {
 }
 THUMB = 72
 STOPS_BUDGET = 96 << 20   # bytes of kept guesses (masked output and its gradient map, float32)
+FILL_AFTER_S = 0.25       # the slider's stops wait for this much quiet after the last real request
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,11 @@ class ImageView(QWidget):
         self.fill_stops = True      # also the slider's stops, once the guess is kept (prefetch.py)
         self._prefetched: PrefetchStore[RenderRequest, RenderResult] = PrefetchStore(size=2)
         self._last_request: RenderRequest | None = None   # the latest real request
+        # the fill of the stops starts once the user has paused (clicks and drags in quick
+        # succession would each stop it part way, and wait for the node in progress)
+        self._fill_timer = QTimer(self)
+        self._fill_timer.setSingleShot(True)
+        self._fill_timer.timeout.connect(self._fill_when_quiet)
         self._states: list[MaskState] = []   # the last two mask states asked for, oldest first
         self.prefetch_hits = 0      # requests shown from a kept prefetch (no render of their own)
         self.prefetch_taken = 0     # requests that took over the prefetch in progress
@@ -513,6 +519,7 @@ class ImageView(QWidget):
         """Whether the view renders its guess of the next mask state in the background."""
         self.prefetch_enabled = bool(enabled)
         if not enabled:
+            self._fill_timer.stop()
             self.live.stop_speculation()
             self._prefetched.clear()
             self.ahead.emit()
@@ -523,6 +530,7 @@ class ImageView(QWidget):
         """Whether, once the guess is kept, the view goes on with the top-k slider's stops."""
         self.fill_stops = bool(enabled)
         if not enabled:
+            self._fill_timer.stop()
             self.live.stop_speculation()
             self._prefetched.clear()   # (what it kept: up to STOPS_BUDGET bytes)
             self.ahead.emit()
@@ -568,11 +576,16 @@ class ImageView(QWidget):
             return
         speculating = self.live.speculating
         try:
-            for mask in self._guesses(req):
+            for mask, is_stop in self._guesses(req):
                 guess = replace(req, mask=mask, requested=time.perf_counter(), max_threads=live_threads(0))
                 if self._prefetched.find(lambda k: _same_output(k, guess)) is not None:
                     continue
                 if speculating is not None and _same_output(speculating, guess):
+                    return
+                quiet = time.perf_counter() - req.requested
+                if is_stop and quiet < FILL_AFTER_S:
+                    self._fill_timer.start(int(1000 * (FILL_AFTER_S - quiet)) + 1)
+                    self.ahead.emit()
                     return
                 cache = self._cache
                 self.live.speculate(guess, lambda should_stop, taken_over:
@@ -584,10 +597,11 @@ class ImageView(QWidget):
             return   # (the scores went away)
 
     def _guesses(self, req: RenderRequest):
-        """The masks worth having ready after ``req``, best first: one more step of the last change
-        (predict_next), then, with fill_stops, the top-k slider's stops (slider_stops) that need
-        a forward of their own; no more than the store keeps (it holds each result's two images:
-        at most STOPS_BUDGET bytes, 2 to 16 results), so the fill ends once they are all kept."""
+        """(mask, is a stop) worth having ready after ``req``, best first: one more step of the
+        last change (predict_next), then, with fill_stops, the top-k slider's stops
+        (slider_stops) that need a forward of their own; no more than the store keeps (it holds
+        each result's two images: at most STOPS_BUDGET bytes, 2 to 16 results), so the fill
+        ends once they are all kept. The stops wait for FILL_AFTER_S of quiet after ``req``."""
         s = self.model.session
         h, w = req.lr.shape[0] * req.scale, req.lr.shape[1] * req.scale
         self._prefetched.size = int(min(16, max(2, STOPS_BUDGET // (h * w * 4 * 4))))
@@ -596,7 +610,7 @@ class ImageView(QWidget):
             mask = predict_next(*self._states, s.top)
             if mask is not None:
                 room -= 1
-                yield mask
+                yield mask, False
         now = self._states[-1]
         if not self.fill_stops or now.mask.lam == 1.0:
             return
@@ -607,7 +621,16 @@ class ImageView(QWidget):
             if len(mask) == 0 or np.array_equal(mask.indices, req.mask.indices):
                 continue   # (shown without a forward, or what is on screen)
             room -= 1
-            yield mask
+            yield mask, True
+
+    def _fill_when_quiet(self) -> None:
+        if self._last_request is not None:
+            self._prefetch_next(self._last_request)
+
+    @property
+    def rendering_ahead(self) -> bool:
+        """A guess or a stop is queued, running or about to be (the fill waits for a pause)."""
+        return self._fill_timer.isActive() or self.live.speculation_pending
 
     def _keep_prefetch(self, r: RenderResult) -> None:
         if r.request.models_version != self._models_version or not self.prefetch_enabled:
@@ -616,11 +639,12 @@ class ImageView(QWidget):
         self.prefetched.emit()
         if self._last_request is not None:
             self._prefetch_next(self._last_request)   # the next guess not kept yet, if any
-        if not self.live.speculation_pending:
+        if not self.rendering_ahead:
             self.ahead.emit()   # (ended: everything worth having ready is kept)
 
     def _on_long_job(self, busy: bool, _what: str) -> None:
         if busy:   # FAIG or the curves take half the cores: no guesses while they run
+            self._fill_timer.stop()
             self.live.stop_speculation()
         elif not self.model.long_jobs and self._last_request is not None:
             self._prefetch_next(self._last_request)   # (the guesses it stopped, if still wanted)
@@ -729,6 +753,7 @@ class ImageView(QWidget):
 
     def shutdown(self) -> None:
         """Stop the render thread (the window calls this when it closes)."""
+        self._fill_timer.stop()
         self.live.close()
 
 

@@ -312,7 +312,7 @@ class MainWindow(QMainWindow):
         """What the image view does: a render, rendering ahead (prefetch.py), or nothing."""
         if self._rendering:
             return "rendering the masked output…"
-        return "idle · rendering ahead…" if self.image_view.live.speculation_pending else "idle"
+        return "idle · rendering ahead…" if self.image_view.rendering_ahead else "idle"
 
     def _update_actions(self, *_args) -> None:
         s = self.model.session

@@ -10,12 +10,13 @@ result here, keyed by the full render state; when that state is asked for, it is
 Momentum only: the prediction knows nothing of any benchmark's sequence, and a wrong one costs a
 real request one node of the incremental forward.
 
-Stops (View ▸ Fill the top-k slider's stops when idle): once the guess is kept, and while nothing
-else runs, the view goes on with the top-k values a researcher reaches in one gesture from where
-the slider is (:func:`slider_stops`: one arrow-key step either way, then every whole percent: the
-page steps and the 1/3/5/10 % marks), nearest first, until they are all kept (as many as the
-store holds). Scrubbing between those stops then shows each at once; any real request stops the
-fill between two nodes, and it starts again from the new state once that is on screen.
+Stops (View ▸ Fill the top-k slider's stops when idle): once the guess is kept, after a quarter
+second without a change (image_view.FILL_AFTER_S), and while nothing else runs, the view goes on
+with the top-k values a researcher reaches in one gesture from where the slider is
+(:func:`slider_stops`: one arrow-key step either way, then every whole percent: the page steps
+and the 1/3/5/10 % marks), nearest first, until they are all kept (as many as the store holds).
+Scrubbing between those stops then shows each at once; any real request stops the fill between
+two nodes, and it starts again from the new state after the next quiet quarter second.
 """
 from __future__ import annotations
 

@@ -323,7 +323,7 @@ def test_going_back_to_a_state_already_shown_needs_no_forward(demo_window, qtbot
     slider = w.masking_dock.k_slider
     total = s.index.total
     step(qtbot, view, slider, Qt.Key.Key_PageUp)                  # 1 % -> 2 %: a render
-    qtbot.waitUntil(lambda: view.live.idle and not view.live.speculation_pending, timeout=20000)
+    qtbot.waitUntil(lambda: view.live.idle and not view.rendering_ahead, timeout=20000)
     renders = view._cache.forwards["render"]
     step(qtbot, view, slider, Qt.Key.Key_PageDown)                # back to 1 % (the guess was 3 %)
     assert view.result.prefetched and view._cache.forwards["render"] == renders
@@ -356,7 +356,7 @@ def test_the_slider_stops_are_filled_when_idle_and_shown_without_a_forward(demo_
     assert int(total * 0.009) == int(total * 0.01)
     wanted = [1.1, *range(2, 11)]
     qtbot.waitUntil(lambda: stops_kept(view, total, wanted), timeout=60000)
-    qtbot.waitUntil(lambda: view.live.idle and not view.live.speculation_pending, timeout=20000)
+    qtbot.waitUntil(lambda: view.live.idle and not view.rendering_ahead, timeout=20000)
     assert view.live.speculated == len(wanted)                     # each once, then it stops
     assert w.activity_label.text() == "idle"
     renders = view._cache.forwards["render"]
@@ -379,10 +379,18 @@ def test_the_slider_stops_are_filled_when_idle_and_shown_without_a_forward(demo_
     # from 4.1 % it goes on with the guess (5.1 %) and that state's stops (4.0 %; 4.2 % of 496
     # filters is the 20 of 4.1 %), then ends
     qtbot.waitUntil(lambda: stops_kept(view, total, [5.1, 4.0]), timeout=60000)
-    qtbot.waitUntil(lambda: view.live.idle and not view.live.speculation_pending, timeout=20000)
+    qtbot.waitUntil(lambda: view.live.idle and not view.rendering_ahead, timeout=20000)
     done = view.live.speculated
     qtbot.wait(300)
     assert view.live.speculated == done
+    # another degradation has no next step to guess, and all its stops are new: they wait for a
+    # pause (nothing starts with the change), then are filled
+    dock.degradation.setCurrentText("noise")
+    assert view._fill_timer.isActive() and view.live.speculating is None and not view.live.idle
+    qtbot.waitUntil(lambda: view.live.idle and not view.rendering_ahead, timeout=60000)
+    noise_5 = np.sort(top_by_hand(s.scores["noise"], 5.0))
+    assert any(np.array_equal(k.mask.indices, noise_5) for k in view._prefetched.keys())
+    assert w.activity_label.text() == "idle"
 
 
 def test_turning_the_fill_off_stops_it_and_is_kept(demo_window, make_window, qtbot, paused_prefetch):
@@ -393,7 +401,7 @@ def test_turning_the_fill_off_stops_it_and_is_kept(demo_window, make_window, qtb
     qtbot.waitUntil(gate["paused"].is_set, timeout=20000)          # ... and pauses after a node
     assert view.live.speculating is not None
     w.fill_stops_action.trigger()                                  # off, while it runs
-    assert not view.live.speculation_pending and not view.fill_stops
+    assert not view.rendering_ahead and not view.fill_stops
     gate["release"].set()
     qtbot.waitUntil(lambda: len(gate["after"]) > 0, timeout=20000)
     qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
