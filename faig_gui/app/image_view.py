@@ -334,6 +334,7 @@ class ImageView(QWidget):
         self.fill_stops = True      # also the slider's stops, once the guess is kept (prefetch.py)
         self._prefetched: PrefetchStore[RenderRequest, RenderResult] = PrefetchStore(size=2)
         self._last_request: RenderRequest | None = None   # the latest real request
+        self._stop_masks: dict[tuple, tuple[np.ndarray | None, FilterMask]] = {}   # (ranking, mask) per stop
         # the fill of the stops starts once the user has paused (clicks and drags in quick
         # succession would each stop it part way, and wait for the node in progress)
         self._fill_timer = QTimer(self)
@@ -614,10 +615,19 @@ class ImageView(QWidget):
         now = self._states[-1]
         if not self.fill_stops or now.mask.lam == 1.0:
             return
+        ranking = s.scores.get(now.degradation)
         for percent in slider_stops(now.proportion):
             if room <= 0:
                 return
-            mask = FilterMask(s.top(now.degradation, percent), now.mask.mode, now.mask.lam)
+            # (made once per ranking: a dozen masks cost ~6 ms of UI thread at every change)
+            key = (now.degradation, percent, now.mask.mode, now.mask.lam)
+            made = self._stop_masks.get(key)
+            if made is None or made[0] is not ranking:
+                if len(self._stop_masks) > 64:
+                    self._stop_masks.clear()
+                made = self._stop_masks[key] = (ranking, FilterMask(s.top(now.degradation, percent),
+                                                                    now.mask.mode, now.mask.lam))
+            mask = made[1]
             if len(mask) == 0 or np.array_equal(mask.indices, req.mask.indices):
                 continue   # (shown without a forward, or what is on screen)
             room -= 1
