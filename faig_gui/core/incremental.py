@@ -240,7 +240,26 @@ class IncrementalForward:
             sub = self.submodules[node.target]
             prefix = f"{node.target}."
             local = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+            if local and _plain_conv(sub, local) and not kwargs and len(args) == 1:
+                # what Conv*d.forward does with these weights, without functional_call's swap
+                # of the module's parameters in and out (~0.2 ms a layer, 4 ms a pass here)
+                return sub._conv_forward(args[0], local["weight"], local.get("bias"))
             if local:
                 return functional_call(sub, local, tuple(args), kwargs)
             return sub(*args, **kwargs)
         raise RuntimeError(f"unknown fx node kind {node.op}")
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _plain_conv(module: nn.Module, local: Mapping[str, torch.Tensor]) -> bool:
+    """A convolution whose forward is exactly ``_conv_forward(x, weight, bias)`` for ``local``:
+    one of torch's own classes (not a subclass with a forward of its own), no hooks, and
+    ``local`` replacing its weight and (when it has one) its bias, nothing else."""
+    if type(module) not in _CONVS or module._forward_hooks or module._forward_pre_hooks:
+        return False
+    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+        return False
+    own = {"weight"} | ({"bias"} if module.bias is not None else set())
+    return set(local) == own

@@ -270,3 +270,44 @@ def test_stopping_in_place_operations_keeps_outputs_right():
         np.testing.assert_allclose(inc.run(x, params).numpy(), plain(m, params, x).numpy(), rtol=0, atol=1e-6)
         params = changed
         np.testing.assert_allclose(inc.run(x, params).numpy(), plain(m, params, x).numpy(), rtol=0, atol=1e-6)
+
+
+class _ScaledConv(nn.Conv2d):
+    """A subclass with a forward of its own: the direct convolution must not stand in for it."""
+
+    def forward(self, x):
+        return 2.0 * super().forward(x)
+
+
+class _ThreeConvs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.c = _ScaledConv(4, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.c(F.relu(self.b(self.a(x))))
+
+
+def test_convolutions_run_with_the_given_weights_and_keep_their_hooks():
+    torch.manual_seed(1)
+    module = _ThreeConvs()
+    x = torch.rand(1, 3, 9, 7)
+    inc = engine(module)
+    params = {k: torch.randn_like(v) for k, v in module.state_dict().items()}
+    # by hand: the convolutions with the substituted weights (b without bias, c doubled)
+    want = 2.0 * F.conv2d(F.relu(F.conv2d(F.conv2d(x, params["a.weight"], params["a.bias"], padding=1),
+                                          params["b.weight"], None, padding=1)),
+                          params["c.weight"], params["c.bias"], padding=1)
+    torch.testing.assert_close(inc.run(x, params), want, rtol=0, atol=1e-5)
+    # the module's own weights are untouched by the run
+    assert not torch.equal(module.a.weight, params["a.weight"])
+    # a forward hook on a plain convolution still sees its call (and may change its output)
+    seen = []
+    module.b.register_forward_hook(lambda _m, _i, out: seen.append(out.shape) or out * 0)
+    params2 = {**params, "b.weight": params["b.weight"] + 1}
+    got = inc.run(x, params2)
+    assert seen == [(1, 4, 9, 7)]
+    torch.testing.assert_close(got, 2.0 * F.conv2d(torch.zeros(1, 4, 9, 7), params["c.weight"], params["c.bias"],
+                                                   padding=1), rtol=0, atol=1e-6)
