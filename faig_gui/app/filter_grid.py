@@ -124,7 +124,7 @@ class FilterGridDock(QDockWidget):
         model.selectedLayerChanged.connect(self._on_layer_change)
         model.scoresChanged.connect(self._on_scores_change)
         model.degradationChanged.connect(self._on_scores_change)
-        model.maskChanged.connect(self._on_mask_change)
+        model.maskShown.connect(self._on_mask_change)
         self._on_models_change()
 
     # -- which layer -------------------------------------------------------------------------

@@ -326,7 +326,7 @@ class GraphDock(QDockWidget):
 
         model.modelsChanged.connect(self._on_models_change)
         model.scoresChanged.connect(self.refresh)
-        model.maskChanged.connect(self.refresh)
+        model.maskShown.connect(self.refresh)
         model.degradationChanged.connect(self.refresh)
         model.selectedLayerChanged.connect(self._on_selection_change)
         self._on_models_change()

@@ -359,6 +359,7 @@ class ImageView(QWidget):
         model.maskChanged.connect(self.request_render)
         model.busyChanged.connect(self._on_long_job)
         self.live.failed.connect(model.errorOccurred)
+        self.live.busyChanged.connect(lambda busy: busy or model.release_mask_shown())
         self._on_models_change()
         self._on_images_change()
 
@@ -513,6 +514,7 @@ class ImageView(QWidget):
             return
         cache = self._cache
         self.live.submit(lambda: render(req, cache), self._apply)
+        self.model.hold_mask_shown()   # the docks redraw with this output (SessionModel.maskShown)
         self._prefetch_next(req)
 
     # -- prefetch ----------------------------------------------------------------------------

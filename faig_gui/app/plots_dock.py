@@ -281,7 +281,7 @@ class PlotsDock(QDockWidget):
         self.distribution.k_box.currentIndexChanged.connect(self.distribution.refresh)
         model.modelsChanged.connect(self._on_inputs_change)
         model.scoresChanged.connect(self._on_inputs_change)
-        model.maskChanged.connect(self._on_mask_change)
+        model.maskShown.connect(self._on_mask_change)
         self.distribution.refresh()
 
     # -- the distribution follows the scores and the masking proportion ---------------------------

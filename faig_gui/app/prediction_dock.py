@@ -136,7 +136,7 @@ class PredictionDock(QDockWidget):
         self._build()
         model.scoresChanged.connect(self._on_inputs_change)
         model.modelsChanged.connect(self._on_inputs_change)
-        model.maskChanged.connect(self._on_mask_change)
+        model.maskShown.connect(self._on_mask_change)
         self._update_status()
 
     # -- layout ------------------------------------------------------------------------------

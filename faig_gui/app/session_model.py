@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.errors import FaigError
@@ -17,6 +17,8 @@ from faig_gui.core.session import AnalysisSettings, Session
 
 T = TypeVar("T")
 
+MASK_HOLD_S = 0.3   # the longest maskShown waits for a masked output (a render superseded again and again)
+
 
 class SessionModel(QObject):
     modelsChanged = Signal()            # baseline/target (and so the filter index) changed
@@ -24,6 +26,7 @@ class SessionModel(QObject):
     currentImageChanged = Signal(int)   # position in session.images, -1 for none
     scoresChanged = Signal()            # session.scores / results changed
     maskChanged = Signal()              # session.mask or mask settings changed
+    maskShown = Signal()                # the same, once its masked output is on screen (hold_mask_shown)
     settingsChanged = Signal()          # analysis settings changed
     selectedLayerChanged = Signal(str)  # parameter name of the selected conv layer, '' for none
     degradationChanged = Signal(str)    # the degradation whose importance the views show
@@ -38,11 +41,47 @@ class SessionModel(QObject):
         self.degradation: str = ""
         self.long_jobs = 0                  # long computations running now (FAIG, effect curves)
         self.busyChanged.connect(self._count_long_jobs)
+        # maskShown: what redraws for a mask change besides the masked output itself (graph,
+        # grid, plots, predictions) waits for that output while it is being computed, so that
+        # both land together and the render has the cores to itself (on two cores ~25 ms of
+        # UI-thread work during a render made it ~40 ms slower: its torch threads wait for
+        # each other at every convolution when one of them loses its core)
+        self._holding = False
+        self._mask_pending = False
+        self._hold_timer = QTimer(self)
+        self._hold_timer.setSingleShot(True)
+        self._hold_timer.setInterval(int(MASK_HOLD_S * 1000))
+        self._hold_timer.timeout.connect(self._show_mask)
 
     def _count_long_jobs(self, busy: bool, _what: str) -> None:
         self.long_jobs = max(0, self.long_jobs + (1 if busy else -1))
 
     # -- helpers -----------------------------------------------------------------------------
+    def _mask_changed(self) -> None:
+        self.maskChanged.emit()   # (the image view's slot may hold maskShown: hold_mask_shown)
+        if self._holding:
+            self._mask_pending = True
+            if not self._hold_timer.isActive():
+                self._hold_timer.start()
+        else:
+            self._show_mask()
+
+    def _show_mask(self) -> None:
+        self._hold_timer.stop()
+        self._mask_pending = False
+        self.maskShown.emit()
+
+    def hold_mask_shown(self) -> None:
+        """The masked output of the mask change being signalled is being computed: maskShown
+        waits for release_mask_shown(), or MASK_HOLD_S at most."""
+        self._holding = True
+
+    def release_mask_shown(self) -> None:
+        """The masked output is on screen (or no longer coming): maskShown follows now."""
+        self._holding = False
+        if self._mask_pending:
+            self._show_mask()
+
     def guarded(self, fn: Callable[[], T]) -> T | None:
         """Run ``fn``; a FaigError becomes errorOccurred and None (nothing else changes)."""
         try:
@@ -60,7 +99,7 @@ class SessionModel(QObject):
         self.settingsChanged.emit()
         self._ensure_degradation()
         self.scoresChanged.emit()
-        self.maskChanged.emit()
+        self._mask_changed()
 
     def _ensure_degradation(self) -> None:
         names = self.session.degradation_names
@@ -103,7 +142,7 @@ class SessionModel(QObject):
             self.selected_layer = ""
         self.modelsChanged.emit()
         self.scoresChanged.emit()
-        self.maskChanged.emit()
+        self._mask_changed()
 
     # -- images ------------------------------------------------------------------------------
     def add_images(self, paths: list[str]) -> int:
@@ -163,7 +202,7 @@ class SessionModel(QObject):
             return
         self._ensure_degradation()
         self.scoresChanged.emit()
-        self.maskChanged.emit()
+        self._mask_changed()
 
     def set_scores(self, scores: dict[str, np.ndarray], method: str = "faig") -> None:
         if self.guarded(lambda: self.session.set_scores(scores, method)) is None and self.session.scores != scores:
@@ -171,7 +210,7 @@ class SessionModel(QObject):
         self.session.refresh_top_mask()
         self._ensure_degradation()
         self.scoresChanged.emit()
-        self.maskChanged.emit()
+        self._mask_changed()
 
     # -- masking -----------------------------------------------------------------------------
     def set_top_mask(self, degradation: str, proportion: float) -> None:
@@ -180,11 +219,11 @@ class SessionModel(QObject):
         except FaigError as exc:
             self.errorOccurred.emit(str(exc))
             return
-        self.maskChanged.emit()
+        self._mask_changed()
 
     def set_mask(self, mask: FilterMask) -> None:
         self.session.set_mask(mask)
-        self.maskChanged.emit()
+        self._mask_changed()
 
     def toggle_filters(self, indices) -> None:
         self.set_mask(self.session.mask.toggled(indices))
@@ -195,7 +234,7 @@ class SessionModel(QObject):
 
     def set_mask_mode(self, mode: str, lam: float) -> None:
         self.session.set_mask_mode(mode, lam)
-        self.maskChanged.emit()
+        self._mask_changed()
 
     def clear_mask(self) -> None:
         self.set_mask(FilterMask(mode=self.session.mask.mode, lam=self.session.mask.lam))
