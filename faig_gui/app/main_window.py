@@ -22,6 +22,7 @@ from faig_gui.app.analysis_dock import AnalysisDock, format_eta
 from faig_gui.app.filter_grid import FilterGridDock
 from faig_gui.app.graph_view import GraphDock
 from faig_gui.app.image_view import ImageView
+from faig_gui.app.labels import hold_size
 from faig_gui.app.live import LatestTask
 from faig_gui.app.masking_dock import MaskingDock
 from faig_gui.app.plots_dock import PlotsDock
@@ -256,6 +257,9 @@ class MainWindow(QMainWindow):
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
         self.activity_label = QLabel("idle")
+        hold_size(self.activity_label, ["rendering the masked output…", "idle · rendering ahead…",
+                                        "running FAIG · 999 images · 999 steps", "running masking effects",
+                                        "FAIG 99999/99999 · 59 min 59 s left"])
         self.activity_bar = QProgressBar()
         self.activity_bar.setFixedWidth(140)
         self.activity_bar.setRange(0, 1000)

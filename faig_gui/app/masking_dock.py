@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDockWidget, QFormLayout
                                QPushButton, QRadioButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout,
                                QWidget)
 
+from faig_gui.app.labels import hold_size
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.masking import LAMBDA_RANGE
 
@@ -92,6 +93,11 @@ class MaskingDock(QDockWidget):
         self.clear_button.setToolTip("Unmask every filter (Ctrl+M)")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        # these change with every step of the sliders: sized once (labels.py)
+        hold_size(self.k_label, ["Top k %: <b>10.0 %</b> = 9,999,999 filters"])
+        hold_size(self.lam_label, ["Modulation λ: <b>1.50</b>  (0 = fully masked, 1 = target)"])
+        hold_size(self.summary, ["<b>9,999,999</b> of 99,999,999 filters", "masked (100.00 %)",
+                                 "Open a baseline and a target to mask filters."], lines=2)
         lay.addWidget(self.clear_button)
         lay.addWidget(self.summary)
         lay.addStretch(1)

@@ -9,7 +9,8 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QTextDocument
 
 from faig_gui.app import image_view
 from faig_gui.app.session_model import MASK_HOLD_S, SessionModel
@@ -121,3 +122,45 @@ def test_without_a_render_the_docks_follow_at_once(qtbot):
     assert got == ["changed", "shown"]
     model.release_mask_shown()   # nothing pending: nothing more
     assert got == ["changed", "shown"]
+
+
+class _LayoutRequests(QObject):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.LayoutRequest:
+            self.count += 1
+        return False
+
+
+def test_nothing_is_laid_out_again_while_the_output_is_computed(window, qtbot, held_renders):
+    # the slider's labels and the status bar change at once; the window's layout does not
+    w, view = window, window.image_view
+    s = w.model.session
+    slider = w.masking_dock.k_slider
+    requests = _LayoutRequests()
+    w.installEventFilter(requests)
+    try:
+        slider.setFocus()
+        qtbot.keyClick(slider, Qt.Key.Key_PageUp)
+        assert held_renders["waiting"].wait(10)
+        qtbot.wait(int(MASK_HOLD_S * 1000 / 3))
+        assert not view.live.idle
+        assert w.activity_label.text() == "rendering the masked output…"
+        assert "2.0 %" in w.masking_dock.k_label.text() and f"<b>{len(s.mask):,}</b>" in w.masking_dock.summary.text()
+        assert requests.count == 0
+    finally:
+        w.removeEventFilter(requests)
+        held_renders["release"].set()
+    # each of those labels shows its whole text, at the longest the slider gives too
+    with qtbot.waitSignal(view.rendered, timeout=20000):
+        slider.setValue(slider.maximum())
+    for label in (w.masking_dock.k_label, w.masking_dock.lam_label, w.activity_label):
+        doc = QTextDocument()
+        doc.setDefaultFont(label.font())
+        doc.setDocumentMargin(0)
+        doc.setHtml(label.text())
+        assert doc.idealWidth() <= label.contentsRect().width(), label.text()
+    assert "10.0 %" in w.masking_dock.k_label.text()
