@@ -23,7 +23,7 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from torch import fx
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
                                QSizePolicy, QSlider, QVBoxLayout, QWidget)
@@ -359,7 +359,10 @@ class ImageView(QWidget):
         model.maskChanged.connect(self.request_render)
         model.busyChanged.connect(self._on_long_job)
         self.live.failed.connect(model.errorOccurred)
-        self.live.busyChanged.connect(lambda busy: busy or model.release_mask_shown())
+        self._holds = 0                              # _hold_docks calls so far
+        self._release_at_paint: int | None = None    # release the docks at the next paint (holds then)
+        self.canvas.viewport().installEventFilter(self)
+        self.live.busyChanged.connect(self._on_live_busy)
         self._on_models_change()
         self._on_images_change()
 
@@ -510,12 +513,39 @@ class ImageView(QWidget):
         if self.live.idle and self.result is not None and _same_output(self.result.request, req):
             return   # e.g. the slider moved less than one filter: what is shown is still right
         if self.prefetch_enabled and self._take_prefetch(req):
+            self._hold_docks()
+            if self.live.idle:   # shown from a kept result: the docks follow its paint
+                self._release_docks_after_paint()
             self._prefetch_next(req)
             return
         cache = self._cache
         self.live.submit(lambda: render(req, cache), self._apply)
-        self.model.hold_mask_shown()   # the docks redraw with this output (SessionModel.maskShown)
+        self._hold_docks()
         self._prefetch_next(req)
+
+    # -- the docks follow the output ---------------------------------------------------------
+    # What else redraws for a mask change (graph, grid, plots, predictions: SessionModel.maskShown)
+    # waits while the output is computed (the render then has both cores), then until the centre
+    # view has painted it (the output shows ~8 ms sooner than after the docks' redraw)
+    def _hold_docks(self) -> None:
+        self._holds += 1
+        self.model.hold_mask_shown()
+
+    def _on_live_busy(self, busy: bool) -> None:
+        if not busy:
+            self._release_docks_after_paint()
+
+    def _release_docks_after_paint(self) -> None:
+        self._release_at_paint = self._holds
+        self.canvas.viewport().update()   # (merged with the update the new images asked for)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if (event.type() == QEvent.Type.Paint and self._release_at_paint is not None
+                and obj is self.canvas.viewport()):
+            holds, self._release_at_paint = self._release_at_paint, None
+            # after this paint (and the window's flush) are done; not when a newer change holds
+            QTimer.singleShot(0, lambda: self._holds == holds and self.model.release_mask_shown())
+        return False
 
     # -- prefetch ----------------------------------------------------------------------------
     def set_prefetch(self, enabled: bool) -> None:
