@@ -159,7 +159,8 @@ def test_topk_slider_recolours_the_graph_and_updates_the_masked_output(demo_wind
     total = s.index.total
     assert len(s.mask) == int(total * 0.03)
     assert "3.0 %" in w.masking_dock.k_label.text()
-    assert graph_colours(w) != before_colours
+    # the graph follows right after the output is painted (SessionModel.maskShown)
+    qtbot.waitUntil(lambda: graph_colours(w) != before_colours, timeout=2000)
     r = w.image_view.result
     assert len(r.request.mask) == len(s.mask)
     assert not np.allclose(r.masked, before_masked)
