@@ -202,7 +202,7 @@ def slider_sequence(app: QApplication, window, pause_s: float = 0.0, settle: boo
         wait(app, lambda: view.live.idle and not view.rendering_ahead)
         fill_s = time.perf_counter() - t
     pause(app, max(pause_s, 0.3))
-    latencies, sources, ui_ms, render_ms, render_cpu_ms = [], [], [], [], []
+    latencies, sources, ui_ms, render_ms, render_cpu_ms, threads = [], [], [], [], [], []
     for k in SLIDER_STEPS:
         hits, taken = view.prefetch_hits, view.prefetch_taken
         ui = {}
@@ -219,10 +219,11 @@ def slider_sequence(app: QApplication, window, pause_s: float = 0.0, settle: boo
         if source == "render":
             render_ms.append(view.result.compute_seconds * 1000)
             render_cpu_ms.append(view.result.cpu_seconds * 1000)
+            threads.append(view.result.threads)
         if pause_s:
             pause(app, pause_s)
     return {"latencies": latencies, "sources": sources, "ui_ms": ui_ms, "render_ms": render_ms,
-            "render_cpu_ms": render_cpu_ms, "fill_s": fill_s}
+            "render_cpu_ms": render_cpu_ms, "threads": threads, "fill_s": fill_s}
 
 
 def summary(sequences: list[dict]) -> dict:
@@ -239,6 +240,8 @@ def summary(sequences: list[dict]) -> dict:
     if all_of("render_ms"):
         out["render_wall_ms"] = round(statistics.median(all_of("render_ms")), 1)   # steps rendered for real
         out["render_cpu_ms"] = round(statistics.median(all_of("render_cpu_ms")), 1)
+        # the torch threads each rendered step ran with (the render thread's tuner: core/threads.py)
+        out["render_threads"] = {str(n): all_of("threads").count(n) for n in sorted(set(all_of("threads")))}
     return out
 
 

@@ -48,6 +48,7 @@ CHECKPOINT_FILTER = "Checkpoints (*.pth *.pt *.safetensors *.ckpt);;All files (*
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 SESSION_FILTER = "faig-gui sessions (*.faig)"
 PICTURE_FILTER = "PNG image (*.png);;SVG drawing (*.svg)"
+RENDER_NOTE_AFTER_S = 0.25   # the status bar says "rendering the masked output…" once a render takes this long
 
 
 def recovery_path() -> Path:
@@ -97,7 +98,11 @@ class MainWindow(QMainWindow):
         m.imagesChanged.connect(self._update_actions)
         self.runner.runningChanged.connect(self._update_actions)
         self.runner.progress.connect(self._on_progress)
-        self._rendering = False
+        self._rendering = False   # the status bar says a render is running (RENDER_NOTE_AFTER_S into it)
+        self._render_note = QTimer(self)
+        self._render_note.setSingleShot(True)
+        self._render_note.setInterval(int(RENDER_NOTE_AFTER_S * 1000))
+        self._render_note.timeout.connect(self._note_rendering)
         self.image_view.live.busyChanged.connect(self._on_render_busy)
         self.image_view.ahead.connect(self._show_activity)
         self.export_task.failed.connect(self.show_error)
@@ -305,7 +310,18 @@ class MainWindow(QMainWindow):
                                     f"analysis {p.done}/{p.total} · {format_eta(p.eta)}")
 
     def _on_render_busy(self, busy: bool) -> None:
-        self._rendering = busy
+        # said only when a render takes a while: a quick one would flash the text (and its
+        # repaint, twice per render, fell on the render's cores)
+        if busy:
+            if not self._rendering and not self._render_note.isActive():
+                self._render_note.start()
+            return
+        self._render_note.stop()
+        self._rendering = False
+        self._show_activity()
+
+    def _note_rendering(self) -> None:
+        self._rendering = True
         self._show_activity()
 
     def _show_activity(self) -> None:

@@ -31,7 +31,10 @@ class MaskingDock(QDockWidget):
         model.maskChanged.connect(self._on_mask_change)
         model.degradationChanged.connect(self._on_degradation_change)
         model.modelsChanged.connect(self._on_mask_change)
+        model.maskShown.connect(self._update_summary)
+        model.modelsChanged.connect(self._update_summary)
         self._on_scores_change()
+        self._update_summary()
 
     def _build(self) -> None:
         body = QWidget()
@@ -95,6 +98,8 @@ class MaskingDock(QDockWidget):
         self.summary.setWordWrap(True)
         # these change with every step of the sliders: sized once (labels.py)
         hold_size(self.k_label, ["Top k %: <b>10.0 %</b> = 9,999,999 filters"])
+        for label in (self.k_label, self.lam_label):   # opaque: a new value repaints the label, not the dock
+            label.setAutoFillBackground(True)
         hold_size(self.lam_label, ["Modulation λ: <b>1.50</b>  (0 = fully masked, 1 = target)"])
         hold_size(self.summary, ["<b>9,999,999</b> of 99,999,999 filters", "masked (100.00 %)",
                                  "Open a baseline and a target to mask filters."], lines=2)
@@ -157,6 +162,13 @@ class MaskingDock(QDockWidget):
                              + (f" = {int(total * ms.proportion / 100):,} filters" if total else ""))
         self.lam_label.setText(f"Modulation λ: <b>{mask.lam:.2f}</b>"
                                + ("  (0 = fully masked, 1 = target)" if mask.lam <= 1 else "  (emphasised)"))
+        self.clear_button.setEnabled(len(mask) > 0)
+
+    def _update_summary(self) -> None:
+        """How many filters are masked: with the docks, once the masked output is on screen
+        (SessionModel.maskShown), not while it is computed."""
+        s = self.model.session
+        mask, total = s.mask, (s.index.total if s.index else 0)
         n = len(mask)
         if not total:
             self.summary.setText("Open a baseline and a target to mask filters.")
@@ -164,7 +176,6 @@ class MaskingDock(QDockWidget):
             self.summary.setText("No filters masked.")
         else:
             self.summary.setText(f"<b>{n:,}</b> of {total:,} filters masked ({100 * n / total:.2f} %)")
-        self.clear_button.setEnabled(n > 0)
 
     # -- widgets -> model --------------------------------------------------------------------
     def _on_degradation_chosen(self, _pos: int) -> None:
