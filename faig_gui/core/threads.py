@@ -5,12 +5,18 @@ double it instead (OpenMP threads wait for each other whenever one of them loses
 measured here at 128x128 LR, 340 ms with one thread against 380-690 ms with two at load 3).
 Neither count is right everywhere, and the load changes while the window is open. So a live job
 (the masked render, a prediction) asks :class:`AdaptiveThreads` for a count, runs, and reports
-how long it took per unit of work; the tuner keeps a moving average per count, uses the fastest,
-and now and then tries another so that it follows the load.
+how long it took per unit of work; the tuner keeps the median of the last few measurements per
+count, uses the fastest, and now and then tries another so that it follows the load. (A median,
+not a moving average: one render slowed by something passing, a burst of UI work or another
+process, made an average of two threads look slower than one, and the window then rendered
+on one core for the next several steps, ~60 ms slower each.)
 
 Thread-safety: one tuner per job slot; it is used from that slot's thread only.
 """
 from __future__ import annotations
+
+import statistics
+from collections import deque
 
 import torch
 
@@ -22,7 +28,8 @@ def candidate_counts(limit: int) -> list[int]:
 
 
 class AdaptiveThreads:
-    """Per thread count, an exponential moving average of seconds per unit of work.
+    """Per thread count, the median of the last ``window`` measurements of seconds per unit of
+    work (a single outlier does not change the choice; two in a row, a real change of load, do).
 
     ``choose(limit)``: a count among :func:`candidate_counts` (limit); untried counts first (the
     largest first), then the fastest, except that after ``explore_every`` calls it re-measures
@@ -31,12 +38,15 @@ class AdaptiveThreads:
     measurements at once). ``record(count, seconds, work)`` adds a measurement.
     """
 
-    def __init__(self, explore_every: int = 6, smoothing: float = 0.5):
+    def __init__(self, explore_every: int = 6, window: int = 3):
         if explore_every < 2:
             raise ValueError("explore_every must be >= 2")
+        if window < 1:
+            raise ValueError("window must be >= 1")
         self.explore_every = explore_every
-        self.smoothing = smoothing
-        self.rate: dict[int, float] = {}       # count -> seconds per unit of work (EMA)
+        self.rate: dict[int, float] = {}       # count -> seconds per unit of work (median of the recent)
+        self._recent: dict[int, deque] = {}    # count -> its last ``window`` measurements
+        self._window = window
         self._last_used: dict[int, int] = {}   # count -> call number of its last measurement
         self._calls = 0
         self._since_exploring = 0
@@ -76,7 +86,7 @@ class AdaptiveThreads:
     def record(self, count: int, seconds: float, work: float = 1.0) -> None:
         if seconds <= 0 or work <= 0:
             return
-        value = seconds / work
-        old = self.rate.get(count)
-        self.rate[count] = value if old is None else (1 - self.smoothing) * old + self.smoothing * value
+        recent = self._recent.setdefault(count, deque(maxlen=self._window))
+        recent.append(seconds / work)
+        self.rate[count] = statistics.median(recent)
         self._last_used[count] = self._calls

@@ -83,3 +83,22 @@ def test_best_is_the_fastest_measured_and_never_explores():
     assert [t.best(2) for _ in range(10)] == [1] * 10    # no exploring, however often asked
     assert t.best(16) == 1                              # 8 and 16 are not measured
     assert drive(t, {1: 0.25, 2: 0.30}.get, 4) == [1, 2, 1, 2]   # choose() explores every 2nd, as before
+
+
+def test_one_slow_job_does_not_change_the_choice_two_do():
+    t = AdaptiveThreads(explore_every=6)
+    drive(t, {1: 0.30, 2: 0.16}.get, 8)
+    assert t.choose(2) == 2
+    t.record(2, 0.90)                  # one job slowed by something passing
+    assert t.rate[2] == pytest.approx(0.16)
+    assert [t.choose(2) for _ in range(3)] == [2, 2, 2]
+    t.record(2, 0.90)                  # a second in a row: two threads are slow now
+    assert t.rate[2] == pytest.approx(0.90)
+    assert t.choose(2) == 1
+    # the median of the last three: by hand
+    t = AdaptiveThreads(window=3)
+    for v in (0.5, 0.1, 0.3, 0.2):
+        t.record(1, v)
+    assert t.rate[1] == pytest.approx(sorted([0.1, 0.3, 0.2])[1])
+    with pytest.raises(ValueError):
+        AdaptiveThreads(window=0)
