@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # A small SR-shaped pass (convolutions, residual additions, an upsampling pixel shuffle) run in a
-# fresh process, which prints its minor page faults per pass once warm: the interleaved
+# fresh process, which prints its minor page faults per pass once warm (the median of 11): the interleaved
 # activation sizes are what makes glibc's own thresholds hand memory back to the kernel.
 PASSES = r"""
 import json, resource, sys
@@ -35,11 +35,14 @@ def one_pass():
 with torch.no_grad():
     for _ in range(5):
         one_pass()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
+    per_pass = []
+    for _ in range(11):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         one_pass()
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
-print(json.dumps({"applied": applied, "faults": faults}))
+        per_pass.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+# the median pass: a one-off growth of the heap (a new peak, ~2,600 faults once) is not what
+# this is about
+print(json.dumps({"applied": applied, "faults": sorted(per_pass)[5], "per_pass": per_pass}))
 """
 
 
