@@ -21,6 +21,9 @@ from collections import deque
 import torch
 
 
+RARE_LEAD = 1.3   # the fastest count this far ahead: the others are re-measured three times as rarely
+
+
 def candidate_counts(limit: int) -> list[int]:
     """1, half and all of ``limit`` threads (without repeats), fewest first."""
     limit = max(1, int(limit))
@@ -33,7 +36,7 @@ class AdaptiveThreads:
 
     ``choose(limit)``: a count among :func:`candidate_counts` (limit); untried counts first (the
     largest first), then the fastest, except that after ``explore_every`` calls it re-measures
-    the count measured longest ago (three times as rarely when the fastest is 1.5x ahead or more:
+    the count measured longest ago (three times as rarely when the fastest is 1.3x ahead or more:
     each exploration costs a slow job, and a fastest count that slows down shows it in its own
     measurements at once). ``record(count, seconds, work)`` adds a measurement.
     """
@@ -63,7 +66,10 @@ class AdaptiveThreads:
             return best
         self._since_exploring += 1
         lead = min(self.rate[n] for n in others) / max(self.rate[best], 1e-12)
-        every = self.explore_every * (3 if lead >= 1.5 else 1)
+        # (in the window two threads lead one by 1.3-1.6x on idle cores, less than a bare forward's
+        # 1.8x: the UI thread's work falls on one of them; at 1.5 it re-measured one thread every
+        # sixth render, each ~50 ms slower)
+        every = self.explore_every * (3 if lead >= RARE_LEAD else 1)
         if self._since_exploring >= every:
             self._since_exploring = 0
             return min(others, key=lambda n: self._last_used.get(n, -1))
