@@ -134,7 +134,7 @@ class _OutputCache:
                 raise Cancelled()
             return super_resolve(req.module, x, req.scale, params), 1.0
         out = inc.run(x, params, should_stop, aside=aside).float()
-        return out, inc.last_recomputed / len(inc.nodes)
+        return out, inc.last_share
 
     def incremental(self, req: "RenderRequest") -> IncrementalForward | None:
         if self._incremental is None or self._incremental[0] != req.models_version:

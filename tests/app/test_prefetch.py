@@ -303,7 +303,7 @@ def test_a_click_after_a_kept_guess_reruns_only_the_clicked_layer_onwards(demo_w
     qtbot.waitUntil(lambda: view.live.idle, timeout=20000)
     _, incremental = view._cache._incremental
     assert 0 < incremental.last_recomputed <= 3 < len(incremental.nodes)   # conv_last, the skip's add, out
-    assert view.result.masked_share == incremental.last_recomputed / len(incremental.nodes)
+    assert view.result.masked_share == incremental.last_share and 0 < incremental.last_share < 0.2
     top = top_by_hand(s.scores["blur"], 3.0)
     offset = 0   # global index of conv_last's filter (0, 0): the 4-D weights before it, out x in
     for name, value in s.target.state_dict.items():

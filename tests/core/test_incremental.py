@@ -311,3 +311,35 @@ def test_convolutions_run_with_the_given_weights_and_keep_their_hooks():
     assert seen == [(1, 4, 9, 7)]
     torch.testing.assert_close(got, 2.0 * F.conv2d(torch.zeros(1, 4, 9, 7), params["c.weight"], params["c.bias"],
                                                    padding=1), rtol=0, atol=1e-6)
+
+
+class _ConvReluConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        return self.b(F.relu(self.a(x)))
+
+
+def test_the_share_of_a_pass_counts_arithmetic_not_nodes():
+    torch.manual_seed(2)
+    module = _ConvReluConv()
+    inc = engine(module)
+    h, w = 6, 5
+    x = torch.rand(1, 3, h, w)
+    params = dict(module.state_dict())
+    inc.run(x, params)
+    assert inc.last_share == pytest.approx(1.0)
+    # per node, by hand: the input, a (4 outputs per pixel x 3 in x 3x3), relu, b (2 x 4 x 1x1), output
+    hw = h * w
+    costs = {"x": 3 * hw, "a": 4 * hw * 27, "relu": 4 * hw, "b": 2 * hw * 4, "output": 2 * hw}
+    total = sum(costs.values())
+    inc.run(x, {**params, "b.weight": params["b.weight"] + 1})
+    assert inc.last_recomputed == 2                                  # b and the output
+    assert inc.last_share == pytest.approx((costs["b"] + costs["output"]) / total)
+    inc.run(x, {**params, "a.bias": params["a.bias"] + 1})
+    assert inc.last_share == pytest.approx((total - costs["x"]) / total)
+    inc.run(x, {**params, "a.bias": params["a.bias"] + 1})
+    assert inc.last_recomputed == 0 and inc.last_share == 0.0
