@@ -33,6 +33,10 @@ def candidate_counts(limit: int) -> list[int]:
 class AdaptiveThreads:
     """Per thread count, the median of the last ``window`` measurements of seconds per unit of
     work (a single outlier does not change the choice; two in a row, a real change of load, do).
+    Each count's first measurement is a warm-up and is not kept: it carries one-time costs (the
+    thread pool starting, memory touched for the first time, oneDNN building its kernels; the
+    window's first render took 352 ms on two threads against ~95 ms after) that made the other
+    count look faster for the next 18 renders.
 
     ``choose(limit)``: a count among :func:`candidate_counts` (limit); untried counts first (the
     largest first), then the fastest, except that after ``explore_every`` calls it re-measures
@@ -50,6 +54,7 @@ class AdaptiveThreads:
         self.rate: dict[int, float] = {}       # count -> seconds per unit of work (median of the recent)
         self._recent: dict[int, deque] = {}    # count -> its last ``window`` measurements
         self._window = window
+        self._warmed: set[int] = set()         # counts whose warm-up measurement has been had
         self._last_used: dict[int, int] = {}   # count -> call number of its last measurement
         self._calls = 0
         self._since_exploring = 0
@@ -91,6 +96,9 @@ class AdaptiveThreads:
 
     def record(self, count: int, seconds: float, work: float = 1.0) -> None:
         if seconds <= 0 or work <= 0:
+            return
+        if count not in self._warmed:
+            self._warmed.add(count)
             return
         recent = self._recent.setdefault(count, deque(maxlen=self._window))
         recent.append(seconds / work)
