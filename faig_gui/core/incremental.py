@@ -32,6 +32,7 @@ instead.
 """
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -188,7 +189,7 @@ class IncrementalForward:
                 size = out.numel() if isinstance(out, torch.Tensor) else 0
                 sub = self.submodules.get(node.target) if node.op == "call_module" else None
                 if isinstance(sub, nn.modules.conv._ConvNd):
-                    per = sub.in_channels // sub.groups * int(torch.tensor(sub.kernel_size).prod())
+                    per = sub.in_channels // sub.groups * math.prod(sub.kernel_size)
                 elif isinstance(sub, nn.Linear):
                     per = sub.in_features
                 else:

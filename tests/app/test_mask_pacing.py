@@ -58,14 +58,16 @@ def window(demo_window, qtbot):
     return w
 
 
-class _Paints(QObject):
-    def __init__(self, log: list):
+class _Events(QObject):
+    """An event filter that logs each event of one type (``("paint",)`` for Paint)."""
+
+    def __init__(self, kind: QEvent.Type, log: list):
         super().__init__()
-        self.log = log
+        self.kind, self.log = kind, log
 
     def eventFilter(self, obj, event):
-        if event.type() == QEvent.Type.Paint:
-            self.log.append(("paint",))
+        if event.type() == self.kind:
+            self.log.append((event.type().name.lower(),))
         return False
 
 
@@ -89,7 +91,7 @@ def test_the_docks_redraw_with_the_masked_output_not_before(window, qtbot, held_
     qtbot.wait(int(MASK_HOLD_S * 1000 / 3))
     assert not view.live.idle
     assert colours(w) == before and graph_masked(w) == masked_before and grid_masked(w) == grid_before
-    paints = _Paints(order)
+    paints = _Events(QEvent.Type.Paint, order)
     view.canvas.viewport().installEventFilter(paints)
     try:
         with qtbot.waitSignal(w.model.maskShown, timeout=20000):
@@ -142,24 +144,13 @@ def test_without_a_render_the_docks_follow_at_once(qtbot):
     assert got == ["changed", "shown"]
 
 
-class _LayoutRequests(QObject):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def eventFilter(self, obj, event):
-        if event.type() == QEvent.Type.LayoutRequest:
-            self.count += 1
-        return False
-
-
 def test_nothing_is_laid_out_again_while_the_output_is_computed(window, qtbot, held_renders):
     # the slider's labels and the status bar change at once; the window's layout does not
     w, view = window, window.image_view
     s = w.model.session
     slider = w.masking_dock.k_slider
     masked_before = len(s.mask)
-    requests = _LayoutRequests()
+    requests = _Events(QEvent.Type.LayoutRequest, [])
     w.installEventFilter(requests)
     try:
         slider.setFocus()
@@ -175,7 +166,7 @@ def test_nothing_is_laid_out_again_while_the_output_is_computed(window, qtbot, h
         qtbot.waitUntil(lambda: w.activity_label.text() == "rendering the masked output…",
                         timeout=int(RENDER_NOTE_AFTER_S * 1000) + 2000)
         assert not view.live.idle
-        assert requests.count == 0
+        assert requests.log == []
     finally:
         w.removeEventFilter(requests)
         held_renders["release"].set()
