@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from faig_gui.core.errors import FaigError
+from faig_gui.core.results import atomic_write_bytes
 
 # decode failures become FaigError messages; OpenCV's own console warnings would only add noise
 try:
@@ -245,23 +246,13 @@ def to_float_rgb(img: np.ndarray, path: Path | str = "<image>") -> np.ndarray:
 def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write float RGB [0, 1] as 8-bit PNG (or the suffix's format), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     u8 = np.clip(np.round(np.asarray(img, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
     if u8.ndim == 3:
         u8 = u8[:, :, ::-1]
     ok, buf = cv2.imencode(path.suffix or ".png", u8)
     if not ok:
         raise FaigError(f"{path}: cannot encode an image of this format")
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(buf.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise FaigError(f"{path}: cannot write the image: {exc.strerror or exc}") from None
+    atomic_write_bytes(path, buf.tobytes(), "the image")
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

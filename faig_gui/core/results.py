@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import os
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -17,21 +19,71 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, ranking
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, what: str = "") -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it and a rename: a reader sees
+    the old file or the new one, never part of one, and a failed write leaves the old file.
+
+    The temporary file's name is the writer's own (``NAME.<pid>.<random>.part``): two processes
+    writing one file at once (two windows filling the prediction cache) each rename a whole file
+    of theirs, the last one wins. Parts that writers left when they died (their process is gone;
+    on Windows, or for parts without a process id, when older than an hour) are removed after
+    each write of the same file. ``what``: the kind of file, for the error message."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp: Path | None = None
     try:
+        fd, name = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        raise FaigError(f"{path}: cannot write{' ' + what if what else ''}: {exc.strerror or exc}") from None
+    _remove_dead_parts(path)
+
+
+PART_STALE_S = 3600.0   # a part whose writer cannot be asked about counts as dead after this long
+
+
+def _remove_dead_parts(path: Path) -> None:
+    """Delete the temporary files of ``path`` (``NAME.<pid>.<random>.part``, or ``NAME.part`` from
+    earlier versions) whose writer is gone; never one a live process may still be writing."""
+    prefix = path.name + "."
+    try:
+        parts = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".part")]
+    except OSError:
+        return
+    now = time.time()
+    for part in parts:
+        pid_text = part.name[len(prefix):].split(".", 1)[0]
         try:
-            tmp.unlink()
-        except OSError:
+            if pid_text.isdigit() and os.name == "posix":
+                if _alive(int(pid_text)):
+                    continue
+            elif now - part.stat().st_mtime < PART_STALE_S:
+                continue
+            part.unlink()
+        except OSError:   # gone already (its writer renamed it), or not ours to delete: no harm
             pass
-        raise FaigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True       # this process's own writes (another thread's, in flight)
+    try:
+        os.kill(pid, 0)   # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True       # another user's process
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -124,8 +126,8 @@ def test_session_save_killed_mid_write_keeps_the_previous_file(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "HALF"
-        part = path.with_name(path.name + ".part")
-        assert part.is_file() and part.stat().st_size > 0   # really half-way
+        parts = list(tmp_path.glob(path.name + ".*.part"))    # the writer's own part
+        assert len(parts) == 1 and parts[0].stat().st_size > 0   # really half-way
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -134,11 +136,90 @@ def test_session_save_killed_mid_write_keeps_the_previous_file(tmp_path):
     assert reopened.mask_settings == first.mask_settings
     assert np.array_equal(reopened.mask.indices, first.mask.indices)
     assert [i.name for i in reopened.images] == ["img0.png", "img1.png"]
-    # the next save replaces the leftover .part and the file
+    # the next save replaces the file and removes the dead writer's leftover part
     reopened.set_top_mask("noise", 10.0)
     reopened.save(path)
     assert Session.open(path).mask_settings.degradation == "noise"
-    assert not path.with_name(path.name + ".part").exists()
+    assert list(tmp_path.glob(path.name + "*.part")) == []
+
+
+# -- one file, two writers -----------------------------------------------------------------------
+def test_two_writers_of_one_file_at_once_do_not_mix(tmp_path, monkeypatch):
+    # writer A stops half-way; writer B writes the whole file meanwhile; then A finishes. With one
+    # shared temporary name B truncated A's part and A's second half landed in B's file
+    path = tmp_path / "calibration.npz"
+    first, second = b"A" * 100_000, b"B" * 60_000
+    half_written, go_on = threading.Event(), threading.Event()
+    real_open = open
+
+    class Pausing:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            if bytes(data[:1]) == b"A":
+                self.fh.write(data[: len(data) // 2])
+                self.fh.flush()
+                half_written.set()
+                assert go_on.wait(20)
+                return self.fh.write(data[len(data) // 2:])
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(results, "open", lambda *a, **k: Pausing(real_open(*a, **k)), raising=False)
+    errors = []
+    writer_a = threading.Thread(target=lambda: _catch(errors, results.atomic_write_bytes, path, first))
+    writer_a.start()
+    try:
+        assert half_written.wait(20)
+        results.atomic_write_bytes(path, second)       # B, while A is half-way
+        assert path.read_bytes() == second
+        assert len(list(tmp_path.glob("calibration.npz.*.part"))) == 1   # A's part: A is alive
+    finally:
+        go_on.set()
+        writer_a.join(20)
+    assert errors == []
+    assert path.read_bytes() == first                  # the last rename wins, whole
+    assert list(tmp_path.glob("*.part")) == []
+
+
+def _catch(errors: list, fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:   # (reported by the test, not lost in the thread)
+        errors.append(exc)
+
+
+def test_parts_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    path = tmp_path / "work.faig"
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(done.stdout)                         # a process that has ended
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = tmp_path / f"work.faig.{dead_pid}.x1.part"
+        live = tmp_path / f"work.faig.{running.pid}.x2.part"
+        old_style = tmp_path / "work.faig.part"          # an earlier version's name, no process id
+        fresh_old_style = tmp_path / "other.faig.part"   # another file's: not this write's business
+        for p in (dead, live, old_style, fresh_old_style):
+            p.write_bytes(b"half")
+        hour_ago = time.time() - results.PART_STALE_S - 60
+        os.utime(old_style, (hour_ago, hour_ago))
+        results.atomic_write_bytes(path, b"whole")
+        assert path.read_bytes() == b"whole"
+        assert not dead.exists() and not old_style.exists()
+        assert live.exists() and fresh_old_style.exists()
+    finally:
+        running.kill()
+        running.wait(30)
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -166,12 +247,11 @@ def test_export_on_a_full_disk_keeps_the_previous_export(tmp_path, monkeypatch):
 
 
 def test_image_export_on_a_full_disk(tmp_path, monkeypatch):
-    from faig_gui.core import imageio
     dest = tmp_path / "masked.png"
     write_image(dest, np.zeros((8, 8, 3), np.float32))
     before = _digest(dest)
-    _fill_disk_after(monkeypatch, imageio, 50)
-    with pytest.raises(FaigError, match="No space left on device"):
+    _fill_disk_after(monkeypatch, results, 50)   # (images are written by results.atomic_write_bytes)
+    with pytest.raises(FaigError, match="cannot write the image: No space left on device"):
         write_image(dest, np.random.default_rng(0).random((64, 64, 3)))
     assert _digest(dest) == before and sorted(p.name for p in tmp_path.iterdir()) == ["masked.png"]
 
