@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import errno
 import os
-import tempfile
+import secrets
 import time
 import zipfile
 from pathlib import Path
@@ -23,7 +24,7 @@ def atomic_write_bytes(path: Path, data: bytes, what: str = "") -> None:
     """Write ``data`` to ``path`` through a temporary file beside it and a rename: a reader sees
     the old file or the new one, never part of one, and a failed write leaves the old file.
 
-    The temporary file's name is the writer's own (``NAME.<pid>.<random>.part``): two processes
+    The temporary file's name is the writer's own (``NAME.<pid>.<random>.part``): two writers
     writing one file at once (two windows filling the prediction cache) each rename a whole file
     of theirs, the last one wins. Parts that writers left when they died (their process is gone;
     on Windows, or for parts without a process id, when older than an hour) are removed after
@@ -31,10 +32,19 @@ def atomic_write_bytes(path: Path, data: bytes, what: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
-        with open(tmp, "wb") as fh:
+        # created exclusively ("x"), with the permissions the user's umask gives any new file
+        # (tempfile.mkstemp would make every export and session readable by its owner only)
+        for _attempt in range(100):
+            candidate = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+            try:
+                fh = open(candidate, "xb")
+            except FileExistsError:
+                continue
+            tmp = candidate
+            break
+        else:
+            raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+        with fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

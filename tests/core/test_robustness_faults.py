@@ -198,6 +198,19 @@ def _catch(errors: list, fn, *args) -> None:
         errors.append(exc)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_written_file_gets_the_permissions_of_any_new_file(tmp_path):
+    # (a private temporary file renamed into place would make exports unreadable to the group)
+    old = os.umask(0o022)
+    try:
+        results.atomic_write_bytes(tmp_path / "blur_index.txt", b"1\n2\n")
+        write_image(tmp_path / "masked.png", np.zeros((4, 4, 3), np.float32))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "blur_index.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "masked.png").stat().st_mode & 0o777 == 0o644
+
+
 def test_parts_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     path = tmp_path / "work.faig"
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
