@@ -49,11 +49,28 @@ def _session_with_work(folder: Path, n_images: int = 2) -> Session:
     return s
 
 
-class _FullDisk:
+class _WrappedFile:
+    """A real file object with ``write`` to be replaced; the rest (and ``with``) goes to it."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.real.close()
+
+
+class _FullDisk(_WrappedFile):
     """A file object that takes ``room`` bytes and then fails like a full disk (ENOSPC)."""
 
     def __init__(self, real, room: int):
-        self.real, self.room = real, room
+        super().__init__(real)
+        self.room = room
 
     def write(self, data) -> int:
         data = bytes(data)
@@ -64,15 +81,6 @@ class _FullDisk:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.room -= len(data)
         return self.real.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.real.close()
 
 
 def _fill_disk_after(monkeypatch, module, room: int) -> None:
@@ -152,27 +160,15 @@ def test_two_writers_of_one_file_at_once_do_not_mix(tmp_path, monkeypatch):
     half_written, go_on = threading.Event(), threading.Event()
     real_open = open
 
-    class Pausing:
-        def __init__(self, fh):
-            self.fh = fh
-
+    class Pausing(_WrappedFile):
         def write(self, data):
             if bytes(data[:1]) == b"A":
-                self.fh.write(data[: len(data) // 2])
-                self.fh.flush()
+                self.real.write(data[: len(data) // 2])
+                self.real.flush()
                 half_written.set()
                 assert go_on.wait(20)
-                return self.fh.write(data[len(data) // 2:])
-            return self.fh.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.fh, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
+                return self.real.write(data[len(data) // 2:])
+            return self.real.write(data)
 
     monkeypatch.setattr(results, "open", lambda *a, **k: Pausing(real_open(*a, **k)), raising=False)
     errors = []
