@@ -431,7 +431,7 @@ class MainWindow(QMainWindow):
         return self.save_session(path)
 
     def save_session(self, path: str | Path) -> bool:
-        if self.model.guarded(lambda: self.model.session.save(path) or True) is None:
+        if not self.model.attempt(lambda: self.model.session.save(path)):
             return False
         self._add_recent(path)
         self._set_clean()
@@ -574,7 +574,7 @@ class MainWindow(QMainWindow):
         if export is None:
             self.show_error(f"the {dock.windowTitle()} panel cannot export yet")
             return False
-        if self.model.guarded(lambda: export(path) or True) is None:
+        if not self.model.attempt(lambda: export(path)):
             return False
         self.statusBar().showMessage(f"wrote {path}", 5000)
         return True

@@ -82,13 +82,29 @@ class SessionModel(QObject):
         if self._mask_pending:
             self._show_mask()
 
-    def guarded(self, fn: Callable[[], T]) -> T | None:
-        """Run ``fn``; a FaigError becomes errorOccurred and None (nothing else changes)."""
+    def attempt(self, fn: Callable[[], object]) -> bool:
+        """Do ``fn``; True when it ran to the end, False when it raised a FaigError (which
+        becomes errorOccurred; nothing else changes). What ``fn`` returns plays no part: a
+        procedure returns None whether or not it did its job."""
         try:
-            return fn()
+            fn()
+        except FaigError as exc:
+            self.errorOccurred.emit(str(exc))
+            return False
+        return True
+
+    def guarded(self, fn: Callable[[], T]) -> T | None:
+        """Compute ``fn()``; a FaigError becomes errorOccurred and None. ``fn`` must return a
+        value (a job, a session, a list): a function that returns None could not be told apart
+        from a failure, so it is refused (use attempt for procedures)."""
+        try:
+            value = fn()
         except FaigError as exc:
             self.errorOccurred.emit(str(exc))
             return None
+        if value is None:
+            raise TypeError(f"guarded({fn!r}) returned None, which reads as a failure: use attempt()")
+        return value
 
     def replace_session(self, session: Session) -> None:
         self.session = session
@@ -108,30 +124,19 @@ class SessionModel(QObject):
 
     # -- models ------------------------------------------------------------------------------
     def load_pair(self, baseline: str, target: str, arch: str | None = None) -> bool:
-        if self.guarded(lambda: self.session.load_pair(baseline, target, arch)) is None and not self._same(baseline, target):
+        if not self.attempt(lambda: self.session.load_pair(baseline, target, arch)):
             return False
         self._after_models()
         return True
 
-    def _same(self, baseline: str, target: str) -> bool:
-        s = self.session
-        return (s.baseline is not None and str(s.baseline.path) == str(baseline)
-                and s.target is not None and str(s.target.path) == str(target))
-
     def load_baseline(self, path: str) -> bool:
-        try:
-            self.session.load_baseline(path)
-        except FaigError as exc:
-            self.errorOccurred.emit(str(exc))
+        if not self.attempt(lambda: self.session.load_baseline(path)):
             return False
         self._after_models()
         return True
 
     def load_target(self, path: str) -> bool:
-        try:
-            self.session.load_target(path)
-        except FaigError as exc:
-            self.errorOccurred.emit(str(exc))
+        if not self.attempt(lambda: self.session.load_target(path)):
             return False
         self._after_models()
         return True
@@ -186,26 +191,26 @@ class SessionModel(QObject):
 
     # -- analysis ----------------------------------------------------------------------------
     def set_settings(self, settings: AnalysisSettings) -> None:
-        if self.guarded(lambda: self.session.apply_settings(settings) or True) is None:
+        if not self.attempt(lambda: self.session.apply_settings(settings)):
             return
         self.settingsChanged.emit()
 
     def set_analysis_hr_folder(self, folder: str) -> bool:
         """HR images for the analysis (settingsChanged: they are part of its settings)."""
-        if self.guarded(lambda: self.session.set_analysis_hr_folder(folder) or True) is None:
+        if not self.attempt(lambda: self.session.set_analysis_hr_folder(folder)):
             return False
         self.settingsChanged.emit()
         return True
 
     def set_result(self, result: AnalysisResult) -> None:
-        if self.guarded(lambda: self.session.set_result(result)) is None and self.session.results.get(result.method) is not result:
+        if not self.attempt(lambda: self.session.set_result(result)):
             return
         self._ensure_degradation()
         self.scoresChanged.emit()
         self._mask_changed()
 
     def set_scores(self, scores: dict[str, np.ndarray], method: str = "faig") -> None:
-        if self.guarded(lambda: self.session.set_scores(scores, method)) is None and self.session.scores != scores:
+        if not self.attempt(lambda: self.session.set_scores(scores, method)):
             return
         self.session.refresh_top_mask()
         self._ensure_degradation()
@@ -214,10 +219,7 @@ class SessionModel(QObject):
 
     # -- masking -----------------------------------------------------------------------------
     def set_top_mask(self, degradation: str, proportion: float) -> None:
-        try:
-            self.session.set_top_mask(degradation, proportion)
-        except FaigError as exc:
-            self.errorOccurred.emit(str(exc))
+        if not self.attempt(lambda: self.session.set_top_mask(degradation, proportion)):
             return
         self._mask_changed()
 
