@@ -100,3 +100,20 @@ def path_terms(module, hr_pixels: int) -> int:
     then the sum over the output positions (at most the HR image's pixel count), and a sum over
     ≤ 100 path steps."""
     return 2 * network_terms(module) + hr_pixels + 100
+
+
+def forward_atol(module, activation_scale: float = 1.0) -> float:
+    """How far one float32 forward's outputs may move with the order of its sums: γ_n of the
+    activations' size (O(1) for the SR nets here, whose inputs and outputs lie in [0, 1])."""
+    return gamma(network_terms(module)) * activation_scale
+
+
+def effect_atol(gradient_map_differences, delta_y: float) -> float:
+    """What outputs off by ``delta_y`` can move the paper's effect 1000 · mean((g_a − g_b)²) by.
+
+    The luma's weights sum to 1 and a central difference subtracts two values, so a gradient
+    magnitude is off by ≤ 2√2 · δ_y (+ its own rounding); both maps carry it, and
+    (Δg + ε)² − Δg² ≤ 2|Δg|ε + ε² with ε = 2 (2√2 δ_y + 2u)."""
+    eps = 2 * (2 * math.sqrt(2) * delta_y + 2 * U32)
+    d = np.abs(np.asarray(gradient_map_differences, dtype=np.float64))
+    return 1000 * float(np.mean(2 * d * eps + eps * eps))
