@@ -145,6 +145,37 @@ def plot(report: dict, path: Path) -> None:
     cv2.imwrite(str(path), img)
 
 
+DEVELOPMENT_NOTES = """## How the evidence came to be
+
+Notes kept from the method's development (they used to sit in the code's docstrings); the
+evidence kinds are named as in `faig_gui/core/prediction/evidence.py`.
+
+- `masking_effect`, `change_response` and their relative forms carry the image content from
+  one image to the next; the shares (`masking_effect_share`, `change_response_share`) cancel
+  much of it, but with a single analysed degradation they are constant and do not vote.
+- `residual_response` and `relative_residual_response` (the change response on the d-masked
+  output brought back to the input size) were meant to separate blur+noise from noise-only,
+  where the network's noise path dominates the masking effect and the change response. They
+  cost two more passes per degradation and added little on the measured pairs, so they are
+  off by default.
+- The self-referenced kinds were added for that case instead: a noisy cat's fur read as blur
+  to every absolute evidence, and sharp textures as blurred ones. The references' noise has the
+  input's own level (the robust σ of what the restoration removed, scaled to the true σ on the
+  calibration samples), which reads the level closer than a calibration curve.
+- One noise draw per reference: its noise moves the self-referenced effect by about 0.16 from
+  draw to draw (a third of its spread between blur+noise images). Two draws (with the
+  self-referenced kinds voting alone in the last decision) labelled 4 more of 72 blur+noise
+  crops right, but cost about 115 ms more, past the 300 ms budget of a 256x256 image on two
+  cores.
+- Calibration samples with d at its analysed level or stronger count as holding d: the evidence
+  is not always monotone in the level, and a threshold set against the analysed level alone
+  read strong blur as clean.
+- The change response is measured at every fourth output row and column (a sixteenth of the
+  positions): on the demo pair's tiles the change response and its relative form moved by at
+  most 4 % from the mean over all positions, far inside their calibrated spreads.
+"""
+
+
 def markdown(report: dict, meta: dict, plot_name: str) -> str:
     def pct(v):
         return f"{100 * v:.0f} %"
@@ -154,25 +185,26 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
              "Drop an image on the Prediction panel, or run `faig-gui predict IMG... [--json]`: the verdict "
              "(clean, or any set of the analysed degradations), a confidence per degradation and a strength "
              "estimate come from the target's own discriminative filters (the top k % of the FAIG scores), "
-             "with no classifier trained on labels. How (faig_gui/core/prediction.py):", "",
+             "with no classifier trained on labels. How (faig_gui/core/prediction/):", "",
              "- Evidence per degradation d, from d's top filters: the masking effect (gradient-map effect "
              "between the target's output and the output with d's filters replaced by the baseline's), the "
              "change response of the filters to the input (one forward pass with hooks; the mean over every "
              "fourth row and column of each layer's output), each also "
              "relative to the content's scale, and d's share of each among the degradations. (The same "
-             "response on the d-masked output downscaled back to the input size, Q and P, is available "
+             "response on the d-masked output downscaled back to the input size, the residual responses, is available "
              "but off by default: it costs two more passes per degradation and added little.)",
-             "- Self-referenced evidence (S, T), once another degradation was found (blur, when the "
+             "- Self-referenced evidence, once another degradation was found (blur, when the "
              "image was found noisy): the target's own output is degraded again twice, by what was found "
              "(noise at the input's own level) and by that plus d. These two references hold the input's "
-             "content without d and with it, and S is where the input lies between them on d's relative "
-             "masking effect (0: like the one without d, 1: like the one with d); T is the same on the "
+             "content without d and with it, and the self-referenced effect is where the input lies between "
+             "them on d's relative masking effect (0: like the one without d, 1: like the one with d); the "
+             "self-referenced energy is the same on the "
              "output's gradient energy. The content cancels, which the absolute evidences could not do: "
              "they read a noisy image's texture as blur.",
              "- Calibration, automatic and cached (in memory and on disk, `~/.cache/faig-gui/calibration`, "
              "keyed by the weights, scores, settings and code): the analysis HR images (never evaluation images), "
              "degraded by every combination of the analysed degradations and by a few synthetic levels "
-             "of each. Per evidence, a threshold and a scale (in log space; S and T as they are); "
+             "of each. Per evidence, a threshold and a scale (in log space; the self-referenced kinds as they are); "
              "evidences vote with weights from how well they separate the calibration samples.",
              "- Decision: degradations are decided one after another, the most separable first; each is "
              "judged against the calibration samples that match what was decided already (blur among "
@@ -213,6 +245,7 @@ def markdown(report: dict, meta: dict, plot_name: str) -> str:
         lines.append(f"| {s} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
                      f"{pct(r['labelled'].get('noise', 0))} |")
     lines += ["", f"![accuracy against blur σ and noise σ]({plot_name})", ""]
+    lines += [DEVELOPMENT_NOTES]
     t = meta.get("timing")
     if t:
         lines += ["## Speed", "",

@@ -139,7 +139,7 @@ def test_the_status_says_whether_the_calibration_was_computed_or_loaded(qtbot, q
                                                                         monkeypatch):
     """The first dock computes the calibration and says how long it took; a fresh process (the
     in-memory cache emptied) finds it on disk and says so."""
-    from faig_gui.core import prediction
+    from faig_gui.core.prediction import predictor as prediction   # the module that holds the memory cache
     monkeypatch.setenv("FAIG_GUI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(prediction, "_CALIBRATIONS", {})
     texts = []

@@ -114,19 +114,19 @@ def test_change_response_matches_a_literal_loop(pair, scores):
     base, targ = pair
     model = EvidenceModel(base, targ, scores, proportion=10.0)
     x = torch.rand(2, 3, 7, 9, generator=torch.Generator().manual_seed(1))
-    ev = model.evidence(x, ("E",))
+    ev = model.evidence(x, ("change_response",))
     filters = literal_filters(targ.state_dict)
     for n, d in enumerate(["blur", "noise"]):
         chosen = [filters[k] for k in literal_top(scores[d], 10.0)]
         expected = literal_change_response(base.state_dict, targ.state_dict, x, chosen)
-        np.testing.assert_allclose(ev["E"][:, n], expected, rtol=1e-4)
+        np.testing.assert_allclose(ev["change_response"][:, n], expected, rtol=1e-4)
 
 
 def test_masking_effect_matches_a_masked_copy_and_the_gradient_map_mse(scores):
     base, targ = make_pair(change=3.0)   # a large change: effects well above float32 rounding
     model = EvidenceModel(base, targ, scores, proportion=10.0)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
-    ev = model.evidence(x, ("M",))
+    ev = model.evidence(x, ("masking_effect",))
     filters = literal_filters(targ.state_dict)
     _, y = reference_features(targ.state_dict, x)
     for n, d in enumerate(["blur", "noise"]):
@@ -136,14 +136,14 @@ def test_masking_effect_matches_a_masked_copy_and_the_gradient_map_mse(scores):
             masked[name][o, i] = base.state_dict[name][o, i]
         _, y_m = reference_features(masked, x)
         for b in range(2):
-            assert ev["M"][b, n] == pytest.approx(literal_gradient_effect(y[b], y_m[b]), rel=1e-3)
+            assert ev["masking_effect"][b, n] == pytest.approx(literal_gradient_effect(y[b], y_m[b]), rel=1e-3)
 
 
 def test_residual_response_is_the_change_response_of_the_downscaled_masked_output(pair, scores):
     base, targ = pair
     model = EvidenceModel(base, targ, scores, proportion=10.0)
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
-    ev = model.evidence(x, ("Q",))
+    ev = model.evidence(x, ("residual_response",))
     filters = literal_filters(targ.state_dict)
     for n, d in enumerate(["blur", "noise"]):
         top = literal_top(scores[d], 10.0)
@@ -154,7 +154,7 @@ def test_residual_response_is_the_change_response_of_the_downscaled_masked_outpu
         _, y_m = reference_features(masked, x)
         back = downsample(y_m.clamp(0, 1), 2)
         expected = literal_change_response(base.state_dict, targ.state_dict, back, [filters[k] for k in top])
-        assert ev["Q"][0, n] == pytest.approx(expected[0], rel=1e-4)
+        assert ev["residual_response"][0, n] == pytest.approx(expected[0], rel=1e-4)
 
 
 @pytest.mark.parametrize("padding", [1, "same"])
@@ -231,8 +231,8 @@ def test_self_referenced_evidence_matches_a_literal_computation(scores, draws):
     base, targ = make_pair(change=3.0)
     model = EvidenceModel(base, targ, scores, proportion=10.0)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
-    ev, measured = model.measure(x, ("M", "N", "S", "T"))
-    assert np.isnan(ev["S"]).all() and np.isnan(ev["T"]).all()     # measured only against references
+    ev, measured = model.measure(x, ("masking_effect", "relative_masking_effect", "self_referenced_effect", "self_referenced_energy"))
+    assert np.isnan(ev["self_referenced_effect"]).all() and np.isnan(ev["self_referenced_energy"]).all()     # measured only against references
     noise = Degradation("noise", noise_sigma=0.1)
     blur = Degradation("blur", blur_sigma=2.0)
     got = model.self_reference(measured, 0, [(noise, 1.0)], blur, draws=draws, noise_scale=1.3)
@@ -261,8 +261,8 @@ def test_self_referenced_evidence_matches_a_literal_computation(scores, draws):
             ends.append(np.mean(values, axis=0))
         (n_lo, e_lo), (n_hi, e_hi) = ends
         n_x, e_x = log_n_and_e(x[t])
-        assert got["S"][t] == pytest.approx((n_x - n_lo) / (n_hi - n_lo), rel=1e-3, abs=1e-4)
-        assert got["T"][t] == pytest.approx((e_x - e_lo) / (e_hi - e_lo), rel=1e-3, abs=1e-4)
+        assert got["self_referenced_effect"][t] == pytest.approx((n_x - n_lo) / (n_hi - n_lo), rel=1e-3, abs=1e-4)
+        assert got["self_referenced_energy"][t] == pytest.approx((e_x - e_lo) / (e_hi - e_lo), rel=1e-3, abs=1e-4)
 
 
 def test_references_without_noise_are_measured_once_whatever_the_draws(pair, scores):
@@ -270,7 +270,7 @@ def test_references_without_noise_are_measured_once_whatever_the_draws(pair, sco
     same image: one draw, the same values, and one reference pair through the network."""
     base, targ = pair
     model = EvidenceModel(base, targ, scores, proportion=10.0)
-    _, measured = model.measure(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(6)), ("M", "S", "T"))
+    _, measured = model.measure(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(6)), ("masking_effect", "self_referenced_effect", "self_referenced_energy"))
     blur = Degradation("blur", blur_sigma=2.0)
     seen = []
     modules = [model.module, *model.masked_modules.values()]
@@ -282,7 +282,7 @@ def test_references_without_noise_are_measured_once_whatever_the_draws(pair, sco
             h.remove()
     one = model.self_reference(measured, 0, [], blur, draws=1)
     assert seen == [2, 2]    # the references without and with blur, unmasked and blur-masked
-    for k in ("S", "T"):
+    for k in ("self_referenced_effect", "self_referenced_energy"):
         np.testing.assert_array_equal(three[k], one[k])
 
 
@@ -291,8 +291,9 @@ def test_references_without_noise_are_measured_once_whatever_the_draws(pair, sco
 
 
 def hand_calibration() -> Calibration:
-    """Evidence 'M' tells blur only when there is no noise; 'Q' tells blur among noisy samples;
-    'E' tells noise everywhere. Strength: E_noise = 10 x noise factor."""
+    """The masking effect tells blur only when there is no noise; the residual response tells blur
+    among noisy samples; the change response tells noise everywhere. Strength: the noise's change
+    response = 10 x noise factor."""
     rng = np.random.default_rng(0)
     samples = []
 
@@ -300,8 +301,8 @@ def hand_calibration() -> Calibration:
         for _ in range(6):
             j = np.exp(rng.normal(0, 0.05, size=3))
             samples.append(Sample(dict(present), {
-                "M": np.array([m_blur * j[0], 1.0]), "Q": np.array([q_blur * j[1], 1.0]),
-                "E": np.array([1.0, e_noise * j[2]])}))
+                "masking_effect": np.array([m_blur * j[0], 1.0]), "residual_response": np.array([q_blur * j[1], 1.0]),
+                "change_response": np.array([1.0, e_noise * j[2]])}))
 
     add({}, 1, 1, 1)
     add({"blur": 1.0}, 10, 1, 1)
@@ -310,7 +311,7 @@ def hand_calibration() -> Calibration:
     for f in (0.5, 2.0):
         add({"noise": f}, 1, 1, 10 * f)
         add({"noise": f, "blur": 1.0}, 1, 10, 10 * f)
-    return Calibration(["blur", "noise"], ("M", "Q", "E"), samples,
+    return Calibration(["blur", "noise"], ("masking_effect", "residual_response", "change_response"), samples,
                        {d.name: d for d in paper_degradations()})
 
 
@@ -320,7 +321,7 @@ def hand_calibration() -> Calibration:
 ])
 def test_decision_judges_each_degradation_among_samples_like_the_image(m_blur, q_blur, e_noise, labels):
     cal = hand_calibration()
-    ev = {"M": np.array([m_blur, 1.0]), "Q": np.array([q_blur, 1.0]), "E": np.array([1.0, e_noise])}
+    ev = {"masking_effect": np.array([m_blur, 1.0]), "residual_response": np.array([q_blur, 1.0]), "change_response": np.array([1.0, e_noise])}
     got, conf, _ = cal.decide(ev)
     assert got == labels
     for d in ("blur", "noise"):
@@ -328,9 +329,9 @@ def test_decision_judges_each_degradation_among_samples_like_the_image(m_blur, q
 
 
 def referenced_calibration() -> Calibration:
-    """'E' tells noise everywhere; 'M' tells blur without noise and is blind to it among noisy
-    samples, where only the self-referenced 'S' tells it (S is measured for blur, the last
-    decision, with or without noise found)."""
+    """The change response tells noise everywhere; the masking effect tells blur without noise and
+    is blind to it among noisy samples, where only the self-referenced effect tells it (measured
+    for blur, the last decision, with or without noise found)."""
     rng = np.random.default_rng(1)
     samples = []
 
@@ -338,14 +339,14 @@ def referenced_calibration() -> Calibration:
         for _ in range(6):
             j = rng.normal(0, 0.05, size=3)
             samples.append(Sample(dict(present), {
-                "M": np.array([m_blur * np.exp(j[0]), 1.0]), "E": np.array([1.0, e_noise * np.exp(j[1])]),
-                "S": np.array([s_blur + j[2], np.nan])}))
+                "masking_effect": np.array([m_blur * np.exp(j[0]), 1.0]), "change_response": np.array([1.0, e_noise * np.exp(j[1])]),
+                "self_referenced_effect": np.array([s_blur + j[2], np.nan])}))
 
     add({}, 1, 0, 1)
     add({"blur": 1.0}, 10, 1.0, 1)
     add({"noise": 1.0}, 1, 0.0, 10)
     add({"blur": 1.0, "noise": 1.0}, 1, 1.0, 10)
-    return Calibration(["blur", "noise"], ("M", "E", "S"), samples, {d.name: d for d in paper_degradations()})
+    return Calibration(["blur", "noise"], ("masking_effect", "change_response", "self_referenced_effect"), samples, {d.name: d for d in paper_degradations()})
 
 
 @pytest.mark.parametrize("s_blur,labels", [(0.05, ["noise"]), (0.9, ["blur", "noise"])])
@@ -355,9 +356,9 @@ def test_the_last_decision_is_measured_against_references_of_what_was_found(s_bl
 
     def reference(d, found):
         calls.append((d, dict(found)))
-        return {"S": s_blur}
+        return {"self_referenced_effect": s_blur}
 
-    noisy = {"M": np.array([1.0, 1.0]), "E": np.array([1.0, 10.0]), "S": np.array([np.nan, np.nan])}
+    noisy = {"masking_effect": np.array([1.0, 1.0]), "change_response": np.array([1.0, 10.0]), "self_referenced_effect": np.array([np.nan, np.nan])}
     got, conf, _ = cal.decide(noisy, reference)
     assert got == labels
     # noise (the more separable) first, with blur undecided: no reference; then blur against
@@ -366,10 +367,10 @@ def test_the_last_decision_is_measured_against_references_of_what_was_found(s_bl
     assert calls[0][1]["noise"] == pytest.approx(1.0, rel=0.2)
     # a clean-looking image: blur is judged against references with nothing in them
     calls.clear()
-    clean = {"M": np.array([1.0, 1.0]), "E": np.array([1.0, 1.0]), "S": np.array([np.nan, np.nan])}
-    assert cal.decide(clean, lambda d, found: calls.append((d, dict(found))) or {"S": 0.02})[0] == []
+    clean = {"masking_effect": np.array([1.0, 1.0]), "change_response": np.array([1.0, 1.0]), "self_referenced_effect": np.array([np.nan, np.nan])}
+    assert cal.decide(clean, lambda d, found: calls.append((d, dict(found))) or {"self_referenced_effect": 0.02})[0] == []
     assert calls == [("blur", {})]
-    assert cal.decide(clean, lambda d, found: {"S": 0.95})[0] == ["blur"]
+    assert cal.decide(clean, lambda d, found: {"self_referenced_effect": 0.95})[0] == ["blur"]
     # without the measurement (evidence() alone), blur among noisy samples has no evidence for it
     assert cal.decide(noisy)[0] == ["noise"]
 
@@ -381,23 +382,23 @@ def test_a_degradation_stronger_than_the_analysed_level_counts_as_present():
     samples = []
     for present, m_blur in (({}, 1.0), ({"blur": 1.0}, 10.0), ({"blur": 2.0}, 2.5), ({"blur": 0.5}, 1.5)):
         for _ in range(6):
-            samples.append(Sample(dict(present), {"M": np.array([m_blur * np.exp(rng.normal(0, 0.05)), 1.0]),
-                                                  "E": np.array([1.0, 1.0])}))
-    cal = Calibration(["blur", "noise"], ("M", "E"), samples, {d.name: d for d in paper_degradations()})
-    strong = {"M": np.array([2.5, 1.0]), "E": np.array([1.0, 1.0])}
+            samples.append(Sample(dict(present), {"masking_effect": np.array([m_blur * np.exp(rng.normal(0, 0.05)), 1.0]),
+                                                  "change_response": np.array([1.0, 1.0])}))
+    cal = Calibration(["blur", "noise"], ("masking_effect", "change_response"), samples, {d.name: d for d in paper_degradations()})
+    strong = {"masking_effect": np.array([2.5, 1.0]), "change_response": np.array([1.0, 1.0])}
     # against the analysed level alone the threshold would sit at sqrt(1 x 10) = 3.2: clean
     assert cal.decide(strong)[0] == ["blur"]
-    assert cal.decide({"M": np.array([1.0, 1.0]), "E": np.array([1.0, 1.0])})[0] == []
+    assert cal.decide({"masking_effect": np.array([1.0, 1.0]), "change_response": np.array([1.0, 1.0])})[0] == []
 
 
 def test_strength_is_read_back_from_the_calibration_curve():
     cal = hand_calibration()
-    ev = {"M": np.array([1.0, 1.0]), "Q": np.array([1.0, 1.0]), "E": np.array([1.0, 15.0])}
+    ev = {"masking_effect": np.array([1.0, 1.0]), "residual_response": np.array([1.0, 1.0]), "change_response": np.array([1.0, 15.0])}
     labels, _, strength = cal.decide(ev)
     assert labels == ["noise"]
     # E = 10 f between the levels 1 and 2: log-linear interpolation gives f = 1.5 exactly
     assert strength["noise"]["noise_sigma"] == pytest.approx(0.1 * 1.5, rel=0.05)
-    ev["E"][1] = 1000.0   # beyond the strongest level: clamped to it
+    ev["change_response"][1] = 1000.0   # beyond the strongest level: clamped to it
     assert cal.decide(ev)[2]["noise"]["noise_sigma"] == pytest.approx(0.2, rel=0.05)
 
 
@@ -479,6 +480,6 @@ def test_shares_are_each_degradations_part_of_the_masking_effect_and_change_resp
     ev = model.evidence(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(5)))
     for b in range(2):
         for n in range(2):
-            assert ev["X"][b, n] == pytest.approx(ev["M"][b, n] / (ev["M"][b, 0] + ev["M"][b, 1]))
-            assert ev["Y"][b, n] == pytest.approx(ev["E"][b, n] / (ev["E"][b, 0] + ev["E"][b, 1]))
-            assert ev["N"][b, n] > 0 and ev["R"][b, n] > 0 and ev["P"][b, n] > 0
+            assert ev["masking_effect_share"][b, n] == pytest.approx(ev["masking_effect"][b, n] / (ev["masking_effect"][b, 0] + ev["masking_effect"][b, 1]))
+            assert ev["change_response_share"][b, n] == pytest.approx(ev["change_response"][b, n] / (ev["change_response"][b, 0] + ev["change_response"][b, 1]))
+            assert ev["relative_masking_effect"][b, n] > 0 and ev["relative_change_response"][b, n] > 0 and ev["relative_residual_response"][b, n] > 0

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from faig_gui.core import prediction
+from faig_gui.core.prediction import cache as prediction_cache, predictor as prediction_predictor
 from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.prediction import Calibration, Predictor, PredictorConfig, read_calibration
 from faig_gui.core.registry import default_registry
@@ -50,7 +51,7 @@ def scores(pair):
 def cache_dir(tmp_path, monkeypatch):
     """An empty cache folder and an empty in-memory cache: a new process, as far as the predictor sees."""
     monkeypatch.setenv("FAIG_GUI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(prediction, "_CALIBRATIONS", {})
+    monkeypatch.setattr(prediction_predictor, "_CALIBRATIONS", {})
     return tmp_path / "cache" / "calibration"
 
 
@@ -63,7 +64,7 @@ def counted(monkeypatch):
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
-    monkeypatch.setattr(prediction, "calibrate", counting)
+    monkeypatch.setattr(prediction_predictor, "calibrate", counting)
     return calls
 
 
@@ -73,7 +74,7 @@ def make(pair, scores, config=CONFIG, images=(0, 1), **kw):
 
 
 def forget_memory(monkeypatch):
-    monkeypatch.setattr(prediction, "_CALIBRATIONS", {})
+    monkeypatch.setattr(prediction_predictor, "_CALIBRATIONS", {})
 
 
 def lr_image(seed):
@@ -94,7 +95,7 @@ def test_a_fresh_state_loads_the_stored_calibration_and_decides_identically(pair
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the calibration was computed again")
-    monkeypatch.setattr(prediction, "calibrate", must_not_run)
+    monkeypatch.setattr(prediction_predictor, "calibrate", must_not_run)
     again = make(pair, scores)
     assert again.calibration is None            # not in memory any more
     loaded = again.calibrate()
@@ -311,7 +312,7 @@ def test_the_folder_keeps_the_most_recently_used_files(pair, scores, cache_dir, 
     stale_part = cache_dir / "x.npz.part"
     stale_part.write_bytes(b"half")
     os.utime(stale_part, (now - 7200, now - 7200))
-    monkeypatch.setattr(prediction, "CACHE_KEEP", 3)
+    monkeypatch.setattr(prediction_cache, "CACHE_KEEP", 3)
     assert read_calibration(old[0], "key 0") is not None    # using the oldest makes it the newest
     assert prediction.write_calibration(cache_dir / "new.npz", "key new", cal) == ""
     # by recency: new, 0 (just read), 3, 2, 1 -> keep three

@@ -1,0 +1,21 @@
+"""Degradation prediction from the target's own discriminative filters (FAIG.md, last section).
+
+No classifier is trained: for each analysed degradation d the predictor measures evidence that
+comes from d's top-k % filters (:mod:`.evidence`), compares it with the same evidence measured on
+the analysis images' clean and degraded versions (:mod:`.calibration`), keeps that calibration in
+memory and on disk (:mod:`.cache`) and judges images with it (:mod:`.predictor`). The method and
+how it came to be: docs/prediction.md.
+"""
+from faig_gui.core.prediction.cache import (CACHE_FORMAT, CACHE_KEEP, calibration_cache_dir, read_calibration,
+                                            write_calibration)
+from faig_gui.core.prediction.calibration import (Calibration, Sample, calibrate, calibration_plan,
+                                                  strength_params)
+from faig_gui.core.prediction.config import Prediction, PredictorConfig
+from faig_gui.core.prediction.evidence import (CLEAN, EVIDENCE, PROBE_STEP, REFERENCE_SEED, SELF_REFERENCED,
+                                               EvidenceModel, _LayerProbe, combine, tiles)
+from faig_gui.core.prediction.predictor import _CALIBRATIONS, Predictor
+
+__all__ = ["CACHE_FORMAT", "CACHE_KEEP", "CLEAN", "EVIDENCE", "PROBE_STEP", "REFERENCE_SEED", "SELF_REFERENCED",
+           "Calibration", "EvidenceModel", "Prediction", "Predictor", "PredictorConfig", "Sample", "calibrate",
+           "calibration_cache_dir", "calibration_plan", "combine", "read_calibration", "strength_params", "tiles",
+           "write_calibration", "_CALIBRATIONS", "_LayerProbe"]

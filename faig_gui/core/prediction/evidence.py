@@ -1,0 +1,363 @@
+"""Evidence of a degradation d, measured with d's top-k % filters (the session's scores).
+
+F_d are d's top filters, Δ = target − baseline kernel. The kinds, as named in :data:`EVIDENCE`
+(how each came to be and what it added: docs/prediction.md, "How the evidence came to be"):
+
+``masking_effect``            gradient-map effect (metrics.gradient_effect) between the target's
+                              output and the output with F_d replaced by the baseline's kernels.
+``relative_masking_effect``   the masking effect over the mean square of the target output's
+                              gradient map (less bound to the content).
+``change_response``           Σ_{(o,i)∈F_d} mean (conv(feature_i, Δ_oi))² over the filters' input
+                              feature maps, from one forward pass of the target with hooks.
+``relative_change_response``  the change response over the same sum with the baseline kernels.
+``residual_response``         the change response measured again on the d-masked model's output,
+                              bicubically downscaled back to the input size: is d still there once
+                              the network removed every other degradation?  ``relative_residual_response``
+                              is to it what the relative change response is to the change response.
+``masking_effect_share``      d's share of the masking effect among the degradations;
+``change_response_share``     d's share of the change response. Shares cancel much of the content.
+``self_referenced_effect``    where the input lies, on log relative masking effect, between two
+                              references made from the target's own restoration of it: degraded by
+                              the degradations found so far (0), and by those plus d (1). The content
+                              cancels. ``self_referenced_energy``: the same on the log gradient
+                              energy of the target's outputs. Measured for the last decision only.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from faig_gui.core.degradations import (Degradation, add_noise, bicubic_resize, downsample, gaussian_blur,
+                                        quantize, seeded_generator)
+from faig_gui.core.errors import FaigError
+from faig_gui.core.filters import FilterIndex, top_indices
+from faig_gui.core.masking import FilterMask, masked_state_dict
+from faig_gui.core.metrics import gradient_map
+from faig_gui.core.registry import LoadedModel, check_pair
+
+#: evidence kinds, in the order of the module docstring
+EVIDENCE = ("masking_effect", "relative_masking_effect", "change_response", "relative_change_response",
+            "residual_response", "relative_residual_response", "masking_effect_share", "change_response_share",
+            "self_referenced_effect", "self_referenced_energy")
+#: the self-referenced kinds: measured for the last decision, once every other degradation was decided
+SELF_REFERENCED = ("self_referenced_effect", "self_referenced_energy")
+#: seed of the noise drawn into a reference (a prediction is a function of the image)
+REFERENCE_SEED = 20211206
+CLEAN = "clean"
+#: the change response is measured at every PROBE_STEP-th output row and column of a layer
+PROBE_STEP = 4
+
+
+class _LayerProbe:
+    """Change response of the selected filters of one Conv2d, computed inside its forward.
+
+    The response is the mean square of conv(x_i, k) over every fourth output row and column
+    (:data:`PROBE_STEP`: a sixteenth of the positions, which moves the response far less than
+    its calibrated spread; docs/prediction.md). It is kᵀ G_i k, where G_i is the Gram matrix of
+    the input channel i's patches at those positions (the unfolded, padded input): one Gram per
+    channel used, shared by all its filters and both kernels (Δ and baseline), instead of one
+    convolution per filter and kernel. The Gram and the quadratic forms are computed in float64 (a Δ kernel's response on
+    smooth features is a small difference)."""
+
+    def __init__(self, module: nn.Conv2d, kernels: torch.Tensor, in_idx: torch.Tensor, member: torch.Tensor):
+        self.module = module
+        self.kernels = kernels        # (2 nF, 1, kh, kw): Δ and baseline kernel of each selected filter
+        self.in_idx = in_idx          # (nF,) input channel of each filter
+        self.member = member          # (nF, D) float: filter belongs to degradation d
+        # the input channels used once each, and where each filter's channel sits among them
+        self.channels, self.position = torch.unique(in_idx, return_inverse=True)
+        # (2, nF, kh kw): Δ and baseline kernels, flattened as the patches are
+        self.flat = kernels.view(-1, 2, kernels.shape[-2] * kernels.shape[-1]).transpose(0, 1).double()
+        self.member64 = member.double()
+        self.value: torch.Tensor | None = None  # (2, B, D) after a forward: Δ and baseline responses
+
+    def __call__(self, _module, inputs):
+        x = inputs[0]
+        m = self.module
+        if m.padding_mode != "zeros":
+            x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
+            padding = 0
+        else:
+            padding = m.padding
+        feats = x.index_select(1, self.channels)
+        if isinstance(padding, str):   # 'same' / 'valid': one grouped conv, the filters' responses themselves
+            r = F.conv2d(x.index_select(1, self.in_idx), self.kernels, None, m.stride, padding, m.dilation,
+                         groups=len(self.in_idx))
+            r = r[..., ::PROBE_STEP, ::PROBE_STEP]
+            ms = r.double().pow(2).mean(dim=(2, 3)).view(r.shape[0], -1, 2)    # (B, nF, 2)
+            self.value = torch.stack([ms[..., 0] @ self.member64, ms[..., 1] @ self.member64]).float()
+            return
+        b, c = feats.shape[:2]
+        kh, kw = m.kernel_size
+        stride = tuple(PROBE_STEP * v for v in m.stride)
+        cols = F.unfold(feats.double(), (kh, kw), m.dilation, padding, stride)   # (B, C kh kw, L)
+        cols = cols.view(b, c, kh * kw, -1)
+        gram = cols @ cols.transpose(-1, -2) / cols.shape[-1]                   # (B, C, K, K)
+        g = gram[:, self.position]                                              # (B, nF, K, K)
+        ms = torch.einsum("sfk,bfkl,sfl->sbf", self.flat, g, self.flat)        # (2, B, nF)
+        self.value = (ms @ self.member64).float()                               # (2, B, D)
+
+
+class EvidenceModel:
+    """The target with hooks on the layers that hold the degradations' top filters."""
+
+    def __init__(self, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
+                 proportion: float, device: torch.device | str = "cpu"):
+        check_pair(baseline, target)
+        self.target, self.baseline = target, baseline
+        self.device = torch.device(device)
+        self.index = FilterIndex.from_state_dict(target.state_dict)
+        self.names = list(scores)
+        if not self.names:
+            raise FaigError("no scores: run the analysis (or load scores) before predicting")
+        for d, s in scores.items():
+            if len(s) != self.index.total:
+                raise FaigError(f"scores '{d}' have {len(s)} filters, the model has {self.index.total}")
+        self.top = {d: top_indices(scores[d], proportion / 100.0) for d in self.names}
+        if any(len(t) == 0 for t in self.top.values()):
+            raise FaigError(f"{proportion} % of {self.index.total} filters is no filter at all: raise the proportion")
+        # a private copy: the hooks must not fire in other threads' forward passes of the target
+        self.module = copy.deepcopy(target.module).to(self.device).eval()
+        self.masked = {d: {k: v.to(self.device) for k, v in masked_state_dict(
+            target.state_dict, baseline.state_dict, FilterMask(self.top[d]), self.index).items()}
+            for d in self.names}
+        # the d-masked targets as modules of their own: the masked kernels are loaded once, not
+        # swapped in at every pass (functional_call); where a state dict does not load as is, the
+        # pass falls back to functional_call with self.masked[d]
+        self.masked_modules: dict[str, nn.Module] = {}
+        for d in self.names:
+            mod = copy.deepcopy(self.module)
+            own = mod.state_dict()
+            if set(self.masked[d]) == set(own) and all(v.shape == own[k].shape for k, v in self.masked[d].items()):
+                mod.load_state_dict(self.masked[d])
+                self.masked_modules[d] = mod.eval()
+        self.probes: list[_LayerProbe] = []
+        self.skipped: list[str] = []
+        self._build_probes()
+
+    def _build_probes(self) -> None:
+        union = np.unique(np.concatenate(list(self.top.values())))
+        layer_pos = self.index.layer_of(union)
+        for pos in np.unique(layer_pos):
+            layer = self.index.layers[pos]
+            try:
+                conv = self.module.get_submodule(layer.module_name)
+            except AttributeError:
+                conv = None
+            if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or conv.weight.shape[1] != layer.in_channels:
+                self.skipped.append(layer.name)
+                continue
+            ids = union[layer_pos == pos]
+            local = ids - layer.offset
+            o = torch.as_tensor(local // layer.in_channels)
+            i = torch.as_tensor(local % layer.in_channels)
+            w_t = self.target.state_dict[layer.name].float()
+            w_b = self.baseline.state_dict[layer.name].float()
+            kernels = torch.stack([w_t[o, i] - w_b[o, i], w_b[o, i]], dim=1).reshape(-1, 1, *w_t.shape[2:])
+            tops = [set(self.top[d].tolist()) for d in self.names]
+            member = torch.tensor([[float(int(k) in t) for t in tops] for k in ids])
+            self.probes.append(_LayerProbe(conv, kernels.to(self.device), i.to(self.device), member.to(self.device)))
+        if not self.probes:
+            raise FaigError("the top filters sit in no plain Conv2d layer: the change response cannot be measured")
+
+    def forward(self, x: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None,
+                probe: bool = False, masked: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output (B,3,sH,sW) and, with ``probe``, the responses (2, B, D): Δ kernels, baseline kernels.
+        ``masked``: the target with degradation ``masked``'s top filters masked (not with ``params``)."""
+        if masked is not None:
+            if masked in self.masked_modules and not probe:
+                with torch.inference_mode():
+                    x = x.to(self.device)
+                    if x.device.type == "cpu":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    return self.masked_modules[masked](x).float(), None
+            params = self.masked[masked]
+        handles = [p.module.register_forward_pre_hook(p) for p in self.probes] if probe else []
+        try:
+            with torch.inference_mode():
+                x = x.to(self.device)
+                if x.device.type == "cpu":
+                    x = x.contiguous(memory_format=torch.channels_last)   # oneDNN's faster layout
+                y = self.module(x) if params is None else functional_call(self.module, dict(params), (x,))
+                y = y.float()
+                e = sum(p.value for p in self.probes) if probe else None   # (2, B, D)
+        finally:
+            for h in handles:
+                h.remove()
+            for p in self.probes:
+                p.value = None
+        return y, e
+
+    def evidence(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> dict[str, np.ndarray]:
+        """Evidence arrays of shape (B, D) for a batch of LR tiles (B,3,h,w) in [0, 1]; the
+        self-referenced kinds are NaN here: :meth:`self_reference` measures them."""
+        return self.measure(x, kinds)[0]
+
+    def measure(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> tuple[dict[str, np.ndarray], "_Pass"]:
+        """:meth:`evidence`, and what :meth:`self_reference` needs of this pass."""
+        y, e = self.forward(x, probe=True)
+        out: dict[str, np.ndarray] = {}
+        if "change_response" in kinds:
+            out["change_response"] = e[0].cpu().double().numpy()
+        if "relative_change_response" in kinds:
+            out["relative_change_response"] = (e[0] / e[1].clamp_min(1e-12)).cpu().double().numpy()
+        if "change_response_share" in kinds:
+            e0 = e[0].cpu().double().numpy()
+            out["change_response_share"] = e0 / np.maximum(e0.sum(1, keepdims=True), 1e-12)
+        for k in SELF_REFERENCED:
+            if k in kinds:
+                out[k] = np.full((x.shape[0], len(self.names)), np.nan)
+        if not set(kinds) & {"masking_effect", "relative_masking_effect", "residual_response", "relative_residual_response", "masking_effect_share", *SELF_REFERENCED}:
+            return out, _Pass(y, None, None)
+        h, w = x.shape[-2:]
+        g_target = gradient_map(y.double())   # double: the effect is a small difference of maps
+        energy = _mean(g_target * g_target)
+        cols = {k: np.zeros((x.shape[0], len(self.names))) for k in ("masking_effect", "relative_masking_effect", "residual_response", "relative_residual_response") if k in kinds}
+        m_all = np.zeros((x.shape[0], len(self.names)))
+        for n, d in enumerate(self.names):
+            y_d, _ = self.forward(x, masked=d)
+            diff = gradient_map(y_d.double()) - g_target
+            m = _mean(diff * diff)
+            m_all[:, n] = m
+            if "masking_effect" in cols:
+                cols["masking_effect"][:, n] = m
+            if "relative_masking_effect" in cols:
+                cols["relative_masking_effect"][:, n] = m / np.maximum(energy, 1e-12)
+            if "residual_response" in kinds or "relative_residual_response" in kinds:
+                back = bicubic_resize(y_d.clamp(0, 1), h, w)
+                _, e_back = self.forward(back, probe=True)
+                if "residual_response" in cols:
+                    cols["residual_response"][:, n] = e_back[0, :, n].cpu().double().numpy()
+                if "relative_residual_response" in cols:
+                    cols["relative_residual_response"][:, n] = (e_back[0, :, n] / e_back[1, :, n].clamp_min(1e-12)).cpu().double().numpy()
+        out.update(cols)
+        if "masking_effect_share" in kinds:
+            out["masking_effect_share"] = m_all / np.maximum(m_all.sum(1, keepdims=True), 1e-12)
+        return out, _Pass(y, energy, m_all, self.residual_sigma(x, y))
+
+    def residual_sigma(self, x: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
+        """(B,) robust σ (1.4826 x the median absolute deviation) of each tile of ``x`` minus
+        the target's output ``y`` for it (computed when not given) brought back to x's size:
+        what the restoration removed, mostly the noise, when there is any."""
+        if y is None:
+            y, _ = self.forward(x)
+        h, w = x.shape[-2:]
+        back = bicubic_resize(y.clamp(0, 1), h, w)
+        r = (x.to(back.device).float() - back).flatten(1).double()
+        mad = (r - r.quantile(0.5, dim=1, keepdim=True)).abs().quantile(0.5, dim=1)
+        return (1.4826 * mad).cpu().numpy()
+
+    def self_reference(self, p: "_Pass", n: int, others: Sequence[tuple[Degradation, float]],
+                       d_definition: Degradation, draws: int = 1, count: int | None = None,
+                       noise_scale: float = 1.0) -> dict[str, np.ndarray]:
+        """The self-referenced kinds (each (B,)) of degradation d = ``self.names[n]`` for the
+        first ``count`` tiles of pass ``p`` (all by default).
+
+        Two references hold each tile's content: the target's output for it (its restoration)
+        degraded by ``others`` (the degradations found, (definition, strength factor) pairs,
+        not d; possibly none), and by the same and d at its analysed level (``d_definition``). Their
+        noise, if they have any, has the tile's own level, ``noise_scale`` times the robust σ of
+        what the restoration removed (:attr:`_Pass.residual_sigma`), which reads the level
+        closer than a calibration curve. The effect is where the input lies between the references
+        on log relative masking effect (0: like the reference without d, 1: like the one with d), the
+        energy the same on the log gradient energy of the target's output. ``draws`` seeded noise draws per
+        reference, averaged in log space (one when neither reference holds noise: they would
+        all be the same)."""
+        if p.energy is None:
+            raise ValueError("self_reference needs a pass measured with the masking effect")
+        b = p.y.shape[0] if count is None else max(1, min(count, p.y.shape[0]))
+        y = p.y[:b].clamp(0, 1)
+        base = combine(list(others))
+        # references without noise are the same at every draw: one is enough
+        k = max(1, draws) if (base.noise_sigma or d_definition.noise_sigma) else 1
+        refs = []
+        for with_d in (False, True):
+            degs, lows = [], []
+            for t in range(b):
+                deg = base
+                if deg.noise_sigma:
+                    deg = replace(deg, noise_sigma=float(noise_scale * p.residual_sigma[t]))
+                if with_d:
+                    deg = combine([(deg, 1.0), (d_definition, 1.0)])
+                # degrade()'s steps, the blur and the down-sampling once for all the draws
+                low = y[t:t + 1]
+                if deg.blur_sigma:
+                    low = gaussian_blur(low, deg.blur_sigma)
+                degs.append(deg)
+                lows.append(downsample(low, self.target.scale))
+            for j in range(k):
+                for t in range(b):
+                    low = lows[t]
+                    if degs[t].noise_sigma:
+                        low = add_noise(low, degs[t].noise_sigma, seeded_generator(REFERENCE_SEED + 1009 * j + t))
+                    refs.append(quantize(low))
+        ref = torch.cat(refs)                      # (2 k b, 3, h, w): without x k, with x k
+        y_r, _ = self.forward(ref)
+        g_r = gradient_map(y_r.double())
+        energy_r = _mean(g_r * g_r)
+        y_rd, _ = self.forward(ref, masked=self.names[n])
+        diff = gradient_map(y_rd.double()) - g_r
+        m_r = _mean(diff * diff)
+        log_n = np.log(np.maximum(m_r, 1e-12) / np.maximum(energy_r, 1e-12)).reshape(2, k, b).mean(1)
+        log_e = np.log(np.maximum(energy_r, 1e-12)).reshape(2, k, b).mean(1)
+        n_x = np.log(np.maximum(p.m[:b, n], 1e-12) / np.maximum(p.energy[:b], 1e-12))
+        e_x = np.log(np.maximum(p.energy[:b], 1e-12))
+
+        def between(x, lo, hi):
+            span = hi - lo
+            ok = np.abs(span) > 1e-3
+            return np.where(ok, (x - lo) / np.where(ok, span, 1.0), np.nan)
+
+        return {"self_referenced_effect": between(n_x, log_n[0], log_n[1]), "self_referenced_energy": between(e_x, log_e[0], log_e[1])}
+
+
+def _mean(m: torch.Tensor) -> np.ndarray:
+    """(B,) means of a (B,1,H,W) map, x 1000."""
+    return m.mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+
+
+@dataclass
+class _Pass:
+    """What an evidence pass keeps for the self-referenced kinds."""
+
+    y: torch.Tensor                 # the target's output for the LR tiles
+    energy: np.ndarray | None       # (B,) gradient energy of y (x 1000)
+    m: np.ndarray | None            # (B, D) masking effects
+    #: (B,) robust σ (1.4826 x median absolute deviation) of x minus the restoration y brought
+    #: back to x's size: what the target removed, mostly the noise, if there is any
+    residual_sigma: np.ndarray | None = None
+
+
+def tiles(lr: torch.Tensor, tile: int, max_pixels: int) -> tuple[torch.Tensor, str]:
+    """The LR image (1,3,H,W) as a batch of tiles to analyse, and a note when it was tiled.
+
+    Small images are analysed whole. Larger ones: the most textured non-overlapping tile×tile
+    tiles, as many as fit in max_pixels (degradations are global, so a part tells the whole;
+    flat tiles carry little evidence of blur)."""
+    h, w = lr.shape[-2:]
+    if h * w <= max_pixels:
+        return lr, ""
+    t = min(tile, h, w)
+    ys = list(range(0, h - t + 1, t))
+    xs = list(range(0, w - t + 1, t))
+    g = gradient_map(lr)[0, 0]
+    cands = [(float(g[y:y + t, x:x + t].mean()), y, x) for y in ys for x in xs]
+    count = max(1, min(len(cands), max_pixels // (t * t)))
+    chosen = sorted(cands, key=lambda c: (-c[0], c[1], c[2]))[:count]
+    batch = torch.cat([lr[..., y:y + t, x:x + t] for _, y, x in chosen])
+    return batch, f"analysed {count} tile{'s' if count > 1 else ''} of {t}x{t} of the {w}x{h} input"
+
+
+def combine(parts: Sequence[tuple[Degradation, float]], name: str | None = None) -> Degradation:
+    """One degradation applying several at strength factors (blur σ and noise σ add in quadrature)."""
+    blur = math.sqrt(sum((d.blur_sigma * f) ** 2 for d, f in parts if d.blur_sigma)) or None
+    noise = math.sqrt(sum((d.noise_sigma * f) ** 2 for d, f in parts if d.noise_sigma)) or None
+    return Degradation(name or "+".join(d.name for d, _ in parts) or CLEAN, blur, noise)

@@ -1,0 +1,153 @@
+"""The predictor: one pair, its scores and a proportion; calibrates once (cached), then
+judges any LR image."""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from faig_gui.core.dataset import AnalysisImage
+from faig_gui.core.degradations import Degradation
+from faig_gui.core.errors import FaigError
+from faig_gui.core.prediction.cache import cache_key_text, calibration_cache_dir, read_calibration, write_calibration
+from faig_gui.core.prediction.calibration import Calibration, calibrate, definitions_of
+from faig_gui.core.prediction.config import Prediction, PredictorConfig
+from faig_gui.core.prediction.evidence import EvidenceModel, tiles
+from faig_gui.core.registry import LoadedModel
+
+
+def _tensor_key(tensors: Iterable[torch.Tensor]) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+_CALIBRATIONS: dict[tuple, Calibration] = {}
+
+
+class Predictor:
+    """Predicts the degradations of LR images for one pair, its scores and a proportion.
+
+    Building one is cheap; the calibration runs on first use (or :meth:`calibrate`) and is kept
+    in a process-wide cache keyed by the weights, scores, proportion and calibration images, and
+    in a file of the user cache folder (:func:`calibration_cache_dir`) under the same key, so
+    that the next process loads it instead of calibrating again. ``cache=False`` recomputes
+    (and replaces the stored calibration)."""
+
+    def __init__(self, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
+                 analysis_hr: Sequence[torch.Tensor], degradations: Iterable[Degradation] | None = None,
+                 config: PredictorConfig = PredictorConfig(), cache: bool = True):
+        config.validate()
+        self.config = config
+        self.cache = cache
+        self.model = EvidenceModel(baseline, target, scores, config.proportion, config.device)
+        self.names = self.model.names
+        self.definitions = definitions_of(self.names, degradations)
+        self.analysis_hr = [h if h.ndim == 4 else h.unsqueeze(0) for h in analysis_hr]
+        if not self.analysis_hr:
+            raise FaigError("the predictor calibrates on the analysis images: there are none")
+        self.key = (_tensor_key(target.state_dict.values()), _tensor_key(baseline.state_dict.values()),
+                    _tensor_key(torch.as_tensor(np.asarray(s)) for s in scores.values()), tuple(self.names),
+                    replace(config, device="-"), tuple(sorted(self.definitions.items())),
+                    _tensor_key(self.analysis_hr))
+        self.calibration: Calibration | None = _CALIBRATIONS.get(self.key) if cache else None
+        #: where the calibration came from: 'memory', 'disk', 'computed' (None: not yet)
+        self.calibration_source: str | None = "memory" if self.calibration is not None else None
+        #: why a computed calibration could not be stored on disk ('' when it was, or not tried)
+        self.cache_warning = ""
+        self._cache_text: str | None = None
+
+    @classmethod
+    def from_analysis_images(cls, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
+                             images: Sequence[AnalysisImage], degradations: Iterable[Degradation] | None = None,
+                             config: PredictorConfig = PredictorConfig()) -> "Predictor":
+        return cls(baseline, target, scores, [img.hr for img in images], degradations, config)
+
+    @property
+    def cache_text(self) -> str:
+        """The key as text that is the same in every process: the disk cache's identity."""
+        if self._cache_text is None:
+            self._cache_text = cache_key_text(self.key, type(self.model.target.module).__module__)
+        return self._cache_text
+
+    @property
+    def cache_path(self) -> Path:
+        return calibration_cache_dir() / (hashlib.sha256(self.cache_text.encode()).hexdigest() + ".npz")
+
+    def load_cached(self) -> bool:
+        """Takes the calibration from memory, else from the disk cache; whether there was one.
+        A stored file that cannot be read or does not match is ignored (and later replaced)."""
+        if self.calibration is None and self.cache:
+            found = read_calibration(self.cache_path, self.cache_text)
+            if (found is not None and found.names == list(self.names)
+                    and found.kinds == tuple(self.config.evidence) and found.definitions == self.definitions):
+                self.calibration, self.calibration_source = found, "disk"
+                _CALIBRATIONS[self.key] = found
+        return self.calibration is not None
+
+    def calibrate(self, should_stop: Callable[[], bool] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> Calibration:
+        if not self.load_cached():
+            self.calibration = calibrate(self.model, self.analysis_hr, self.definitions, self.config,
+                                         should_stop, on_progress)
+            self.calibration_source = "computed"
+            _CALIBRATIONS[self.key] = self.calibration
+            self.cache_warning = write_calibration(self.cache_path, self.cache_text, self.calibration)
+        return self.calibration
+
+    def evidence(self, lr: torch.Tensor | np.ndarray) -> tuple[dict[str, np.ndarray], str]:
+        """The image's evidence (kind -> (D,), the tiles' mean; the self-referenced kinds are NaN: they depend
+        on the verdict so far, see :meth:`predict`) and the tiling note."""
+        ev, _, note = self._measure(lr)
+        return ev, note
+
+    def _measure(self, lr: torch.Tensor | np.ndarray):
+        x = _as_batch(lr)
+        batch, note = tiles(x, self.config.tile, self.config.max_pixels)
+        ev, measured = self.model.measure(batch, self.config.evidence)
+        return {k: v.mean(0) for k, v in ev.items()}, measured, note
+
+    def predict(self, lr: torch.Tensor | np.ndarray) -> Prediction:
+        """The verdict on one LR image (HWC float array in [0, 1] or 1x3xHxW tensor)."""
+        calibration = self.calibrate()
+        start = time.perf_counter()
+        ev, measured, note = self._measure(lr)
+
+        def reference(d: str, found: Mapping[str, float]) -> dict[str, float]:
+            others = [(self.definitions[o], f) for o, f in found.items()]
+            values = self.model.self_reference(measured, self.names.index(d), others, self.definitions[d],
+                                               self.config.reference_draws, self.config.reference_tiles,
+                                               calibration.noise_scale)
+            values = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                      for k, v in values.items() if k in ev}
+            for k, v in values.items():
+                ev[k][self.names.index(d)] = v    # for the evidence table
+            return values
+
+        labels, scores, strength = calibration.decide(ev, reference)
+        table = {k: {d: float(v[n]) for n, d in enumerate(self.names) if math.isfinite(float(v[n]))}
+                 for k, v in ev.items()}
+        table = {k: v for k, v in table.items() if v}
+        return Prediction(labels, scores, strength, table, note, time.perf_counter() - start)
+
+
+def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(lr, np.ndarray):
+        if lr.ndim != 3 or lr.shape[2] != 3:
+            raise FaigError(f"expected an RGB image (H x W x 3), got shape {lr.shape}")
+        lr = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).unsqueeze(0)
+    if lr.ndim == 3:
+        lr = lr.unsqueeze(0)
+    if lr.shape[0] != 1 or lr.shape[1] != 3:
+        raise FaigError(f"expected one RGB image, got a tensor of shape {tuple(lr.shape)}")
+    if min(lr.shape[-2:]) < 8:
+        raise FaigError(f"a {lr.shape[-1]}x{lr.shape[-2]} image is too small to predict its degradation (need 8x8)")
+    return lr.float().clamp(0, 1)
