@@ -11,7 +11,7 @@ from faig_gui.core.imageio import read_image, to_image, to_tensor, write_image
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import MODES, FilterMask, masked_state_dict
 from faig_gui.core.registry import default_registry
-from faig_gui.core.results import read_scores
+from faig_gui.core.results import load_scores
 
 HELP = "mask a degradation's top filters and write target and masked outputs"
 
@@ -19,8 +19,11 @@ HELP = "mask a degradation's top filters and write target and masked outputs"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", help="baseline checkpoint (default: the bundled demo)")
     p.add_argument("--target", help="target checkpoint (default: the bundled demo)")
-    p.add_argument("--scores", help="scores.npz from 'faig-gui analyze' (default: the demo's)")
-    p.add_argument("--degradation", required=True, help="whose top filters to mask (e.g. blur)")
+    p.add_argument("--scores", help="scores.npz from 'faig-gui analyze', or a ranked list "
+                                    "(<degradation>_index.txt, one 0-based filter index per line, best first, "
+                                    "as the FAIG authors' scripts write them); default: the demo's scores")
+    p.add_argument("--degradation", help="whose top filters to mask (e.g. blur); for a ranked list, the name "
+                                         "its file gives (blur_index.txt: blur) unless given here")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--proportion", type=float, metavar="PERCENT", help="mask the top PERCENT %% of filters")
     g.add_argument("--top", type=int, metavar="N", help="mask the top N filters")
@@ -34,22 +37,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_pair_and_scores(args: argparse.Namespace):
-    given = [args.baseline, args.target, args.scores]
-    if any(given) and not all(given):
-        raise FaigError("give all of --baseline, --target and --scores, or none (the bundled demo)")
-    if not any(given):
+    """The pair (given, or the bundled demo's when neither --baseline nor --target is given) and
+    the scores (given, or the demo's with the demo pair)."""
+    if bool(args.baseline) != bool(args.target):
+        raise FaigError("give both --baseline and --target, or neither (the bundled demo pair)")
+    if not args.baseline:
         demo = demo_files()
-        args.baseline, args.target, args.scores = demo.baseline, demo.target, demo.scores
+        args.baseline, args.target = demo.baseline, demo.target
+        args.scores = args.scores or demo.scores
+    elif not args.scores:
+        raise FaigError("give --scores for this pair (scores.npz from 'faig-gui analyze', or a <degradation>_index.txt)")
     baseline, target = default_registry().load_pair(args.baseline, args.target, args.arch)
     index = FilterIndex.from_state_dict(target.state_dict)
-    scores = read_scores(args.scores, index.total)
+    scores = load_scores(args.scores, index.total, args.degradation)
     return baseline, target, index, scores
+
+
+def chosen_degradation(args: argparse.Namespace, scores: dict) -> str:
+    if args.degradation is None:
+        if len(scores) != 1:
+            raise FaigError(f"{args.scores} ranks several degradations ({', '.join(scores)}): choose one with --degradation")
+        return next(iter(scores))
+    if args.degradation not in scores:
+        raise FaigError(f"{args.scores}: no scores for '{args.degradation}'; it has {', '.join(scores)}")
+    return args.degradation
 
 
 def run(args: argparse.Namespace) -> int:
     baseline, target, index, scores = resolve_pair_and_scores(args)
-    if args.degradation not in scores:
-        raise FaigError(f"{args.scores}: no scores for '{args.degradation}'; it has {', '.join(scores)}")
+    args.degradation = chosen_degradation(args, scores)
     if args.proportion is not None and not 0 <= args.proportion <= 100:
         raise FaigError(f"--proportion {args.proportion} must be a percentage in [0, 100]")
     if args.top is not None and args.top < 0:

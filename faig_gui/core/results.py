@@ -154,6 +154,44 @@ def scores_from_ranking(order: np.ndarray, filter_count: int) -> np.ndarray:
     return scores
 
 
+INDEX_SUFFIX = "_index"
+
+
+def index_file_degradation(path: str | os.PathLike) -> str:
+    """The degradation an authors'-style list is named for: ``blur_index.txt`` -> ``blur``."""
+    stem = Path(path).stem
+    return stem[: -len(INDEX_SUFFIX)] if stem.endswith(INDEX_SUFFIX) and len(stem) > len(INDEX_SUFFIX) else stem
+
+
+def read_ranking(path: str | os.PathLike, filter_count: int) -> np.ndarray:
+    """A full ranking from a ``*_index.txt``: every filter of the model exactly once, best first
+    (the authors write all of them: ``np.argsort(scores)[::-1]``)."""
+    order = read_index_file(path, filter_count)
+    if len(order) != filter_count:
+        raise FaigError(f"{path}: lists {len(order)} filters, the model has {filter_count}; "
+                        f"was it made for another architecture?")
+    seen = np.zeros(filter_count, dtype=np.int64)
+    np.add.at(seen, order, 1)
+    if (seen != 1).any():
+        twice = int(np.flatnonzero(seen > 1)[0])
+        raise FaigError(f"{path}: filter {twice} is listed {int(seen[twice])} times (a ranking lists each filter once)")
+    return order
+
+
+def load_scores(path: str | os.PathLike, filter_count: int, degradation: str | None = None) -> dict[str, np.ndarray]:
+    """Scores from a ``scores.npz`` or from a ranked list (``<degradation>_index.txt``, the authors'
+    format). A list gives an order, not values: it becomes scores that rank the same (the first
+    filter gets ``filter_count``, the last 1), under ``degradation`` or, without one, the name
+    the file's name gives. The file's content decides its kind (an .npz is a zip archive)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaigError(f"{path}: no such scores file")
+    if zipfile.is_zipfile(path):
+        return read_scores(path, filter_count)
+    name = degradation or index_file_degradation(path)
+    return {name: scores_from_ranking(read_ranking(path, filter_count), filter_count)}
+
+
 def ranking_csv(scores: np.ndarray, index: FilterIndex) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
