@@ -14,6 +14,7 @@ from faig_gui.core.prediction import Predictor, PredictorConfig
 from faig_gui.core.results import read_scores
 from faig_gui.core.session import Session
 from qt_events import drop_files as drop
+from tolerances import gamma, network_terms
 
 
 def tiny_model(files) -> SessionModel:
@@ -92,9 +93,12 @@ def test_changing_the_proportion_predicts_again_with_the_new_filters(dock, qtbot
     second = dock.entries[0].prediction
     assert second is not first
     expected = reference(dock.model, 20.0).predict(read_image(path))
+    # the same float32 evidence computed again, maybe on another thread count: responses and
+    # effects square float32 forwards (2γ_n each side), their logs and ratios move by as much
+    tol = 4 * gamma(network_terms(dock.model.session.target.module))
     for kind, values in expected.evidence.items():
         for d, v in values.items():
-            assert second.evidence[kind][d] == pytest.approx(v, rel=1e-5)
+            assert second.evidence[kind][d] == pytest.approx(v, rel=tol, abs=tol)
     assert second.evidence != first.evidence   # other filters, other evidence
 
 
