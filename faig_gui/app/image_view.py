@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -32,16 +30,12 @@ from faig_gui.app.live import LatestTask
 from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next, slider_stops
 from faig_gui.app.workers import live_threads
 from faig_gui.app.session_model import SessionModel
-from faig_gui.core.attribution import Cancelled
+from faig_gui.core import render as rendering
 from faig_gui.core.errors import FaigError
-from faig_gui.core.filters import FilterIndex
-from faig_gui.core.imageio import IMAGE_SUFFIXES, to_image, to_tensor
-from faig_gui.core.inference import super_resolve
-from faig_gui.core.masking import FilterMask, masked_state_dict
-from faig_gui.core.metrics import gradient_map, maps_effect, psnr
 from faig_gui.core.graph import traced_graph
-from faig_gui.core.incremental import IncrementalForward
-from faig_gui.core.threads import AdaptiveThreads
+from faig_gui.core.imageio import IMAGE_SUFFIXES
+from faig_gui.core.masking import FilterMask
+from faig_gui.core.render import OutputCache, RenderRequest, RenderResult, same_output, speculative_render
 
 COMPARE_MODES = {
     "split": "Before / after",
@@ -58,205 +52,6 @@ COMPARE_TITLES = {
 THUMB = 72
 STOPS_BUDGET = 96 << 20   # bytes of kept guesses (masked output and its gradient map, float32)
 FILL_AFTER_S = 0.25       # the slider's stops wait for this much quiet after the last real request
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    """A copy of what one render reads, made on the UI thread."""
-
-    image_key: int
-    lr: np.ndarray
-    gt: np.ndarray | None
-    module: torch.nn.Module | None
-    target: dict | None
-    baseline: dict | None
-    index: FilterIndex | None
-    mask: FilterMask
-    scale: int
-    models_version: int
-    requested: float
-    max_threads: int = 1                 # at most this many torch threads (workers.live_threads)
-    graph: fx.Graph | None = None        # the target's torch.fx graph (incremental forward)
-
-
-@dataclass
-class RenderResult:
-    request: RenderRequest
-    input: np.ndarray                    # LR enlarged (nearest) to the output size, HWC
-    target: np.ndarray | None            # HWC [0, 1]
-    masked: np.ndarray | None
-    gradient_target: np.ndarray | None   # HxW
-    gradient_masked: np.ndarray | None
-    effect: float | None                 # gradient-map MSE x 1000, masked vs target
-    psnr_target: float | None
-    psnr_masked: float | None
-    compute_seconds: float
-    cpu_seconds: float = 0.0             # the render thread's CPU time (what it costs undisturbed)
-    threads: int = 1                     # torch threads the render ran with (the tuner's choice)
-    finished: float = 0.0                # perf_counter() when the render thread was done
-    prefetched: bool = False             # computed ahead, as a guess of this request (prefetch.py)
-    masked_share: float | None = None    # share of a full forward the masked output cost (None: none ran)
-
-
-class _OutputCache:
-    """The target's outputs per (models, image), and the render's thread-count tuner; touched
-    only by the render thread. Entries keep their input array and are used only for that very
-    array (ids can be reused)."""
-
-    def __init__(self, size: int = 8):
-        self._items: OrderedDict[tuple, tuple[np.ndarray, tuple]] = OrderedDict()
-        self.size = size
-        self.threads = AdaptiveThreads()   # the render thread's torch thread count, measured
-        self._incremental: tuple[int, IncrementalForward | None] | None = None
-        self.forwards: Counter = Counter()  # forward calls, "render" and "prefetch" (tests, benchmarks)
-        self._masked: tuple[tuple, dict] | None = None   # the last masked weights made, by request
-
-    def masked_params(self, req: "RenderRequest") -> dict[str, torch.Tensor]:
-        """The masked weights of ``req`` (the last ones are kept: a guess is settled on the
-        request that came before it, whose weights were just made)."""
-        key = (req.models_version, req.mask.mode, req.mask.lam, req.mask.indices.tobytes())
-        if self._masked is None or self._masked[0] != key:
-            self._masked = (key, masked_state_dict(req.target, req.baseline, req.mask, req.index))
-        return self._masked[1]
-
-    def forward(self, req: "RenderRequest", x: torch.Tensor, params,
-                should_stop: Callable[[], bool] | None = None, aside: bool = False) -> tuple[torch.Tensor, float]:
-        """SR output of ``x`` with ``params``, and the share of a full pass it cost: through the
-        incremental forward (only the layers a mask change touches) when the model traced and
-        the image is small enough, else super_resolve (tiled when large). With ``should_stop``
-        (prefetch work) only the incremental forward runs, stopping between nodes; a plain
-        forward could not stop, so it raises Cancelled at once instead. ``aside``: a guess,
-        kept beside what the real renders left (IncrementalForward.run)."""
-        inc = self.incremental(req)
-        self.forwards["render" if should_stop is None and not aside else "prefetch"] += 1
-        if inc is None or x.shape[-1] * x.shape[-2] > inc.max_pixels:
-            if should_stop is not None:
-                raise Cancelled()
-            return super_resolve(req.module, x, req.scale, params), 1.0
-        out = inc.run(x, params, should_stop, aside=aside).float()
-        return out, inc.last_share
-
-    def incremental(self, req: "RenderRequest") -> IncrementalForward | None:
-        if self._incremental is None or self._incremental[0] != req.models_version:
-            inc = IncrementalForward(req.module, req.graph) if req.graph is not None else None
-            self._incremental = (req.models_version, inc)
-        return self._incremental[1]
-
-    def settle(self, req: "RenderRequest", should_stop: Callable[[], bool]) -> None:
-        """Make ``req``'s masked weights the incremental forward's record (a guess shown for it
-        is kept aside until then): guesses are computed from the state on screen. Usually no
-        node runs; nothing happens for an image not rendered yet or an unmasked output."""
-        cached = self.get((req.models_version, req.image_key), req.lr)
-        inc = self.incremental(req)
-        if (cached is None or inc is None or req.baseline is None or len(req.mask) == 0
-                or req.mask.lam == 1.0 or cached[0].shape[-1] * cached[0].shape[-2] > inc.max_pixels):
-            return
-        self.forward(req, cached[0], self.masked_params(req), should_stop)
-
-    def get(self, key: tuple, lr: np.ndarray) -> tuple | None:
-        entry = self._items.get(key)
-        if entry is not None and entry[0] is lr:
-            self._items.move_to_end(key)
-            return entry[1]
-        return None
-
-    def put(self, key: tuple, lr: np.ndarray, value: tuple) -> None:
-        self._items[key] = (lr, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
-def render(req: RenderRequest, cache: _OutputCache, should_stop: Callable[[], bool] | None = None,
-           threads: int | None = None, aside: bool = False) -> RenderResult:
-    """Runs on the render thread: outputs, maps and metrics for one request. With
-    ``should_stop`` it raises Cancelled as soon as that turns True (between the forward's
-    nodes). ``threads``: the torch thread count it starts with, and it is not measured (else
-    the tuner chooses and learns from it). ``aside``: a guess, whose masked output is computed
-    beside what the real renders left (IncrementalForward.run)."""
-    start, cpu = time.perf_counter(), time.thread_time()
-    stop = should_stop or (lambda: False)
-    measured = threads is None
-    # this render thread's torch pool
-    if threads is None:
-        threads = cache.threads.apply(req.max_threads)
-    else:
-        torch.set_num_threads(threads)
-    forward_s, forwards = 0.0, 0
-    s = req.scale
-    if req.module is None or req.target is None:
-        enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
-        return RenderResult(req, enlarged, None, None, None, None, None, None, None, time.perf_counter() - start)
-    key = (req.models_version, req.image_key)
-    cached = cache.get(key, req.lr)
-    if cached is None:
-        # what depends on the target alone is computed once per (models, image); the input
-        # tensor is kept too: the incremental forward knows an image by its tensor
-        lr = to_tensor(req.lr).contiguous(memory_format=torch.channels_last)
-        t0 = time.perf_counter()
-        target_out, share = cache.forward(req, lr, req.target, should_stop)
-        forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
-        target_img = to_image(target_out)
-        grad_t_full = gradient_map(target_out)
-        p_t = psnr(target_img, req.gt) if req.gt is not None and req.gt.shape == target_img.shape else None
-        enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
-        cached = (lr, enlarged, target_out, target_img, grad_t_full, p_t)
-        cache.put(key, req.lr, cached)
-    # the same arrays as the last render's when only the mask changed: the view skips them
-    lr, enlarged, target_out, target_img, grad_t_full, p_t = cached
-    masked_out, masked_share = None, None
-    if req.baseline is not None:
-        if len(req.mask) == 0 or req.mask.lam == 1.0:
-            masked_out = target_out
-        else:
-            if stop():
-                raise Cancelled()
-            params = cache.masked_params(req)
-            t0 = time.perf_counter()
-            masked_out, share = cache.forward(req, lr, params, should_stop, aside=aside)
-            forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
-            masked_share = share
-    if stop():
-        raise Cancelled()
-    if forwards and measured:
-        cache.threads.record(threads, forward_s, forwards * lr.shape[-1] * lr.shape[-2])
-    unchanged = masked_out is target_out
-    masked_img = None if masked_out is None else target_img if unchanged else to_image(masked_out)
-    grad_t = grad_t_full[0, 0].numpy()
-    grad_m_full = None if masked_out is None else grad_t_full if unchanged else gradient_map(masked_out)
-    grad_m = grad_m_full[0, 0].numpy() if grad_m_full is not None else None
-    effect = maps_effect(grad_t_full, grad_m_full) if grad_m_full is not None else None
-    p_m = None
-    if p_t is not None and masked_img is not None:
-        p_m = p_t if unchanged else psnr(masked_img, req.gt)
-    return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
-                        time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
-                        masked_share=masked_share)
-
-
-def speculative_render(req: RenderRequest, follows: RenderRequest, cache: _OutputCache,
-                       should_stop: Callable[[], bool], taken_over: Callable[[], bool]) -> RenderResult:
-    """The render of ``req``, a guess of what comes after ``follows`` (the request on screen),
-    computed aside. While it is only a guess it leaves one core to the UI thread (which is still
-    putting the last result on screen; on two cores a second torch thread would fight it for a
-    core and slow both) and is not measured; from the node where a real request takes it over it
-    runs with the fastest count measured, and when a request took it over before it started, it
-    is a render like any other (the tuner's count, measured)."""
-    full = cache.threads.best(req.max_threads)
-    spare = max(1, min(full, req.max_threads - 1))
-
-    def between_nodes() -> bool:
-        if taken_over() and torch.get_num_threads() != full:
-            torch.set_num_threads(full)
-        return should_stop()
-    if taken_over():
-        # (no settling: what is on screen is about to be this; the next run starts from it)
-        return render(req, cache, should_stop, aside=True)
-    torch.set_num_threads(spare)
-    cache.settle(follows, between_nodes)
-    if taken_over():
-        return render(req, cache, should_stop, aside=True)
-    return render(req, cache, between_nodes, threads=spare, aside=True)
 
 
 class _PanelTitle(pg.LabelItem):
@@ -329,7 +124,7 @@ class ImageView(QWidget):
         super().__init__(parent)
         self.model = model
         self.live = LatestTask("render", self)
-        self._cache = _OutputCache()
+        self._cache = OutputCache()
         self.prefetch_enabled = True
         self.fill_stops = True      # also the slider's stops, once the guess is kept (prefetch.py)
         self._prefetched: PrefetchStore[RenderRequest, RenderResult] = PrefetchStore(size=2)
@@ -510,7 +305,7 @@ class ImageView(QWidget):
             return
         self._remember_state(req)
         self._last_request = req
-        if self.live.idle and self.result is not None and _same_output(self.result.request, req):
+        if self.live.idle and self.result is not None and same_output(self.result.request, req):
             return   # e.g. the slider moved less than one filter: what is shown is still right
         if self.prefetch_enabled and self._take_prefetch(req):
             self._hold_docks()
@@ -519,7 +314,7 @@ class ImageView(QWidget):
             self._prefetch_next(req)
             return
         cache = self._cache
-        self.live.submit(lambda: render(req, cache), self._apply)
+        self.live.submit(lambda: rendering.render(req, cache), self._apply)
         self._hold_docks()
         self._prefetch_next(req)
 
@@ -584,7 +379,7 @@ class ImageView(QWidget):
     def _take_prefetch(self, req: RenderRequest) -> bool:
         """Show ``req`` from a kept prefetch, or let it take over the one in progress."""
         def same(key: RenderRequest) -> bool:
-            return _same_output(key, req)
+            return same_output(key, req)
 
         def show(r: RenderResult) -> None:
             self._apply(replace(r, request=req, prefetched=True))
@@ -611,9 +406,9 @@ class ImageView(QWidget):
         try:
             for mask, is_stop in self._guesses(req):
                 guess = replace(req, mask=mask, requested=time.perf_counter(), max_threads=live_threads(0))
-                if self._prefetched.find(lambda k: _same_output(k, guess)) is not None:
+                if self._prefetched.find(lambda k: same_output(k, guess)) is not None:
                     continue
-                if speculating is not None and _same_output(speculating, guess):
+                if speculating is not None and same_output(speculating, guess):
                     return
                 quiet = time.perf_counter() - req.requested
                 if is_stop and quiet < FILL_AFTER_S:
@@ -677,7 +472,7 @@ class ImageView(QWidget):
     def _keep_prefetch(self, r: RenderResult) -> None:
         if r.request.models_version != self._models_version or not self.prefetch_enabled:
             return
-        self._prefetched.put(r.request, r, _same_output)
+        self._prefetched.put(r.request, r, same_output)
         self.prefetched.emit()
         if self._last_request is not None:
             self._prefetch_next(self._last_request)   # the next guess not kept yet, if any
@@ -695,7 +490,7 @@ class ImageView(QWidget):
         self.result = r
         if self.prefetch_enabled and not r.prefetched and r.masked is not None and r.masked is not r.target:
             # kept like a guess: going back to a state already shown then needs no forward
-            self._prefetched.put(r.request, r, _same_output)
+            self._prefetched.put(r.request, r, same_output)
         s = self.model.session
         img = s.current_image()
         name = img.name if img else ""
@@ -798,11 +593,6 @@ class ImageView(QWidget):
         self._fill_timer.stop()
         self.live.close()
 
-
-def _same_output(a: RenderRequest, b: RenderRequest) -> bool:
-    return (a.image_key == b.image_key and a.lr is b.lr and a.models_version == b.models_version
-            and a.mask.mode == b.mask.mode and a.mask.lam == b.mask.lam
-            and np.array_equal(a.mask.indices, b.mask.indices))
 
 
 def image_paths(mime) -> list[str]:

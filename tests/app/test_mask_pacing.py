@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QTextDocument
 
-from faig_gui.app import image_view
+from faig_gui.core import render as rendering
 from faig_gui.app.main_window import RENDER_NOTE_AFTER_S
 from faig_gui.app.session_model import MASK_HOLD_S, SessionModel
 from faig_gui.core.masking import FilterMask
@@ -33,7 +33,7 @@ def grid_masked(window) -> int:
 @pytest.fixture
 def held_renders(monkeypatch):
     """Real renders (not guesses) wait for ``release`` before they start."""
-    real_render = image_view.render
+    real_render = rendering.render
     gate = {"release": threading.Event(), "waiting": threading.Event()}
 
     def render(req, cache, should_stop=None, **kw):
@@ -42,7 +42,7 @@ def held_renders(monkeypatch):
             gate["release"].wait(20)
         return real_render(req, cache, should_stop, **kw)
 
-    monkeypatch.setattr(image_view, "render", render)
+    monkeypatch.setattr(rendering, "render", render)
     yield gate
     gate["release"].set()
 

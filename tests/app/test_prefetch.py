@@ -11,7 +11,7 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from faig_gui.app import image_view
+from faig_gui.core import render as rendering
 from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next, slider_stops
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.registry import default_registry
@@ -198,7 +198,7 @@ def test_a_wrong_guess_still_shows_the_right_output(demo_window, qtbot):
 def paused_prefetch(monkeypatch):
     """Speculative renders pause at their n-th stop check (render's own, then one per node of
     the forward) until released; the real render function runs, unchanged, around it."""
-    real_render = image_view.render
+    real_render = rendering.render
     gate = {"at": 3, "paused": threading.Event(), "release": threading.Event(), "after": [], "threads": []}
 
     def render(req, cache, should_stop=None, **kw):
@@ -219,7 +219,7 @@ def paused_prefetch(monkeypatch):
             return answer
         return real_render(req, cache, paused_stop, **kw)
 
-    monkeypatch.setattr(image_view, "render", render)
+    monkeypatch.setattr(rendering, "render", render)
     yield gate
     gate["release"].set()
 
