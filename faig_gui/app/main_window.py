@@ -34,7 +34,7 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images, to_image, to_tensor, write_image
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import masked_state_dict
-from faig_gui.core.results import atomic_write_text, index_text, ranking_csv
+from faig_gui.core.results import atomic_write_text, index_text, is_scores_archive, load_scores, ranking_csv
 from faig_gui.core.session import Session
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ AUTOSAVE_MS = 60_000
 CHECKPOINT_FILTER = "Checkpoints (*.pth *.pt *.safetensors *.ckpt);;All files (*)"
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 SESSION_FILTER = "faig-gui sessions (*.faig)"
+SCORES_FILTER = "Scores or ranked lists (*.npz *.txt);;All files (*)"
 PICTURE_FILTER = "PNG image (*.png);;SVG drawing (*.svg)"
 RENDER_NOTE_AFTER_S = 0.25   # the status bar says "rendering the masked output…" once a render takes this long
 
@@ -175,6 +176,9 @@ class MainWindow(QMainWindow):
         self.open_target_action = a("Open &target…", self.choose_target, "Ctrl+T",
                                     "Open the target checkpoint (fine-tuned for blind degradations)", SP.SP_FileIcon)
         self.add_images_action = a("Add &images…", self.choose_images, "Ctrl+I", "Add images to look at",
+        self.open_scores_action = a("Open &scores…", self.choose_scores, None,
+                                    "Open filter scores: scores.npz, or a ranked list <degradation>_index.txt "
+                                    "(one filter index per line, best first, as the FAIG authors write them)")
                                    SP.SP_FileDialogNewFolder)
         self.add_folder_action = a("Add image &folder…", self.choose_image_folder, "Ctrl+Shift+I",
                                    "Add every image in a folder")
@@ -220,7 +224,8 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         mb = self.menuBar()
         f = mb.addMenu("&File")
-        for act in (self.open_baseline_action, self.open_target_action, None, self.add_images_action,
+        for act in (self.open_baseline_action, self.open_target_action, self.open_scores_action, None,
+                    self.add_images_action,
                     self.add_folder_action, None, self.open_session_action):
             f.addSeparator() if act is None else f.addAction(act)
         self.recent_menu = f.addMenu("Open &recent")
@@ -355,6 +360,7 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _update_title(self) -> None:
+        self.open_scores_action.setEnabled(s.index is not None)
         path = self.model.session.path
         self.setWindowTitle(f"{path.name if path else 'untitled session'}[*] — faig-gui")
 
@@ -403,6 +409,33 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open a session", "", SESSION_FILTER)
         if path:
             self.open_session(path)
+
+    def choose_scores(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open scores or a ranked list", "", SCORES_FILTER)
+        if path:
+            self.open_scores(path)
+
+    def open_scores(self, path: str | Path) -> bool:
+        """A scores.npz replaces the session's scores; a ranked list (``blur_index.txt``) joins the
+        scores shown now as its degradation's ranking (opening blur_index.txt then
+        noise_index.txt gives both), replacing that degradation's."""
+        s = self.model.session
+        if s.index is None:
+            self.show_error("open a baseline and a target before their scores")
+            return False
+        total = s.index.total
+        opened = self.model.guarded(lambda: load_scores(path, total))
+        if opened is None:
+            return False
+        if is_scores_archive(path):
+            self.model.set_scores(opened, "faig")
+        else:
+            self.model.set_scores({**s.scores, **opened}, s.active_method)
+        if any(s.scores.get(k) is not v for k, v in opened.items()):
+            return False   # set_scores refused them and said why
+        self.model.set_degradation(next(iter(opened)))
+        self.statusBar().showMessage(f"opened {Path(path).name}: {', '.join(opened)}", 5000)
+        return True
 
     def open_session(self, path: str | Path) -> bool:
         session = self.model.guarded(lambda: Session.open(path, self.model.session.registry))

@@ -166,16 +166,23 @@ def index_file_degradation(path: str | os.PathLike) -> str:
 def read_ranking(path: str | os.PathLike, filter_count: int) -> np.ndarray:
     """A full ranking from a ``*_index.txt``: every filter of the model exactly once, best first
     (the authors write all of them: ``np.argsort(scores)[::-1]``)."""
-    order = read_index_file(path, filter_count)
-    if len(order) != filter_count:
+    order = read_index_file(path)
+    if len(order) != filter_count:   # first: a list for another model says so, whatever else is wrong
         raise FaigError(f"{path}: lists {len(order)} filters, the model has {filter_count}; "
                         f"was it made for another architecture?")
+    if len(order) and (order.min() < 0 or order.max() >= filter_count):
+        raise FaigError(f"{path}: filter indices outside 0..{filter_count - 1}")
     seen = np.zeros(filter_count, dtype=np.int64)
     np.add.at(seen, order, 1)
     if (seen != 1).any():
         twice = int(np.flatnonzero(seen > 1)[0])
         raise FaigError(f"{path}: filter {twice} is listed {int(seen[twice])} times (a ranking lists each filter once)")
     return order
+
+
+def is_scores_archive(path: str | os.PathLike) -> bool:
+    """True for a scores.npz (a zip archive), False for anything else (a ranked list)."""
+    return zipfile.is_zipfile(path)
 
 
 def load_scores(path: str | os.PathLike, filter_count: int, degradation: str | None = None) -> dict[str, np.ndarray]:
@@ -186,7 +193,7 @@ def load_scores(path: str | os.PathLike, filter_count: int, degradation: str | N
     path = Path(path)
     if not path.is_file():
         raise FaigError(f"{path}: no such scores file")
-    if zipfile.is_zipfile(path):
+    if is_scores_archive(path):
         return read_scores(path, filter_count)
     name = degradation or index_file_degradation(path)
     return {name: scores_from_ranking(read_ranking(path, filter_count), filter_count)}
