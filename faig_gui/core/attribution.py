@@ -16,7 +16,7 @@ import logging
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Literal, Mapping, overload
 
 import numpy as np
 import torch
@@ -185,12 +185,58 @@ def _weight_names(index: FilterIndex) -> list[str]:
     return [layer.name for layer in index.layers]
 
 
+@dataclass(frozen=True)
+class PathCheck:
+    """Completeness of one FAIG path integral (captum's convergence delta).
+
+    Along the straight path, ∫₀¹ dL/dα dα = L(θ̄) − L(θ) with dL/dα = Σ (θ̄ − θ)·∇L over every
+    parameter on the path (kernels, biases, any other float tensor of the state dict). The
+    quadrature gives ``signed_sum`` = Σ (θ̄ − θ)·Σ_s w_s ∇L|θ(α_s), the signed, pre-abs products
+    the attributions are made of; ``delta`` is its distance from the exact change of the loss
+    (left Riemann sum: O(1/N))."""
+
+    signed_sum: float      # Σ over every path parameter of (θ̄ − θ)·(weighted path gradient)
+    loss_target: float     # L(θ) = Σ (F_θ(x) − y)²
+    loss_baseline: float   # L(θ̄)
+
+    @property
+    def loss_change(self) -> float:
+        return self.loss_baseline - self.loss_target
+
+    @property
+    def delta(self) -> float:
+        return self.signed_sum - self.loss_change
+
+    @property
+    def relative(self) -> float:
+        """|delta| / |L(θ̄) − L(θ)| (inf when the loss does not change but the sum does)."""
+        change = abs(self.loss_change)
+        if change == 0.0:
+            return 0.0 if self.delta == 0.0 else float("inf")
+        return abs(self.delta) / change
+
+
 def faig_path_gradients(module: nn.Module, baseline: Mapping[str, torch.Tensor],
                         target: Mapping[str, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor,
                         weights: list[str], options: PathOptions,
                         on_steps: StepCallback | None = None,
                         should_stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
     """Σ_s w_s ∂L/∂W |_{θ(α_s)} for each conv weight W in ``weights`` (same shapes as W)."""
+    return _faig_path(module, baseline, target, lr, hr, weights, options, on_steps, should_stop)[0]
+
+
+def _float_entries(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Every tensor on the parameter path that a gradient can reach (biases, buffers too)."""
+    return [k for k, v in state_dict.items() if v.is_floating_point()]
+
+
+def _faig_path(module: nn.Module, baseline: Mapping[str, torch.Tensor],
+               target: Mapping[str, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor,
+               weights: list[str], options: PathOptions, on_steps: StepCallback | None,
+               should_stop: Callable[[], bool] | None, endpoints: bool = False,
+               ) -> tuple[dict[str, torch.Tensor], tuple[float, float] | None]:
+    """The weighted path gradients of ``weights`` and, with ``endpoints``, (L(θ), L(θ̄)) from one
+    gradient-free forward each (float64 sums of the squared errors)."""
     check_precision(options)
     dev = options.device
     module = module.to(dev)
@@ -206,14 +252,16 @@ def faig_path_gradients(module: nn.Module, baseline: Mapping[str, torch.Tensor],
     compute = torch.bfloat16 if options.precision == "bf16" else None
     x = lr if compute is None else lr.to(compute)
 
-    def one_step(params):  # params: name -> tensor of one path point; returns its loss
+    def forward(params):  # params: name -> tensor of one path point; returns F(x)
         if compute is not None:
             # autocast does not reach inside torch.func.vmap (its ops stay fp32), so bf16 is
             # cast by hand: weights and input in bf16, the fp32 path weights stay the masters
             # and their gradients come back in fp32 through the cast
             params = {k: v.to(compute) if v.is_floating_point() else v for k, v in params.items()}
-        out = functional_call(module, params, (x,))
-        return ((out.float() - hr) ** 2).sum()
+        return functional_call(module, params, (x,))
+
+    def one_step(params):  # the loss of one path point
+        return ((forward(params).float() - hr) ** 2).sum()
 
     for start in range(0, len(alphas), chunk):
         if should_stop is not None and should_stop():
@@ -235,23 +283,58 @@ def faig_path_gradients(module: nn.Module, baseline: Mapping[str, torch.Tensor],
         if on_steps is not None:
             on_steps(b)
     assert grad_set == set(acc)
-    return acc
+    if not endpoints:
+        return acc, None
+    with torch.no_grad():
+        # the endpoints exactly (θ̄ itself, not θ + 1·(θ̄ − θ)), summed in float64: the loss change
+        # can be a small difference of two large sums
+        ends = tuple(float(((forward(p).double() - hr.double()) ** 2).sum())
+                     for p in (theta, {k: baseline[k].to(dev) for k in theta}))
+    return acc, ends  # type: ignore[return-value]
+
+
+@overload
+def faig_attribution(module: nn.Module, baseline: Mapping[str, torch.Tensor],
+                     target: Mapping[str, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor,
+                     index: FilterIndex | None = ..., options: PathOptions | None = ...,
+                     on_steps: StepCallback | None = ..., should_stop: Callable[[], bool] | None = ...,
+                     check: Literal[False] = ...) -> np.ndarray: ...
+
+
+@overload
+def faig_attribution(module: nn.Module, baseline: Mapping[str, torch.Tensor],
+                     target: Mapping[str, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor,
+                     index: FilterIndex | None = ..., options: PathOptions | None = ...,
+                     on_steps: StepCallback | None = ..., should_stop: Callable[[], bool] | None = ...,
+                     *, check: Literal[True]) -> tuple[np.ndarray, PathCheck]: ...
 
 
 def faig_attribution(module: nn.Module, baseline: Mapping[str, torch.Tensor],
                      target: Mapping[str, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor,
                      index: FilterIndex | None = None, options: PathOptions | None = None,
                      on_steps: StepCallback | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> np.ndarray:
-    """A_k(x) for every filter k (global numbering), float64, for one LR input and its HR."""
+                     should_stop: Callable[[], bool] | None = None,
+                     check: bool = False) -> np.ndarray | tuple[np.ndarray, PathCheck]:
+    """A_k(x) for every filter k (global numbering), float64, for one LR input and its HR.
+
+    With ``check`` also the path's :class:`PathCheck`: the same backward passes give the
+    gradients of every float tensor on the path (biases too; they cost next to nothing beside
+    the kernels'), and two gradient-free forwards give L(θ) and L(θ̄)."""
     index = index or FilterIndex.from_state_dict(target)
     options = options or PathOptions.paper()
     _check_image_pair(module, lr, hr)
     names = _weight_names(index)
-    grads = faig_path_gradients(module, baseline, target, lr, hr, names, options, on_steps, should_stop)
+    wanted = _float_entries(target) if check else names
+    grads, ends = _faig_path(module, baseline, target, lr, hr, wanted, options, on_steps, should_stop,
+                             endpoints=check)
     prod = {k: ((baseline[k].to(grads[k].device) - target[k].to(grads[k].device)) * grads[k]).cpu()
-            for k in names}
-    return index.per_filter(prod, "sum_abs")
+            for k in wanted}
+    scores = index.per_filter(prod, "sum_abs")
+    if ends is None:
+        return scores
+    # the signed sum in float64 over the float32 products: Σ over all parameters, no abs
+    signed = float(sum(p.double().sum() for p in prod.values()))
+    return scores, PathCheck(signed, ends[0], ends[1])
 
 
 def _check_image_pair(module: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> None:
