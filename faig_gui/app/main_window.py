@@ -175,10 +175,10 @@ class MainWindow(QMainWindow):
                                       "Open the baseline checkpoint (trained on clean inputs)", SP.SP_FileIcon)
         self.open_target_action = a("Open &target…", self.choose_target, "Ctrl+T",
                                     "Open the target checkpoint (fine-tuned for blind degradations)", SP.SP_FileIcon)
-        self.add_images_action = a("Add &images…", self.choose_images, "Ctrl+I", "Add images to look at",
         self.open_scores_action = a("Open &scores…", self.choose_scores, None,
                                     "Open filter scores: scores.npz, or a ranked list <degradation>_index.txt "
                                     "(one filter index per line, best first, as the FAIG authors write them)")
+        self.add_images_action = a("Add &images…", self.choose_images, "Ctrl+I", "Add images to look at",
                                    SP.SP_FileDialogNewFolder)
         self.add_folder_action = a("Add image &folder…", self.choose_image_folder, "Ctrl+Shift+I",
                                    "Add every image in a folder")
@@ -346,6 +346,7 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(running)
         has_scores = bool(s.scores)
         self.export_lists_action.setEnabled(has_scores)
+        self.open_scores_action.setEnabled(s.index is not None)
         self.export_outputs_action.setEnabled(s.ready and bool(s.images))
         self.clear_mask_action.setEnabled(s.index is not None)
 
@@ -360,7 +361,6 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _update_title(self) -> None:
-        self.open_scores_action.setEnabled(s.index is not None)
         path = self.model.session.path
         self.setWindowTitle(f"{path.name if path else 'untitled session'}[*] — faig-gui")
 
@@ -391,25 +391,6 @@ class MainWindow(QMainWindow):
         if path:
             self.model.load_target(path)
 
-    def choose_images(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add images", "", IMAGE_FILTER)
-        if paths:
-            self.model.add_images(paths)
-
-    def choose_image_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add every image in a folder")
-        if folder:
-            self.add_image_folder(folder)
-
-    def add_image_folder(self, folder: str) -> int:
-        files = self.model.guarded(lambda: list_images(folder))
-        return self.model.add_images([str(f) for f in files]) if files else 0
-
-    def choose_session(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a session", "", SESSION_FILTER)
-        if path:
-            self.open_session(path)
-
     def choose_scores(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open scores or a ranked list", "", SCORES_FILTER)
         if path:
@@ -436,6 +417,25 @@ class MainWindow(QMainWindow):
         self.model.set_degradation(next(iter(opened)))
         self.statusBar().showMessage(f"opened {Path(path).name}: {', '.join(opened)}", 5000)
         return True
+
+    def choose_images(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add images", "", IMAGE_FILTER)
+        if paths:
+            self.model.add_images(paths)
+
+    def choose_image_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add every image in a folder")
+        if folder:
+            self.add_image_folder(folder)
+
+    def add_image_folder(self, folder: str) -> int:
+        files = self.model.guarded(lambda: list_images(folder))
+        return self.model.add_images([str(f) for f in files]) if files else 0
+
+    def choose_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a session", "", SESSION_FILTER)
+        if path:
+            self.open_session(path)
 
     def open_session(self, path: str | Path) -> bool:
         session = self.model.guarded(lambda: Session.open(path, self.model.session.registry))
