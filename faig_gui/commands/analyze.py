@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 
 from faig_gui.commands._common import add_arch, add_device, drive_with_progress, output_dir, positive_int
-from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, analyze
+from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, analyze, convergence_summary
 from faig_gui.core.attribution import METHODS, PRECISIONS
 from faig_gui.core.dataset import from_folders, load_hr_folder, make_degraded, parse_named_dirs
 from faig_gui.core.degradations import paper_degradations
@@ -71,4 +71,6 @@ def run(args: argparse.Namespace) -> int:
     write_analysis(out, result.scores, report)
     print(f"{result.method}: {result.filter_count} filters, {len(result.images)} images, "
           f"{', '.join(result.degradations)}; {result.seconds:.1f} s on {result.device} -> {out}")
+    if result.convergence:
+        print(convergence_summary(result.convergence))
     return 0

@@ -17,6 +17,7 @@ import torch
 
 from faig_gui.core.attribution import (METHODS, PathOptions, abs_change, discriminative_scores,
                                        faig_attribution, ig_attribution, mean_scores, random_scores)
+from faig_gui.core.attribution import PathCheck
 from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.device import configure_precision, resolve_device
 from faig_gui.core.errors import FaigError
@@ -75,11 +76,47 @@ class AnalysisResult:
     seconds: float
     per_image: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
+    # FAIG's path check per degradation and image (None: taken from a store, not computed)
+    convergence: dict[str, list[PathCheck | None]] = field(default_factory=dict, repr=False)
+
     def report(self) -> dict:
-        return {"architecture": self.architecture, "filter_count": self.filter_count,
+        extra = {"convergence_delta": convergence_report(self.convergence)} if self.convergence else {}
+        return {**extra, "architecture": self.architecture, "filter_count": self.filter_count,
                 "method": self.method, "steps": self.steps, "rule": self.rule,
                 "precision": self.precision, "degradations": self.degradations,
                 "images": self.images, "device": self.device, "seconds": round(self.seconds, 3)}
+
+
+#: a relative convergence delta above this says the path needs more steps
+DELTA_WARN = 0.05
+
+
+def convergence_report(convergence: dict[str, list[PathCheck | None]]) -> dict:
+    """report.json's ``convergence_delta``: per degradation, one value per image (null where the
+    image's attribution came from a store), and the largest relative figure."""
+    def num(x: float | None) -> float | None:
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    rel = [c.relative for v in convergence.values() for c in v if c is not None]
+    return {"definition": "sum over every parameter of (baseline - target) * mean path gradient, "
+                          "minus (L(baseline) - L(target)); relative = |delta| / |L(baseline) - L(target)|",
+            "delta": {d: [num(c.delta if c else None) for c in v] for d, v in convergence.items()},
+            "loss_change": {d: [num(c.loss_change if c else None) for c in v] for d, v in convergence.items()},
+            "relative": {d: [num(c.relative if c else None) for c in v] for d, v in convergence.items()},
+            "max_relative": num(max(rel)) if rel else None,
+            "steps_suffice": bool(rel) and max(rel) <= DELTA_WARN}
+
+
+def convergence_summary(convergence: dict[str, list[PathCheck | None]]) -> str:
+    """One line for people: the largest relative delta and whether the steps suffice."""
+    rel = [c.relative for v in convergence.values() for c in v if c is not None]
+    if not rel:
+        return ""
+    worst = max(rel)
+    text = f"convergence delta: max {100 * worst:.2g} % of L(θ̄)−L(θ)"
+    if worst <= DELTA_WARN:
+        return text + " — steps suffice"
+    return text + f" — above {100 * DELTA_WARN:g} %: use more steps (or the gauss-legendre rule)"
 
 
 class AttributionCache:
@@ -87,6 +124,7 @@ class AttributionCache:
 
     def __init__(self):
         self._store: dict[tuple, np.ndarray] = {}
+        self.checks: dict[tuple, PathCheck] = {}   # FAIG's path check, beside its attribution
         self.hits = 0
         self.misses = 0
 
@@ -106,6 +144,7 @@ class AttributionCache:
 
     def clear(self) -> None:
         self._store.clear()
+        self.checks.clear()
 
 
 def weights_key(state_dict: dict[str, torch.Tensor]) -> str:
@@ -154,6 +193,8 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
     done = 0
     models = (weights_key(baseline.state_dict), weights_key(target.state_dict))
     per_image: dict[str, list[np.ndarray]] = {d: [] for d in names}
+    convergence: dict[str, list[PathCheck | None]] = {d: [] for d in names}
+    checks: dict[tuple, PathCheck] = cache.checks if cache is not None else {}
     # On the CPU the loaded module serves as it is (functional_call never writes to it). On a GPU
     # the analysis gets its own copy, so that live previews of the same model on the CPU never
     # race with a worker moving the shared module between devices, cancelled or not.
@@ -170,8 +211,9 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
             if attribution is None:
                 before = done
                 if config.method == "faig":
-                    attribution = faig_attribution(module, baseline.state_dict, target.state_dict,
-                                                   img.lr[d], img.hr, index, options, on_steps, should_stop)
+                    attribution, checks[key] = faig_attribution(
+                        module, baseline.state_dict, target.state_dict, img.lr[d], img.hr, index, options,
+                        on_steps, should_stop, check=True)
                 else:
                     if img.clean_lr is None:
                         raise FaigError(f"{img.name}: IG needs the clean LR image (--clean-lr DIR)")
@@ -183,9 +225,13 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
             else:
                 done += config.steps
             per_image[d].append(attribution)
+            if config.method == "faig":
+                convergence[d].append(checks.get(key))
             yield Progress(done, total, f"{img.name} · {d}", time.perf_counter() - start)
     scores = discriminative_scores(per_image) if config.method == "faig" else mean_scores(per_image)
-    yield result(scores, per_image)
+    final = result(scores, per_image)
+    final.convergence = convergence if config.method == "faig" else {}
+    yield final
 
 
 def run_to_end(gen: Iterator[Progress | AnalysisResult],
