@@ -17,7 +17,9 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def add_arch(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", help="force an architecture plugin (default: detect from the weights)")
+    p.add_argument("--arch", help="force an architecture plugin (default: detect from the weights); "
+                                  "NAME:KEY=VALUE,... also sets hyper-parameters the weights do not "
+                                  "show, e.g. edsr:res_scale=0.1")
 
 
 def positive_int(text: str) -> int:

@@ -36,6 +36,8 @@ class LoadedModel:
     hyperparameters: dict[str, Any]
     state_dict: "dict[str, torch.Tensor]"
     module: nn.Module = field(repr=False)
+    #: hyper-parameters the user gave after the name (``--arch edsr:res_scale=0.1``)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scale(self) -> int:
@@ -44,6 +46,11 @@ class LoadedModel:
     @property
     def arch_name(self) -> str:
         return self.architecture.name
+
+    @property
+    def arch_spec(self) -> str:
+        """The name with the user's overrides: loads the same module again (sessions keep it)."""
+        return format_arch_spec(self.architecture.name, self.overrides)
 
     def private_copy(self) -> "LoadedModel":
         """The same weights with a module of its own. ``functional_call`` swaps a module's
@@ -117,9 +124,11 @@ class Registry:
     def model_from_state_dict(self, state_dict: "dict[str, torch.Tensor]", arch: str | None = None,
                               path: Path | None = None) -> LoadedModel:
         where = path if path is not None else "<state dict>"
-        architecture = self.get(arch) if arch else self.detect(state_dict, where)
+        name, overrides = parse_arch_spec(arch) if arch else (None, {})
+        architecture = self.get(name) if name else self.detect(state_dict, where)
         try:
             hparams = architecture.hyperparameters(state_dict)
+            hparams.update(_typed_overrides(overrides, hparams))
             module = architecture.build(hparams)
         except FaigError:
             raise
@@ -144,7 +153,7 @@ class Registry:
         # Filter numbering follows the state-dict order (FAIG.md). A .safetensors file stores its
         # keys sorted by name, so take the order from the module, as the network defines it.
         ordered = {key: state_dict[key] for key in module.state_dict()}
-        return LoadedModel(path, architecture, dict(hparams), ordered, module)
+        return LoadedModel(path, architecture, dict(hparams), ordered, module, overrides)
 
     def load_model(self, path: str | os.PathLike, arch: str | None = None) -> LoadedModel:
         path = Path(path)
@@ -172,6 +181,42 @@ def check_pair(baseline: LoadedModel, target: LoadedModel) -> None:
         if tuple(b[kb].shape) != tuple(t[kt].shape):
             raise FaigError(f"{files}: baseline and target are not a pair: '{kb}' has shape "
                             f"{tuple(b[kb].shape)} in the baseline, {tuple(t[kt].shape)} in the target")
+
+
+def parse_arch_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``'edsr:res_scale=0.1,img_range=1'`` -> ``('edsr', {'res_scale': '0.1', 'img_range': '1'})``.
+
+    Some hyper-parameters leave no trace in the weights (EDSR's residual scaling, the activation
+    of an SRVGG net without PReLUs): the plugin infers a default and the user corrects it here.
+    """
+    name, _, rest = spec.partition(":")
+    overrides: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise FaigError(f"--arch '{spec}': write hyper-parameters as NAME:KEY=VALUE[,KEY=VALUE], "
+                            f"e.g. edsr:res_scale=0.1")
+        overrides[key.strip()] = value.strip()
+    return name.strip(), overrides
+
+
+def format_arch_spec(name: str, overrides: Mapping[str, Any]) -> str:
+    return name + (":" + ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "")
+
+
+def _typed_overrides(overrides: Mapping[str, str], inferred: Mapping[str, Any]) -> dict[str, Any]:
+    """Each value as the type the plugin inferred for that key (int, float, str)."""
+    typed: dict[str, Any] = {}
+    for key, text in overrides.items():
+        if key not in inferred:
+            raise FaigError(f"--arch: unknown hyper-parameter '{key}'; this architecture has "
+                            f"{', '.join(sorted(inferred))}")
+        kind = type(inferred[key])
+        try:
+            typed[key] = kind(text) if kind in (int, float, str) else text
+        except ValueError:
+            raise FaigError(f"--arch: '{key}={text}' is not a {kind.__name__}") from None
+    return typed
 
 
 def _key_differences(expected: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[list[str], list[str]]:

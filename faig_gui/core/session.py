@@ -243,7 +243,7 @@ class Session:
         def model_entry(m: LoadedModel | None):
             if m is None or m.path is None:
                 return None
-            return {"path": str(Path(m.path).resolve()), "sha256": file_sha256(m.path), "arch": m.arch_name}
+            return {"path": str(Path(m.path).resolve()), "sha256": file_sha256(m.path), "arch": m.arch_spec}
 
         return {
             "version": SESSION_VERSION,
