@@ -67,7 +67,7 @@ def open_from_args(window: MainWindow, args: argparse.Namespace) -> None:
     elif args.baseline or args.target:
         arch = getattr(args, "arch", None)
         if args.baseline and args.target:
-            model.load_pair(args.baseline, args.target, arch)
+            model.load_parts(args.baseline, args.target, arch)   # a bad baseline keeps a valid target
         elif args.baseline:
             model.load_baseline(args.baseline)
         else:

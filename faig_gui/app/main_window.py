@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.export_task = LatestTask("export", self)
         self._dirty = False
         self._error_box: QMessageBox | None = None
+        self._errors: list[str] = []   # the messages the open error box lists
         self._closed = False
 
         self.image_view = ImageView(self.model)
@@ -199,6 +200,16 @@ class MainWindow(QMainWindow):
         self.cancel_action = a("&Cancel analysis", self.runner.cancel, "Esc", "Stop the run; previous results stay",
                                SP.SP_MediaStop)
         self.clear_mask_action = a("C&lear mask", self.model.clear_mask, "Ctrl+M", "Unmask every filter")
+        # every mask change (slider, preset, clicks in the grid or graph, clear) is one step
+        stack = self.model.undo_stack
+        self.undo_action = stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.undo_action.setStatusTip("Undo the last mask change")
+        self.redo_action = stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.redo_action.setStatusTip("Redo the mask change just undone")
+        for act in (self.undo_action, self.redo_action):
+            self.addAction(act)
         self.reset_zoom_action = a("Reset &zoom", self.image_view.reset_zoom, "Ctrl+0", "Fit the images to the views")
         self.next_image_action = a("&Next image", lambda: self._step_image(1), "Ctrl+Right", "Show the next image")
         self.previous_image_action = a("&Previous image", lambda: self._step_image(-1), "Ctrl+Left",
@@ -239,6 +250,9 @@ class MainWindow(QMainWindow):
             self.export_menu.addSeparator() if act is None else self.export_menu.addAction(act)
         f.addSeparator()
         f.addAction(self.quit_action)
+        self.edit_menu = mb.addMenu("&Edit")
+        for act in (self.undo_action, self.redo_action, None, self.clear_mask_action):
+            self.edit_menu.addSeparator() if act is None else self.edit_menu.addAction(act)
         an = mb.addMenu("&Analysis")
         an.addAction(self.run_action)
         an.addAction(self.cancel_action)
@@ -365,10 +379,15 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{path.name if path else 'untitled session'}[*] — faig-gui")
 
     def show_error(self, message: str) -> None:
-        """A user error: one line in the status bar and a dialog that does not block."""
+        """A user error: one line in the status bar and a dialog that does not block. Errors that
+        come while the dialog is open join its list (a launch with a bad checkpoint and a bad
+        image shows both)."""
         self.statusBar().showMessage(f"⚠ {message}", 15000)
         if self._error_box is not None:
-            self._error_box.close()
+            self._errors.append(message)
+            self._error_box.setText(f"{len(self._errors)} problems:\n\n" + "\n\n".join(f"• {e}" for e in self._errors))
+            return
+        self._errors = [message]
         box = QMessageBox(QMessageBox.Icon.Warning, "faig-gui", message, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -646,9 +665,14 @@ class MainWindow(QMainWindow):
                 self.model.load_target(ckpt)
         if images:
             self.model.add_images(images)
+            if self.prediction_dock is not None:   # a dropped image gets a verdict wherever it lands
+                self.prediction_dock.add_paths(images)
         others = [p for p in paths if p not in sessions + checkpoints + images]
         if others:
-            self.show_error(f"{Path(others[0]).name}: not a checkpoint (.pth, .safetensors), image or session")
+            names = ", ".join(Path(p).name for p in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            self.statusBar().showMessage(
+                f"⚠ {names}: not opened: faig-gui opens checkpoints ({', '.join(CHECKPOINT_SUFFIXES)}), images "
+                f"({', '.join(IMAGE_SUFFIXES)}) and sessions ({SESSION_SUFFIX})", 15000)
 
     def ask_checkpoint_role(self, path: str) -> str | None:
         box = QMessageBox(QMessageBox.Icon.Question, "Baseline or target?",
@@ -707,7 +731,11 @@ class MainWindow(QMainWindow):
 
     # -- idle and screenshots ----------------------------------------------------------------
     def is_idle(self) -> bool:
-        if self.runner.running:
+        """Nothing computes or is about to: no analysis or long job, no render, no guess or stop
+        being rendered ahead (prefetch.py), no prediction; the status bar then says "idle"."""
+        if self.runner.running or self.model.long_jobs or self._rendering or self._render_note.isActive():
+            return False
+        if getattr(self.image_view, "rendering_ahead", False):
             return False
         # every latest-wins task of the window and its panels (renders, predictions, export)
         if not all(task.idle for task in self.findChildren(LatestTask)):
@@ -737,6 +765,9 @@ class MainWindow(QMainWindow):
             settled = state["idle_since"] is not None and (now - state["idle_since"]) * 1000 >= settle_ms
             if settled or now - start > timeout_s:
                 timer.stop()
+                if not settled:
+                    log.warning("still busy after %.0f s (%s): the screenshot shows the window as it is",
+                                timeout_s, self.activity_label.text())
                 ok = self.grab().save(str(path))
                 if not ok:
                     log.error("could not write the screenshot to %s", path)
@@ -797,10 +828,11 @@ def output_stems(images) -> list[str]:
 
 
 def _dropped_paths(mime) -> list[str]:
+    """Every local file dropped: those faig-gui cannot open are named in the status bar
+    (open_paths), not refused silently at the drag."""
     if not mime.hasUrls():
         return []
-    known = CHECKPOINT_SUFFIXES + IMAGE_SUFFIXES + (SESSION_SUFFIX,)
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in known]
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
 
 
 def _separator() -> QLabel:

@@ -53,7 +53,8 @@ class MaskingDock(QDockWidget):
         self.k_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.k_slider.setTickInterval(K_STEPS)
         self.k_slider.setPageStep(K_STEPS)
-        self.k_slider.setToolTip("Mask the top k % of filters for the chosen degradation (0-10 %)")
+        self.k_slider.setToolTip("Mask the top k % of filters for the chosen degradation (0-10 %); filters "
+                                 "toggled by hand stay toggled on top of it")
         lay.addWidget(self.k_slider)
         marks = QHBoxLayout()
         marks.setSpacing(4)
@@ -62,7 +63,8 @@ class MaskingDock(QDockWidget):
             b = QToolButton()
             b.setText(f"{m} %")
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-            b.setToolTip(f"Mask the top {m} % (the paper's proportions: 1, 3, 5, 10 %)")
+            b.setToolTip(f"Mask the top {m} % (the paper's proportions: 1, 3, 5, 10 %); filters toggled "
+                         f"by hand stay toggled on top of it (Ctrl+Z undoes)")
             b.clicked.connect(lambda _=False, m=m: self.k_slider.setValue(m * K_STEPS))
             marks.addWidget(b)
             self.mark_buttons[m] = b
@@ -93,7 +95,8 @@ class MaskingDock(QDockWidget):
         lay.addWidget(self.lam_slider)
 
         self.clear_button = QPushButton("Clear mask")
-        self.clear_button.setToolTip("Unmask every filter (Ctrl+M)")
+        self.clear_button.setToolTip("Unmask every filter: k = 0 and no filter toggled by hand (Ctrl+M; "
+                                     "Ctrl+Z undoes)")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         # these change with every step of the sliders: sized once (labels.py)
@@ -102,7 +105,8 @@ class MaskingDock(QDockWidget):
             label.setAutoFillBackground(True)
         hold_size(self.lam_label, ["Modulation λ: <b>1.50</b>  (0 = fully masked, 1 = target)"])
         hold_size(self.summary, ["<b>9,999,999</b> of 99,999,999 filters", "masked (100.00 %)",
-                                 "Open a baseline and a target to mask filters."], lines=2)
+                                 "by hand: +9,999,999 / −9,999,999", "(kept when k changes)",
+                                 "Open a baseline and a target to mask filters."], lines=4)
         lay.addWidget(self.clear_button)
         lay.addWidget(self.summary)
         lay.addStretch(1)
@@ -176,6 +180,10 @@ class MaskingDock(QDockWidget):
             self.summary.setText("No filters masked.")
         else:
             self.summary.setText(f"<b>{n:,}</b> of {total:,} filters masked ({100 * n / total:.2f} %)")
+        on, off = len(s.hand_masked), len(s.hand_unmasked)
+        if total and (on or off):
+            # the preset buttons and the slider keep these: say so where the count is read
+            self.summary.setText(self.summary.text() + f"<br>by hand: +{on:,} / −{off:,}, kept when k changes")
 
     # -- widgets -> model --------------------------------------------------------------------
     def _on_degradation_chosen(self, _pos: int) -> None:

@@ -5,19 +5,53 @@ Every mutation goes through a method here so that exactly the right signals fire
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, TypeVar
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.errors import FaigError
 from faig_gui.core.masking import FilterMask
-from faig_gui.core.session import AnalysisSettings, Session
+from faig_gui.core.session import AnalysisSettings, MaskState, Session
 
 T = TypeVar("T")
 
 MASK_HOLD_S = 0.3   # the longest maskShown waits for a masked output (a render superseded again and again)
+#: slider changes this close together are one undo step (a drag from 1 % to 10 % is undone at once)
+UNDO_MERGE_S = 1.0
+
+
+class MaskChange(QUndoCommand):
+    """One mask change: undo restores the state before it, redo the state after it."""
+
+    def __init__(self, model: "SessionModel", before: MaskState, after: MaskState, text: str, merge: int):
+        super().__init__(text)
+        self.model, self.before, self.after, self.merge = model, before, after, merge
+        self.when = time.monotonic()
+        self._done = True   # pushed after the change was made: the first redo has nothing to do
+
+    def id(self) -> int:
+        return self.merge
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, MaskChange) or other.when - self.when > UNDO_MERGE_S:
+            return False
+        self.after, self.when = other.after, other.when
+        self.setText(other.text())
+        self.setObsolete(self.after.same_as(self.before))
+        return True
+
+    def redo(self) -> None:
+        if self._done:
+            self._done = False
+            return
+        self.model._restore_mask(self.after)
+
+    def undo(self) -> None:
+        self.model._restore_mask(self.before)
 
 
 class SessionModel(QObject):
@@ -52,6 +86,9 @@ class SessionModel(QObject):
         self._hold_timer.setSingleShot(True)
         self._hold_timer.setInterval(int(MASK_HOLD_S * 1000))
         self._hold_timer.timeout.connect(self._show_mask)
+        # every mask change is a step here (Edit > Undo, Ctrl+Z); the steps refer to one pair's
+        # filters and one set of scores, so new models or scores start a new history
+        self.undo_stack = QUndoStack(self)
 
     def _count_long_jobs(self, busy: bool, _what: str) -> None:
         self.long_jobs = max(0, self.long_jobs + (1 if busy else -1))
@@ -108,6 +145,7 @@ class SessionModel(QObject):
 
     def replace_session(self, session: Session) -> None:
         self.session = session
+        self.undo_stack.clear()
         self.selected_layer = ""
         self.modelsChanged.emit()
         self.imagesChanged.emit()
@@ -129,6 +167,28 @@ class SessionModel(QObject):
         self._after_models()
         return True
 
+    def load_parts(self, baseline: str, target: str, arch: str | None = None) -> bool:
+        """The pair; if it does not load as one, each checkpoint that loads on its own (the
+        target first: a bad baseline must not keep a valid target out) and each file's error."""
+        s = self.session
+        try:
+            s.load_pair(baseline, target, arch)
+        except FaigError:
+            errors = []
+            for load, path in ((s.load_target, target), (s.load_baseline, baseline)):
+                try:
+                    load(path, arch)
+                except FaigError as exc:
+                    errors.append(str(exc))
+            for message in errors:   # (none: each loads alone and the two make a pair after all)
+                self.errorOccurred.emit(message)
+            if s.target is None and s.baseline is None:
+                return False
+            self._after_models()
+            return not errors
+        self._after_models()
+        return True
+
     def load_baseline(self, path: str) -> bool:
         if not self.attempt(lambda: self.session.load_baseline(path)):
             return False
@@ -145,6 +205,7 @@ class SessionModel(QObject):
         if self.selected_layer and (self.session.index is None or
                                     self.selected_layer not in {l.name for l in self.session.index.layers}):
             self.selected_layer = ""
+        self.undo_stack.clear()
         self.modelsChanged.emit()
         self.scoresChanged.emit()
         self._mask_changed()
@@ -205,6 +266,7 @@ class SessionModel(QObject):
     def set_result(self, result: AnalysisResult) -> None:
         if not self.attempt(lambda: self.session.set_result(result)):
             return
+        self.undo_stack.clear()
         self._ensure_degradation()
         self.scoresChanged.emit()
         self._mask_changed()
@@ -213,30 +275,47 @@ class SessionModel(QObject):
         if not self.attempt(lambda: self.session.set_scores(scores, method)):
             return
         self.session.refresh_top_mask()
+        self.undo_stack.clear()
         self._ensure_degradation()
         self.scoresChanged.emit()
         self._mask_changed()
 
     # -- masking -----------------------------------------------------------------------------
-    def set_top_mask(self, degradation: str, proportion: float) -> None:
-        if not self.attempt(lambda: self.session.set_top_mask(degradation, proportion)):
-            return
+    def _mask_step(self, change: Callable[[], None], text: str, merge: int = -1) -> bool:
+        """Make a mask change and record it for undo (``merge`` >= 0: quick repeats are one step)."""
+        before = self.session.mask_state()
+        if not self.attempt(change):
+            return False
+        after = self.session.mask_state()
+        if not after.same_as(before):
+            self.undo_stack.push(MaskChange(self, before, after, text, merge))
+        self._mask_changed()
+        return True
+
+    def _restore_mask(self, state: MaskState) -> None:
+        self.session.restore_mask_state(state)
         self._mask_changed()
 
-    def set_mask(self, mask: FilterMask) -> None:
-        self.session.set_mask(mask)
-        self._mask_changed()
+    def set_top_mask(self, degradation: str, proportion: float) -> None:
+        s = self.session
+        hand = len(s.hand_masked) + len(s.hand_unmasked)
+        self._mask_step(lambda: s.set_top_mask(degradation, proportion),
+                        f"top {proportion:g} % for {degradation}" + (f" (+{hand} by hand)" if hand else ""), merge=1)
+
+    def set_mask(self, mask: FilterMask, text: str = "mask change") -> None:
+        self._mask_step(lambda: self.session.set_mask(mask), text)
 
     def toggle_filters(self, indices) -> None:
-        self.set_mask(self.session.mask.toggled(indices))
+        indices = list(indices)
+        self.set_mask(self.session.mask.toggled(indices), f"toggle {len(indices):,} filter" + "s" * (len(indices) != 1))
 
     def mask_filters(self, indices, masked: bool) -> None:
-        m = self.session.mask
-        self.set_mask(m.union(indices) if masked else m.difference(indices))
+        m, indices = self.session.mask, list(indices)
+        self.set_mask(m.union(indices) if masked else m.difference(indices),
+                      f"{'mask' if masked else 'unmask'} {len(indices):,} filters")
 
     def set_mask_mode(self, mode: str, lam: float) -> None:
-        self.session.set_mask_mode(mode, lam)
-        self._mask_changed()
+        self._mask_step(lambda: self.session.set_mask_mode(mode, lam), f"replace with {mode}, λ {lam:.2f}", merge=2)
 
     def clear_mask(self) -> None:
-        self.set_mask(FilterMask(mode=self.session.mask.mode, lam=self.session.mask.lam))
+        self._mask_step(self.session.clear_mask, "clear the mask")

@@ -70,6 +70,26 @@ class MaskSettings:
     lam: float = 0.0
 
 
+@dataclass(frozen=True)
+class MaskState:
+    """Everything a mask change alters (an undo step restores one)."""
+
+    mask: FilterMask
+    settings: MaskSettings
+    hand_masked: np.ndarray
+    hand_unmasked: np.ndarray
+
+    def same_as(self, other: "MaskState") -> bool:
+        a, b = self.mask, other.mask
+        return (a.mode == b.mode and a.lam == b.lam and np.array_equal(a.indices, b.indices)
+                and self.settings == other.settings and np.array_equal(self.hand_masked, other.hand_masked)
+                and np.array_equal(self.hand_unmasked, other.hand_unmasked))
+
+
+def _no_filters() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
 class Session:
     def __init__(self, registry: Registry | None = None):
         self.registry = registry or default_registry()
@@ -86,6 +106,9 @@ class Session:
         self.active_method: str = "faig"
         self.mask = FilterMask()
         self.mask_settings = MaskSettings()
+        # filters masked / unmasked by hand on top of the "top k %" preset: a new k keeps them
+        self.hand_masked = _no_filters()
+        self.hand_unmasked = _no_filters()
         self.cache = AttributionCache()
         self.path: Path | None = None
         self._masked_params: dict[str, torch.Tensor] | None = None
@@ -115,6 +138,7 @@ class Session:
         if changed_shape or ref is None:
             self.scores, self.results = {}, {}
             self.mask = FilterMask(mode=self.mask.mode, lam=self.mask.lam)
+            self.hand_masked, self.hand_unmasked = _no_filters(), _no_filters()
         self._masked_params = None
 
     @property
@@ -213,8 +237,32 @@ class Session:
 
     # -- masking -----------------------------------------------------------------------------
     def set_top_mask(self, degradation: str, proportion: float) -> None:
+        """Mask the top ``proportion`` % for ``degradation``; filters toggled by hand stay toggled."""
+        top = self.top(degradation, proportion)
         self.mask_settings = replace(self.mask_settings, degradation=degradation, proportion=proportion)
-        self.mask = FilterMask(self.top(degradation, proportion), self.mask.mode, self.mask.lam)
+        indices = np.setdiff1d(np.union1d(top, self.hand_masked), self.hand_unmasked)
+        self.mask = FilterMask(indices, self.mask.mode, self.mask.lam)
+        self._masked_params = None
+
+    def preset_indices(self) -> np.ndarray:
+        """The filters the "top k %" setting alone masks (none without scores for it)."""
+        ms = self.mask_settings
+        if ms.degradation not in self.scores or ms.proportion <= 0:
+            return _no_filters()
+        return self.top(ms.degradation, ms.proportion)
+
+    def clear_mask(self) -> None:
+        """No filter masked: k = 0 and no hand toggles."""
+        self.mask_settings = replace(self.mask_settings, proportion=0.0)
+        self.hand_masked, self.hand_unmasked = _no_filters(), _no_filters()
+        self.set_mask(FilterMask(mode=self.mask.mode, lam=self.mask.lam))
+
+    def mask_state(self) -> MaskState:
+        return MaskState(self.mask, self.mask_settings, self.hand_masked, self.hand_unmasked)
+
+    def restore_mask_state(self, state: MaskState) -> None:
+        self.mask, self.mask_settings = state.mask, state.settings
+        self.hand_masked, self.hand_unmasked = state.hand_masked, state.hand_unmasked
         self._masked_params = None
 
     def refresh_top_mask(self) -> None:
@@ -223,6 +271,10 @@ class Session:
             self.set_top_mask(ms.degradation, ms.proportion)
 
     def set_mask(self, mask: FilterMask) -> None:
+        """A mask chosen by hand: what differs from the preset is kept as hand toggles."""
+        preset = self.preset_indices()
+        self.hand_masked = np.setdiff1d(mask.indices, preset)
+        self.hand_unmasked = np.setdiff1d(preset, mask.indices)
         self.mask = mask
         self.mask_settings = replace(self.mask_settings, mode=mask.mode, lam=mask.lam)
         self._masked_params = None
@@ -257,7 +309,8 @@ class Session:
                          "degradations": [asdict(d) for d in self.settings.degradations]},
             "active_method": self.active_method,
             "methods": sorted(self.results),
-            "mask": {"indices": self.mask.indices.tolist(), "mode": self.mask.mode, "lam": self.mask.lam},
+            "mask": {"indices": self.mask.indices.tolist(), "mode": self.mask.mode, "lam": self.mask.lam,
+                     "hand_masked": self.hand_masked.tolist(), "hand_unmasked": self.hand_unmasked.tolist()},
             "mask_settings": asdict(self.mask_settings),
         }
 
@@ -341,3 +394,5 @@ class Session:
         if self.index is not None:
             self.mask = FilterMask(np.asarray(m.get("indices", []), dtype=np.int64), m.get("mode", "baseline"),
                                    float(m.get("lam", 0.0)))
+            self.hand_masked = np.asarray(m.get("hand_masked", []), dtype=np.int64)
+            self.hand_unmasked = np.asarray(m.get("hand_unmasked", []), dtype=np.int64)

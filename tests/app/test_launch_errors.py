@@ -1,0 +1,46 @@
+"""Errors at launch and on drops, as the user sees them: every error in one dialog, the valid
+parts loaded, an unsupported drop named in the status bar."""
+from __future__ import annotations
+
+from argparse import Namespace
+
+from faig_gui.core.imageio import write_image
+from qt_events import drop_files
+from conftest import smooth_image
+
+import numpy as np
+
+
+def test_a_bad_baseline_and_a_truncated_image_show_both_errors_and_load_the_target(make_window, tiny_demo,
+                                                                                   tmp_path, qtbot):
+    from faig_gui.app.launch import open_from_args
+    bad = tmp_path / "broken_baseline.pth"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    whole = tmp_path / "whole.png"
+    write_image(whole, smooth_image(np.random.default_rng(0), 24, 24))
+    cut = tmp_path / "cut_short.png"
+    cut.write_bytes(whole.read_bytes()[:60])
+    good = tiny_demo.heldout / "blur" / "h0.png"
+    w = make_window()
+    open_from_args(w, Namespace(session=None, images=[str(cut), str(good)], baseline=str(bad),
+                                target=str(tiny_demo.target), arch=None, device="cpu", empty=False,
+                                screenshot=None))
+    s = w.model.session
+    assert s.baseline is None and s.target is not None and str(s.target.path) == str(tiny_demo.target)
+    assert [img.name for img in s.images] == ["h0.png"]
+    text = w.last_error
+    assert text.startswith("2 problems:") and "broken_baseline.pth" in text and "cut_short.png" in text
+    assert w._error_box.isVisible()
+    assert "target only" in w.model_label.text()
+
+
+def test_dropping_a_text_file_says_so_in_the_status_bar(make_window, tmp_path, qtbot):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    w = make_window()
+    event = drop_files(w, [notes])
+    assert event.isAccepted()
+    qtbot.waitUntil(lambda: "notes.txt" in w.statusBar().currentMessage(), timeout=2000)
+    message = w.statusBar().currentMessage()
+    assert "not opened" in message and ".pth" in message and ".png" in message and ".faig" in message
+    assert w.last_error == "" and not w.model.session.images
