@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from faig_gui.core.attribution import Cancelled
 from faig_gui.core.errors import FaigError
@@ -64,10 +66,15 @@ def progress_bar(total: int, desc: str):
         bar.close()
 
 
-def drive_with_progress(gen, result_type: type, desc: str, total: int = 100):
+def drive_with_progress(gen, result_type: type, desc: str, total: int = 100,
+                        poll: Callable[[], int] | None = None, show: bool = True):
     """Run a core generator of progress records to its ``result_type`` item under a progress
     bar. The first Ctrl-C asks the generator to stop between steps (a clean stop, nothing
-    written); a second one aborts at once. ``gen`` is a callable taking ``should_stop``."""
+    written); a second one aborts at once. ``gen`` is a callable taking ``should_stop``.
+
+    ``poll``: where the bar's count comes from instead (every rank's steps of a distributed run,
+    read twice a second by a thread, also while this process waits for the others);
+    ``show=False``: no bar (the other ranks of a distributed run)."""
     stop = {"asked": False}
 
     def on_sigint(_sig, _frame):
@@ -77,20 +84,32 @@ def drive_with_progress(gen, result_type: type, desc: str, total: int = 100):
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     result = None
+    finished = threading.Event()
     try:
-        with progress_bar(total, desc) as bar:
+        with progress_bar(total if show else 0, desc) as bar:
+            if poll is not None and show:
+                threading.Thread(target=_follow, args=(bar, poll, finished), daemon=True).start()
             for item in gen(lambda: stop["asked"]):
                 if isinstance(item, result_type):
                     result = item
                 else:
-                    bar.n = int(round(total * item.done / item.total)) if item.total else total
+                    if poll is None:
+                        bar.n = int(round(total * item.done / item.total)) if item.total else total
                     bar.set_postfix_str(item.message, refresh=False)
                     bar.refresh()
+            finished.set()
             bar.n = total
     except Cancelled:
         raise KeyboardInterrupt from None
     finally:
+        finished.set()
         signal.signal(signal.SIGINT, previous)
     if stop["asked"]:
         raise KeyboardInterrupt
     return result
+
+
+def _follow(bar, poll: Callable[[], int], finished: threading.Event) -> None:
+    while not finished.wait(0.5):
+        bar.n = min(poll(), bar.total)
+        bar.refresh()

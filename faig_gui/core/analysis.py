@@ -23,7 +23,9 @@ from faig_gui.core.device import configure_precision, resolve_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.paths import path_rule
+from faig_gui.core.precision import choose_precision
 from faig_gui.core.registry import LoadedModel, check_pair
+from faig_gui.core.store import AttributionStore
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class AnalysisResult:
     device: str
     seconds: float
     per_image: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+    notes: dict = field(default_factory=dict)   # report.json extras: precision's reason, resumed images
 
     # FAIG's path check per degradation and image (None: taken from a store, not computed)
     convergence: dict[str, list[PathCheck | None]] = field(default_factory=dict, repr=False)
@@ -84,7 +87,8 @@ class AnalysisResult:
         return {**extra, "architecture": self.architecture, "filter_count": self.filter_count,
                 "method": self.method, "steps": self.steps, "rule": self.rule,
                 "precision": self.precision, "degradations": self.degradations,
-                "images": self.images, "device": self.device, "seconds": round(self.seconds, 3)}
+                "images": self.images, "device": self.device, "seconds": round(self.seconds, 3),
+                **self.notes}
 
 
 #: a relative convergence delta above this says the path needs more steps
@@ -157,8 +161,12 @@ def weights_key(state_dict: dict[str, torch.Tensor]) -> str:
 
 def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[AnalysisImage],
             config: AnalysisConfig = AnalysisConfig(), cache: AttributionCache | None = None,
-            should_stop: Callable[[], bool] | None = None) -> Iterator[Progress | AnalysisResult]:
-    """Yield Progress records, then one AnalysisResult. Raises attribution.Cancelled on stop."""
+            should_stop: Callable[[], bool] | None = None,
+            store: AttributionStore | None = None) -> Iterator[Progress | AnalysisResult]:
+    """Yield Progress records, then one AnalysisResult. Raises attribution.Cancelled on stop.
+
+    ``store``: each finished image's attributions are written there at once (and, resuming,
+    taken from there instead of computed; core/store.py)."""
     config.validate()
     check_pair(baseline, target)
     start = time.perf_counter()
@@ -172,10 +180,12 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
         if list(img.lr) != names:
             raise FaigError(f"{img.name}: has degradations {list(img.lr)}, the others {names}")
 
+    precision, notes = "fp32" if config.precision == "auto" else config.precision, {}
+
     def result(scores, per_image=None):
-        return AnalysisResult(config.method, config.steps, config.rule, config.precision,
+        return AnalysisResult(config.method, config.steps, config.rule, precision,
                               target.arch_name, index.total, names, [i.name for i in images],
-                              scores, str(device), time.perf_counter() - start, per_image or {})
+                              scores, str(device), time.perf_counter() - start, per_image or {}, notes)
 
     if config.method == "abs":
         s = abs_change(baseline.state_dict, target.state_dict, index)
@@ -187,8 +197,6 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
     if config.method == "faig" and len(names) < 2:
         raise FaigError("FAIG compares degradations: give at least two (e.g. blur and noise)")
 
-    options = PathOptions(path_rule(config.rule, config.steps), device,
-                          config.chunk, config.memory_budget, config.precision)
     total = len(images) * len(names) * config.steps
     done = 0
     models = (weights_key(baseline.state_dict), weights_key(target.state_dict))
@@ -199,15 +207,27 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
     # the analysis gets its own copy, so that live previews of the same model on the CPU never
     # race with a worker moving the shared module between devices, cancelled or not.
     module = target.module if device.type == "cpu" else copy.deepcopy(target.module).to(device)
+    if images:
+        precision, reason = choose_precision(config.precision, device, module, baseline.state_dict,
+                                             target.state_dict, images[0].lr[names[0]], images[0].hr)
+        notes.update(precision_requested=config.precision, precision_reason=reason)
+    options = PathOptions(path_rule(config.rule, config.steps), device,
+                          config.chunk, config.memory_budget, precision)
+    if store is not None:
+        store.bind({"baseline": models[0], "target": models[1], "method": config.method,
+                    "steps": config.steps, "rule": config.rule, "precision": precision,
+                    "degradations": names, "architecture": target.arch_name})
 
     def on_steps(n: int) -> None:
         nonlocal done
         done += n
 
     for img in images:
+        stored = store.get(img.name, img.key(), names) if store is not None else None
+        fresh: dict[str, np.ndarray] = {}
         for d in names:
-            key = (models, config.method, config.rule, config.steps, config.precision, img.key(), d)
-            attribution = cache.get(key) if cache is not None else None
+            key = (models, config.method, config.rule, config.steps, precision, img.key(), d)
+            attribution = stored[d] if stored is not None else cache.get(key) if cache is not None else None
             if attribution is None:
                 before = done
                 if config.method == "faig":
@@ -227,7 +247,12 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
             per_image[d].append(attribution)
             if config.method == "faig":
                 convergence[d].append(checks.get(key))
+            fresh[d] = attribution
             yield Progress(done, total, f"{img.name} · {d}", time.perf_counter() - start)
+        if store is not None and stored is None:
+            store.put(img.name, img.key(), fresh)   # as soon as the image is done: a stop loses only it
+    if store is not None:
+        notes.update(stored=str(store.folder), resumed_images=list(store.loaded))
     scores = discriminative_scores(per_image) if config.method == "faig" else mean_scores(per_image)
     final = result(scores, per_image)
     final.convergence = convergence if config.method == "faig" else {}

@@ -1,0 +1,134 @@
+"""Issue 18: `faig-gui analyze` over torch.distributed ranks (gloo on loopback), and what happens
+when one of them dies.
+
+The ranks are real processes started the way torchrun starts them (RANK, WORLD_SIZE,
+LOCAL_RANK, MASTER_ADDR, MASTER_PORT in the environment), without torchrun's agent: the failure
+test then checks faig-gui's own behaviour (gloo reports the closed peer), not the agent's."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faig_gui.cli import main
+from distributed_helpers import make_pair_and_images, read_store
+from faig_gui.core.registry import default_registry
+from tolerances import assert_path_sum_close, path_terms
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def analyze_argv(work: Path, out: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "faig_gui", "analyze", "--baseline", str(work / "baseline.pth"),
+            "--target", str(work / "target.pth"), "--hr", str(work / "hr"), "--steps", str(steps),
+            "--device", "cpu", "--out", str(out)]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **extra)
+    e.pop("FAIG_GUI_PLUGIN_PATH", None)
+    return e
+
+
+def start_ranks(work: Path, out: Path, steps: int, world: int = 2) -> list[subprocess.Popen]:
+    port = str(free_port())
+    return [subprocess.Popen(analyze_argv(work, out, steps), cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env=env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(world),
+                                     LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
+            for r in range(world)]
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[tuple[int, str]]:
+    out = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+            err += "\n(test: killed after the timeout)"
+        out.append((p.returncode, err))
+    return out
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return make_pair_and_images(tmp_path_factory.mktemp("dist"), n_images=3)
+
+
+def test_two_ranks_on_three_images_give_one_process_scores(work, tmp_path):
+    steps = 4
+    procs = start_ranks(work, tmp_path / "two", steps)
+    # one process, in this one, while the ranks start
+    assert main(analyze_argv(work, tmp_path / "one", steps)[3:]) == 0
+    results = finish(procs)
+    for rc, err in results:
+        assert rc == 0, err
+    single = dict(np.load(tmp_path / "one" / "scores.npz"))
+    dist = dict(np.load(tmp_path / "two" / "scores.npz"))
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    # every image exactly once, uneven shards (2 + 1), no padding
+    shards = [r["images"] for r in sorted(report["ranks"], key=lambda r: r["rank"])]
+    assert sorted(sum(shards, [])) == ["im0.png", "im1.png", "im2.png"]
+    assert sorted(len(s) for s in shards) == [1, 2]
+    assert report["world_size"] == 2 and report["backend"] == "gloo"
+    assert all(r["seconds"] > 0 for r in report["ranks"])
+
+    # the scores against a literal float64 loop over the per-image attributions the ranks stored
+    per_image = read_store(tmp_path / "two" / "attributions")
+    assert sorted(per_image) == ["im0", "im1", "im2"]
+    for d in ("blur", "noise"):
+        expected = np.zeros_like(dist[d])
+        for attr in per_image.values():
+            others = [attr[o] for o in attr if o != d]
+            expected += (attr[d] - sum(others) / len(others)) / len(per_image)
+        # float64 sums of the same three float64 vectors in another order: a few ulps
+        np.testing.assert_allclose(dist[d], expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+    # ... and against one process over the same images: float32 path sums computed in other
+    # processes, so within their rounding (tolerances.py), with the same top-1 % set
+    module = default_registry().load_model(work / "target.pth").module
+    scale = max(np.abs(a).max() for attr in per_image.values() for a in attr.values())
+    for d in ("blur", "noise"):
+        assert_path_sum_close(dist[d], single[d], path_terms(module, 16 * 16), scale=scale)
+    # rank 0 alone wrote the results: one set of files, and the store holds each image once
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        "attributions", "blur_index.txt", "noise_index.txt", "report.json", "scores.npz"]
+
+
+def test_a_killed_rank_stops_the_other_and_nothing_is_written(work, tmp_path):
+    out = tmp_path / "killed"
+    procs = start_ranks(work, out, steps=600)
+    try:
+        # both ranks are past the rendezvous once rank 0 has stored its first image
+        deadline = time.monotonic() + 90
+        while not (out / "attributions" / "im0.npz").exists():
+            assert time.monotonic() < deadline, "rank 0 never finished an image"
+            assert procs[0].poll() is None, procs[0].communicate()[1]
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGKILL)
+        (rc0, err0), _ = finish(procs, timeout=90)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert rc0 == 2, err0
+    assert "another rank stopped or failed" in err0 and "nothing was written" in err0
+    assert sorted(p.name for p in out.iterdir()) == ["attributions"]   # no scores, index, report
+    # what rank 0 finished stays for --resume: its own two images
+    assert sorted(p.name for p in (out / "attributions").glob("*.npz")) == ["im0.npz", "im2.npz"]
