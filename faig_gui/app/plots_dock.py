@@ -16,14 +16,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRectF, QSize, Qt, QThread
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from faig_gui.app._export import export_picture
 from faig_gui.app.session_model import SessionModel
-from faig_gui.app.workers import GeneratorWorker, join_thread, thread_for
+from faig_gui.app.workers import JobRunner
 from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.device import resolve_device
@@ -264,8 +264,12 @@ class PlotsDock(QDockWidget):
         self.model = model
         self.result: EvaluationResult | None = None
         self._stale = False
-        self._thread: QThread | None = None
-        self._worker: GeneratorWorker | None = None
+        self.jobs = JobRunner(model, "faig-effects", self)
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.finished.connect(self._on_finished)
+        self.jobs.failed.connect(self._on_failed)
+        self.jobs.cancelled.connect(self._on_cancelled)
+        self.jobs.ended.connect(self._on_ended)
         self._generation = 0        # bumped when models or scores change
         self._job_generation = 0    # the generation a running computation started from
 
@@ -302,7 +306,7 @@ class PlotsDock(QDockWidget):
     # -- the effect curve, off the UI thread ----------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self.jobs.running
 
     @property
     def idle(self) -> bool:
@@ -336,37 +340,26 @@ class PlotsDock(QDockWidget):
         if job is None:
             self.effects.status.setText("Cannot compute: see the message in the status bar.")
             return False
-        worker = GeneratorWorker(
-            lambda should_stop: evaluate(job.baseline, job.target, job.images, job.images, job.methods,
-                                         job.proportions, job.steps, job.device,
-                                         given_scores=job.given_scores, should_stop=should_stop),
-            EvaluationResult, "computing the masking effects")
-        thread = thread_for(self, worker, "faig-effects", self._on_progress, self._on_finished,
-                            self._on_failed, self._on_cancelled, self._on_thread_finished)
-        self._thread, self._worker, self._job_generation = thread, worker, self._generation
+        self._job_generation = self._generation
+        self.jobs.start(lambda should_stop: evaluate(job.baseline, job.target, job.images, job.images, job.methods,
+                                                     job.proportions, job.steps, job.device,
+                                                     given_scores=job.given_scores, should_stop=should_stop),
+                        EvaluationResult, "computing the masking effects", "masking effects")
         self.effects.compute_button.setEnabled(False)
         self.effects.cancel_button.setEnabled(True)
         self.effects.progress.setValue(0)
         ranked = [m for m in job.methods if m not in job.given_scores]
         self.effects.status.setText("measuring masking effects" +
                                     (f" (ranking with {', '.join(ranked)} first)" if ranked else "") + "…")
-        self.model.busyChanged.emit(True, "masking effects")
-        thread.start()
         return True
 
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        if self.jobs.cancel():
             self.effects.status.setText("cancelling…")
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Cancel and wait: no thread outlives the dock."""
-        thread = self._thread
-        if thread is None:
-            return
-        self.cancel()
-        join_thread(thread, timeout_ms, "masking-effect")
-        self._on_thread_finished()
+        self.jobs.shutdown(timeout_ms)
 
     def _on_progress(self, p: EvaluationProgress) -> None:
         self.effects.progress.setValue(int(1000 * p.done / max(1, p.total)))
@@ -388,15 +381,9 @@ class PlotsDock(QDockWidget):
             self.effects.show_result(self.result, self._stale)
             self.effects.status.setText("cancelled; showing the previous result")
 
-    def _on_thread_finished(self) -> None:
-        if self._thread is None:
-            return
-        self._thread.wait()
-        self._thread.deleteLater()
-        self._thread, self._worker = None, None
+    def _on_ended(self) -> None:
         self.effects.compute_button.setEnabled(True)
         self.effects.cancel_button.setEnabled(False)
-        self.model.busyChanged.emit(False, "masking effects")
 
     # -- export -----------------------------------------------------------------------------------
     def export(self, path) -> None:

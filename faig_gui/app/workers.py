@@ -1,4 +1,5 @@
-"""FAIG on a worker thread: core.analysis.analyze driven by a QObject moved to a QThread.
+"""Long jobs on worker threads: a core generator driven by a QObject moved to a QThread
+(JobRunner, shared by the analysis and the plots dock's effect curves); FAIG is one of them.
 
 The worker gets a snapshot of what it needs (models, analysis images, configuration, cache) when
 it starts and touches nothing else; results come back to the UI thread through queued signals
@@ -105,27 +106,79 @@ class GeneratorWorker(QObject):
             self.done.emit()
 
 
-def thread_for(parent: QObject, worker: GeneratorWorker, name: str, on_progress, on_finished,
-               on_failed, on_cancelled, on_thread_finished) -> QThread:
-    """A QThread (not started yet) that runs ``worker`` and quits after its ``done``."""
-    thread = QThread(parent)
-    thread.setObjectName(name)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    worker.progress.connect(on_progress)
-    worker.finished.connect(on_finished)
-    worker.failed.connect(on_failed)
-    worker.cancelled.connect(on_cancelled)
-    worker.done.connect(thread.quit)
-    thread.finished.connect(on_thread_finished)
-    return thread
+class JobRunner(QObject):
+    """One long job at a time on a QThread of its own: the lifecycle the analysis and the
+    effect curves share. ``start`` wraps a core generator in a :class:`GeneratorWorker`; the
+    signals come back on the UI thread; ``ended`` fires once the thread is gone (after
+    ``finished``, ``failed`` or ``cancelled``). While a job runs the session model hears
+    ``busyChanged`` (the live renders then leave it half the cores)."""
 
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    ended = Signal()
 
-def join_thread(thread: QThread, timeout_ms: int, what: str) -> None:
-    """Ask a (cancelled) worker thread to end and wait for it: no thread outlives its owner."""
-    thread.quit()
-    if not thread.wait(timeout_ms):
-        log.warning("the %s thread did not stop within %d ms", what, timeout_ms)
+    def __init__(self, model: SessionModel, name: str, parent: QObject | None = None):
+        super().__init__(parent)
+        self.model, self.name = model, name
+        self._thread: QThread | None = None
+        self._worker: GeneratorWorker | None = None
+        self._busy_text = ""
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, steps: Callable[[Callable[[], bool]], Iterator], result_type: type, what: str,
+              busy_text: str) -> bool:
+        """Runs ``steps(should_stop)`` on a new thread; False when a job of this runner runs."""
+        if self.running:
+            return False
+        worker = GeneratorWorker(steps, result_type, what)
+        thread = QThread(self)
+        thread.setObjectName(self.name)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self.progress)
+        worker.finished.connect(self.finished)
+        worker.failed.connect(self.failed)
+        worker.cancelled.connect(self.cancelled)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread, self._worker, self._busy_text = thread, worker, busy_text
+        self.model.busyChanged.emit(True, busy_text)
+        thread.start()
+        return True
+
+    def cancel(self) -> bool:
+        """Thread-safe stop at the job's next step; whether one was running."""
+        if self._worker is None:
+            return False
+        self._worker.cancel()
+        return True
+
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Cancel and wait for the thread: no thread outlives its owner."""
+        thread = self._thread
+        if thread is None:
+            return
+        self.cancel()
+        thread.quit()
+        if not thread.wait(timeout_ms):
+            log.warning("the %s thread did not stop within %d ms", self.name, timeout_ms)
+        self._on_thread_finished()
+
+    def _on_thread_finished(self) -> None:
+        thread, worker = self._thread, self._worker
+        if thread is None:
+            return
+        thread.wait()
+        self._thread = self._worker = None
+        worker.deleteLater()
+        thread.deleteLater()
+        self.model.busyChanged.emit(False, self._busy_text)
+        self.ended.emit()
 
 
 class AnalysisRunner(QObject):
@@ -141,14 +194,18 @@ class AnalysisRunner(QObject):
     def __init__(self, model: SessionModel, parent: QObject | None = None):
         super().__init__(parent)
         self.model = model
-        self._thread: QThread | None = None
-        self._worker: GeneratorWorker | None = None
+        self.jobs = JobRunner(model, "faig-analysis", self)
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.finished.connect(self._on_finished)
+        self.jobs.failed.connect(self._on_failed)
+        self.jobs.cancelled.connect(self._on_cancelled)
+        self.jobs.ended.connect(self._on_ended)
         self._job: AnalysisJob | None = None
         self.last_progress: Progress | None = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self.jobs.running
 
     def job(self) -> AnalysisJob:
         """The snapshot a run works on; FaigError says what is missing."""
@@ -169,34 +226,22 @@ class AnalysisRunner(QObject):
         job = self.model.guarded(self.job)
         if job is None:
             return False
-        worker = GeneratorWorker(
-            lambda should_stop: analyze(job.baseline, job.target, job.images, job.config, job.cache,
-                                        should_stop=should_stop),
-            AnalysisResult, "the analysis")
-        thread = thread_for(self, worker, "faig-analysis", self._on_progress, self._on_finished,
-                            self._on_failed, self._on_cancelled, self._on_thread_finished)
-        self._thread, self._worker, self.last_progress = thread, worker, None
-        self._job = job
+        self._job, self.last_progress = job, None
         what = f"{job.config.method.upper()} · {len(job.images)} images · {job.config.steps} steps"
-        self.model.busyChanged.emit(True, what)
+        self.jobs.start(lambda should_stop: analyze(job.baseline, job.target, job.images, job.config, job.cache,
+                                                    should_stop=should_stop),
+                        AnalysisResult, "the analysis", what)
         self.runningChanged.emit(True)
         self.started.emit()
-        thread.start()
         return True
 
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        if self.jobs.cancel():
             self.model.statusMessage.emit("cancelling the analysis…")
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Cancel and wait for the thread (window closing): no thread outlives the window."""
-        thread = self._thread
-        if thread is None:
-            return
-        self.cancel()
-        join_thread(thread, timeout_ms, "analysis")
-        self._on_thread_finished()
+        self.jobs.shutdown(timeout_ms)
 
     # -- slots on the UI thread ------------------------------------------------------------
     def _on_progress(self, p: Progress) -> None:
@@ -225,13 +270,6 @@ class AnalysisRunner(QObject):
         self.model.statusMessage.emit("analysis cancelled; the previous results are kept")
         self.cancelled.emit()
 
-    def _on_thread_finished(self) -> None:
-        thread, worker = self._thread, self._worker
-        if thread is None:
-            return
-        thread.wait()
-        self._thread = self._worker = self._job = None
-        worker.deleteLater()
-        thread.deleteLater()
-        self.model.busyChanged.emit(False, "")
+    def _on_ended(self) -> None:
+        self._job = None
         self.runningChanged.emit(False)
