@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDial
 
 from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import AnalysisRunner
-from faig_gui.core.analysis import Progress
+from faig_gui.core.analysis import DELTA_WARN, AnalysisResult, Progress, convergence_summary
 from faig_gui.core.attribution import METHODS
 from faig_gui.core.degradations import Degradation
 
@@ -49,6 +49,7 @@ class AnalysisDock(QDockWidget):
         runner.progress.connect(self._on_progress)
         runner.started.connect(self._on_started)
         runner.finished.connect(lambda r: self._end(f"done in {r.seconds:.1f} s"))
+        runner.finished.connect(self._show_convergence)
         runner.cancelled.connect(lambda: self._end("cancelled — previous results kept"))
         runner.failed.connect(lambda m: self._end("failed — previous results kept"))
         self._on_settings_change()
@@ -110,8 +111,14 @@ class AnalysisDock(QDockWidget):
         self.progress.setFormat("%p %")
         self.eta = QLabel("")
         self.eta.setWordWrap(True)
+        # after a FAIG run: how far the path sum is from L(θ̄) − L(θ) (are the steps enough?)
+        self.convergence = QLabel("")
+        self.convergence.setObjectName("convergenceLabel")
+        self.convergence.setWordWrap(True)
+        self.convergence.setVisible(False)
         lay.addWidget(self.progress)
         lay.addWidget(self.eta)
+        lay.addWidget(self.convergence)
         lay.addStretch(1)
         self.setWidget(body)
 
@@ -206,6 +213,21 @@ class AnalysisDock(QDockWidget):
     def _on_started(self) -> None:
         self.progress.setValue(0)
         self.eta.setText("starting…")
+        self.convergence.setVisible(False)
+
+    def _show_convergence(self, result: AnalysisResult) -> None:
+        text = convergence_summary(result.convergence)
+        self.convergence.setText(text)
+        self.convergence.setVisible(bool(text))
+        rel = [c.relative for v in result.convergence.values() for c in v if c is not None]
+        warn = bool(rel) and max(rel) > DELTA_WARN
+        self.convergence.setProperty("warning", warn)
+        self.convergence.setStyleSheet("color: #c0392b; font-weight: bold;" if warn else "")
+        self.convergence.setToolTip(
+            "FAIG integrates along the path from the target to the baseline: the signed products "
+            "(θ̄ − θ)·(mean path gradient), summed over every parameter, should equal the change of "
+            "the loss L(θ̄) − L(θ). The convergence delta is their difference (largest over the images "
+            "and degradations); a large one means too few path steps (report.json: convergence_delta).")
 
     def _on_progress(self, p: Progress) -> None:
         self.progress.setValue(int(round(p.fraction * 1000)))
