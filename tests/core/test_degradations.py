@@ -24,7 +24,7 @@ def test_gaussian_kernel_is_the_literal_formula(sigma):
     ref = np.array([[math.exp(-((y - 10) ** 2 + (x - 10) ** 2) / (2 * sigma ** 2)) for x in range(21)]
                     for y in range(21)])
     ref /= ref.sum()
-    np.testing.assert_allclose(k, ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(k, ref, rtol=1e-12, atol=1e-15)  # float64 both sides: 21² terms · u64 ≈ 5e-14
     with pytest.raises(FaigError):
         gaussian_kernel(0.0)
 
@@ -47,7 +47,7 @@ def test_gaussian_blur_literal_correlation_small_kernel():
             for xx in range(11):
                 acc = sum(k[a, b] * x[c, _reflect101(y + a - 2, 9), _reflect101(xx + b - 2, 11)]
                           for a in range(size) for b in range(size))
-                assert got[c, y, xx] == pytest.approx(acc, rel=1e-12, abs=1e-14)
+                assert got[c, y, xx] == pytest.approx(acc, rel=1e-12, abs=1e-14)  # float64: ≤ 441 terms · u64
 
 
 def test_gaussian_blur_paper_kernel_matches_opencv():
@@ -56,7 +56,7 @@ def test_gaussian_blur_paper_kernel_matches_opencv():
     k = gaussian_kernel(2.0).numpy()
     ref = cv2.filter2D(hwc, -1, k, borderType=cv2.BORDER_REFLECT_101)
     got = gaussian_blur(torch.from_numpy(hwc.transpose(2, 0, 1)).unsqueeze(0), 2.0)[0].numpy().transpose(1, 2, 0)
-    np.testing.assert_allclose(got, ref, atol=1e-12)
+    np.testing.assert_allclose(got, ref, atol=1e-12)  # float64 both sides, values ≤ 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def test_downsample_is_matlab_bicubic(scale, h, w):
     img = rng.random((3, h, w))
     got = downsample(torch.from_numpy(img).unsqueeze(0), scale)[0].numpy()
     assert got.shape == (3, h // scale, w // scale)
-    np.testing.assert_allclose(got, matlab_imresize(img, h // scale, w // scale), atol=1e-12)
+    np.testing.assert_allclose(got, matlab_imresize(img, h // scale, w // scale), atol=1e-12)  # float64, ≤ 16-tap sums
 
 
 @pytest.mark.parametrize("size_in,size_out", [((7, 11), (3, 5)), ((5, 6), (11, 13)), ((8, 8), (8, 8))])
@@ -123,14 +123,14 @@ def test_bicubic_resize_any_size_and_upscaling(size_in, size_out):
     rng = np.random.default_rng(3)
     img = rng.random((2, *size_in))
     got = bicubic_resize(torch.from_numpy(img).unsqueeze(0), *size_out)[0].numpy()
-    np.testing.assert_allclose(got, matlab_imresize(img, *size_out), atol=1e-12)
+    np.testing.assert_allclose(got, matlab_imresize(img, *size_out), atol=1e-12)  # float64, ≤ 16-tap sums
     if size_in == size_out:
         np.testing.assert_allclose(got, img, atol=1e-12)  # identity at scale 1
 
 
 def test_downsample_keeps_constants_and_rejects_bad_sizes():
     x = torch.full((1, 3, 12, 12), 0.3, dtype=torch.float64)
-    np.testing.assert_allclose(downsample(x, 3).numpy(), 0.3, atol=1e-12)
+    np.testing.assert_allclose(downsample(x, 3).numpy(), 0.3, atol=1e-12)  # float64 weights summing to 1
     with pytest.raises(FaigError, match="multiple"):
         downsample(torch.zeros(1, 3, 13, 12), 2)
 
@@ -149,13 +149,13 @@ def test_noise_is_seeded_and_has_the_right_std():
     assert abs(n.mean()) < 0.002
     # additive: the image is only shifted
     y = torch.full((1, 3, 128, 128), 0.5)
-    assert torch.allclose(add_noise(y, 0.1, seeded_generator(5)) - y, a, atol=1e-7)
+    assert torch.allclose(add_noise(y, 0.1, seeded_generator(5)) - y, a, atol=1e-7)  # one float32 add and subtract of values ≤ 1: 2u
 
 
 def test_quantize_rounds_to_8_bits_and_clips():
     x = torch.tensor([-0.2, 0.0, 0.51 / 255, 0.49 / 255, 100.6 / 255, 1.0, 1.7])
     expected = torch.tensor([0, 0, 1, 0, 101, 255, 255]) / 255
-    assert torch.allclose(quantize(x), expected, atol=1e-7)
+    assert torch.allclose(quantize(x), expected, atol=1e-7)  # k/255 in float32: u = 6e-8
 
 
 def test_mod_crop_arrays_and_tensors():
@@ -176,5 +176,5 @@ def test_degrade_chain_blur_then_down_then_noise_then_round():
     assert torch.equal(blur, ref)
     noise = degrade(hr, 2, Degradation("noise", noise_sigma=0.1), seeded_generator(9))
     ref = downsample(hr, 2) + 0.1 * torch.randn(1, 3, 12, 12, generator=seeded_generator(9))
-    assert torch.allclose(noise, torch.round(ref.clamp(0, 1) * 255) / 255, atol=1e-7)
+    assert torch.allclose(noise, torch.round(ref.clamp(0, 1) * 255) / 255, atol=1e-7)  # k/255 in float32: u = 6e-8
     assert torch.equal(noise * 255, torch.round(noise * 255))

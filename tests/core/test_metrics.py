@@ -39,19 +39,19 @@ def test_gradient_map_matches_literal():
     rng = np.random.default_rng(0)
     img = rng.random((9, 13, 3)) * 1.2 - 0.1  # some values outside [0, 1]: clipped first
     got = gradient_map(to_nchw(img))[0, 0].numpy()
-    np.testing.assert_allclose(got, literal_gradient_map(img), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, literal_gradient_map(img), rtol=1e-12, atol=1e-12)  # float64 both sides
 
 
 def test_gradient_map_of_a_flat_image_is_the_epsilon_floor():
     got = gradient_map(torch.full((1, 3, 5, 5), 0.4, dtype=torch.float64))
-    np.testing.assert_allclose(got.numpy(), 1e-3, rtol=1e-9)
+    np.testing.assert_allclose(got.numpy(), 1e-3, rtol=1e-9)  # sqrt(1e-6) in float64
 
 
 def test_gradient_effect_is_mse_times_1000():
     rng = np.random.default_rng(1)
     a, b = rng.random((10, 8, 3)), rng.random((10, 8, 3))
     ref = 1000 * np.mean((literal_gradient_map(a) - literal_gradient_map(b)) ** 2)
-    assert gradient_effect(to_nchw(a), to_nchw(b)) == pytest.approx(ref, rel=1e-10)
+    assert gradient_effect(to_nchw(a), to_nchw(b)) == pytest.approx(ref, rel=1e-10)  # float64: 80-term mean
     assert gradient_effect(to_nchw(a), to_nchw(a)) == 0.0
     # float32 outputs of a model go through the same maths
     # float32 inputs: each value rounded once (u), then float32 maps (tests/tolerances.py)
@@ -64,7 +64,7 @@ def test_psnr():
     a = rng.random((12, 10, 3))
     b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
     mse = np.mean((a - b) ** 2)
-    assert psnr(a, b) == pytest.approx(10 * math.log10(1 / mse), rel=1e-10)
+    assert psnr(a, b) == pytest.approx(10 * math.log10(1 / mse), rel=1e-10)  # float64 both sides
     assert psnr(to_nchw(a), to_nchw(b)) == pytest.approx(10 * math.log10(1 / mse), rel=1e-10)
     assert psnr(a, a) == math.inf
     # a known value: a constant error of 0.1 is 20 dB

@@ -95,7 +95,7 @@ def test_sixteen_bit_grey_keeps_its_precision(tmp_path):
     img = read_image(path)
     assert img.shape == (1, 5, 3) and img.dtype == np.float32
     expected = np.array(values, np.float64) / 65535
-    np.testing.assert_allclose(img[0, :, 0], expected, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(img[0, :, 0], expected, rtol=0, atol=1e-7)  # a float32 level in [0, 1]: u = 6e-8
     assert np.array_equal(img[..., 0], img[..., 2])
     assert img[0, 1, 0] > 0  # 1/65535 is not lost to 8 bits
 
@@ -105,7 +105,7 @@ def test_sixteen_bit_rgba(tmp_path):
     path.write_bytes(png_bytes(1, 1, 6, 16, [struct.pack(">HHHH", 65535, 13107, 0, 32768)]))
     img = read_image(path)
     a = 32768 / 65535
-    np.testing.assert_allclose(img[0, 0], [1.0 * a, 13107 / 65535 * a, 0.0], atol=1e-6)
+    np.testing.assert_allclose(img[0, 0], [1.0 * a, 13107 / 65535 * a, 0.0], atol=1e-6)  # float32 level × alpha: a few u
 
 
 def test_grayscale_8bit(tmp_path):
