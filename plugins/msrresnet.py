@@ -99,7 +99,8 @@ class MSRResNetArchitecture(Architecture):
 
     def layer_label(self, name: str) -> str | None:
         if m := _BODY.match(name):
-            return f"block {int(m.group(1)) + 1} conv{m.group(2)}"
+            # counted from 0 like the parameter name beside it (body.0.conv1 is block 0)
+            return f"block {int(m.group(1))} conv{m.group(2)}"
         return name.removesuffix(".weight")
 
 

@@ -1,179 +1,55 @@
-"""Network graph dock: the traced model's operations, convolutions coloured by importance.
+"""Network graph dock: the traced model folded along its own module hierarchy, coloured by
+where the chosen degradation's most important filters are.
 
-Which layers carry the function of a degradation? Each convolution is coloured by how much of
-the chosen degradation's ranking it holds (by default the share of its filters in the current
-top k %), with a colour bar; the tooltip gives name, shape, filter count and masked count;
-clicking a convolution selects its layer for the filter grid. Block groups (e.g. residual
-blocks) can be folded into one node each for deep nets. Wheel zooms, dragging pans.
+The graph opens folded to the level that fits (RRDBNet: 23 RRDB boxes); a double-click, the +
+of a box or the + key unfolds it, the − above an unfolded module or the − key folds it again.
+Columns run left to right and wrap into rows to suit the dock's shape; the view never zooms
+out below legible text, and an overview strip shows the whole graph with the visible part
+framed. A search field goes to any layer or module by name (unfolding what hides it), and
+*Most important* steps through the layers by their importance. By default a convolution's
+colour is the number of its filters in the current top k % (a folded box sums its layers);
+the combo under the graph offers the summed score, the share of the layer and the mean rank.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetricsF, QLinearGradient, QPainter, QPainterPath, QPen,
-                           QPolygonF)
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QGraphicsItem, QGraphicsPathItem, QGraphicsScene,
-                               QGraphicsSimpleTextItem, QGraphicsView, QHBoxLayout, QLabel, QPushButton,
-                               QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtCore import QPointF, QRectF, QSize, QStringListModel, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import (QComboBox, QCompleter, QDockWidget, QGraphicsScene, QGraphicsView, QHBoxLayout,
+                               QLabel, QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from faig_gui.app._export import export_picture
+from faig_gui.app.graph_items import (MAX_ZOOM, MIN_ZOOM, ColorBar, GroupLabel, NodeItem, colour_at, edge_item,
+                                      frame_item, label_font)
 from faig_gui.app.session_model import SessionModel
-from faig_gui.core.graph import GraphNode, NetworkGraph, collapse, graph_for, layout
+from faig_gui.core.graph import NetworkGraph, graph_for, layout
+from faig_gui.core.graph_fold import (DEFAULT_BUDGET, ancestors_of, choose_per_row, default_open, flow_layout, fold,
+                                     scope_chain)
 from faig_gui.core.layer_stats import IMPORTANCE_MEASURES, counts_per_layer, layer_importance, layer_sizes
+from faig_gui.core.naming import module_name
 
-LANE_GAP = 28.0       # scene units between lanes
-ROW = 54.0            # scene units between layers
-COLLAPSE_ABOVE = 160  # graphs with more nodes open with their blocks folded
+__all__ = ["GraphDock", "GraphView", "NodeItem", "colour_at"]
+
 COLORMAP = "viridis"
-
-_NEUTRAL = QColor("#d9dde3")
-_OP_FILL = QColor("#f4f5f7")
-_EDGE = QColor("#7b8190")
-_SKIP = QColor("#d9822b")
-_SELECTED = QColor("#1f6fd1")
-_MASKED = QColor("#d62728")
-
-
-def colour_at(cmap: pg.ColorMap, t: float) -> QColor:
-    return cmap.mapToQColor(float(min(1.0, max(0.0, t))))
-
-
-def _text_colour(fill: QColor) -> QColor:
-    lum = 0.299 * fill.redF() + 0.587 * fill.greenF() + 0.114 * fill.blueF()
-    return QColor("#111") if lum > 0.55 else QColor("#fff")
-
-
-@dataclass
-class NodeState:
-    value: float | None = None     # importance (None: no scores)
-    norm: float = 0.0              # value mapped into [0, 1] for the colour
-    masked: int = 0
-    filters: int = 0
-    selected: bool = False
-
-
-class NodeItem(QGraphicsItem):
-    """One operation: a box with its label; convolutions and blocks carry colour and counts."""
-
-    def __init__(self, node: GraphNode, centre: QPointF, dock: "GraphDock"):
-        super().__init__()
-        self.node = node
-        self.dock = dock
-        self.state = NodeState(filters=node.filters)
-        big = node.kind in ("conv", "block")
-        self.w, self.h = (184.0, 36.0) if big else (112.0, 22.0)
-        self.setPos(centre)
-        self.setAcceptHoverEvents(True)
-        self.setZValue(2)
-        self.setCursor(Qt.CursorShape.PointingHandCursor if big else Qt.CursorShape.ArrowCursor)
-        # what paint works out, kept while its inputs stay (a top-k change repaints every node)
-        self._fill: tuple[tuple, QColor] | None = None
-        self._elisions: dict[tuple[str, float], str] = {}
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(-self.w / 2 - 2, -self.h / 2 - 2, self.w + 4, self.h + 4)
-
-    def box(self) -> QRectF:
-        return QRectF(-self.w / 2, -self.h / 2, self.w, self.h)
-
-    def fill(self) -> QColor:
-        if self.node.kind not in ("conv", "block"):
-            return _OP_FILL
-        if self.state.value is None:
-            return _NEUTRAL
-        key = (id(self.dock.cmap), self.state.norm)
-        if self._fill is None or self._fill[0] != key:
-            self._fill = (key, colour_at(self.dock.cmap, self.state.norm))
-        return self._fill[1]
-
-    def paint(self, painter: QPainter, option, widget=None) -> None:
-        fill = self.fill()
-        pen = QPen(_EDGE, 1.0)
-        if self.state.masked:
-            pen = QPen(_MASKED, 2.2)
-        if self.state.selected:
-            pen = QPen(_SELECTED, 3.0)
-        painter.setPen(pen)
-        painter.setBrush(QBrush(fill))
-        radius = 4.0 if self.node.kind in ("conv", "block") else self.h / 2
-        painter.drawRoundedRect(self.box(), radius, radius)
-        if self.node.kind == "block":  # folded: a second outline says "there is more inside"
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(self.box().adjusted(3, 3, -3, -3), 3, 3)
-        painter.setPen(_text_colour(fill))
-        font = QFont(painter.font())
-        font.setPointSizeF(8.5)
-        painter.setFont(font)
-        if self.node.kind in ("conv", "block"):
-            top = self.box().adjusted(6, 2, -6, -self.h / 2)
-            bottom = self.box().adjusted(6, self.h / 2 - 1, -6, -2)
-            painter.drawText(top, Qt.AlignmentFlag.AlignCenter, self._elided(painter, self.node.label, top.width()))
-            painter.drawText(bottom, Qt.AlignmentFlag.AlignCenter,
-                             self._elided(painter, self.subtitle(), bottom.width()))
-        else:
-            painter.drawText(self.box(), Qt.AlignmentFlag.AlignCenter,
-                             self._elided(painter, self.node.label, self.w - 10))
-
-    def _elided(self, painter: QPainter, text: str, width: float) -> str:
-        """``text`` elided to ``width`` in the painter's font (always the same 8.5 pt here)."""
-        key = (text, width)
-        if key not in self._elisions:
-            if len(self._elisions) > 64:   # (subtitles carry the masked count: bound the memo)
-                self._elisions.clear()
-            self._elisions[key] = QFontMetricsF(painter.font()).elidedText(text, Qt.TextElideMode.ElideMiddle, width)
-        return self._elisions[key]
-
-    def subtitle(self) -> str:
-        n = self.node
-        if n.kind == "conv":
-            o, i, kh, kw = n.shape
-            text = f"{i}→{o}  {kh}×{kw}"
-        else:
-            text = f"{len(n.members)} ops, {len(n.weights)} convs"
-        if self.state.masked:
-            text += f"  · {self.state.masked} masked"
-        return text
-
-    def update_tooltip(self) -> None:
-        n, s = self.node, self.state
-        lines = []
-        if n.kind == "conv":
-            o, i, kh, kw = n.shape
-            lines = [f"<b>{n.weight}</b>" + (f" ({n.label})" if n.label != n.module else ""),
-                     f"shape {o}×{i}×{kh}×{kw}", f"{s.filters:,} filters ({o} out × {i} in)",
-                     f"masked: {s.masked:,}"]
-        elif n.kind == "block":
-            lines = [f"<b>{n.group}</b> (folded block)", f"{len(n.weights)} convolutions, {s.filters:,} filters",
-                     f"masked: {s.masked:,}", "click to unfold"]
-        else:
-            lines = [f"<b>{n.label}</b>", n.detail]
-        if n.kind in ("conv", "block"):
-            lines.append(self.dock.describe_value(s.value))
-        self.setToolTip("<br>".join(lines))
-
-
-class GroupLabel(QGraphicsSimpleTextItem):
-    """The clickable name of an unfolded block group, left of its frame."""
-
-    def __init__(self, path: str, text: str):
-        super().__init__(text)
-        self.path = path
-        self.setBrush(QBrush(QColor("#556")))
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip(f"{path}: click to fold this block into one node")
-        self.setZValue(3)
+COL_GAP, LANE, ROW_GAP = 36.0, 52.0, 44.0
+DEFAULT_MEASURE = "count"
+_SHORT = {"count": "top-k count", "mass": "top-k score sum", "share": "top-k share", "mean_rank": "mean rank"}
 
 
 class GraphView(QGraphicsView):
-    """Zoom with the wheel, pan by dragging; a click (press and release in place) on a node or
-    a block label is reported, a drag is not."""
+    """Wheel zooms (between MIN_ZOOM and MAX_ZOOM), dragging pans; a click in place, a
+    double-click and the +/− keys are reported to the dock."""
 
     nodeClicked = Signal(str)
+    nodeDoubleClicked = Signal(str)
+    markerClicked = Signal(str)
     groupClicked = Signal(str)
+    keyAction = Signal(str)          # 'unfold' or 'fold'
+    viewChanged = Signal()
+    resized = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -182,12 +58,18 @@ class GraphView(QGraphicsView):
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setBackgroundBrush(QBrush(QColor("#ffffff")))
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.horizontalScrollBar().valueChanged.connect(self.viewChanged)
+        self.verticalScrollBar().valueChanged.connect(self.viewChanged)
         self._press = None
+        self.fitted = False   # showing what fit() chose, untouched since: a resize fits again
 
     def zoom(self, factor: float) -> None:
+        self.fitted = False
         current = self.transform().m11()
-        factor = min(max(factor, 0.05 / current), 8.0 / current)
+        factor = min(max(factor, MIN_ZOOM / current), MAX_ZOOM / current)
         self.scale(factor, factor)
+        self.viewChanged.emit()
 
     def wheelEvent(self, event) -> None:
         steps = event.angleDelta().y() / 120.0
@@ -196,19 +78,34 @@ class GraphView(QGraphicsView):
         event.accept()
 
     def fit(self) -> None:
-        rect = self.scene().itemsBoundingRect().adjusted(-10, -10, 10, 10)
-        if not rect.isEmpty():
-            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-
-    def fit_width(self) -> None:
-        """Zoom so the graph's width fills the view (readable text), showing its top."""
-        rect = self.scene().itemsBoundingRect().adjusted(-10, -10, 10, 10)
+        """The whole graph when it fits at a legible zoom, else its top left at MIN_ZOOM."""
+        rect = self.scene().itemsBoundingRect().adjusted(-12, -12, 12, 12)
         if rect.isEmpty():
             return
-        scale = min(1.0, (self.viewport().width() - 4) / rect.width())
+        vp = self.viewport()
+        scale = min(vp.width() / rect.width(), vp.height() / rect.height(), 1.0)
+        scale = max(scale, MIN_ZOOM)
         self.resetTransform()
         self.scale(scale, scale)
-        self.centerOn(rect.center().x(), rect.top() + self.viewport().height() / (2 * scale))
+        half_w, half_h = vp.width() / (2 * scale), vp.height() / (2 * scale)
+        self.centerOn(rect.center().x() if rect.width() <= 2 * half_w else rect.left() + half_w,
+                      rect.center().y() if rect.height() <= 2 * half_h else rect.top() + half_h)
+        self.viewChanged.emit()
+        self.fitted = True
+
+    def centre_on(self, item) -> None:
+        self.centerOn(item)
+        self.fitted = False
+        self.viewChanged.emit()
+
+    def visible_scene_rect(self) -> QRectF:
+        return self.mapToScene(self.viewport().rect()).boundingRect()
+
+    def _item_at(self, pos):
+        for item in self.items(pos):
+            if isinstance(item, (NodeItem, GroupLabel)):
+                return item
+        return None
 
     def mousePressEvent(self, event) -> None:
         self._press = event.position()
@@ -216,58 +113,90 @@ class GraphView(QGraphicsView):
 
     def mouseReleaseEvent(self, event) -> None:
         super().mouseReleaseEvent(event)
+        self.viewChanged.emit()
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
             return
         moved = (event.position() - self._press).manhattanLength()
         self._press = None
         if moved > 4:
+            self.fitted = False
             return
-        for item in self.items(event.position().toPoint()):
-            if isinstance(item, NodeItem):
+        item = self._item_at(event.position().toPoint())
+        if isinstance(item, NodeItem):
+            if item.marker_rect().contains(item.mapFromScene(self.mapToScene(event.position().toPoint()))):
+                self.markerClicked.emit(item.node.id)
+            else:
                 self.nodeClicked.emit(item.node.id)
-                return
-            if isinstance(item, GroupLabel):
-                self.groupClicked.emit(item.path)
-                return
+        elif isinstance(item, GroupLabel):
+            self.groupClicked.emit(item.path)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        item = self._item_at(event.position().toPoint())
+        if isinstance(item, NodeItem):
+            self.nodeDoubleClicked.emit(item.node.id)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def keyPressEvent(self, event) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.keyAction.emit("unfold")
+        elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
+            self.keyAction.emit("fold")
+        else:
+            super().keyPressEvent(event)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.viewChanged.emit()
+        self.resized.emit()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.resized.emit()
 
 
-class ColorBar(QWidget):
-    """Horizontal gradient with its range and what it measures."""
+class Overview(QGraphicsView):
+    """The whole graph small (boxes without text), the main view's part framed; a click or a
+    drag moves the main view there."""
 
-    def __init__(self, cmap: pg.ColorMap, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.cmap = cmap
-        self.low, self.high, self.title = "", "", ""
-        self.active = False
-        self.setMinimumHeight(38)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+    def __init__(self, main: GraphView):
+        super().__init__(main.scene())
+        self.main = main
+        self.setInteractive(False)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFixedHeight(78)
+        self.setToolTip("the whole graph: click or drag to move the view")
+        self.setBackgroundBrush(QBrush(QColor("#f7f8fa")))
+        main.viewChanged.connect(self.viewport().update)
 
-    def set_range(self, low: str, high: str, title: str, active: bool) -> None:
-        self.low, self.high, self.title, self.active = low, high, title, active
-        self.update()
+    def refit(self) -> None:
+        rect = self.scene().itemsBoundingRect()
+        if not rect.isEmpty():
+            self.fitInView(rect.adjusted(-10, -10, 10, 10), Qt.AspectRatioMode.KeepAspectRatio)
 
-    def sizeHint(self) -> QSize:
-        return QSize(240, 38)
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.refit()
 
-    def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        self.draw(painter, QRectF(self.rect()))
-        painter.end()
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        painter.setPen(QPen(QColor("#1f6fd1"), 0))
+        painter.setBrush(QBrush(QColor(31, 111, 209, 40)))
+        painter.drawRect(self.main.visible_scene_rect())
 
-    def draw(self, painter: QPainter, rect: QRectF) -> None:
-        bar = QRectF(rect.left() + 50, rect.top() + 18, max(10.0, rect.width() - 110), 10)
-        grad = QLinearGradient(bar.topLeft(), bar.topRight())
-        for k in range(11):
-            grad.setColorAt(k / 10, colour_at(self.cmap, k / 10) if self.active else _NEUTRAL)
-        painter.setPen(QPen(_EDGE, 0.8))
-        painter.setBrush(QBrush(grad))
-        painter.drawRect(bar)
-        painter.setPen(QColor("#222"))
-        painter.drawText(QRectF(rect.left(), rect.top(), rect.width(), 16), Qt.AlignmentFlag.AlignCenter, self.title)
-        painter.drawText(QRectF(rect.left(), bar.top() - 3, 46, 16),
-                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self.low)
-        painter.drawText(QRectF(bar.right() + 4, bar.top() - 3, 56, 16),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.high)
+    def _move(self, event) -> None:
+        self.main.centerOn(self.mapToScene(event.position().toPoint()))
+        self.main.fitted = False
+        self.main.viewChanged.emit()
+
+    def mousePressEvent(self, event) -> None:
+        self._move(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._move(event)
 
 
 class GraphDock(QDockWidget):
@@ -276,50 +205,87 @@ class GraphDock(QDockWidget):
         self.setObjectName("GraphDock")
         self.model = model
         self.cmap = pg.colormap.get(COLORMAP)
+        self.text_font = label_font()
+        self.metrics = QFontMetricsF(self.text_font)
         self.full: NetworkGraph | None = None     # the traced graph
-        self.graph: NetworkGraph | None = None    # what is shown (blocks maybe folded)
-        self.folded: set[str] = set()
+        self.graph: NetworkGraph | None = None    # what is shown (modules maybe folded)
+        self.opened: set[str] = set()             # modules the user (or the opening level) unfolded
+        self.revealed: set[str] = set()           # modules unfolded to show the selected layer
+        self.current = ""                         # node the keys act on
         self.items: dict[str, NodeItem] = {}
         self.group_labels: dict[str, GroupLabel] = {}
-        self.measure = "share"
+        self.measure = DEFAULT_MEASURE
+        self.per_row = 0
+        self._lay = None
         self._range = (0.0, 1.0)
         self._values_cache = None
+        self._layer_values: dict[str, float] = {}
+        self._important: list[str] = []
+        self._important_at = -1
 
         self.view = GraphView()
         self.view.nodeClicked.connect(self._on_node_clicked)
+        self.view.nodeDoubleClicked.connect(self._on_node_double_clicked)
+        self.view.markerClicked.connect(self._on_node_double_clicked)
         self.view.groupClicked.connect(self.fold)
+        self.view.keyAction.connect(self._on_key_action)
+        self.overview = Overview(self.view)
         self.colorbar = ColorBar(self.cmap)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #8a5a00;")
         self.note.hide()
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("go to layer or module, e.g. body.0.conv1")
+        self.search.setToolTip("type a layer or module name and press Enter: it is unfolded, selected and centred")
+        self.search.setClearButtonEnabled(True)
+        self.completer = QCompleter(self)
+        self.completer.setModel(QStringListModel(self))
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.search.setCompleter(self.completer)
+        self.search.returnPressed.connect(lambda: self.go_to(self.search.text()))
+        self.completer.activated.connect(self.go_to)
+        self.important_button = QPushButton("Most important ▸")
+        self.important_button.setToolTip("select the next layer by importance for the chosen degradation")
+        self.important_button.clicked.connect(self.next_important)
         self.measure_box = QComboBox()
         for key, text in IMPORTANCE_MEASURES.items():
-            self.measure_box.addItem(text.split(" (")[0], key)
-        self.measure_box.setToolTip("what the colour of a convolution measures")
+            self.measure_box.addItem(_SHORT[key], key)
+            self.measure_box.setItemData(self.measure_box.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        self.measure_box.setCurrentIndex(self.measure_box.findData(DEFAULT_MEASURE))
+        self.measure_box.setToolTip("what the colour of a layer or a folded module measures")
         self.measure_box.currentIndexChanged.connect(self._on_measure_change)
         fit = QPushButton("Fit")
-        fit.setToolTip("show the whole graph")
+        fit.setToolTip("show the whole graph (as far as its text stays legible)")
         fit.clicked.connect(self.view.fit)
-        self.fold_button = QPushButton("Fold blocks")
-        self.fold_button.setToolTip("fold every block group into one node")
+        self.fold_button = QPushButton("Fold")
+        self.fold_button.setToolTip("fold the modules back to the opening level")
         self.fold_button.clicked.connect(self.fold_all)
-        self.unfold_button = QPushButton("Unfold")
-        self.unfold_button.setToolTip("show every operation")
-        self.unfold_button.clicked.connect(self.unfold_all)
+        self._reflow_timer = QTimer(self)
+        self._reflow_timer.setSingleShot(True)
+        self._reflow_timer.setInterval(120)
+        self._reflow_timer.timeout.connect(self._reflow_if_needed)
+        self.view.resized.connect(self._reflow_timer.start)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(self.measure_box, 1)
-        bar.addWidget(fit)
-        bar.addWidget(self.fold_button)
-        bar.addWidget(self.unfold_button)
+        bar.addWidget(self.search, 1)
+        for button in (self.important_button, fit, self.fold_button):
+            button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+            bar.addWidget(button)
+        legend = QHBoxLayout()
+        legend.setContentsMargins(0, 0, 0, 0)
+        legend.addWidget(self.measure_box)
+        legend.addWidget(self.colorbar, 1)
         box = QVBoxLayout()
         box.setContentsMargins(4, 4, 4, 4)
+        box.setSpacing(3)
         box.addLayout(bar)
         box.addWidget(self.note)
         box.addWidget(self.view, 1)
-        box.addWidget(self.colorbar)
+        box.addWidget(self.overview)
+        box.addLayout(legend)
         body = QWidget()
         body.setLayout(box)
         self.setWidget(body)
@@ -336,96 +302,139 @@ class GraphDock(QDockWidget):
         s = self.model.session
         ref = s.target or s.baseline
         self.full = graph_for(ref) if ref is not None else None
-        self.folded = set(self.full.groups) if self.full and len(self.full.nodes) > COLLAPSE_ABOVE else set()
+        self.opened = default_open(self.full, DEFAULT_BUDGET) if self.full is not None else set()
+        self.revealed, self.current = set(), ""
+        names = []
+        if self.full is not None:
+            names = [c.module for c in self.full.convs()] + sorted(self.full.scopes)
+        self.completer.model().setStringList(names)
         if self.full is not None and not self.full.traced:
             self.note.setText(self.full.note)
             self.note.show()
         else:
             self.note.hide()
         self._rebuild()
-        self.view.fit_width()
+        self.view.fit()
 
-    def fold(self, group: str) -> None:
-        if self.full and group in self.full.groups and group not in self.folded:
-            self.folded.add(group)
-            self._rebuild()
+    def shown_open(self) -> set[str]:
+        return self.opened | self.revealed
 
-    def unfold(self, group: str) -> None:
-        if group in self.folded:
-            self.folded.discard(group)
-            self._rebuild()
+    def fold(self, path: str) -> None:
+        """Fold an unfolded module (and what was unfolded inside it) into one box."""
+        if self.full is None or path not in self.full.scopes:
+            return
+        inner = {s for s in self.shown_open() if s == path or s.startswith(path + ".")}
+        if not inner:
+            return
+        self.opened -= inner
+        self.revealed -= inner
+        self.current = f"group:{path}"
+        self._rebuild(keep=self.current)
+
+    def unfold(self, path: str) -> None:
+        if self.full is None or path not in self.full.scopes or path in self.shown_open():
+            return
+        self.opened |= {path, *scope_chain(path)}
+        first = next((n.id for n in self.full.nodes if n.scope == path or n.scope.startswith(path + ".")), "")
+        self._rebuild(keep=first)
 
     def fold_all(self) -> None:
-        if self.full:
-            self.folded = set(self.full.groups)
+        if self.full is not None:
+            self.opened, self.revealed = default_open(self.full, DEFAULT_BUDGET), set()
             self._rebuild()
-            self.view.fit_width()
+            self.view.fit()
 
-    def unfold_all(self) -> None:
-        self.folded = set()
-        self._rebuild()
-        self.view.fit_width()
-
-    def _rebuild(self) -> None:
+    def _rebuild(self, keep: str = "") -> None:
+        """Fold, lay out and draw; ``keep``: a node (or one inside a box) to centre afterwards."""
         scene = self.view.scene()
         scene.clear()
         self.items, self.group_labels = {}, {}
         if self.full is None:
-            self.graph = None
+            self.graph, self._lay = None, None
             text = scene.addSimpleText("Open a baseline and a target to see the network.")
             text.setBrush(QBrush(QColor("#666")))
             scene.setSceneRect(text.boundingRect())
             self.refresh()
             return
-        self.graph = collapse(self.full, self.folded) if self.folded else self.full
-        lay = layout(self.graph)
+        self.graph = fold(self.full, self.shown_open())
+        self._lay = layout(self.graph)
         for node in self.graph.nodes:
-            item = NodeItem(node, QPointF(), self)
+            item = NodeItem(node, self, self.metrics)
             scene.addItem(item)
             self.items[node.id] = item
-        lane_x = self._lane_positions(lay)
-        for nid, (l, x) in lay.position.items():
-            self.items[nid].setPos(QPointF(lane_x[x], l * ROW))
-        for e in self.graph.edges:
-            pts = [QPointF(lane_x[x], l * ROW) for l, x in lay.routes[(e.src, e.dst)]]
-            pts[0] = pts[0] + QPointF(0, self.items[e.src].h / 2)
-            pts[-1] = pts[-1] - QPointF(0, self.items[e.dst].h / 2)
-            scene.addItem(_edge_item(pts, e.skip))
-        self._add_group_frames(scene)
-        scene.setSceneRect(scene.itemsBoundingRect().adjusted(-20, -20, 20, 20))
+        self.current = self.current if self.current in self.items else ""
+        if self.current:
+            self.items[self.current].state.current = True
+        self.per_row = self._best_per_row()
+        self._place()
         self.refresh()
-        self._on_selection_change(self.model.selected_layer)
+        self._on_selection_change(self.model.selected_layer, centre=False)
+        if keep:
+            target = self.items.get(keep) or next((i for i in self.items.values() if keep in i.node.members), None)
+            if target is not None:
+                self.view.centre_on(target)
 
-    def _lane_positions(self, lay) -> dict[float, float]:
-        """Scene x of each lane: as wide as its widest node; lanes of bends only are narrow."""
-        width: dict[float, float] = {}
-        for nid, (_, x) in lay.position.items():
-            width[x] = max(width.get(x, 0.0), self.items[nid].w)
-        for route in lay.routes.values():
-            for _, x in route:
-                width.setdefault(x, 24.0)
-        out, left = {}, 0.0
-        for x in sorted(width):
-            out[x] = left + width[x] / 2
-            left += width[x] + LANE_GAP
-        return out
+    def _best_per_row(self) -> int:
+        vp = self.view.viewport()
+        widths = {nid: it.w for nid, it in self.items.items()}
+        per_row, _ = choose_per_row(self._lay, widths, max(vp.width(), 200), max(vp.height(), 150), MIN_ZOOM,
+                                    col_gap=COL_GAP, lane=LANE, row_gap=ROW_GAP)
+        return per_row
 
-    def _add_group_frames(self, scene: QGraphicsScene) -> None:
-        members: dict[str, list[NodeItem]] = {}
-        for item in self.items.values():
-            if item.node.group and item.node.kind != "block":
-                members.setdefault(item.node.group, []).append(item)
-        for path, items in members.items():
-            rect = QRectF()
-            for it in items:
-                rect = rect.united(it.mapRectToScene(it.box()))
-            rect = rect.adjusted(-8, -6, 8, 6)
-            frame = scene.addRect(rect, QPen(QColor("#b8bfcc"), 1, Qt.PenStyle.DashLine), QBrush(QColor(240, 243, 248)))
-            frame.setZValue(0)
-            label = GroupLabel(path, f"{path} ▾")
-            label.setPos(rect.left() - label.boundingRect().width() - 6, rect.top())
-            scene.addItem(label)
-            self.group_labels[path] = label
+    def _reflow_if_needed(self) -> None:
+        """The dock changed shape: re-wrap the rows when another count of columns suits it."""
+        if self._lay is None or not self.items:
+            return
+        per_row = self._best_per_row()
+        if per_row == self.per_row:
+            if self.view.fitted:   # untouched since the last fit: fit the new shape
+                self.view.fit()
+            return
+        if per_row != self.per_row:
+            self.per_row = per_row
+            scene = self.view.scene()
+            for it in list(scene.items()):
+                if not isinstance(it, NodeItem) and it.parentItem() is None:
+                    scene.removeItem(it)
+            self.group_labels = {}
+            self._place()
+            self.view.fit()
+
+    def _place(self) -> None:
+        scene = self.view.scene()
+        flow = flow_layout(self._lay, {nid: it.w for nid, it in self.items.items()}, self.per_row,
+                           col_gap=COL_GAP, lane=LANE, row_gap=ROW_GAP)
+        for nid, (x, y) in flow.centre.items():
+            self.items[nid].setPos(QPointF(x, y))
+        gutters = [top - ROW_GAP / 2 for top in flow.row_top] + [flow.height + ROW_GAP / 2]
+        for e in self.graph.edges:
+            scene.addItem(edge_item(flow.routes[(e.src, e.dst)], self.items[e.src].w, self.items[e.dst].w,
+                                    gutters, flow.width + 24, e.skip))
+        self._add_frames(scene, flow.row_of)
+        scene.setSceneRect(scene.itemsBoundingRect().adjusted(-30, -30, 30, 30))
+        self.overview.refit()
+
+    def _add_frames(self, scene: QGraphicsScene, row_of: dict[str, int]) -> None:
+        """A dashed frame per unfolded module and row it spans; its name with a − above it."""
+        spans: dict[tuple[str, int], QRectF] = {}
+        inner: dict[tuple[str, int], int] = {}
+        for nid, item in self.items.items():
+            chain = scope_chain(item.node.scope)
+            for depth, path in enumerate(chain):
+                key = (path, row_of[nid])
+                box = item.mapRectToScene(item.box())
+                spans[key] = spans[key].united(box) if key in spans else box
+                inner[key] = max(inner.get(key, 0), len(chain) - depth - 1)
+        for key, rect in spans.items():   # room for the names of the frames nested inside
+            n = inner[key]
+            spans[key] = rect.adjusted(-6 - 5 * n, -18 - 17 * n, 6 + 5 * n, 6 + 5 * n)
+        for (path, row), rect in sorted(spans.items(), key=lambda kv: (kv[0][1], kv[0][0].count("."))):
+            scene.addItem(frame_item(rect))
+            if path not in self.group_labels:
+                label = GroupLabel(path, self.full.scopes.get(path, "module"))
+                label.setPos(rect.left() + 3, rect.top() + 1)
+                scene.addItem(label)
+                self.group_labels[path] = label
 
     # -- colours and counts -------------------------------------------------------------------
     def _on_measure_change(self) -> None:
@@ -450,7 +459,11 @@ class GraphDock(QDockWidget):
             for n, layer in enumerate(index.layers):
                 masked[layer.name], sizes[layer.name] = int(mc[n]), int(sz[n])
             if have:
-                values, counts = self._layer_values(index, s.scores[d], k)
+                values, counts = self._per_layer(index, s.scores[d], k)
+        if values is not self._layer_values:
+            self._layer_values = values
+            self._important = sorted(values, key=lambda w: (-values[w], index.layer_position(w))) if values else []
+            self._important_at = -1
         node_values: dict[str, float | None] = {}
         for nid, item in self.items.items():
             weights = [w for w in item.node.conv_weights if w in sizes]
@@ -459,7 +472,7 @@ class GraphDock(QDockWidget):
             node_values[nid] = self._combine(weights, values, counts, sizes) if have and weights else None
         shown = [v for v in node_values.values() if v is not None]
         if shown:
-            lo = min(shown) if self.measure == "mean_rank" else 0.0
+            lo = min(shown) if self.measure in ("mean_rank", "mass") else 0.0
             hi = max(shown)
         else:
             lo, hi = 0.0, 1.0
@@ -471,11 +484,11 @@ class GraphDock(QDockWidget):
             item.update_tooltip()
             item.update()
         self._update_colorbar(have, d, k)
+        self.important_button.setEnabled(bool(self._important))
 
-    def _layer_values(self, index, scores: np.ndarray, k: float) -> tuple[dict[str, float], dict[str, int]]:
-        """Importance and top-k count per layer; ranking all filters takes a while on paper-size
-        nets, so the result is kept until the scores, k or the measure change (a mask toggle only
-        recounts the masked filters)."""
+    def _per_layer(self, index, scores: np.ndarray, k: float) -> tuple[dict[str, float], dict[str, int]]:
+        """Importance and top-k count per layer, kept until the scores, k or the measure change
+        (a mask toggle only recounts the masked filters)."""
         source = (index, scores, k, self.measure)
         cached = self._values_cache
         if cached is not None and all(a is b or (isinstance(a, (int, float, str)) and a == b)
@@ -486,7 +499,7 @@ class GraphDock(QDockWidget):
             tc = np.rint(imp * layer_sizes(index)).astype(np.int64)
         elif self.measure == "count":
             tc = imp.astype(np.int64)
-        else:   # mean rank: blocks average the values, counts are not needed
+        else:   # summed score and mean rank combine from the values themselves
             tc = np.zeros(len(index.layers), dtype=np.int64)
         values = {layer.name: float(imp[n]) for n, layer in enumerate(index.layers)}
         counts = {layer.name: int(tc[n]) for n, layer in enumerate(index.layers)}
@@ -494,15 +507,22 @@ class GraphDock(QDockWidget):
         return values, counts
 
     def _combine(self, weights, values, counts, sizes) -> float:
-        """A node's value: the layer's own, or for a folded block the value of its convs together."""
+        """A node's value: the layer's own, or for a folded module its layers' together."""
         if len(weights) == 1:
             return values[weights[0]]
-        total = sum(sizes[w] for w in weights)
         if self.measure == "share":
-            return sum(counts[w] for w in weights) / total
+            return sum(counts[w] for w in weights) / sum(sizes[w] for w in weights)
         if self.measure == "count":
             return float(sum(counts[w] for w in weights))
-        return sum(values[w] * sizes[w] for w in weights) / total
+        if self.measure == "mass":
+            return float(sum(values[w] for w in weights))
+        return sum(values[w] * sizes[w] for w in weights) / sum(sizes[w] for w in weights)
+
+    def legend_title(self, k: float, d: str) -> str:
+        return {"count": f"number of filters in the top {k:g} % for {d} (a box: sum of its layers)",
+                "mass": f"summed score of the filters in the top {k:g} % for {d} (a box: sum)",
+                "share": f"share of the layer's filters in the top {k:g} % for {d}",
+                "mean_rank": f"mean rank percentile for {d} (1 = top)"}[self.measure]
 
     def _update_colorbar(self, have: bool, d: str, k: float) -> None:
         if not have:
@@ -510,46 +530,117 @@ class GraphDock(QDockWidget):
             self.colorbar.set_range("", "", why, False)
             return
         lo, hi = self._range
-        title = {"share": f"share of the layer's filters in the top {k:g} % for {d}",
-                 "count": f"filters in the top {k:g} % for {d}",
-                 "mean_rank": f"mean rank percentile for {d} (1 = top)"}[self.measure]
-        self.colorbar.set_range(self._fmt(lo), self._fmt(hi), title, True)
+        self.colorbar.set_range(self._fmt(lo), self._fmt(hi), self.legend_title(k, d), True)
 
     def _fmt(self, v: float) -> str:
         if self.measure == "share":
             return f"{100 * v:.3g} %"
         if self.measure == "count":
             return f"{v:,.0f}"
+        if self.measure == "mass":
+            return f"{v:.3g}"
         return f"{v:.2f}"
 
-    def describe_value(self, value: float | None) -> str:
+    def describe_value(self, value: float | None, box: bool = False) -> str:
         d = self.model.degradation
         if value is None:
             return "no scores for this degradation yet"
         k = self.model.session.mask_settings.proportion
-        return {"share": f"{100 * value:.2f} % of its filters in the top {k:g} % for {d}",
-                "count": f"{value:,.0f} filters in the top {k:g} % for {d}",
+        whose = "its layers' filters" if box else "its filters"
+        return {"share": f"{100 * value:.2f} % of {whose} in the top {k:g} % for {d}",
+                "count": f"{value:,.0f} of {whose} in the top {k:g} % for {d}",
+                "mass": f"summed score {value:.4g} of {whose} in the top {k:g} % for {d}",
                 "mean_rank": f"mean rank percentile {value:.3f} for {d}"}[self.measure]
 
-    # -- selection -----------------------------------------------------------------------------
+    # -- navigation ----------------------------------------------------------------------------
+    def go_to(self, text: str) -> bool:
+        """Unfold what hides the layer or module named ``text``, select it and centre it."""
+        name = module_name(text.strip())
+        if self.full is None or not name:
+            return False
+        convs = {c.module: c for c in self.full.convs()}
+        if name not in convs and name not in self.full.scopes:
+            hits = [m for m in list(convs) + list(self.full.scopes) if name.lower() in m.lower()]
+            if len(hits) != 1:
+                self.model.statusMessage.emit(f"no layer or module named '{text.strip()}'" if not hits else
+                                              f"'{text.strip()}' matches {len(hits)} names: type more of one")
+                return False
+            name = hits[0]
+        if name in convs:
+            self._show_layer(convs[name].weight, centre=True)
+            self.model.select_layer(convs[name].weight)
+        else:
+            self.revealed = set(scope_chain(name)[:-1])
+            self.current = f"group:{name}" if name not in self.shown_open() else ""
+            self._rebuild(keep=self.current or next(
+                (n.id for n in self.full.nodes if n.scope == name or n.scope.startswith(name + ".")), ""))
+        return True
+
+    def next_important(self) -> None:
+        """Select the next layer by importance (the colour's measure) for the chosen degradation."""
+        if not self._important:
+            return
+        self._important_at = (self._important_at + 1) % len(self._important)
+        weight = self._important[self._important_at]
+        value = self._layer_values[weight]
+        self.important_button.setToolTip(f"#{self._important_at + 1} of {len(self._important)}: "
+                                         f"{module_name(weight)}, {self.describe_value(value)}")
+        self._show_layer(weight, centre=True)
+        self.model.select_layer(weight)
+
+    def _show_layer(self, weight: str, centre: bool) -> None:
+        """Unfold the modules hiding a layer (folding back those unfolded for the previous one)."""
+        if self.full is None:
+            return
+        chain = set(ancestors_of(self.full, weight))
+        if not chain <= self.shown_open():
+            self.revealed = chain - self.opened
+            self._rebuild()
+        node = self.graph.node_for_weight(weight) if self.graph is not None else None
+        if node is not None and centre:
+            self.view.centre_on(self.items[node.id])
+
+    def _set_current(self, node_id: str) -> None:
+        for nid, item in self.items.items():
+            if item.state.current != (nid == node_id):
+                item.state.current = nid == node_id
+                item.update()
+        self.current = node_id
+
     def _on_node_clicked(self, node_id: str) -> None:
         item = self.items.get(node_id)
         if item is None:
             return
+        self._set_current(node_id)
         if item.node.kind == "conv" and item.node.weight:
             self.model.select_layer(item.node.weight)
-        elif item.node.kind == "block":
+
+    def _on_node_double_clicked(self, node_id: str) -> None:
+        item = self.items.get(node_id)
+        if item is not None and item.node.kind == "block":
             self.unfold(item.node.group)
 
-    def _on_selection_change(self, name: str) -> None:
+    def _on_key_action(self, action: str) -> None:
+        item = self.items.get(self.current)
+        if item is None:
+            return
+        if action == "unfold" and item.node.kind == "block":
+            self.unfold(item.node.group)
+        elif action == "fold" and item.node.scope:
+            self.fold(item.node.scope)
+
+    def _on_selection_change(self, name: str, centre: bool = True) -> None:
+        if name and centre:
+            self._show_layer(name, centre=False)
         target = self.graph.node_for_weight(name) if (self.graph is not None and name) else None
         for nid, item in self.items.items():
             selected = target is not None and nid == target.id
             if item.state.selected != selected:
                 item.state.selected = selected
                 item.update()
-        if target is not None:
-            self.view.ensureVisible(self.items[target.id], 20, 20)
+        if target is not None and centre:
+            self.view.ensureVisible(self.items[target.id], 30, 30)
+            self.view.viewChanged.emit()
 
     # -- export --------------------------------------------------------------------------------
     def export(self, path) -> None:
@@ -567,23 +658,3 @@ class GraphDock(QDockWidget):
             scene.render(painter, target, source)
 
         export_picture(path, size, paint, "faig-gui network graph")
-
-
-def _edge_item(pts: list[QPointF], skip: bool) -> QGraphicsPathItem:
-    path = QPainterPath(pts[0])
-    for a, b in zip(pts, pts[1:]):
-        if abs(a.x() - b.x()) < 1e-6:
-            path.lineTo(b)
-        else:
-            mid = (a.y() + b.y()) / 2
-            path.cubicTo(QPointF(a.x(), mid), QPointF(b.x(), mid), b)
-    end = pts[-1]
-    head = QPolygonF([end, end + QPointF(-4.5, -8), end + QPointF(4.5, -8)])
-    path.addPolygon(head)
-    path.closeSubpath()
-    item = QGraphicsPathItem(path)
-    colour = _SKIP if skip else _EDGE
-    item.setPen(QPen(colour, 1.6 if skip else 1.2))
-    item.setZValue(1)
-    item.setToolTip("skip connection" if skip else "")
-    return item

@@ -57,6 +57,8 @@ class GraphNode:
     detail: str = ""                         # longer description (tooltip)
     members: tuple[str, ...] = ()            # block: ids of the folded nodes
     weights: tuple[str, ...] = ()            # block: conv weights inside, in order
+    scope: str = ""                          # innermost enclosing module path ('' at the top)
+    friendly: str = ""                       # the plugin's display name when it differs from module
 
     @property
     def filters(self) -> int:
@@ -84,6 +86,7 @@ class NetworkGraph:
     note: str = ""                           # why tracing failed, when it did
     groups: dict[str, str] = field(default_factory=dict)   # block path -> module class name
     collapsed: frozenset[str] = frozenset()
+    scopes: dict[str, str] = field(default_factory=dict)   # every enclosing module path -> class name
     _by_id: dict[str, GraphNode] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -127,13 +130,15 @@ def trace_graph(module: nn.Module, layer_label: Callable[[str], str | None] | No
     return _from_fx(traced, module, layer_label)
 
 
-def _from_fx(traced: fx.GraphModule, root: nn.Module, layer_label) -> NetworkGraph:
+def _from_fx(traced: fx.GraphModule | fx.Graph, root: nn.Module, layer_label) -> NetworkGraph:
+    graph = traced.graph if isinstance(traced, fx.GraphModule) else traced
     modules = dict(root.named_modules())
     nodes: list[GraphNode] = []
     kept: set[str] = set()
     raw_edges: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
     groups: dict[str, str] = {}
-    for fxn in traced.graph.nodes:
+    for fxn in graph.nodes:
         node = _describe(fxn, modules, layer_label)
         if node is None:
             continue
@@ -141,13 +146,40 @@ def _from_fx(traced: fx.GraphModule, root: nn.Module, layer_label) -> NetworkGra
         if group:
             groups.setdefault(group, cls)
             node = replace(node, group=group)
+        scope = _scope_of(fxn)
+        if scope:
+            node = replace(node, scope=scope)
         nodes.append(node)
         kept.add(node.id)
         for src in _inputs(fxn):
-            if src.name in kept and (src.name, node.id) not in raw_edges:
+            if src.name in kept and (src.name, node.id) not in seen:
+                seen.add((src.name, node.id))
                 raw_edges.append((src.name, node.id))
     edges = [GraphEdge(s, d) for s, d in raw_edges]
-    return _with_skips(NetworkGraph(nodes, edges, True, "", groups))
+    return _with_skips(NetworkGraph(nodes, edges, True, "", groups, scopes=_scope_classes(nodes, modules)))
+
+
+def _scope_of(fxn: fx.Node) -> str:
+    """Innermost module on the call stack other than the node's own (its place in the hierarchy)."""
+    own = str(fxn.target) if fxn.op == "call_module" else None
+    for entry in reversed(list((fxn.meta.get("nn_module_stack") or {}).values())):
+        path = entry[0] if isinstance(entry, tuple) else str(entry)
+        if path and path != own:
+            return path
+    return own.rsplit(".", 1)[0] if own and "." in own else ""
+
+
+def _scope_classes(nodes: list[GraphNode], modules: dict[str, nn.Module]) -> dict[str, str]:
+    """Class name of every module path that encloses a node, with all its dotted ancestors
+    (``body.17.rdb2`` brings ``body`` and ``body.17``: a ModuleList is never on the call stack)."""
+    out: dict[str, str] = {}
+    for n in nodes:
+        parts = n.scope.split(".") if n.scope else []
+        for k in range(1, len(parts) + 1):
+            path = ".".join(parts[:k])
+            if path not in out:
+                out[path] = type(modules[path]).__name__ if path in modules else "module"
+    return out
 
 
 def _inputs(fxn: fx.Node) -> list[fx.Node]:
@@ -224,14 +256,16 @@ def _parameter(root: nn.Module, name: str) -> torch.Tensor | None:
 
 def _conv_node(node_id: str, path: str, weight: str, shape: tuple[int, ...], layer_label,
                transposed: bool = False) -> GraphNode:
-    label = (layer_label(weight) if layer_label else None) or path or weight
+    # one name per layer everywhere: the module name; the plugin's name rides beside it
+    label = path or weight.removesuffix(".weight")
+    friendly = (layer_label(weight) if layer_label else None) or ""
     o, i, kh, kw = shape
     if transposed:  # ConvTranspose2d stores (in, out, kh, kw); the filter numbering follows the tensor
         detail = f"{weight}: transposed conv, weight {o}×{i}×{kh}×{kw}"
     else:
         detail = f"{weight}: conv {i}→{o}, {kh}×{kw}"
     return GraphNode(node_id, "conv", label, path, weight=weight, shape=tuple(int(s) for s in shape),
-                     detail=detail)
+                     detail=detail, friendly=friendly if friendly != label else "")
 
 
 def _upsample_label(scale, mode) -> str:
@@ -263,10 +297,12 @@ def fallback_graph(module: nn.Module, reason: str,
     nodes = [GraphNode("input", "input", "input", detail="input")]
     for path, mod in module.named_modules():
         if isinstance(mod, nn.modules.conv._ConvNd) and mod.weight is not None and mod.weight.ndim == 4:
-            nodes.append(_conv_node(f"conv:{path}", path, f"{path}.weight", tuple(mod.weight.shape), layer_label))
+            node = _conv_node(f"conv:{path}", path, f"{path}.weight", tuple(mod.weight.shape), layer_label)
+            nodes.append(replace(node, scope=path.rsplit(".", 1)[0] if "." in path else ""))
     nodes.append(GraphNode("output", "output", "output", detail="output"))
     edges = [GraphEdge(a.id, b.id) for a, b in zip(nodes, nodes[1:])]
-    return NetworkGraph(nodes, edges, traced=False, note=f"{reason}; showing the convolutions in order")
+    return NetworkGraph(nodes, edges, traced=False, note=f"{reason}; showing the convolutions in order",
+                        scopes=_scope_classes(nodes, dict(module.named_modules())))
 
 
 _GRAPHS: dict[tuple, NetworkGraph] = {}
@@ -285,7 +321,9 @@ def traced_graph(model) -> fx.Graph | None:
     key = _structure_key(model)
     if key not in _TRACED:
         try:
-            _TRACED[key] = fx.symbolic_trace(model.module).graph
+            # the tracer's graph alone: symbolic_trace would also generate and compile Python
+            # code for a GraphModule that nobody runs (~0.05 s for a 351-conv RRDBNet)
+            _TRACED[key] = fx.Tracer().trace(model.module)
         except Exception:  # best effort: callers fall back to the plain forward
             _TRACED[key] = None
     return _TRACED[key]
@@ -298,9 +336,18 @@ def graph_for(model) -> NetworkGraph:
     key = _structure_key(model)
     if key not in _GRAPHS:
         traced = traced_graph(model)
-        _GRAPHS[key] = (_from_fx(fx.GraphModule(model.module, traced), model.module, label) if traced is not None
+        _GRAPHS[key] = (_from_fx(traced, model.module, label) if traced is not None
                         else trace_graph(model.module, label))   # the fallback, with the reason
     return copy.deepcopy(_GRAPHS[key])
+
+
+def conv_order(model) -> list[str]:
+    """The conv weights of a registry ``LoadedModel`` in the order the network runs them
+    (the traced graph's; registration order when tracing failed). No copy of the graph."""
+    key = _structure_key(model)
+    if key not in _GRAPHS:
+        graph_for(model)
+    return [n.weight for n in _GRAPHS[key].nodes if n.kind == "conv" and n.weight]
 
 
 # -- layering and skips ----------------------------------------------------------------------------
@@ -359,7 +406,7 @@ def collapse(graph: NetworkGraph, groups: Iterable[str]) -> NetworkGraph:
         if s != d and (s, d) not in seen:
             seen.add((s, d))
             edges.append(GraphEdge(s, d))
-    out = NetworkGraph(nodes, edges, graph.traced, graph.note, dict(graph.groups), groups)
+    out = NetworkGraph(nodes, edges, graph.traced, graph.note, dict(graph.groups), groups, dict(graph.scopes))
     return _with_skips(out)
 
 

@@ -13,8 +13,9 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, ranking, top_indices
 
 IMPORTANCE_MEASURES = {
-    "share": "share of the layer's filters in the top k %",
     "count": "number of the layer's filters in the top k %",
+    "mass": "summed score of the layer's filters in the top k %",
+    "share": "share of the layer's filters in the top k %",
     "mean_rank": "mean rank of the layer's filters (percentile, 1 = most important)",
 }
 
@@ -58,6 +59,14 @@ def top_counts(index: FilterIndex, scores: np.ndarray, proportion: float) -> np.
     return counts_per_layer(index, np.flatnonzero(top_set(scores, proportion)))
 
 
+def top_mass(index: FilterIndex, scores: np.ndarray, proportion: float) -> np.ndarray:
+    """Summed score of each layer's filters among the top ``proportion`` percent (float64)."""
+    chosen = top_set(scores, proportion)
+    kept = np.where(chosen, np.asarray(scores, dtype=np.float64), 0.0)
+    return np.add.reduceat(kept, [layer.offset for layer in index.layers]) if len(kept) else \
+        np.zeros(len(index.layers))
+
+
 def top_distribution(index: FilterIndex, scores: Mapping[str, np.ndarray], proportion: float
                      ) -> dict[str, np.ndarray]:
     """``top_counts`` for every degradation."""
@@ -81,6 +90,8 @@ def layer_importance(index: FilterIndex, scores: np.ndarray, proportion: float, 
         return top_counts(index, scores, proportion) / layer_sizes(index)
     if measure == "count":
         return top_counts(index, scores, proportion).astype(np.float64)
+    if measure == "mass":
+        return top_mass(index, scores, proportion)
     if measure == "mean_rank":
         return mean_rank_percentile(index, scores)
     raise ValueError(f"unknown importance measure '{measure}'")

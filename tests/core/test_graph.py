@@ -65,7 +65,10 @@ def test_x4_has_two_shuffles_and_labels_from_the_plugin():
     g = graph_for(model)
     assert sum(n.kind == "pixel_shuffle" for n in g.nodes) == 2
     assert len(g.convs()) == len(FilterIndex.from_state_dict(model.state_dict).layers) == 9
-    assert g.node(next(c.id for c in g.convs() if c.module == "body.1.conv2")).label == "block 2 conv2"
+    # one name per layer: the module name, the plugin's label beside it, both counting from 0
+    node = g.node(next(c.id for c in g.convs() if c.module == "body.1.conv2"))
+    assert (node.label, node.friendly) == ("body.1.conv2", "block 1 conv2")
+    assert g.node(next(c.id for c in g.convs() if c.module == "conv_first")).friendly == ""
 
 
 def test_srcnn_style_is_a_chain_without_groups():
