@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QGraphicsRectItem, QHBoxL
 from faig_gui.app._export import export_widget
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.filters import FilterLayer
+from faig_gui.core.naming import layer_title
 
 COLORMAP = "viridis"
 MASK_RGBA = (235, 20, 30, 255)
@@ -134,7 +135,7 @@ class FilterGridDock(QDockWidget):
         if index is not None:
             arch = (self.model.session.target or self.model.session.baseline).architecture
             for layer in index.layers:
-                label = arch.layer_label(layer.name) or layer.module_name
+                label = layer_title(arch, layer.name)   # the graph's name for it, plugin's beside
                 self.layer_box.addItem(f"{label}  ({layer.out_channels}×{layer.in_channels})", layer.name)
         self._on_layer_change(self.model.selected_layer)
 

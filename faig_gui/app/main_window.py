@@ -27,6 +27,7 @@ from faig_gui.app.live import LatestTask
 from faig_gui.app.masking_dock import MaskingDock
 from faig_gui.app.plots_dock import PlotsDock
 from faig_gui.app.prefetch import FILL_STOPS_KEY, PREFETCH_KEY
+from faig_gui.app.profile_dock import ProfileDock
 from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.device import resolve_device
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.analysis_dock = AnalysisDock(m, self.runner, self)
         self.masking_dock = MaskingDock(m, self)
         self.graph_dock = GraphDock(m, self)
+        self.profile_dock = ProfileDock(m, self)
         self.filter_dock = FilterGridDock(m, self)
         self.plots_dock = PlotsDock(m, self)
         self.prediction_dock: QDockWidget | None = None
@@ -139,6 +141,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(R, self.graph_dock)
         self.addDockWidget(R, self.filter_dock)
         self.splitDockWidget(self.graph_dock, self.filter_dock, Qt.Orientation.Vertical)
+        self.splitDockWidget(self.graph_dock, self.profile_dock, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.filter_dock, self.plots_dock)
         self.filter_dock.raise_()
         if self.prediction_dock is not None:
@@ -147,12 +150,13 @@ class MainWindow(QMainWindow):
             self.masking_dock.raise_()
         self.setDockNestingEnabled(True)
         self.resizeDocks([self.analysis_dock, self.graph_dock], [300, 470], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.graph_dock, self.filter_dock], [480, 420], Qt.Orientation.Vertical)
+        self.resizeDocks([self.graph_dock, self.profile_dock, self.filter_dock], [420, 170, 330],
+                         Qt.Orientation.Vertical)
         self.resizeDocks([self.analysis_dock, self.masking_dock], [470, 430], Qt.Orientation.Vertical)
 
     @property
     def docks(self) -> list[QDockWidget]:
-        return [d for d in (self.analysis_dock, self.masking_dock, self.graph_dock, self.filter_dock,
+        return [d for d in (self.analysis_dock, self.masking_dock, self.graph_dock, self.profile_dock, self.filter_dock,
                             self.plots_dock, self.prediction_dock) if d is not None]
 
     def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "", icon=None) -> QAction:

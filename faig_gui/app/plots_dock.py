@@ -235,10 +235,9 @@ class DistributionPanel(QWidget):
 
     def _ticks(self, s) -> list[tuple[int, str]]:
         """Short layer names; with many layers only every few are written."""
-        arch = (s.target or s.baseline).architecture
         n = len(s.index.layers)
         step = max(1, int(np.ceil(n / 8)))   # room for ~8 names in a dock; the hover line names each
-        return [(k, _short(arch.layer_label(layer.name) or layer.module_name))
+        return [(k, _short(layer.module_name))   # the name the graph and the grid show
                 for k, layer in enumerate(s.index.layers) if k % step == 0 or k == n - 1]
 
     def _on_mouse_moved(self, scene_pos) -> None:
