@@ -134,7 +134,7 @@ class Session:
                          and FilterIndex.from_state_dict(target.state_dict).total != (self.index.total if self.index else -1))
         self.baseline, self.target = baseline, target
         ref = target or baseline
-        self.index = FilterIndex.from_state_dict(ref.state_dict) if ref is not None else None
+        self.index = FilterIndex.of_model(ref) if ref is not None else None
         if changed_shape or ref is None:
             self.scores, self.results = {}, {}
             self.mask = FilterMask(mode=self.mask.mode, lam=self.mask.lam)
@@ -306,7 +306,7 @@ class Session:
             "current": self.current,
             "analysis_source": self.analysis_source,
             "settings": {**asdict(self.settings),
-                         "degradations": [asdict(d) for d in self.settings.degradations]},
+                         "degradations": [d.to_dict() for d in self.settings.degradations]},
             "active_method": self.active_method,
             "methods": sorted(self.results),
             "mask": {"indices": self.mask.indices.tolist(), "mode": self.mask.mode, "lam": self.mask.lam,
@@ -360,7 +360,7 @@ class Session:
             self.load_target(t["path"], t.get("arch"))
         st = data.get("settings", {})
         self.settings = AnalysisSettings(
-            [Degradation(**d) for d in st.get("degradations", [])] or paper_degradations(),
+            [Degradation.from_dict(d) for d in st.get("degradations", [])] or paper_degradations(),
             st.get("steps", 100), st.get("method", "faig"), st.get("device", "auto"),
             st.get("rule", "riemann"), st.get("precision", "fp32"))
         for method in data.get("methods", []):
