@@ -259,6 +259,22 @@ def test_python_m_faig_gui_help():
         assert command in p.stdout
 
 
+def test_degrade_takes_any_set_of_degradations(work, capsys, tmp_path):
+    out = tmp_path / "three"
+    rc, text, err = run_cli(capsys, "degrade", "--hr", work / "hr", "--out", out, "--degradation", "blur",
+                            "--degradation", "noise=down,noise:0.05", "--degradation", "jpeg=down,jpeg:20")
+    assert rc == 0, err
+    assert {p.name for p in out.iterdir()} == {"GT", "LR", "blur", "noise", "jpeg"}
+    lr, jpg = read_png(out / "LR" / "cat.png"), read_png(out / "jpeg" / "cat.png")
+    # OpenCV's JPEG of the clean LR at quality 20, computed here from the written LR
+    ok, data = cv2.imencode(".jpg", np.round(lr[..., ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 20])
+    assert ok
+    np.testing.assert_array_equal(jpg, cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float64) / 255)
+    assert np.std(read_png(out / "noise" / "cat.png") - lr) == pytest.approx(0.05, rel=0.3)
+    rc, _, err = run_cli(capsys, "degrade", "--hr", work / "hr", "--out", tmp_path / "bad", "--degradation", "x=jpeg:20")
+    assert rc == 2 and "exactly once" in err
+
+
 def test_main_py_degrade_in_a_subprocess(work, tmp_path):
     p = subprocess.run([sys.executable, "main.py", "degrade", "--hr", str(work / "hr"), "--out", str(tmp_path / "d"),
                         "--seed", "3"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)

@@ -113,3 +113,20 @@ def _follow(bar, poll: Callable[[], int], finished: threading.Event) -> None:
     while not finished.wait(0.5):
         bar.n = min(poll(), bar.total)
         bar.refresh()
+
+
+def add_degradations(p: argparse.ArgumentParser) -> None:
+    """--degradation NAME=STEP,... (repeatable) or the paper's two with --blur-sigma/--noise-sigma."""
+    p.add_argument("--degradation", action="append", metavar="NAME=STEPS",
+                   help="a degradation as NAME=STEP,STEP,... applied to the HR image in that order, with "
+                        "the steps blur:SIGMA, down, noise:SIGMA, jpeg:QUALITY (exactly one 'down'); "
+                        "repeat for several, e.g. --degradation blur --degradation noise "
+                        "--degradation jpeg=down,jpeg:30 (bare names: blur, noise, jpeg; default: "
+                        "the paper's blur and noise)")
+    p.add_argument("--blur-sigma", type=float, default=2.0, help="σ of the default blur (without --degradation)")
+    p.add_argument("--noise-sigma", type=float, default=0.1, help="σ of the default noise (without --degradation)")
+
+
+def degradations_from(args: argparse.Namespace) -> list:
+    from faig_gui.core.degradations import parse_degradations
+    return parse_degradations(getattr(args, "degradation", None), args.blur_sigma, args.noise_sigma)
