@@ -23,6 +23,7 @@ from faig_gui.core.naming import layer_title
 
 COLORMAP = "viridis"
 MASK_RGBA = (235, 20, 30, 255)
+NO_KERNEL_RGBA = (200, 200, 200, 255)  # grouped convs: cells no kernel joins
 CROSS = 7   # overlay pixels per cell side
 
 
@@ -65,6 +66,23 @@ class GridViewBox(pg.ViewBox):
             self.band.show()
 
 
+def cell_indices(layer: FilterLayer) -> np.ndarray:
+    """(out, in) grid of global filter indices; -1 where no kernel joins the two channels.
+
+    The grid shows every layer as out × in, whatever its storage: a transposed conv's weight is
+    (in, out/g), a grouped conv's (out, in/g) (FilterLayer.channel_grid maps them)."""
+    cells = np.full((layer.out_channels, layer.in_channels), -1, dtype=np.int64)
+    outs, ins = layer.channel_grid()
+    cells[outs, ins] = layer.offset + np.arange(layer.count).reshape(layer.rows, layer.cols)
+    return cells
+
+
+def _layout_note(layer: FilterLayer) -> str:
+    if layer.groups > 1:
+        return f" in {layer.groups} groups (each output sees {layer.in_channels // layer.groups} inputs)"
+    return ""
+
+
 class FilterGridDock(QDockWidget):
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
         super().__init__("Filters", parent)
@@ -72,8 +90,11 @@ class FilterGridDock(QDockWidget):
         self.model = model
         self.cmap = pg.colormap.get(COLORMAP)
         self.layer: FilterLayer | None = None
-        self.scores: np.ndarray | None = None   # (out, in) of the shown layer, or None
-        self.masked: np.ndarray | None = None   # (out, in) bool
+        # (out, in) grids of the shown layer: the cell's global filter index (-1: no kernel joins
+        # them, a grouped conv's other groups), its score, whether it is masked
+        self.cells: np.ndarray | None = None
+        self.scores: np.ndarray | None = None
+        self.masked: np.ndarray | None = None
         self._rank: np.ndarray | None = None    # global rank for model.degradation
         self._rank_key = None
         self.menu: QMenu | None = None
@@ -145,12 +166,13 @@ class FilterGridDock(QDockWidget):
     def _on_layer_change(self, name: str) -> None:
         index = self.model.session.index
         if index is None:
-            self.layer = None
+            self.layer, self.cells = None, None
         else:
             names = [layer.name for layer in index.layers]
             # nothing selected yet: show the first layer (clicking here works the same)
             self.layer = index.layer(name if name in names else names[0])
             self.layer_box.setCurrentIndex(names.index(self.layer.name))
+            self.cells = cell_indices(self.layer)
         self._on_scores_change(reset_view=True)
 
     # -- drawing -------------------------------------------------------------------------------
@@ -167,12 +189,14 @@ class FilterGridDock(QDockWidget):
             return
         have = d in s.scores
         if have:
-            flat = s.scores[d][layer.offset:layer.offset + layer.count]
-            self.scores = flat.reshape(layer.out_channels, layer.in_channels).astype(np.float64)
-            lo, hi = float(self.scores.min()), float(self.scores.max())
+            valid = self.cells >= 0
+            self.scores = np.full(self.cells.shape, np.nan)
+            self.scores[valid] = s.scores[d][self.cells[valid]]
+            lo, hi = float(np.nanmin(self.scores)), float(np.nanmax(self.scores))
             if hi <= lo:
                 hi = lo + 1e-12
-            self.image.setImage(self.scores, autoLevels=False, levels=(lo, hi))
+            # cells without a kernel take the lowest colour; the overlay greys them out
+            self.image.setImage(np.where(valid, self.scores, lo), autoLevels=False, levels=(lo, hi))
             self.colorbar.setLevels((lo, hi))
             self.colorbar.setColorMap(self.cmap)
             what = f"score for {d}"
@@ -182,9 +206,9 @@ class FilterGridDock(QDockWidget):
             self.colorbar.setColorMap(pg.ColorMap([0, 1], [(217, 221, 227), (217, 221, 227)]))
             what = "no scores yet: run the analysis"
         self._rank = None
-        self.header.setText(f"<b>{layer.name}</b>: {layer.out_channels} out × {layer.in_channels} in = "
-                            f"{layer.count:,} filters; colour: {what}; <span style='color:#eb141e'>red ×</span>: "
-                            f"masked")
+        self.header.setText(f"<b>{layer.name}</b> ({layer.kind}): {layer.out_channels} out × {layer.in_channels} in"
+                            f"{_layout_note(layer)} = {layer.count:,} filters; colour: {what}; "
+                            f"<span style='color:#eb141e'>red ×</span>: masked")
         self._on_mask_change()
         if reset_view:
             self.viewbox.setRange(QRectF(0, 0, layer.in_channels, layer.out_channels), padding=0.02)
@@ -197,13 +221,16 @@ class FilterGridDock(QDockWidget):
         local = idx[(idx >= layer.offset) & (idx < layer.offset + layer.count)] - layer.offset
         masked = np.zeros(layer.count, dtype=bool)
         masked[local] = True
-        self.masked = masked.reshape(layer.out_channels, layer.in_channels)
+        valid = self.cells >= 0
+        self.masked = np.zeros(self.cells.shape, dtype=bool)
+        self.masked[valid] = masked[self.cells[valid] - layer.offset]
         # each masked cell gets a red cross, drawn at CROSS pixels per cell, so its colour stays visible
         o_n, i_n = self.masked.shape
         cross = np.eye(CROSS, dtype=bool) | np.eye(CROSS, dtype=bool)[::-1]
         marks = np.kron(self.masked, cross)
         rgba = np.zeros((o_n * CROSS, i_n * CROSS, 4), dtype=np.ubyte)
         rgba[marks] = MASK_RGBA
+        rgba[np.kron(~valid, np.ones((CROSS, CROSS), dtype=bool))] = NO_KERNEL_RGBA
         self.overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
         self.overlay.setRect(QRectF(0, 0, i_n, o_n))
         self.setWindowTitle(f"Filters: {layer.module_name}" + (f" ({len(local)} masked)" if len(local) else ""))
@@ -219,11 +246,12 @@ class FilterGridDock(QDockWidget):
         return None
 
     def global_index(self, out: int, inp: int) -> int:
-        return self.layer.offset + out * self.layer.in_channels + inp
+        """The filter joining input ``inp`` to output ``out``; -1 when none does (grouped conv)."""
+        return int(self.cells[out, inp])
 
     def click_at(self, p: QPointF) -> None:
         cell = self.cell_at(p)
-        if cell is not None:
+        if cell is not None and self.global_index(*cell) >= 0:
             self.model.toggle_filters([self.global_index(*cell)])
 
     def rectangle(self, a: QPointF, b: QPointF, masked: bool = True) -> None:
@@ -240,8 +268,8 @@ class FilterGridDock(QDockWidget):
 
     def mask_cells(self, outs, ins, masked: bool) -> None:
         outs, ins = np.asarray(list(outs)), np.asarray(list(ins))
-        idx = (self.layer.offset + outs[:, None] * self.layer.in_channels + ins[None, :]).reshape(-1)
-        self.model.mask_filters(idx, masked)
+        idx = self.cells[outs[:, None], ins[None, :]].reshape(-1)
+        self.model.mask_filters(idx[idx >= 0], masked)
 
     def menu_at(self, p: QPointF, screen_pos) -> QMenu | None:
         """The right-click menu: mask or unmask this row, this column, the layer."""
@@ -277,7 +305,11 @@ class FilterGridDock(QDockWidget):
         """'(layer, out, in) · global index · score · rank' for one cell."""
         s, L = self.model.session, self.layer
         k = self.global_index(out, inp)
+        if k < 0:
+            return f"({L.module_name}, out {out}, in {inp}) · no filter: the {L.kind} joins other groups"
         text = f"({L.module_name}, out {out}, in {inp}) · filter #{k:,}"
+        if L.transposed:  # the tensor stores it the other way round
+            text += f" · stored at weight[{inp}, {out % (L.out_channels // L.groups)}]"
         d = self.model.degradation
         if d in s.scores:
             key = (id(s.scores[d]), d)

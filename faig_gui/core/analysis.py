@@ -170,7 +170,7 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
     config.validate()
     check_pair(baseline, target)
     start = time.perf_counter()
-    index = FilterIndex.from_state_dict(target.state_dict)
+    index = FilterIndex.of_model(target)  # the module tells transposed/grouped convs apart
     device = resolve_device(config.device)
     configure_precision(config.allow_tf32)
     if not images and config.method in ("faig", "ig"):

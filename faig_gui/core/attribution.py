@@ -320,7 +320,7 @@ def faig_attribution(module: nn.Module, baseline: Mapping[str, torch.Tensor],
     With ``check`` also the path's :class:`PathCheck`: the same backward passes give the
     gradients of every float tensor on the path (biases too; they cost next to nothing beside
     the kernels'), and two gradient-free forwards give L(θ) and L(θ̄)."""
-    index = index or FilterIndex.from_state_dict(target)
+    index = index or FilterIndex.from_state_dict(target, module)
     options = options or PathOptions.paper()
     _check_image_pair(module, lr, hr)
     names = _weight_names(index)
@@ -353,7 +353,7 @@ def ig_attribution(module: nn.Module, target: Mapping[str, torch.Tensor], clean_
                    options: PathOptions | None = None, on_steps: StepCallback | None = None,
                    should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Σ_{kh,kw} | Σ_s w_s ∂ΣF_θ(x(α_s))/∂θ_k |, x(α) = x_clean + α (x_d − x_clean)."""
-    index = index or FilterIndex.from_state_dict(target)
+    index = index or FilterIndex.from_state_dict(target, module)
     options = options or PathOptions.paper()
     if clean_lr.shape != degraded_lr.shape:
         raise FaigError(f"clean LR {tuple(clean_lr.shape)} and degraded LR {tuple(degraded_lr.shape)} differ in size")

@@ -73,8 +73,9 @@ def masked_state_dict(target: Mapping[str, torch.Tensor], baseline: Mapping[str,
     for pos in np.unique(layer_pos):
         layer = index.layers[pos]
         local = mask.indices[layer_pos == pos] - layer.offset
-        o = torch.as_tensor(local // layer.in_channels)
-        i = torch.as_tensor(local % layer.in_channels)
+        # storage position W[row, col] (FilterLayer: a transposed conv's rows are its inputs)
+        o = torch.as_tensor(local // layer.cols)
+        i = torch.as_tensor(local % layer.cols)
         w = target[layer.name].clone()
         replacement = baseline[layer.name][o, i] if mask.mode == "baseline" else torch.zeros_like(w[o, i])
         w[o, i] = mask.lam * w[o, i] + (1.0 - mask.lam) * replacement
@@ -87,6 +88,7 @@ def masked_model(module: nn.Module, target: Mapping[str, torch.Tensor],
                  index: FilterIndex | None = None) -> nn.Module:
     """A new module with the masked weights (the given module is left as it is)."""
     new = copy.deepcopy(module)
+    index = index or FilterIndex.from_state_dict(target, module)
     new.load_state_dict(masked_state_dict(target, baseline, mask, index), strict=True)
     new.eval()
     return new
