@@ -1,9 +1,13 @@
-"""Prediction dock: drop images, see whether each is clean, blurry, noisy or both, and how much.
+"""Prediction dock: is an image clean, blurry, noisy or both, and how much?
 
-The verdicts come from core.prediction (the target's own discriminative filters, calibrated on
-the session's analysis images). Requests are copied on the UI thread and computed in a
-latest-wins task (live.py): a change of scores, proportion or models re-predicts every entry,
-and a newer request supersedes an older one.
+Two kinds of rows: the centre view's current image (always predicted, it follows the image
+list) and the images dropped anywhere on the window or added here. The verdicts come from
+core.prediction: the target's own discriminative filters, the top PredictorConfig.proportion %
+(the proportion its calibration was measured for), calibrated on the session's analysis images.
+The Masking panel's top-k is used only when "use the masking panel's top-k" is ticked, so that
+sliding k to look at masks does not change what the predictor sees. Requests are copied on the
+UI thread and computed in a latest-wins task (live.py); a change of scores or models, or of k
+while the box is ticked, predicts every row again.
 """
 from __future__ import annotations
 
@@ -11,13 +15,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from faig_gui.app.live import LatestTask
+from faig_gui.app.prediction_rows import THRESHOLD, EntryWidget, PredictionEntry
 from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import live_threads
 from faig_gui.core.device import resolve_device
@@ -26,19 +39,8 @@ from faig_gui.core.imageio import IMAGE_SUFFIXES, read_image
 from faig_gui.core.prediction import Prediction, Predictor, PredictorConfig
 from faig_gui.core.threads import AdaptiveThreads
 
-THUMB = 56
-
-
-@dataclass
-class PredictionEntry:
-    path: str
-    lr: np.ndarray                       # HWC float32 RGB [0, 1]
-    prediction: Prediction | None = None
-    error: str = ""
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).name
+#: the predictor's own proportion: the one its calibration and docs/prediction.md's figures are for
+OWN_PROPORTION = PredictorConfig().proportion
 
 
 @dataclass(frozen=True)
@@ -57,67 +59,8 @@ class _Request:
     tuner: AdaptiveThreads | None = None   # the dock's, used on the prediction thread only
 
 
-def _thumbnail(lr: np.ndarray) -> QPixmap:
-    img = np.ascontiguousarray((np.clip(lr, 0, 1) * 255 + 0.5).astype(np.uint8))
-    h, w = img.shape[:2]
-    q = QImage(img.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    return QPixmap.fromImage(q).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                       Qt.TransformationMode.SmoothTransformation)
-
-
-class _EntryWidget(QWidget):
-    """One row: thumbnail, name, verdict and a bar per degradation."""
-
-    def __init__(self, entry: PredictionEntry, names: list[str], parent: QWidget | None = None):
-        super().__init__(parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
-        self.thumb = QLabel()
-        self.thumb.setPixmap(_thumbnail(entry.lr))
-        self.thumb.setFixedSize(THUMB, THUMB)
-        lay.addWidget(self.thumb)
-        col = QVBoxLayout()
-        col.setSpacing(1)
-        self.title = QLabel(f"<b>{entry.name}</b>  <span style='color:gray'>{entry.lr.shape[1]}×{entry.lr.shape[0]}</span>")
-        self.verdict = QLabel()
-        self.verdict.setObjectName("verdict")
-        self.verdict.setWordWrap(True)
-        col.addWidget(self.title)
-        col.addWidget(self.verdict)
-        self.bars: dict[str, QProgressBar] = {}
-        for d in names:
-            bar = QProgressBar()
-            bar.setRange(0, 100)
-            bar.setFixedHeight(12)
-            bar.setTextVisible(True)
-            bar.setFormat(f"{d} %p %")
-            bar.setToolTip(f"Confidence that the image holds '{d}'")
-            col.addWidget(bar)
-            self.bars[d] = bar
-        lay.addLayout(col, 1)
-        self.show_entry(entry)
-
-    def show_entry(self, entry: PredictionEntry) -> None:
-        p = entry.prediction
-        if entry.error:
-            self.verdict.setText(f"<span style='color:#b00'>{entry.error}</span>")
-        elif p is None:
-            self.verdict.setText("<i>predicting…</i>")
-        else:
-            text = f"<b>{p.describe()}</b>"
-            if p.note:
-                text += f"<br><span style='color:gray'>{p.note}</span>"
-            self.verdict.setText(text)
-            self.setToolTip("Evidence: " + "; ".join(
-                f"{kind} " + ", ".join(f"{d} {v:.3g}" for d, v in vals.items()) for kind, vals in p.evidence.items()))
-        for d, bar in self.bars.items():
-            value = None if p is None or entry.error else p.scores.get(d)
-            bar.setValue(0 if value is None else int(round(100 * value)))
-            bar.setEnabled(value is not None)
-
-
 class PredictionDock(QDockWidget):
-    """Drop images; each gets a verdict (clean / blur / noise / both), confidences and a strength."""
+    """Each image gets a verdict (clean / blur / noise / both), confidences and a strength."""
 
     predictionsChanged = Signal()   # entries got new verdicts (or errors)
 
@@ -125,9 +68,13 @@ class PredictionDock(QDockWidget):
         super().__init__("Prediction", parent)
         self.setObjectName("prediction")
         self.model = model
-        self.entries: list[PredictionEntry] = []
+        self.entries: list[PredictionEntry] = []      # dropped or added here
+        self.current: PredictionEntry | None = None   # the centre view's image
         self._names: list[str] = []
-        self._used: tuple | None = None   # (proportion, models id, scores id) of the last request
+        self._rows: list[EntryWidget] = []
+        self._current_row: EntryWidget | None = None
+        self._used: tuple | None = None   # _state() of the last request
+        self._calibration_note = ""
         self.task = LatestTask("predict", self)
         self._threads = AdaptiveThreads()   # torch threads of the prediction thread, measured
         self.task.failed.connect(self._on_failed)
@@ -136,8 +83,13 @@ class PredictionDock(QDockWidget):
         self._build()
         model.scoresChanged.connect(self._on_inputs_change)
         model.modelsChanged.connect(self._on_inputs_change)
+        model.settingsChanged.connect(self._on_inputs_change)
         model.maskShown.connect(self._on_mask_change)
-        self._update_status()
+        model.currentImageChanged.connect(self._on_current_change)
+        model.imagesChanged.connect(self._on_images_change)
+        self._session_id: int | None = None
+        self._known: set[str] = set()   # paths of the session's images already seen
+        self._on_images_change()
 
     # -- layout ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -146,16 +98,41 @@ class PredictionDock(QDockWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.status)
-        self.list = QListWidget()
-        self.list.setIconSize(QSize(THUMB, THUMB))
-        self.list.setToolTip("Drop images here; click one to make it the current image")
-        self.list.itemClicked.connect(self._on_item_clicked)
-        lay.addWidget(self.list, 1)
+        self.use_masking_k = QCheckBox("use the Masking panel's top-k")
+        self.use_masking_k.setToolTip(
+            f"Unticked, the predictor uses its own filters: the top {OWN_PROPORTION:g} % per degradation, the "
+            f"proportion it is calibrated for. Ticked, it uses the Masking panel's k (each new k calibrates again)")
+        self.use_masking_k.toggled.connect(lambda _on: self._on_inputs_change())
+        lay.addWidget(self.use_masking_k)
+        self.rows_widget = QWidget()
+        self.rows = QVBoxLayout(self.rows_widget)
+        self.rows.setContentsMargins(0, 0, 0, 0)
+        self.rows.setSpacing(4)
+        self.current_heading = QLabel("<b>Centre image</b>")
+        self.dropped_heading = QLabel("<b>Dropped images</b> <span style='color:gray'>(drop images anywhere on "
+                                      "the window; click one to show it)</span>")
+        self.dropped_heading.setWordWrap(True)
+        self.dropped_heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.current_box = QVBoxLayout()
+        self.dropped_box = QVBoxLayout()
+        self.dropped_box.setSpacing(4)
+        self.rows.addWidget(self.current_heading)
+        self.rows.addLayout(self.current_box)
+        self.rows.addWidget(self.dropped_heading)
+        self.rows.addLayout(self.dropped_box)
+        self.rows.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.rows_widget)
+        lay.addWidget(self.scroll, 1)
         row = QHBoxLayout()
         self.add_button = QPushButton("Add images…")
         self.add_button.clicked.connect(self.choose_images)
         self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Forget the dropped images (the centre image stays)")
         self.clear_button.clicked.connect(self.clear)
         row.addWidget(self.add_button)
         row.addWidget(self.clear_button)
@@ -173,6 +150,7 @@ class PredictionDock(QDockWidget):
                 if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES]
 
     def dragEnterEvent(self, event) -> None:
+        # images only; anything else goes on to the window, which says what it cannot open
         if self._image_paths(event):
             event.acceptProposedAction()
         else:
@@ -197,9 +175,12 @@ class PredictionDock(QDockWidget):
 
     # -- entries -----------------------------------------------------------------------------
     def add_paths(self, paths: list[str]) -> int:
-        """Read each image (unreadable ones are reported and skipped) and predict the new ones."""
+        """Read each image (unreadable ones are reported and skipped) and predict the new ones;
+        an image listed already is not listed twice."""
         added = 0
         for p in paths:
+            if str(p) in {e.path for e in self.entries}:
+                continue
             try:
                 lr = read_image(p)
             except FaigError as exc:
@@ -208,34 +189,52 @@ class PredictionDock(QDockWidget):
             self.entries.append(PredictionEntry(str(p), lr))
             added += 1
         if added:
-            self._rebuild_list()
+            self._rebuild_rows()
             self._request()
         return added
 
     def clear(self) -> None:
         self.entries.clear()
-        self._rebuild_list()
+        self._rebuild_rows()
 
-    def _rebuild_list(self) -> None:
-        self.list.clear()
-        for entry in self.entries:
-            item = QListWidgetItem()
-            widget = _EntryWidget(entry, self._names)
-            item.setSizeHint(widget.sizeHint())
-            item.setData(Qt.ItemDataRole.UserRole, entry.path)
-            self.list.addItem(item)
-            self.list.setItemWidget(item, widget)
+    def count(self) -> int:
+        """How many dropped images are listed."""
+        return len(self.entries)
 
-    def entry_widget(self, row: int) -> _EntryWidget:
-        return self.list.itemWidget(self.list.item(row))
+    def _rebuild_rows(self) -> None:
+        for w in self._rows:
+            self.dropped_box.removeWidget(w)
+            w.deleteLater()
+        self._rows = []
+        for row, entry in enumerate(self.entries):
+            widget = EntryWidget(entry, self._names)
+            widget.clicked.connect(lambda row=row: self.make_current(row))
+            widget.setToolTip("Click to show it in the centre view")
+            self.dropped_box.addWidget(widget)
+            self._rows.append(widget)
+        self.dropped_heading.setVisible(bool(self.entries))
+
+    def _rebuild_current_row(self) -> None:
+        if self._current_row is not None:
+            self.current_box.removeWidget(self._current_row)
+            self._current_row.deleteLater()
+            self._current_row = None
+        if self.current is not None:
+            self._current_row = EntryWidget(self.current, self._names)
+            self.current_box.addWidget(self._current_row)
+        self.current_heading.setVisible(self.current is not None)
+
+    def entry_widget(self, row: int) -> EntryWidget:
+        return self._rows[row]
+
+    @property
+    def current_widget(self) -> EntryWidget | None:
+        return self._current_row
 
     def verdict_text(self, row: int) -> str:
         """The verdict as shown (plain text), e.g. 'blur + noise (noise σ ≈ 0.08)'."""
         p = self.entries[row].prediction
         return self.entries[row].error or (p.describe() if p is not None else "")
-
-    def _on_item_clicked(self, item: QListWidgetItem) -> None:
-        self.make_current(self.list.row(item))
 
     def make_current(self, row: int) -> None:
         """Make entry ``row`` the session's current image (adding it to the images if needed)."""
@@ -247,39 +246,74 @@ class PredictionDock(QDockWidget):
                 return
         self.model.add_images([entry.path])
 
+    def _on_images_change(self) -> None:
+        """Images added to the open session (dropped on the centre view or the window, File >
+        Add images, the command line) get a row of their own; a new session's images do not."""
+        s = self.model.session
+        paths = {str(img.path) for img in s.images}
+        if id(s) != self._session_id:
+            self._session_id, self._known = id(s), paths
+        else:
+            listed = {e.path for e in self.entries}
+            new = [img for img in s.images if str(img.path) not in self._known | listed]
+            self._known |= paths
+            if new:
+                self.entries += [PredictionEntry(str(img.path), img.lr) for img in new]
+                self._rebuild_rows()
+                self._request()
+        self._on_current_change()
+
+    def _on_current_change(self, *_args) -> None:
+        img = self.model.session.current_image()
+        if img is None:
+            changed = self.current is not None
+            self.current = None
+        else:
+            changed = self.current is None or self.current.path != str(img.path) or self.current.lr is not img.lr
+            if changed:
+                self.current = PredictionEntry(str(img.path), img.lr)
+        if changed:
+            self._rebuild_current_row()
+            self._request()
+
     # -- live updates ------------------------------------------------------------------------
+    @property
+    def proportion(self) -> float:
+        """Top k % of filters per degradation the predictor uses."""
+        return float(self.model.session.mask_settings.proportion) if self.use_masking_k.isChecked() else OWN_PROPORTION
+
     def _state(self) -> tuple:
         s = self.model.session
-        return (s.mask_settings.proportion, id(s.target), id(s.baseline), id(s.scores),
+        return (self.proportion, id(s.target), id(s.baseline), id(s.scores),
                 tuple(id(v) for v in s.scores.values()), len(s.analysis_images))
+
+    def _all(self) -> list[PredictionEntry]:
+        return ([self.current] if self.current is not None else []) + self.entries
 
     def _on_inputs_change(self) -> None:
         self._request(force=True)
 
     def _on_mask_change(self) -> None:
-        if self._state() != self._used:   # only the proportion matters, not hand-toggled filters
+        if self._state() != self._used:   # k matters only when the box is ticked
             self._request(force=True)
 
     def _request(self, force: bool = False) -> None:
         s = self.model.session
         self._update_status()
-        if force:
-            for e in self.entries:
-                e.prediction, e.error = None, ""
-            if self._names != list(s.scores):
-                self._names = list(s.scores)
-                self._rebuild_list()
-            else:
-                self._refresh_rows()
-        todo = tuple((e.path, e.lr) for e in self.entries if e.prediction is None and not e.error)
-        if not todo or not self._can_predict():
-            return
         if self._names != list(s.scores):
             self._names = list(s.scores)
-            self._rebuild_list()
+            force = True
+        if force:
+            for e in self._all():
+                e.prediction, e.error = None, ""
+            self._rebuild_rows()
+            self._rebuild_current_row()
+        todo = {e.path: e.lr for e in self._all() if e.prediction is None and not e.error}
+        if not todo or not self._can_predict():
+            return
         req = _Request(s.baseline, s.target, dict(s.scores), tuple(img.hr for img in s.analysis_images),
-                       tuple(s.settings.degradations), float(s.mask_settings.proportion),
-                       s.settings.device, todo, live_threads(self.model.long_jobs), self._threads)
+                       tuple(s.settings.degradations), self.proportion, s.settings.device,
+                       tuple(todo.items()), live_threads(self.model.long_jobs), self._threads)
         self._used = self._state()
         self.task.submit(lambda: _predict(req), self._apply)
 
@@ -294,14 +328,21 @@ class PredictionDock(QDockWidget):
             return "Run the analysis (or load scores): the predictor uses the discriminative filters."
         if not s.analysis_images:
             return "Add analysis images: the predictor calibrates on them."
-        if s.mask_settings.proportion <= 0:
-            return "The masking proportion is 0 %: raise k to give the predictor some filters."
+        if self.proportion <= 0:
+            return "The Masking panel's k is 0 %: raise it, or untick 'use the Masking panel's top-k'."
         return ""
+
+    def idle(self) -> bool:
+        """Nothing being predicted and nothing waiting to be (the window's screenshot waits)."""
+        if not self.task.idle:
+            return False
+        waiting = any(e.prediction is None and not e.error for e in self._all())
+        return not (waiting and self._can_predict())
 
     def _apply(self, result: dict) -> None:
         by_path = result["predictions"]
-        for e in self.entries:
-            if e.path in by_path:
+        for e in self._all():
+            if e.path in by_path and e.prediction is None and not e.error:
                 value = by_path[e.path]
                 if isinstance(value, str):
                     e.error = value
@@ -311,14 +352,20 @@ class PredictionDock(QDockWidget):
         self._refresh_rows()
         self._update_status()
         self.predictionsChanged.emit()
+        if not self.idle():   # rows that came while this job ran
+            self._request()
 
     def _refresh_rows(self) -> None:
-        for row, entry in enumerate(self.entries):
-            w = self.entry_widget(row)
-            if w is not None:
-                w.show_entry(entry)
+        for entry, w in zip(self.entries, self._rows):
+            w.show_entry(entry)
+        if self.current is not None and self._current_row is not None:
+            self._current_row.show_entry(self.current)
 
     def _on_failed(self, message: str) -> None:
+        for e in self._all():   # the rows waiting for this job say why they got nothing
+            if e.prediction is None and not e.error:
+                e.error = message
+        self._refresh_rows()
         self.status.setText(f"<span style='color:#b00'>{message}</span>")
         self.model.errorOccurred.emit(message)
 
@@ -332,9 +379,10 @@ class PredictionDock(QDockWidget):
             self.status.setText(why)
             return
         s = self.model.session
-        note = getattr(self, "_calibration_note", "")
-        self.status.setText(f"Top {s.mask_settings.proportion:g} % filters of {', '.join(s.scores)}"
-                            + (f" · {note}" if note else "") + ". Drop images here.")
+        whose = "the Masking panel's" if self.use_masking_k.isChecked() else "its own"
+        note = self._calibration_note
+        self.status.setText(f"Filters: {whose}, the top {self.proportion:g} % for {', '.join(s.scores)}"
+                            + (f" · {note}" if note else "") + f". A bar's mark is the threshold ({THRESHOLD:g}).")
 
     def shutdown(self) -> None:
         """Stop the prediction thread (the window calls this on close)."""

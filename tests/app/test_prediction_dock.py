@@ -1,4 +1,5 @@
-"""The Prediction dock driven through real Qt events: drops, clicks, live re-prediction."""
+"""The Prediction dock driven through real Qt events: drops (on the panel and anywhere on the window),
+clicks, the centre image's row, its own filters or the Masking panel's k, what the bars show."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,8 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent
 from PySide6.QtWidgets import QApplication
 
-from faig_gui.app.prediction_dock import PredictionDock
+from faig_gui.app.prediction_dock import OWN_PROPORTION, PredictionDock
+from faig_gui.app.prediction_rows import THRESHOLD
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.imageio import list_images, read_image
 from faig_gui.core.prediction import Predictor, PredictorConfig
@@ -47,11 +49,11 @@ def test_dropping_two_images_lists_both_with_verdicts(dock, qtbot, tiny_demo):
     files = [tiny_demo.heldout / "blur" / "h0.png", tiny_demo.heldout / "noise" / "h1.png"]
     event = drop(dock, files)
     assert event.isAccepted()
-    assert dock.list.count() == 2
+    assert dock.count() == 2
     with qtbot.waitSignal(dock.predictionsChanged, timeout=120_000):
         pass
     qtbot.waitUntil(lambda: all(e.prediction is not None for e in dock.entries), timeout=120_000)
-    ref = reference(dock.model, 5.0)
+    ref = reference(dock.model, OWN_PROPORTION)   # its own filters, not the session's 5 % mask
     for row, path in enumerate(files):
         expected = ref.predict(read_image(path))
         widget = dock.entry_widget(row)
@@ -59,7 +61,8 @@ def test_dropping_two_images_lists_both_with_verdicts(dock, qtbot, tiny_demo):
         assert expected.describe() in widget.verdict.text()
         assert set(expected.labels) <= {"blur", "noise"}
         for d, bar in widget.bars.items():
-            assert bar.value() == int(round(100 * expected.scores[d]))
+            assert bar.value() == round(100 * expected.scores[d])
+            assert bar.text() == f"{expected.scores[d]:.2f}"
         assert not widget.thumb.pixmap().isNull()
 
 
@@ -70,7 +73,7 @@ def test_a_dropped_file_that_is_no_image_is_refused(dock, tiny_demo):
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(dock, enter)
     assert not enter.isAccepted()
-    assert dock.list.count() == 0
+    assert dock.count() == 0
 
 
 def test_an_unreadable_image_is_reported_and_the_others_are_kept(dock, qtbot, tiny_demo, tmp_path):
@@ -79,16 +82,20 @@ def test_an_unreadable_image_is_reported_and_the_others_are_kept(dock, qtbot, ti
     errors = []
     dock.model.errorOccurred.connect(errors.append)
     drop(dock, [bad, tiny_demo.heldout / "noise" / "h0.png"])
-    assert dock.list.count() == 1 and errors and "broken.png" in errors[0]
+    assert dock.count() == 1 and errors and "broken.png" in errors[0]
 
 
-def test_changing_the_proportion_predicts_again_with_the_new_filters(dock, qtbot, tiny_demo):
+def test_the_masking_k_is_used_only_when_ticked(dock, qtbot, tiny_demo):
     path = tiny_demo.heldout / "blur" / "h1.png"
     drop(dock, [path])
     qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=120_000)
     first = dock.entries[0].prediction
+    assert f"its own, the top {OWN_PROPORTION:g} %" in dock.status.text()
+    dock.model.set_top_mask("blur", 20.0)            # sliding k to look at masks: same verdict
+    assert dock.entries[0].prediction is first and dock.task.idle
     with qtbot.waitSignal(dock.predictionsChanged, timeout=120_000):
-        dock.model.set_top_mask("blur", 20.0)
+        qtbot.mouseClick(dock.use_masking_k, Qt.MouseButton.LeftButton, pos=dock.use_masking_k.rect().center())
+    assert dock.use_masking_k.isChecked()
     qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=120_000)
     second = dock.entries[0].prediction
     assert second is not first
@@ -100,19 +107,23 @@ def test_changing_the_proportion_predicts_again_with_the_new_filters(dock, qtbot
         for d, v in values.items():
             assert second.evidence[kind][d] == pytest.approx(v, rel=tol, abs=tol)
     assert second.evidence != first.evidence   # other filters, other evidence
+    assert "the Masking panel's, the top 20 %" in dock.status.text()
 
 
 def test_clicking_an_entry_makes_it_the_current_image(dock, qtbot, tiny_demo):
     files = [tiny_demo.heldout / "GT" / "h0.png", tiny_demo.heldout / "noise" / "h1.png"]
     s = dock.model.session
-    dock.model.add_images([str(files[0])])        # the first is already a session image
-    drop(dock, files)
+    dock.model.add_images([str(files[0])])        # the first is already a session image: it gets a row
+    assert dock.count() == 1 and dock.entries[0].path == str(files[0])
+    drop(dock, files)                             # listed once each
+    assert dock.count() == 2
     seen = []
     dock.model.currentImageChanged.connect(seen.append)
 
     def click(row):
-        rect = dock.list.visualItemRect(dock.list.item(row))
-        qtbot.mouseClick(dock.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        widget = dock.entry_widget(row)
+        dock.scroll.ensureWidgetVisible(widget)
+        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=widget.rect().center())
 
     click(1)   # not yet in the session: added and made current
     assert len(s.images) == 2 and s.current == 1 and seen == [1]
@@ -132,7 +143,7 @@ def test_without_analysis_images_the_dock_says_what_is_missing(qtbot, qloop, tin
     qtbot.addWidget(d)
     try:
         drop(d, [tiny_demo.heldout / "noise" / "h0.png"])
-        assert d.list.count() == 1
+        assert d.count() == 1
         assert "analysis images" in d.status.text()
         assert d.entries[0].prediction is None and d.task.idle
     finally:
