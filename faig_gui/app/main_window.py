@@ -668,9 +668,7 @@ class MainWindow(QMainWindow):
             elif role == "target":
                 self.model.load_target(ckpt)
         if images:
-            self.model.add_images(images)
-            if self.prediction_dock is not None:   # a dropped image gets a verdict wherever it lands
-                self.prediction_dock.add_paths(images)
+            self.model.add_images(images)   # (the Prediction panel predicts images added to the session)
         others = [p for p in paths if p not in sessions + checkpoints + images]
         if others:
             names = ", ".join(Path(p).name for p in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
