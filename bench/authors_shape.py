@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from plugins.msrresnet import MSRResNet  # noqa: E402
+from faig_gui.plugins.msrresnet import MSRResNet  # noqa: E402
 
 
 def read_checkpoint(path: str) -> dict[str, torch.Tensor]:

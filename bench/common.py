@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 from faig_gui.core.checkpoint import save_checkpoint  # noqa: E402
 from faig_gui.core.dataset import make_degraded, write_image_set  # noqa: E402
 from faig_gui.core.degradations import paper_degradations  # noqa: E402
-from plugins.msrresnet import MSRResNetArchitecture  # noqa: E402
+from faig_gui.plugins.msrresnet import MSRResNetArchitecture  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry")
 

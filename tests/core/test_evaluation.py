@@ -15,7 +15,7 @@ from faig_gui.core.evaluation import (EvaluationResult, evaluate, markdown_table
                                       svg_plot, teaser_image)
 from faig_gui.core.imageio import write_image
 from faig_gui.core.registry import default_registry
-from plugins.msrresnet import MSRResNetArchitecture
+from faig_gui.plugins.msrresnet import MSRResNetArchitecture
 from tolerances import effect_atol, forward_atol, gamma, network_terms
 
 

@@ -9,8 +9,8 @@ from torch.nn import functional as F
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.graph import collapse, graph_for, layering, layout, trace_graph
 from faig_gui.core.registry import default_registry
-from plugins.msrresnet import MSRResNet
-from plugins.srcnn_style import SRCNNStyleArchitecture
+from faig_gui.plugins.msrresnet import MSRResNet
+from faig_gui.plugins.srcnn_style import SRCNNStyleArchitecture
 
 
 def _in_edges(graph, node_id):

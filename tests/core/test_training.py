@@ -71,7 +71,7 @@ def test_checkpoints_are_basicsr_and_load_in_the_registry(tmp_path):
 def test_loss_decreases(tmp_path):
     """The trained baseline's L1 on whole images (clean bicubic x2) beats its initialisation's."""
     from faig_gui.core.imageio import read_image, to_tensor
-    from plugins.msrresnet import MSRResNetArchitecture
+    from faig_gui.plugins.msrresnet import MSRResNetArchitecture
     hr = _images(tmp_path)
     cfg = _cfg(num_feat=8, baseline_iters=100, target_iters=0, batch=4, patch=16, baseline_lr=3e-3,
                log_every=10, snapshot_every=1000, val_every=1000)
@@ -149,7 +149,7 @@ def test_ema_matches_an_independent_computation(tmp_path):
     for rec in train(cfg, hr, out):
         if rec["kind"] == "start":
             torch.manual_seed(cfg.seed)  # the initial weights: the architecture built under the seed
-            from plugins.msrresnet import MSRResNetArchitecture
+            from faig_gui.plugins.msrresnet import MSRResNetArchitecture
             weights.append({k: v.clone() for k, v in MSRResNetArchitecture().build(cfg.hyperparameters()).state_dict().items()})
         if rec["kind"] == "snapshot":
             snap = torch.load(out / "snapshots" / "latest.pth", weights_only=True)
