@@ -15,7 +15,6 @@ shows the convolutions in registration order as a chain and says why in ``note``
 """
 from __future__ import annotations
 
-import copy
 import operator
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -338,7 +337,8 @@ def graph_for(model) -> NetworkGraph:
         traced = traced_graph(model)
         _GRAPHS[key] = (_from_fx(traced, model.module, label) if traced is not None
                         else trace_graph(model.module, label))   # the fallback, with the reason
-    return copy.deepcopy(_GRAPHS[key])
+    g = _GRAPHS[key]   # nodes and edges are frozen: a copy of the containers is a private graph
+    return NetworkGraph(list(g.nodes), list(g.edges), g.traced, g.note, dict(g.groups), g.collapsed, dict(g.scopes))
 
 
 def conv_order(model) -> list[str]:
