@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -26,6 +25,7 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
                                QSizePolicy, QSlider, QVBoxLayout, QWidget)
 
+from faig_gui.app.drops import FileDropTarget
 from faig_gui.app.live import LatestTask
 from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next, slider_stops
 from faig_gui.app.workers import live_threads
@@ -113,7 +113,7 @@ class _Panel:
         self.placeholder.setPos(self.view.viewRect().center())
 
 
-class ImageView(QWidget):
+class ImageView(FileDropTarget, QWidget):
     """Centre widget; ``rendered`` fires each time new outputs are on screen."""
 
     rendered = Signal()
@@ -567,22 +567,10 @@ class ImageView(QWidget):
         w = r.masked.shape[1]
         self.split.setValue(int(round(np.clip(self.split_line.value() / w, 0, 1) * 100)))
 
-    # -- drops -------------------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:
-        if image_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()  # checkpoints and sessions go to the window
+    # -- drops (images only: checkpoints and sessions go on to the window) --------------------
+    drop_suffixes = IMAGE_SUFFIXES
 
-    def dragMoveEvent(self, event) -> None:
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:
-        paths = image_paths(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
+    def files_dropped(self, paths: list[str]) -> None:
         self.model.add_images(paths)
 
     def reset_zoom(self) -> None:
@@ -593,13 +581,6 @@ class ImageView(QWidget):
         self._fill_timer.stop()
         self.live.close()
 
-
-
-def image_paths(mime) -> list[str]:
-    if not mime.hasUrls():
-        return []
-    return [u.toLocalFile() for u in mime.urls()
-            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES]
 
 
 def _icon(lr: np.ndarray) -> QIcon:

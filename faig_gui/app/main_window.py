@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 
 from faig_gui import __version__
 from faig_gui.app.analysis_dock import AnalysisDock, format_eta
+from faig_gui.app.drops import FileDropTarget
 from faig_gui.app.filter_grid import FilterGridDock
 from faig_gui.app.graph_view import GraphDock
 from faig_gui.app.image_view import ImageView
@@ -32,8 +33,8 @@ from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
-from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images, to_image, to_tensor, write_image
-from faig_gui.core.inference import super_resolve
+from faig_gui.core.exports import output_stems, write_masked_outputs
+from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images
 from faig_gui.core.masking import masked_state_dict
 from faig_gui.core.results import atomic_write_text, index_text, is_scores_archive, load_scores, ranking_csv
 from faig_gui.core.session import Session
@@ -62,7 +63,7 @@ def settings() -> QSettings:
     return QSettings("faig-gui", "faig-gui")
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileDropTarget, QMainWindow):
     def __init__(self, model: SessionModel | None = None, restore_layout: bool = True,
                  autosave_ms: int = AUTOSAVE_MS, parent: QWidget | None = None):
         super().__init__(parent)
@@ -599,19 +600,11 @@ class MainWindow(QMainWindow):
         import copy
         module = copy.deepcopy(s.target.module)
         target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
-        images = list(zip(output_stems(s.images), (img.lr for img in s.images)))
+        images = list(zip(session_stems(s.images), (img.lr for img in s.images)))
         out = Path(folder)
 
         def job() -> list[Path]:
-            params = masked_state_dict(target, baseline, mask, index)
-            written = []
-            for stem, lr in images:
-                x = to_tensor(lr)
-                for suffix, p in (("target", None), ("masked", params)):
-                    path = out / f"{stem}_{suffix}.png"
-                    write_image(path, to_image(super_resolve(module, x, scale, p)))
-                    written.append(path)
-            return written
+            return write_masked_outputs(module, masked_state_dict(target, baseline, mask, index), scale, images, out)
 
         self.statusBar().showMessage(f"exporting {len(images)} images…")
         self.export_task.submit(job, lambda files: self.statusBar().showMessage(
@@ -635,22 +628,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"wrote {path}", 5000)
         return True
 
-    # -- drops -------------------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:
-        if _dropped_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:
-        paths = _dropped_paths(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
+    # -- drops: every local file; those faig-gui cannot open are named in the status bar
+    # (open_paths), not refused silently at the drag ----------------------------------------
+    def files_dropped(self, paths: list[str]) -> None:
         # let the drop finish before any dialog opens
         QTimer.singleShot(0, lambda: self.open_paths(paths))
 
@@ -812,29 +792,9 @@ class MainWindow(QMainWindow):
         recovery_path().unlink(missing_ok=True)
 
 
-def output_stems(images) -> list[str]:
-    """A distinct file stem per image: blur/x.png and noise/x.png must not overwrite each other."""
-    stems, seen = [], set()
-    for img in images:
-        p = Path(img.path)
-        base = f"{p.stem}_{img.label}" if img.label else p.stem
-        stem, n = base, 1
-        if stem in seen:
-            stem = f"{p.parent.name}_{base}"
-        while stem in seen:
-            n += 1
-            stem = f"{base}_{n}"
-        seen.add(stem)
-        stems.append(stem)
-    return stems
-
-
-def _dropped_paths(mime) -> list[str]:
-    """Every local file dropped: those faig-gui cannot open are named in the status bar
-    (open_paths), not refused silently at the drag."""
-    if not mime.hasUrls():
-        return []
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+def session_stems(images) -> list[str]:
+    """The session's images' output stems, as `faig-gui mask` names its files (core.exports)."""
+    return output_stems([img.path for img in images], [img.label for img in images])
 
 
 def _separator() -> QLabel:

@@ -31,20 +31,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def output_stems(paths: list[str]) -> list[str]:
-    """One output stem per input. Inputs that share a stem (``blur/x.png``, ``noise/x.png``) get
-    their folder's name in front, then a number if still equal, so no output overwrites another."""
-    stems = [Path(p).stem for p in paths]
-    named = [f"{Path(p).parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
-    out: list[str] = []
-    for name in named:
-        unique, n = name, 2
-        while unique in out:
-            unique, n = f"{name}_{n}", n + 1
-        out.append(unique)
-    return out
-
-
 def output_dir(path: str) -> Path:
     out = Path(path)
     try:

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import argparse
 
-from faig_gui.commands._common import add_arch, add_device, output_dir, output_stems
+from faig_gui.commands._common import add_arch, add_device, output_dir
 from faig_gui.core.demo import demo_files
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
-from faig_gui.core.imageio import read_image, to_image, to_tensor, write_image
-from faig_gui.core.inference import super_resolve
+from faig_gui.core.exports import output_stems, write_masked_outputs
+from faig_gui.core.imageio import read_image
 from faig_gui.core.masking import MODES, FilterMask, masked_state_dict
 from faig_gui.core.registry import default_registry
 from faig_gui.core.results import load_scores
@@ -76,10 +76,7 @@ def run(args: argparse.Namespace) -> int:
     params = masked_state_dict(target.state_dict, baseline.state_dict, mask, index)
     device = resolve_device(args.device)
     out = output_dir(args.out)
-    for path, stem in zip(args.input, output_stems(args.input)):
-        lr = to_tensor(read_image(path))
-        write_image(out / f"{stem}_target.png", to_image(super_resolve(target.module, lr, target.scale, device=device)))
-        write_image(out / f"{stem}_masked.png",
-                    to_image(super_resolve(target.module, lr, target.scale, params=params, device=device)))
-        print(f"{stem}: masked {len(mask)} '{args.degradation}' filters -> {out}")
+    inputs = ((stem, read_image(path)) for path, stem in zip(args.input, output_stems(args.input)))
+    write_masked_outputs(target.module, params, target.scale, inputs, out, device,
+                         lambda stem: print(f"{stem}: masked {len(mask)} '{args.degradation}' filters -> {out}"))
     return 0

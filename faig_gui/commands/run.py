@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import argparse
-from faig_gui.commands._common import add_arch, add_device, output_dir, output_stems
+from faig_gui.commands._common import add_arch, add_device, output_dir
 from faig_gui.core.device import resolve_device
+from faig_gui.core.exports import output_stems
 from faig_gui.core.imageio import read_image, to_image, to_tensor, write_image
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.registry import default_registry

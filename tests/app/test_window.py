@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.imageio import read_image
-from faig_gui.app.main_window import output_stems
+from faig_gui.app.main_window import session_stems
 from faig_gui.core.registry import default_registry
 from tolerances import effect_atol, forward_atol, gamma
 from qt_events import answer_next_dialog, drop_files
@@ -333,7 +333,7 @@ def test_export_masked_outputs_and_dock_pictures(demo_window, qtbot, tmp_path):
     assert len(written) == len(s.images) == 5
     # blur/h0.png and noise/h0.png keep their labels in the names
     assert {"h0_blur_masked.png", "h0_noise_masked.png"} <= {p.name for p in written}
-    for img, stem in zip(s.images, output_stems(s.images)):
+    for img, stem in zip(s.images, session_stems(s.images)):
         masked = read_image(tmp_path / f"{stem}_masked.png")
         ref = sr_by_hand(masked_by_hand(s.target.state_dict, s.baseline.state_dict, s.mask.indices), img.lr)
         assert np.abs(masked - ref).max() <= 1 / 255 + 1e-6
