@@ -7,6 +7,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -101,3 +102,32 @@ def check_faig_matches_literal(arch: str, hp: dict, build: Callable[[], nn.Modul
     ref = literal_faig(build, base.state_dict, targ.state_dict, img.lr["blur"], img.hr, steps)
     assert (ref > 0).mean() > 0.5  # a real signal, not a vector of zeros
     assert_path_sum_close(ours, ref, path_terms(build(), (lr_side * scale) ** 2))
+
+
+def check_graph_and_live_masking(arch: str, hp: dict, seed: int = 0) -> None:
+    """What the window does with any plugin's module: torch.fx traces it (every conv weight a
+    graph node), and the incremental forward of a masked target gives the masked net's output."""
+    from faig_gui.core.filters import FilterIndex
+    from faig_gui.core.graph import graph_for, traced_graph
+    from faig_gui.core.incremental import IncrementalForward
+    from faig_gui.core.masking import FilterMask, masked_state_dict
+
+    reg = default_registry()
+    base_sd = randomised(reg.get(arch).new_state_dict(**hp), seed)
+    targ_sd = randomised(base_sd, seed + 1)
+    target = reg.model_from_state_dict(dict(targ_sd))
+    graph = graph_for(target)
+    assert graph.traced, graph.note
+    index = FilterIndex.of_model(target)
+    assert sorted(n.weight for n in graph.nodes if n.kind == "conv") == sorted(l.name for l in index.layers)
+    incremental = IncrementalForward(target.module, traced_graph(target))
+    names = [name for name, _ in target.module.named_parameters()]
+    x = lr_image(5, seed)
+    incremental.run(x, {k: targ_sd[k] for k in names})
+    masked = masked_state_dict(targ_sd, base_sd, FilterMask(np.arange(0, index.total, 5)), index)
+    got = incremental.run(x, {k: masked[k] for k in names})
+    with torch.no_grad():
+        expected = reg.model_from_state_dict(dict(masked)).module(x)
+        unmasked = target.module(x)
+    assert_same_outputs(got, expected)
+    assert not torch.allclose(expected, unmasked, atol=1e-4)   # the mask did change the output

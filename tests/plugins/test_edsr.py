@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from faig_gui.core.registry import default_registry
-from plugin_checks import (assert_same_outputs, check_equals_reference, check_faig_matches_literal, check_round_trip,
-                           randomised)
+from plugin_checks import (assert_same_outputs, check_equals_reference, check_faig_matches_literal,
+                           check_graph_and_live_masking, check_round_trip, randomised)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,3 +277,8 @@ def test_session_file_keeps_the_override(tmp_path):
     reopened = Session.open(tmp_path / "s.faig")
     assert reopened.target.module.body[0].res_scale == 0.1
     assert reopened.target.arch_spec == "edsr:res_scale=0.1"
+
+
+@pytest.mark.parametrize("layout", ["basicsr", "original"])
+def test_graph_and_live_masking(layout):
+    check_graph_and_live_masking("edsr", dict(num_feat=4, num_block=2, scale=2, layout=layout))

@@ -11,7 +11,8 @@ from torch import nn
 
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.registry import default_registry
-from plugin_checks import check_equals_reference, check_faig_matches_literal, check_round_trip
+from plugin_checks import (check_equals_reference, check_faig_matches_literal, check_graph_and_live_masking,
+                           check_round_trip)
 
 
 class _ChannelAttention(nn.Module):
@@ -145,3 +146,7 @@ def test_round_trip_pth_and_safetensors(tmp_path):
 def test_faig_matches_literal_path_sum():
     check_faig_matches_literal("rcan", dict(num_feat=4, num_group=1, num_block=1, squeeze_factor=2, scale=2),
                                lambda: BasicSRRCAN(3, 3, 4, 1, 1, 2, 2), seed=3)
+
+
+def test_graph_and_live_masking():
+    check_graph_and_live_masking("rcan", dict(num_feat=4, num_group=2, num_block=1, squeeze_factor=2, scale=3))

@@ -11,7 +11,8 @@ from torch.nn import functional as F
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.registry import default_registry
-from plugin_checks import check_equals_reference, check_faig_matches_literal, check_round_trip, randomised
+from plugin_checks import (check_equals_reference, check_faig_matches_literal, check_graph_and_live_masking,
+                           check_round_trip, randomised)
 
 
 class RealESRGANSRVGG(nn.Module):
@@ -114,3 +115,7 @@ def test_round_trip_pth_and_safetensors(tmp_path):
 def test_faig_matches_literal_path_sum():
     check_faig_matches_literal("srvgg", dict(num_feat=4, num_conv=1, scale=2),
                                lambda: RealESRGANSRVGG(3, 3, 4, 1, 2), seed=2)
+
+
+def test_graph_and_live_masking():
+    check_graph_and_live_masking("srvgg", dict(num_feat=4, num_conv=2, scale=2))
