@@ -12,7 +12,6 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.degradations import Degradation
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction.cache import cache_key_text, calibration_cache_dir, read_calibration, write_calibration
@@ -64,12 +63,6 @@ class Predictor:
         #: why a computed calibration could not be stored on disk ('' when it was, or not tried)
         self.cache_warning = ""
         self._cache_text: str | None = None
-
-    @classmethod
-    def from_analysis_images(cls, baseline: LoadedModel, target: LoadedModel, scores: Mapping[str, np.ndarray],
-                             images: Sequence[AnalysisImage], degradations: Iterable[Degradation] | None = None,
-                             config: PredictorConfig = PredictorConfig()) -> "Predictor":
-        return cls(baseline, target, scores, [img.hr for img in images], degradations, config)
 
     @property
     def cache_text(self) -> str:
