@@ -252,6 +252,20 @@ class DistributionPanel(QWidget):
             self.hover.setText(f"{layer.name} ({layer.count:,} filters): {parts} in the top {self.proportion:g} %")
 
 
+def _settle(view: pg.GraphicsView) -> None:
+    """Lay a plot out as its next paint would. pyqtgraph sizes axes and legends to their text
+    while painting and lays the plots out again afterwards: a plot not painted since it changed
+    (the hidden tab's) came out of the first export 76 px low, cut off at the bottom. A throwaway
+    paint, then the layout requests of the plot's own items (not of the widgets around it, whose
+    layouts would undo a hidden page's size)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QGraphicsWidget
+    view.grab()
+    for item in view.scene().items():
+        if isinstance(item, QGraphicsWidget):
+            QCoreApplication.sendPostedEvents(item, QEvent.Type.LayoutRequest)
+
+
 def _short(label: str) -> str:
     return label.replace("block ", "b").replace(" conv", ".").replace(".weight", "")
 
@@ -388,11 +402,18 @@ class PlotsDock(QDockWidget):
     def export(self, path) -> None:
         """Both plots, one above the other, as PNG or SVG."""
         panels = [self.distribution.plot, self.effects.canvas]
+        for p in panels:
+            # the page in the hidden tab is laid out only when shown: now, or the size read below
+            # is a never-shown default that a later paint's layout pass changes under the drawing
+            page = p.parentWidget()
+            if page is not None and page.layout() is not None:
+                page.layout().activate()
         w = max(max(p.width() for p in panels), 480)
         h = max(max(p.height() for p in panels), 300)
         for p in panels:
-            if not p.isVisible():   # the page in the hidden tab may never have been laid out
+            if not p.isVisible():   # a page too small (never shown at all) gets a readable size
                 p.resize(w, h)
+            _settle(p)
 
         def paint(painter: QPainter, rect: QRectF) -> None:
             for n, p in enumerate(panels):

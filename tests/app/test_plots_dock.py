@@ -12,7 +12,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from faig_gui.app.plots_dock import PlotsDock
-from plugins.msrresnet import MSRResNet
+from faig_gui.plugins.msrresnet import MSRResNet
 from tiny_session import loaded_model
 from tolerances import effect_atol, forward_atol
 
@@ -174,15 +174,119 @@ def test_cancel_keeps_nothing_half_done(qtbot, dock):
 
 
 def test_compute_without_analysis_images_says_what_to_do(qtbot, dock):
+    dock.tabs.setCurrentWidget(dock.effects)
     with qtbot.waitSignal(dock.model.errorOccurred) as sig:
-        assert not dock.effects.compute_button.click() and not dock.running
+        qtbot.mouseClick(dock.effects.compute_button, Qt.MouseButton.LeftButton)
     assert "analysis images" in sig.args[0]
+    # nothing started: the panel says so, Compute stays available, Cancel has nothing to stop
+    assert not dock.running and dock.result is None
+    assert dock.effects.status.text().startswith("Cannot compute")
+    assert dock.effects.compute_button.isEnabled() and not dock.effects.cancel_button.isEnabled()
+    assert dock.effects.curves == {}
 
 
-def test_export_has_both_plots(dock, tmp_path):
-    from PySide6.QtGui import QImage
-    dock.export(tmp_path / "plots.png")
-    image = QImage(str(tmp_path / "plots.png"))
-    assert image.height() >= 2 * 300
+def _made_up_result():
+    """Effects of two methods that no two curves share: (10 + p) · (2 own | 0.5 other) · (1 | 2)."""
+    from faig_gui.core.evaluation import EvaluationResult
+    props, names, methods = [1.0, 3.0, 5.0, 10.0], ["blur", "noise"], ["faig", "random"]
+    effects = {m: {f"{p:g}": {d: {e: (10 + p) * (2.0 if d == e else 0.5) * (1 + j) for e in names} for d in names}
+                   for p in props} for j, m in enumerate(methods)}
+    return EvaluationResult(methods, props, names, ["a.png"], ["a.png"], 168, effects, {})
+
+
+def _svg_groups(path):
+    """(attributes, affine matrix (a, b, c, d, e, f), children) of each <g> QSvgGenerator wrote."""
+    import re
+    import xml.etree.ElementTree as ET
+    groups = []
+    for g in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}g"):
+        m = re.fullmatch(r"matrix\(([^)]*)\)", g.get("transform", "matrix(1,0,0,1,0,0)"))
+        groups.append((g.attrib, tuple(float(v) for v in m.group(1).split(",")), list(g)))
+    return groups
+
+
+def _svg_texts(path) -> list[str]:
+    import xml.etree.ElementTree as ET
+    return [t.text.strip() for t in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}text") if t.text]
+
+
+def _series(children) -> list[tuple[float, float]]:
+    """The points of one curve: consecutive polyline segments (solid) or a path's M/L points (dashed)."""
+    import re
+    pts: list[tuple[float, float]] = []
+    for c in children:
+        text = c.get("points") or c.get("d") or ""
+        for x, y in re.findall(r"(-?[\d.e+-]+),(-?[\d.e+-]+)", text):
+            pt = (float(x), float(y))
+            if not pts or pts[-1] != pt:
+                pts.append(pt)
+    return pts
+
+
+def test_export_shows_the_bars_and_the_effect_curves(dock, tmp_path):
+    """What the exported files show: the SVG holds each layer's bar at its literal count and each
+    effect curve at its values (log10, as the axis is logarithmic); the PNG has the bars' and
+    the curves' colours where the SVG puts them (both are painted from one drawing)."""
+    from PySide6.QtGui import QColor, QImage
+    from faig_gui.app.plots_dock import DEGRADATION_COLOURS, METHOD_COLOURS
+    model = dock.model
+    panel = dock.distribution
+    panel.k_box.setCurrentIndex(panel.k_box.findData(10.0))
+    result = _made_up_result()
+    dock.effects.show_result(result)
     dock.export(tmp_path / "plots.svg")
-    assert "<svg" in (tmp_path / "plots.svg").read_text()
+    dock.export(tmp_path / "plots.png")
+    groups = _svg_groups(tmp_path / "plots.svg")
+    texts = _svg_texts(tmp_path / "plots.svg")
+    layers = [k.removesuffix(".weight") for k, v in model.session.target.state_dict.items()
+              if k.endswith("weight") and v.ndim == 4]
+    assert [t for t in texts if t in layers] == layers             # the x axis names every layer, in order
+    assert any("top 10 %" in t for t in texts)
+    assert {"blur", "noise", "masking blur filters", "masking noise filters", "FAIG", "random"} <= set(texts)
+
+    image = QImage(str(tmp_path / "plots.png"))
+    top_h = max(panel.plot.height(), dock.effects.canvas.height(), 300)
+    assert image.width() >= 480 and image.height() == 2 * top_h
+
+    def pixel(x: float, y: float) -> str:
+        return QColor(image.pixel(int(round(x)), int(round(y)))).name()
+
+    # bars: in data coordinates (x: layer, height: the count) under the plot's transform
+    for j, (d, scores) in enumerate(model.session.scores.items()):
+        colour = DEGRADATION_COLOURS[j]
+        bars = [(attrs, m, kids) for attrs, m, kids in groups
+                if attrs.get("fill") == colour and len(kids) == len(layers) and m[0] != 1]
+        assert len(bars) == 1, d
+        _, (a, _b, _c, dd, e, f), rects = bars[0]
+        rects = sorted(rects, key=lambda r: float(r.get("x")))
+        heights = [float(r.get("height")) for r in rects]
+        expected = _counts_by_hand(model, scores, 10.0)
+        assert heights == expected and sum(expected) > 0
+        for r, count in zip(rects, expected):
+            x = a * (float(r.get("x")) + float(r.get("width")) / 2) + e
+            if count:
+                assert pixel(x, f + dd * count / 2) == colour, (d, r.get("x"))
+            else:
+                assert pixel(x, f + dd * 0.5) != colour, (d, r.get("x"))
+    # curves: one solid (own inputs) and one dashed (other inputs) per method and plot, at
+    # (p, log10 effect); the SVG writes 6 significant digits
+    plots = sorted({m for attrs, m, _k in groups   # the effect plots: data transforms in the lower half
+                    if m[0] != 1 and m[3] < 0 and m[5] > top_h and attrs.get("stroke") in METHOD_COLOURS.values()},
+                   key=lambda m: m[4])
+    assert len(plots) == 2
+    for d, matrix in zip(result.degradations, plots):
+        for mth in result.methods:
+            for e_name in result.degradations:
+                dashed = e_name != d
+                found = [_series(kids) for attrs, m, kids in groups
+                         if m == matrix and attrs.get("stroke") == METHOD_COLOURS[mth]
+                         and ("stroke-dasharray" in attrs) == dashed and _series(kids)]
+                want = [(p, float(np.log10(result.effect(mth, p, d, e_name)))) for p in result.proportions]
+                assert len(found) == 1, (mth, d, e_name)
+                assert [x for x, _ in found[0]] == [x for x, _ in want]
+                assert [y for _, y in found[0]] == pytest.approx([y for _, y in want], rel=1e-5)
+                a, _b, _c, dd, e, f = matrix
+                for x, y in want:   # the symbol at each point (6 px) has the method's colour in the PNG
+                    px, py = a * x + e, dd * y + f
+                    near = {pixel(px + i, py + j) for i in (-1, 0, 1) for j in (-1, 0, 1)}
+                    assert METHOD_COLOURS[mth] in near, (mth, d, e_name, x, near)
