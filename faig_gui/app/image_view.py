@@ -58,7 +58,7 @@ class _PanelTitle(pg.LabelItem):
     """A panel's title whose text does not size the layout. pyqtgraph's label makes its text's
     width its minimum width, so every new title (the masked panel's says how many filters are
     masked: a new one after each mask change) re-laid out the canvas and resized all four views,
-    ~4 ms of the UI thread per change. Here the columns keep their width, and a title wider than
+    UI-thread work at every change (docs/performance.md, "Figures behind the code"). Here the columns keep their width, and a title wider than
     its column is clipped at the column's edges."""
 
     def __init__(self, text: str, **opts):
@@ -321,7 +321,7 @@ class ImageView(FileDropTarget, QWidget):
     # -- the docks follow the output ---------------------------------------------------------
     # What else redraws for a mask change (graph, grid, plots, predictions: SessionModel.maskShown)
     # waits while the output is computed (the render then has both cores), then until the centre
-    # view has painted it (the output shows ~8 ms sooner than after the docks' redraw)
+    # view has painted it (so the output shows before the docks' redraw, not after it)
     def _hold_docks(self) -> None:
         self._holds += 1
         self.model.hold_mask_shown()
@@ -446,7 +446,7 @@ class ImageView(FileDropTarget, QWidget):
         for percent in slider_stops(now.proportion):
             if room <= 0:
                 return
-            # (made once per ranking: a dozen masks cost ~6 ms of UI thread at every change)
+            # (made once per ranking: a dozen masks made at every change cost UI-thread time)
             key = (now.degradation, percent, now.mask.mode, now.mask.lam)
             made = self._stop_masks.get(key)
             if made is None or made[0] is not ranking:

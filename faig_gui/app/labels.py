@@ -2,8 +2,9 @@
 
 A QLabel asks its window for a new layout each time its text changes (QWidget.updateGeometry
 walks up to the main window, which lays out every dock again and starts a geometry animation
-for each): ~3 ms of UI thread per top-k step for the masking dock's labels and the status bar's
-activity label, spent while the render thread computes the new output on the other core. A
+for each): UI-thread time at every top-k step for the masking dock's labels and the status bar's
+activity label, spent while the render thread computes the new output on the other core
+(docs/performance.md, "Figures behind the code"). A
 label of fixed size does not: its text is repainted in place. ``hold_size`` gives a label the
 size of the longest text it is expected to show, so nothing is clipped and nothing moves.
 """

@@ -3,10 +3,9 @@
 A forward pass of an SR net allocates a few MB per activation and frees it a layer later. glibc
 hands such blocks back to the kernel when it frees them (``munmap`` for blocks above its mmap
 threshold; trimming the heap's top once more than its trim threshold lies free there) and the
-next allocation of that size then faults on every 4 KiB page it touches: measured on the
-development machine, the demo net's forward at 128x128 LR took 4,600-6,400 page faults per pass
-(18-25 MB mapped in afresh) and a 32-channel 256x256 activation after a convolution cost as much
-as the convolution itself on two threads (9 ms; ``bench/bench_allocator.py``). glibc adapts its
+next allocation of that size then faults on every 4 KiB page it touches, thousands of faults
+per pass of the demo net, as costly as some of its convolutions (``bench/bench_allocator.py``;
+docs/performance.md, "Figures behind the code"). glibc adapts its
 thresholds to what it frees, but the interleaved sizes of a network's activations keep it
 handing memory back.
 

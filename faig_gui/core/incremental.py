@@ -271,7 +271,7 @@ class IncrementalForward:
             local = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
             if local and _plain_conv(sub, local) and not kwargs and len(args) == 1:
                 # what Conv*d.forward does with these weights, without functional_call's swap
-                # of the module's parameters in and out (~0.2 ms a layer, 4 ms a pass here)
+                # of the module's parameters in and out (a cost per layer: docs/performance.md)
                 return sub._conv_forward(args[0], local["weight"], local.get("bias"))
             if local:
                 return functional_call(sub, local, tuple(args), kwargs)

@@ -1,15 +1,15 @@
 """How many torch threads a repeated interactive job should use, found by measuring.
 
 On an idle machine two threads halve a forward pass; on cores shared with other work they can
-double it instead (OpenMP threads wait for each other whenever one of them loses its core:
-measured here at 128x128 LR, 340 ms with one thread against 380-690 ms with two at load 3).
+double it instead (OpenMP threads wait for each other whenever one of them loses its core;
+docs/performance.md, "Figures behind the code").
 Neither count is right everywhere, and the load changes while the window is open. So a live job
 (the masked render, a prediction) asks :class:`AdaptiveThreads` for a count, runs, and reports
 how long it took per unit of work; the tuner keeps the median of the last few measurements per
 count, uses the fastest, and now and then tries another so that it follows the load. (A median,
 not a moving average: one render slowed by something passing, a burst of UI work or another
 process, made an average of two threads look slower than one, and the window then rendered
-on one core for the next several steps, ~60 ms slower each.)
+on one core, slower, for the next several steps.)
 
 Thread-safety: one tuner per job slot; it is used from that slot's thread only.
 """
@@ -34,9 +34,9 @@ class AdaptiveThreads:
     """Per thread count, the median of the last ``window`` measurements of seconds per unit of
     work (a single outlier does not change the choice; two in a row, a real change of load, do).
     Each count's first measurement is a warm-up and is not kept: it carries one-time costs (the
-    thread pool starting, memory touched for the first time, oneDNN building its kernels; the
-    window's first render took 352 ms on two threads against ~95 ms after) that made the other
-    count look faster for the next 18 renders.
+    thread pool starting, memory touched for the first time, oneDNN building its kernels: a
+    first render several times slower than the next) that made the other count look faster for
+    many renders after.
 
     ``choose(limit)``: a count among :func:`candidate_counts` (limit); untried counts first (the
     largest first), then the fastest, except that after ``explore_every`` calls it re-measures
@@ -71,9 +71,9 @@ class AdaptiveThreads:
             return best
         self._since_exploring += 1
         lead = min(self.rate[n] for n in others) / max(self.rate[best], 1e-12)
-        # (in the window two threads lead one by 1.3-1.6x on idle cores, less than a bare forward's
-        # 1.8x: the UI thread's work falls on one of them; at 1.5 it re-measured one thread every
-        # sixth render, each ~50 ms slower)
+        # (in the window two threads lead one by less than in a bare forward: the UI thread's
+        # work falls on one of them; with a higher RARE_LEAD one thread was re-measured, and
+        # rendered slower, every sixth render; docs/performance.md, "Figures behind the code")
         every = self.explore_every * (3 if lead >= RARE_LEAD else 1)
         if self._since_exploring >= every:
             self._since_exploring = 0
