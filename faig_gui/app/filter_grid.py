@@ -2,10 +2,13 @@
 
 Which filters inside a layer carry the degradation's function, and what happens without them?
 Each cell is one filter W[o, i] (row o, column i), coloured by its score for the chosen
-degradation; masked filters are crossed out in red. Click a cell to toggle its mask, drag a
-rectangle to mask those cells (Ctrl-drag unmasks), right-click for a menu that masks or unmasks
-a row, a column or the whole layer. Hovering shows (layer, out, in), the global index, the
-score and the rank. The wheel zooms; Shift- or middle-drag pans.
+degradation on a scale shared by all layers (or, by choice, the layer's own); the legend says
+what the score is. Masked filters are crossed out in red, or filled red where cells are too
+small for a cross. Click a cell to toggle its mask and see its kernels (target, baseline, their
+difference) and its rank for each degradation; drag a rectangle to mask those cells (Ctrl-drag
+unmasks), right-click for a menu that masks or unmasks a row, a column or the whole layer.
+Hovering shows (layer, out, in), the global index, the score and the rank. The axes are the
+layer's channels; the wheel zooms inside them; Shift- or middle-drag pans.
 """
 from __future__ import annotations
 
@@ -17,21 +20,30 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QGraphicsRectItem, QHBoxL
                                QWidget)
 
 from faig_gui.app._export import export_widget
+from faig_gui.app.filter_parts import ChannelAxis, FilterDetails, MaskOverlay, score_legend
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.filters import FilterLayer
 from faig_gui.core.naming import layer_title
 
 COLORMAP = "viridis"
-MASK_RGBA = (235, 20, 30, 255)
-NO_KERNEL_RGBA = (200, 200, 200, 255)  # grouped convs: cells no kernel joins
-CROSS = 7   # overlay pixels per cell side
+#: the shared colour scale spans these percentiles of all filters' scores (FAIG scores have long
+#: tails: on the demo pair 98 % of them lie in a tenth of the full range); beyond, colours saturate
+SHARED_PERCENTILES = (0.5, 99.5)
+RANGES = {"all layers (shared)": "shared", "this layer": "layer"}
+
+
+def shared_levels(scores: np.ndarray) -> tuple[float, float]:
+    lo, hi = (float(v) for v in np.percentile(scores, SHARED_PERCENTILES))
+    return (lo, hi if hi > lo else lo + 1e-12)
 
 
 class GridViewBox(pg.ViewBox):
     """Left click and left drag act on filters; right click opens the filter menu."""
 
     def __init__(self, grid: "FilterGridDock"):
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        # no locked aspect: the grid fills the panel whatever the layer's shape (128 x 32 cells were
+        # 1.6 px rows in a fraction of it)
+        super().__init__(lockAspect=False, invertY=True, enableMenu=False)
         self.grid = grid
         self.band = QGraphicsRectItem()
         self.band.setPen(pg.mkPen("#ffffff", width=1.5, style=Qt.PenStyle.DashLine))
@@ -95,8 +107,6 @@ class FilterGridDock(QDockWidget):
         self.cells: np.ndarray | None = None
         self.scores: np.ndarray | None = None
         self.masked: np.ndarray | None = None
-        self._rank: np.ndarray | None = None    # global rank for model.degradation
-        self._rank_key = None
         self.menu: QMenu | None = None
 
         self.layer_box = QComboBox()
@@ -109,35 +119,54 @@ class FilterGridDock(QDockWidget):
         self.hover.setMinimumHeight(32)
         self.hover.setWordWrap(True)
 
+        self.range_box = QComboBox()
+        self.range_box.addItems(list(RANGES))
+        self.range_box.setToolTip("Colour scale: one for all layers, so colours compare between layers (its "
+                                  f"range: the {SHARED_PERCENTILES[0]:g}–{SHARED_PERCENTILES[1]:g} percentiles of every "
+                                  "filter's score), or this layer's own minimum to maximum")
+        self.range_box.currentIndexChanged.connect(lambda _i: self._on_scores_change())
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet("color: #444;")
+        self._hover_pos = None   # scene position of the mouse over the grid (hover text follows the layer)
+        self._clicked: tuple[str, int, int] | None = None   # (layer, out, in) shown in the details
+
         self.viewbox = GridViewBox(self)
-        self.plot = pg.PlotWidget(viewBox=self.viewbox, background="w")
+        self.x_axis, self.y_axis = ChannelAxis("bottom"), ChannelAxis("left")
+        self.plot = pg.PlotWidget(viewBox=self.viewbox, background="w",
+                                  axisItems={"bottom": self.x_axis, "left": self.y_axis})
         item = self.plot.getPlotItem()
         item.setLabel("bottom", "in channel")
         item.setLabel("left", "out channel")
         item.hideButtons()
-        for axis in ("bottom", "left"):
-            item.getAxis(axis).enableAutoSIPrefix(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(self.cmap)
-        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.overlay = MaskOverlay()
         self.overlay.setZValue(10)
         self.plot.addItem(self.image)
         self.plot.addItem(self.overlay)
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, interactive=False, label="score",
-                                        colorMapMenu=False)
+                                        colorMapMenu=False, width=14)
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.details = FilterDetails()
+        self.details.hide()
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(QLabel("Layer"))
         top.addWidget(self.layer_box, 1)
+        top.addWidget(QLabel("Colours"))
+        top.addWidget(self.range_box)
         box = QVBoxLayout()
         box.setContentsMargins(4, 4, 4, 4)
+        box.setSpacing(2)
         box.addLayout(top)
         box.addWidget(self.header)
+        box.addWidget(self.legend)
         box.addWidget(self.plot, 1)
         box.addWidget(self.hover)
+        box.addWidget(self.details)
         body = QWidget()
         body.setLayout(box)
         self.setWidget(body)
@@ -173,7 +202,11 @@ class FilterGridDock(QDockWidget):
             self.layer = index.layer(name if name in names else names[0])
             self.layer_box.setCurrentIndex(names.index(self.layer.name))
             self.cells = cell_indices(self.layer)
+        if self.layer is None or (self._clicked and self._clicked[0] != self.layer.name):
+            self._clicked = None
+            self.details.hide()
         self._on_scores_change(reset_view=True)
+        self._update_hover()   # the mouse may rest on the grid: say what is under it now
 
     # -- drawing -------------------------------------------------------------------------------
     def _on_scores_change(self, *_args, reset_view: bool = False) -> None:
@@ -192,26 +225,56 @@ class FilterGridDock(QDockWidget):
             valid = self.cells >= 0
             self.scores = np.full(self.cells.shape, np.nan)
             self.scores[valid] = s.scores[d][self.cells[valid]]
-            lo, hi = float(np.nanmin(self.scores)), float(np.nanmax(self.scores))
-            if hi <= lo:
-                hi = lo + 1e-12
+            if self.range_mode == "shared":
+                lo, hi = self._shared(d)
+                scale = (f"one scale for all layers: {lo:.3g} … {hi:.3g} (the {SHARED_PERCENTILES[0]:g}–"
+                         f"{SHARED_PERCENTILES[1]:g} percentiles of every filter; beyond, colours saturate)")
+            else:
+                lo, hi = float(np.nanmin(self.scores)), float(np.nanmax(self.scores))
+                hi = hi if hi > lo else lo + 1e-12
+                scale = f"this layer's own scale: {lo:.3g} … {hi:.3g}"
             # cells without a kernel take the lowest colour; the overlay greys them out
             self.image.setImage(np.where(valid, self.scores, lo), autoLevels=False, levels=(lo, hi))
             self.colorbar.setLevels((lo, hi))
             self.colorbar.setColorMap(self.cmap)
-            what = f"score for {d}"
+            self.colorbar.axis.setLabel(f"FAIG score, {d}" if s.active_method == "faig" else f"score, {d}")
+            self.legend.setText(f"<b>Colour</b>: {score_legend(s.active_method, d)}; {scale}")
         else:
             self.scores = None
             self.image.setImage(np.zeros((layer.out_channels, layer.in_channels)), autoLevels=False, levels=(0, 1))
             self.colorbar.setColorMap(pg.ColorMap([0, 1], [(217, 221, 227), (217, 221, 227)]))
-            what = "no scores yet: run the analysis"
-        self._rank = None
+            self.colorbar.axis.setLabel("no scores")
+            self.legend.setText("<b>Colour</b>: no scores yet: run the analysis")
+        self.image.setRect(QRectF(0, 0, layer.in_channels, layer.out_channels))
         self.header.setText(f"<b>{layer.name}</b> ({layer.kind}): {layer.out_channels} out × {layer.in_channels} in"
-                            f"{_layout_note(layer)} = {layer.count:,} filters; colour: {what}; "
-                            f"<span style='color:#eb141e'>red ×</span>: masked")
+                            f"{_layout_note(layer)} = {layer.count:,} filters; <span style='color:#eb141e'>red"
+                            f"</span>: masked (click a cell: mask or unmask it and see its kernels)")
         self._on_mask_change()
         if reset_view:
-            self.viewbox.setRange(QRectF(0, 0, layer.in_channels, layer.out_channels), padding=0.02)
+            self.show_whole_layer()
+
+    @property
+    def range_mode(self) -> str:
+        """'shared' (one colour scale for every layer) or 'layer' (the layer's own)."""
+        return RANGES[self.range_box.currentText()]
+
+    def _shared(self, d: str) -> tuple[float, float]:
+        scores = self.model.session.scores[d]
+        key = (id(scores), d)
+        if getattr(self, "_shared_key", None) != key:
+            self._shared_key, self._shared_levels = key, shared_levels(scores)
+        return self._shared_levels
+
+    def show_whole_layer(self) -> None:
+        """The view spans exactly the layer's channels: 0 … in along x, 0 … out along y; zooming
+        and panning stay inside them (no negative channels, no empty margins)."""
+        L = self.layer
+        if L is None:
+            return
+        self.x_axis.count, self.y_axis.count = L.in_channels, L.out_channels
+        self.viewbox.setLimits(xMin=0, xMax=L.in_channels, yMin=0, yMax=L.out_channels,
+                               minXRange=min(L.in_channels, 2), minYRange=min(L.out_channels, 2))
+        self.viewbox.setRange(QRectF(0, 0, L.in_channels, L.out_channels), padding=0)
 
     def _on_mask_change(self) -> None:
         layer, s = self.layer, self.model.session
@@ -224,15 +287,7 @@ class FilterGridDock(QDockWidget):
         valid = self.cells >= 0
         self.masked = np.zeros(self.cells.shape, dtype=bool)
         self.masked[valid] = masked[self.cells[valid] - layer.offset]
-        # each masked cell gets a red cross, drawn at CROSS pixels per cell, so its colour stays visible
-        o_n, i_n = self.masked.shape
-        cross = np.eye(CROSS, dtype=bool) | np.eye(CROSS, dtype=bool)[::-1]
-        marks = np.kron(self.masked, cross)
-        rgba = np.zeros((o_n * CROSS, i_n * CROSS, 4), dtype=np.ubyte)
-        rgba[marks] = MASK_RGBA
-        rgba[np.kron(~valid, np.ones((CROSS, CROSS), dtype=bool))] = NO_KERNEL_RGBA
-        self.overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
-        self.overlay.setRect(QRectF(0, 0, i_n, o_n))
+        self.overlay.set_cells(self.masked, valid)   # crosses, or filled marks where cells are small
         self.setWindowTitle(f"Filters: {layer.module_name}" + (f" ({len(local)} masked)" if len(local) else ""))
 
     # -- filters under the mouse ----------------------------------------------------------------
@@ -252,7 +307,23 @@ class FilterGridDock(QDockWidget):
     def click_at(self, p: QPointF) -> None:
         cell = self.cell_at(p)
         if cell is not None and self.global_index(*cell) >= 0:
+            self.show_details(*cell)
             self.model.toggle_filters([self.global_index(*cell)])
+
+    def show_details(self, out: int, inp: int) -> None:
+        """The filter's kernels (target, baseline, difference) and its rank for each degradation."""
+        s, L = self.model.session, self.layer
+        ref = s.target or s.baseline
+        place = L.storage(out, inp)
+        if ref is None or place is None:
+            return
+        target = ref.state_dict[L.name][place].detach().double().numpy()
+        base = s.baseline.state_dict[L.name][place].detach().double().numpy() if s.baseline else 0 * target
+        k = self.global_index(out, inp)
+        ranks = {d: (int(self.ranks(d)[k]) + 1, s.index.total) for d in s.scores}
+        self._clicked = (L.name, out, inp)
+        self.details.show_filter(f"{L.module_name}, out {out}, in {inp} · filter #{k:,}", target, base, ranks)
+        self.details.show()
 
     def rectangle(self, a: QPointF, b: QPointF, masked: bool = True) -> None:
         if self.layer is None:
@@ -291,14 +362,20 @@ class FilterGridDock(QDockWidget):
         menu.addAction(f"Mask the whole layer ({L.count:,})", lambda: self.mask_cells(all_out, all_in, True))
         menu.addAction("Unmask the whole layer", lambda: self.mask_cells(all_out, all_in, False))
         menu.addSeparator()
-        menu.addAction("Show the whole layer",
-                       lambda: self.viewbox.setRange(QRectF(0, 0, L.in_channels, L.out_channels), padding=0.02))
+        menu.addAction("Show the whole layer", self.show_whole_layer)
         self.menu = menu
         menu.popup(screen_pos)
         return menu
 
     def _on_mouse_moved(self, scene_pos) -> None:
-        cell = self.cell_at(self.viewbox.mapSceneToView(scene_pos))
+        self._hover_pos = scene_pos
+        self._update_hover()
+
+    def _update_hover(self) -> None:
+        """The filter under the mouse in the layer shown now (a new layer replaces the text)."""
+        cell = None
+        if self._hover_pos is not None and self.layer is not None and self.plot.underMouse():
+            cell = self.cell_at(self.viewbox.mapSceneToView(self._hover_pos))
         self.hover.setText(self.describe(*cell) if cell is not None else " ")
 
     def describe(self, out: int, inp: int) -> str:
@@ -312,13 +389,18 @@ class FilterGridDock(QDockWidget):
             text += f" · stored at weight[{inp}, {out % (L.out_channels // L.groups)}]"
         d = self.model.degradation
         if d in s.scores:
-            key = (id(s.scores[d]), d)
-            if self._rank is None or self._rank_key != key:
-                self._rank, self._rank_key = s.rank_of(d), key
-            text += f" · score {s.scores[d][k]:.4g} · rank {int(self._rank[k]) + 1:,} of {s.index.total:,} for {d}"
+            text += f" · score {s.scores[d][k]:.4g} · rank {int(self.ranks(d)[k]) + 1:,} of {s.index.total:,} for {d}"
         if self.masked is not None and self.masked[out, inp]:
             text += " · masked"
         return text
+
+    def ranks(self, d: str) -> np.ndarray:
+        """Every filter's rank for ``d`` (0 = most important), sorted once per set of scores."""
+        scores = self.model.session.scores[d]
+        cache = self.__dict__.setdefault("_ranks", {})
+        if cache.get(d, (None,))[0] is not scores:
+            cache[d] = (scores, self.model.session.rank_of(d))
+        return cache[d][1]
 
     def export(self, path) -> None:
         export_widget(path, self.widget())
