@@ -78,6 +78,7 @@ def open_from_args(window: MainWindow, args: argparse.Namespace) -> None:
             model.replace_session(session)
     if images:
         model.add_images(images)
+    window.runner.store_folder = getattr(args, "analysis_out", None)
     device = getattr(args, "device", None)
     if device and device != model.session.settings.device:
         model.set_settings(replace(model.session.settings, device=device))

@@ -24,6 +24,7 @@ from faig_gui.core.attribution import Cancelled
 from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.errors import FaigError
 from faig_gui.core.registry import LoadedModel
+from faig_gui.core.store import AttributionStore
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class AnalysisJob:
     config: AnalysisConfig
     cache: AttributionCache | None
     session_models: tuple               # the session's (baseline, target) when the run started
+    store: AttributionStore | None = None   # per-image attributions on disk (--analysis-out)
 
 
 class GeneratorWorker(QObject):
@@ -202,6 +204,9 @@ class AnalysisRunner(QObject):
         self.jobs.ended.connect(self._on_ended)
         self._job: AnalysisJob | None = None
         self.last_progress: Progress | None = None
+        #: a folder whose attributions/ keeps each analysed image's attributions and gives back
+        #: those of earlier runs with the same settings (`faig-gui --analysis-out DIR`)
+        self.store_folder: str | None = None
 
     @property
     def running(self) -> bool:
@@ -217,7 +222,10 @@ class AnalysisRunner(QObject):
             raise FaigError("no analysis images: choose a folder of HR images in the Analysis panel")
         # FAIG swaps the module's parameters while it runs (functional_call): give the worker its
         # own module so that previews, evaluation or prediction on other threads never see them
-        return AnalysisJob(s.baseline, s.target.private_copy(), list(s.analysis_images), cfg, s.cache, (s.baseline, s.target))
+        store = (AttributionStore(self.store_folder, resume=True, recompute_mismatched=True)
+                 if self.store_folder and cfg.method in ("faig", "ig") else None)
+        return AnalysisJob(s.baseline, s.target.private_copy(), list(s.analysis_images), cfg, s.cache,
+                           (s.baseline, s.target), store)
 
     def start(self) -> bool:
         if self.running:
@@ -229,7 +237,7 @@ class AnalysisRunner(QObject):
         self._job, self.last_progress = job, None
         what = f"{job.config.method.upper()} · {len(job.images)} images · {job.config.steps} steps"
         self.jobs.start(lambda should_stop: analyze(job.baseline, job.target, job.images, job.config, job.cache,
-                                                    should_stop=should_stop),
+                                                    should_stop=should_stop, store=job.store),
                         AnalysisResult, "the analysis", what)
         self.runningChanged.emit(True)
         self.started.emit()

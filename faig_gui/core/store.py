@@ -39,9 +39,13 @@ class AttributionStore:
     in every file and compared on resume like the rest. ``bind`` adds the engine's settings; the
     analysis calls it before the first ``get``."""
 
-    def __init__(self, out_dir: str | Path, resume: bool = False, extra: Mapping[str, Any] | None = None):
+    def __init__(self, out_dir: str | Path, resume: bool = False, extra: Mapping[str, Any] | None = None,
+                 recompute_mismatched: bool = False):
         self.folder = Path(out_dir) / STORE_DIR
         self.resume = resume
+        # the window's choice: a file of other settings is computed again and replaced, where the
+        # command line refuses it (a user who resumes a batch job means the same job)
+        self.recompute_mismatched = recompute_mismatched
         self.extra = dict(extra or {})
         self.settings: dict[str, Any] | None = None
         self.loaded: list[str] = []      # images taken from the folder in this run
@@ -67,11 +71,16 @@ class AttributionStore:
         path = self.path_for(name, key)
         if not self.resume or not path.is_file():
             return None
-        settings, image, arrays = _read(path)
-        self._check(path, settings, image, name, key)
-        missing = [d for d in degradations if d not in arrays]
-        if missing:
-            raise FaigError(f"{path}: has no attributions for {', '.join(missing)}; run without --resume")
+        try:
+            settings, image, arrays = _read(path)
+            self._check(path, settings, image, name, key)
+            missing = [d for d in degradations if d not in arrays]
+            if missing:
+                raise FaigError(f"{path}: has no attributions for {', '.join(missing)}; run without --resume")
+        except FaigError:
+            if self.recompute_mismatched:
+                return None
+            raise
         self.loaded.append(name)
         return {d: arrays[d] for d in degradations}
 
