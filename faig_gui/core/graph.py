@@ -200,7 +200,7 @@ def _describe(fxn: fx.Node, modules: dict[str, nn.Module], layer_label) -> Graph
         path = str(target)
         if isinstance(mod, nn.modules.conv._ConvNd) and mod.weight is not None and mod.weight.ndim == 4:
             return _conv_node(fxn.name, path, path + ".weight", tuple(mod.weight.shape), layer_label,
-                              transposed=isinstance(mod, nn.ConvTranspose2d))
+                              transposed=isinstance(mod, nn.ConvTranspose2d), groups=mod.groups)
         if isinstance(mod, _ACTIVATION_MODULES):
             return GraphNode(fxn.name, "activation", type(mod).__name__, path, detail=f"{path}: {mod}")
         if isinstance(mod, nn.PixelShuffle):
@@ -254,15 +254,16 @@ def _parameter(root: nn.Module, name: str) -> torch.Tensor | None:
 
 
 def _conv_node(node_id: str, path: str, weight: str, shape: tuple[int, ...], layer_label,
-               transposed: bool = False) -> GraphNode:
+               transposed: bool = False, groups: int = 1) -> GraphNode:
     # one name per layer everywhere: the module name; the plugin's name rides beside it
     label = path or weight.removesuffix(".weight")
     friendly = (layer_label(weight) if layer_label else None) or ""
     o, i, kh, kw = shape
-    if transposed:  # ConvTranspose2d stores (in, out, kh, kw); the filter numbering follows the tensor
-        detail = f"{weight}: transposed conv, weight {o}×{i}×{kh}×{kw}"
-    else:
-        detail = f"{weight}: conv {i}→{o}, {kh}×{kw}"
+    grouped = f", {groups} groups" if groups > 1 else ""
+    if transposed:  # ConvTranspose2d stores (in, out/g, kh, kw); the filter numbering follows the tensor
+        detail = f"{weight}: transposed conv {o}→{i * groups}, {kh}×{kw}{grouped}, weight {o}×{i}×{kh}×{kw}"
+    else:           # a grouped conv stores (out, in/g, kh, kw)
+        detail = f"{weight}: conv {i * groups}→{o}, {kh}×{kw}{grouped}"
     return GraphNode(node_id, "conv", label, path, weight=weight, shape=tuple(int(s) for s in shape),
                      detail=detail, friendly=friendly if friendly != label else "")
 
@@ -296,7 +297,8 @@ def fallback_graph(module: nn.Module, reason: str,
     nodes = [GraphNode("input", "input", "input", detail="input")]
     for path, mod in module.named_modules():
         if isinstance(mod, nn.modules.conv._ConvNd) and mod.weight is not None and mod.weight.ndim == 4:
-            node = _conv_node(f"conv:{path}", path, f"{path}.weight", tuple(mod.weight.shape), layer_label)
+            node = _conv_node(f"conv:{path}", path, f"{path}.weight", tuple(mod.weight.shape), layer_label,
+                              transposed=isinstance(mod, nn.ConvTranspose2d), groups=mod.groups)
             nodes.append(replace(node, scope=path.rsplit(".", 1)[0] if "." in path else ""))
     nodes.append(GraphNode("output", "output", "output", detail="output"))
     edges = [GraphEdge(a.id, b.id) for a, b in zip(nodes, nodes[1:])]

@@ -137,3 +137,14 @@ def test_describe_and_labels_use_true_channels(net):
     outs, ins = layer.channel_grid()
     assert outs.shape == ins.shape == (6, 2)       # the weight's own (rows, cols)
     assert (outs[5, 1], ins[5, 1]) == (3, 5)
+
+
+def test_graph_nodes_name_the_true_channels(net):
+    from faig_gui.core.graph import fallback_graph, trace_graph
+    for graph in (trace_graph(net), fallback_graph(net, "not traced")):
+        detail = {n.weight: n.detail for n in graph.nodes if n.kind == "conv"}
+        assert detail["grouped.weight"] == "grouped.weight: conv 4→6, 3×3, 2 groups"
+        assert detail["depthwise.weight"] == "depthwise.weight: conv 6→6, 3×3, 6 groups"
+        assert detail["up.weight"] == "up.weight: transposed conv 4→5, 2×2, weight 4×5×2×2"
+        assert detail["up_grouped.weight"] == "up_grouped.weight: transposed conv 6→4, 4×4, 2 groups, weight 6×2×4×4"
+        assert detail["head.weight"] == "head.weight: conv 3→4, 3×3"
