@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import textwrap
 
 from faig_gui import __version__
 from faig_gui.commands import COMMANDS
@@ -37,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_window_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="faig-gui", description="Open the faig-gui window.",
-                                epilog=f"Headless commands: {', '.join(COMMANDS)} (faig-gui COMMAND -h).")
+    """The window's options; its help also lists the headless commands (one usage block)."""
+    p = argparse.ArgumentParser(
+        prog="faig-gui",
+        usage="%(prog)s [options] [SESSION.faig | IMAGE ...]\n       %(prog)s COMMAND [options]",
+        description="FAIG filter attribution for blind super-resolution networks.\n"
+                    "With no command, opens the window.",
+        epilog=commands_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("session", nargs="?", help="a saved session (.faig) to reopen")
     p.add_argument("images", nargs="*", help="images to open (with --baseline/--target)")
     p.add_argument("--baseline", help="baseline checkpoint (trained on clean inputs)")
@@ -46,12 +52,18 @@ def build_window_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="force an architecture plugin")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--empty", action="store_true", help="start without the demo session")
-    p.add_argument("--analysis-out", metavar="DIR",
-                   help="keep each analysed image's attributions in DIR/attributions as `analyze --out DIR` "
-                        "does, and take those of earlier runs with the same settings from there")
     p.add_argument("--screenshot", metavar="FILE", help="save a grab of the window once idle, then exit")
     p.add_argument("--version", action="version", version=f"faig-gui {__version__}")
     return p
+
+
+def commands_help(width: int = 79) -> str:
+    """The headless commands, one paragraph each, for the end of ``faig-gui --help``."""
+    lines = ["headless commands (faig-gui COMMAND -h for their options):"]
+    for name in COMMANDS:
+        text = importlib.import_module(f"faig_gui.commands.{name}").HELP
+        lines += textwrap.wrap(text, width, initial_indent=f"  {name:<10}", subsequent_indent=" " * 12)
+    return "\n".join(lines)
 
 
 class _NoteHandler(logging.Handler):
@@ -80,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             return int(args._run(args) or 0)
         if argv[:1] in (["-h"], ["--help"]):
             build_window_parser().print_help()
-            print("\nheadless commands:")
-            build_parser().print_help()
             return 0
         args = build_window_parser().parse_args(argv)
         if args.session and not args.session.endswith(".faig"):
