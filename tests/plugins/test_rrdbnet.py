@@ -19,7 +19,9 @@ from torch.nn import functional as F
 
 from faig_gui.core.attribution import PathOptions, faig_attribution
 from faig_gui.core.checkpoint import save_checkpoint
-from faig_gui.core.graph import graph_for
+from faig_gui.core.graph import graph_for, traced_graph
+from faig_gui.core.incremental import IncrementalForward
+from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.paths import riemann_left
 from faig_gui.core.registry import default_registry
 from reference_nets import BasicSRMSRResNet, PaperSRCNN
@@ -305,6 +307,38 @@ def test_graph_traces_every_conv_in_order(layout):
     # the network runs its convs in state-dict order (that is how the checkpoints are written)
     assert [n.weight for n in graph.convs()] == [k for k, v in sd.items() if k.endswith("weight") and v.ndim == 4]
     assert sum(n.kind == "upsample" for n in graph.nodes) == 2
+
+
+def test_masked_render_reruns_the_late_part_and_matches_the_reference():
+    """The window's masked render (incremental replay of the fx graph) on an RRDBNet: masking
+    filters of the last dense block and of an up conv gives the reference net's output for
+    the masked weights (kernels replaced by the baseline's, numbered by walking the state dict),
+    and reruns only the part of the graph after the first masked layer."""
+    ref, base_sd = make_ref("basicsr", 2, seed=1)
+    _, targ_sd = make_ref("basicsr", 2, seed=2)
+    reg = default_registry()
+    targ = reg.model_from_state_dict(dict(targ_sd))
+    inc = IncrementalForward(targ.module, traced_graph(targ))
+    x = lr_image(8, seed=4)
+    with torch.no_grad():
+        inc.run(x, targ.state_dict)
+    chosen = {"body.1.rdb3.conv5.weight": [(0, 3), (7, 20)], "conv_up2.weight": [(2, 2), (5, 0)]}
+    literal, indices, offset = OrderedDict(), [], 0
+    for name, value in targ_sd.items():
+        value = value.clone()
+        if name.endswith("weight") and value.ndim == 4:
+            for o, i in chosen.get(name, []):
+                value[o, i] = base_sd[name][o, i]
+                indices.append(offset + o * value.shape[1] + i)
+            offset += value.shape[0] * value.shape[1]
+        literal[name] = value
+    ref.load_state_dict(literal)
+    with torch.no_grad():
+        expected = ref(x)
+        got = inc.run(x, masked_state_dict(targ.state_dict, base_sd, FilterMask(np.array(indices))))
+    # the same float32 operations as the reference (see test_plugin_equals_reference)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    assert 0 < inc.last_recomputed < len(inc.nodes) // 4
 
 
 # --------------------------------------------------------------------------------------------
