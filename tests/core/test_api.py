@@ -206,3 +206,20 @@ def test_a_baseline_of_another_shape_is_refused():
         FAIG(target, other)
     with pytest.raises(FaigError, match="missing"):
         FAIG(target, {"head.weight": target.head.weight})
+
+
+def test_report_figures_stay_valid_json_for_stored_images_and_a_flat_loss():
+    from faig_gui.core.analysis import convergence_report, convergence_summary
+    from faig_gui.core.attribution import PathCheck
+    import json
+    conv = {"blur": [PathCheck(1.1, 10.0, 11.0), None], "noise": [PathCheck(0.5, 3.0, 3.0), PathCheck(2.0, 1.0, 2.0)]}
+    report = json.loads(json.dumps(convergence_report(conv), allow_nan=False))
+    # blur: sum 1.1 against a change of 1.0; noise: the loss does not change but the sum does
+    assert report["delta"]["blur"] == [pytest.approx(0.1), None]
+    assert report["relative"]["blur"] == [pytest.approx(0.1), None]
+    assert report["relative"]["noise"] == [None, pytest.approx(1.0)]
+    assert report["max_relative"] is None and report["steps_suffice"] is False
+    assert "inf" in convergence_summary(conv) and "use more steps" in convergence_summary(conv)
+    fine = {"blur": [PathCheck(1.004, 10.0, 11.0)]}
+    assert convergence_report(fine)["steps_suffice"] is True
+    assert convergence_summary(fine) == "convergence delta: max 0.4 % of L(θ̄)−L(θ) — steps suffice"
