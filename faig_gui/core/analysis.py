@@ -116,9 +116,11 @@ def convergence_summary(convergence: dict[str, list[PathCheck | None]]) -> str:
     rel = [c.relative for v in convergence.values() for c in v if c is not None]
     if not rel:
         return ""
-    worst = max(rel)
-    text = f"convergence delta: max {100 * worst:.2g} % of L(θ̄)−L(θ)"
-    if worst <= DELTA_WARN:
+    worst = 100 * max(rel)
+    # two significant digits, and no exponent for the large ones (a path of one step: ~100 %)
+    text = f"convergence delta: max {worst:.2g} % of L(θ̄)−L(θ)" if worst < 10 else \
+        f"convergence delta: max {worst:.0f} % of L(θ̄)−L(θ)"
+    if worst <= 100 * DELTA_WARN:
         return text + " — steps suffice"
     return text + f" — above {100 * DELTA_WARN:g} %: use more steps (or the gauss-legendre rule)"
 
