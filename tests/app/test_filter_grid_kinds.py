@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor
 
 from core.test_filter_kinds import MixedNet, literal_storage
-from faig_gui.app.filter_grid import CROSS, NO_KERNEL_RGBA, FilterGridDock
+from faig_gui.app.filter_grid import FilterGridDock
+from faig_gui.app.filter_parts import NO_KERNEL_COLOR
 from faig_gui.core.checkpoint import save_checkpoint
 from faig_gui.core.plugin_api import Architecture
 from faig_gui.core.registry import Registry
@@ -69,6 +71,12 @@ def _cell_pos(grid, out, inp) -> QPoint:
     return grid.plot.mapFromScene(grid.viewbox.mapViewToScene(QPointF(inp + 0.5, out + 0.5)))
 
 
+def _pixel(grid, out, inp) -> QColor:
+    """The colour painted at the centre of that cell (a grab of the plot as it is on screen)."""
+    pos = _cell_pos(grid, out, inp)
+    return QColor(grid.plot.grab().toImage().pixel(pos.x(), pos.y()))
+
+
 def _expected_index(grid, name, out, inp):
     """Storage order of PyTorch's weight layout: offset + row * W.shape[1] + col, or None."""
     sd = grid.model.session.target.state_dict
@@ -89,9 +97,12 @@ def test_transposed_conv_shows_out_by_in_and_a_click_masks_the_stored_kernel(qtb
     with qtbot.waitSignal(model.maskChanged):
         qtbot.mouseClick(grid.plot.viewport(), Qt.MouseButton.LeftButton, pos=_cell_pos(grid, 3, 1))
     assert model.session.mask.indices.tolist() == [_expected_index(grid, "up", 3, 1)]
-    grid._on_mouse_moved(grid.viewbox.mapViewToScene(QPointF(1.5, 3.5)))
-    assert "out 3, in 1" in grid.hover.text() and "stored at weight[1, 3]" in grid.hover.text()
-    assert "masked" in grid.hover.text()
+    # the kernels shown for the click are the ones stored at weight[1, 3]
+    stored = model.session.target.state_dict["up.weight"][1, 3].double().numpy()
+    assert np.array_equal(grid.details.kernels["target"], stored)
+    qtbot.mouseMove(grid.plot.viewport(), _cell_pos(grid, 3, 1))
+    qtbot.waitUntil(lambda: "out 3, in 1" in grid.hover.text())
+    assert "stored at weight[1, 3]" in grid.hover.text() and "masked" in grid.hover.text()
 
 
 def test_grouped_conv_greys_cells_no_kernel_joins(qtbot, grid):
@@ -99,11 +110,10 @@ def test_grouped_conv_greys_cells_no_kernel_joins(qtbot, grid):
     model.select_layer("grouped.weight")      # Conv2d(4 -> 6, groups=2): outputs 0-2 see inputs 0-1
     assert grid.image.image.shape == (6, 4)
     assert "2 groups" in grid.header.text()
-    overlay = grid.overlay.image
-    for out, inp in ((0, 3), (4, 0)):         # across groups: grey, no filter
-        cell = overlay[out * CROSS:(out + 1) * CROSS, inp * CROSS:(inp + 1) * CROSS]
-        assert (cell == NO_KERNEL_RGBA).all()
+    for out, inp in ((0, 3), (4, 0)):         # across groups: grey on screen, no filter
+        assert _pixel(grid, out, inp).getRgb()[:3] == NO_KERNEL_COLOR.getRgb()[:3]
         assert "no filter" in grid.describe(out, inp)
+    assert _pixel(grid, 0, 1).getRgb()[:3] != NO_KERNEL_COLOR.getRgb()[:3]   # a kernel: its score's colour
     model.clear_mask()
     qtbot.mouseClick(grid.plot.viewport(), Qt.MouseButton.LeftButton, pos=_cell_pos(grid, 0, 3))
     assert len(model.session.mask) == 0
