@@ -136,7 +136,8 @@ class FAIG:
             if baseline[k].shape != v.shape:
                 raise FaigError(f"'{k}': baseline shape {tuple(baseline[k].shape)}, target {tuple(v.shape)}")
             baseline[k] = baseline[k].to(v.dtype)
-        return baseline, target, FilterIndex.from_state_dict(target)
+        # the module tells transposed and grouped convs apart, so describe(k) names true channels
+        return baseline, target, FilterIndex.from_state_dict(target, self.target_module)
 
     @overload
     def attribute(self, inputs: Inputs, targets: torch.Tensor, degradations: str | Sequence[str] | None = ...,

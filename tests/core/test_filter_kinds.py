@@ -148,3 +148,12 @@ def test_graph_nodes_name_the_true_channels(net):
         assert detail["up.weight"] == "up.weight: transposed conv 4→5, 2×2, weight 4×5×2×2"
         assert detail["up_grouped.weight"] == "up_grouped.weight: transposed conv 6→4, 4×4, 2 groups, weight 6×2×4×4"
         assert detail["head.weight"] == "head.weight: conv 3→4, 3×3"
+
+
+def test_public_api_names_true_channels(net):
+    from faig_gui import FAIG
+    baseline = {k: v + 0.05 for k, v in net.state_dict().items()}
+    result = FAIG(net, baseline).attribute(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 16, 16), n_steps=2)
+    k = FilterIndex.from_module(net).to_global("up.weight", 3, 1)
+    assert result.filters.describe(k) == "up.weight[3, 1]"   # stored at W[1, 3]
+    assert result.attributions["input"].shape == (1, result.filters.total)
