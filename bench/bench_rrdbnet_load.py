@@ -4,9 +4,9 @@
 Builds a random pair (target = baseline + 30 % noise per layer, like ``common.make_pair``),
 saves both as BasicSR ``.pth`` files to a temporary folder, then times, in this process:
 loading the pair through the registry (read, validate, detect, build, load), tracing the
-network graph (``graph_for``, what the window shows) and the global filter index, and prints
-the figures as JSON. Each phase repeats ``--repeats`` times with fresh caches; the median and
-all runs are printed (wall and process CPU seconds)::
+network graph (``graph_for``, what the window shows) and the global filter index (as the
+session builds it), and prints the figures as JSON. Each phase repeats ``--repeats`` times with
+fresh caches; the median and all runs are printed (wall and process CPU seconds)::
 
     nice -n 10 .venv/bin/python bench/bench_rrdbnet_load.py --threads 1 --repeats 5
 """
@@ -72,7 +72,7 @@ def one_run(baseline: Path, target: Path) -> dict:
     graph = graph_mod.graph_for(targ)
     out["graph"] = _since(t)
     t = _clock()
-    index = FilterIndex.from_state_dict(targ.state_dict)
+    index = FilterIndex.of_model(targ)   # as the session does: state-dict order, module layer kinds
     out["filter_index"] = _since(t)
     out["total"] = _since(total)
     assert index.total == FILTERS, index.total
@@ -119,6 +119,7 @@ def main() -> None:
                     help="also report CPU seconds per part of a run (median run's share: sum / repeats)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    info = machine()  # now: its load average is the one at the start
     with tempfile.TemporaryDirectory() as tmp:
         b, t = make_pair(Path(tmp))
         sizes = {"baseline_bytes": b.stat().st_size, "target_bytes": t.stat().st_size}
@@ -135,7 +136,7 @@ def main() -> None:
         runs = [one_run(b, t) for _ in range(args.repeats)]
     median = {phase: {k: statistics.median(r[phase][k] for r in runs) for k in ("wall_s", "cpu_s")}
               for phase in ("load_pair", "graph", "filter_index", "total")}
-    print(json.dumps({"bench": "rrdbnet_load", "machine": machine(), "model": {**HP, "filters": FILTERS, **sizes},
+    print(json.dumps({"bench": "rrdbnet_load", "machine": info, "model": {**HP, "filters": FILTERS, **sizes},
                       "median": median, "runs": runs, "load_average_end": load_average(),
                       "breakdown_cpu_s_per_run": {k: round(v / args.repeats, 3) for k, v in (spent or {}).items()}},
                      indent=1))
