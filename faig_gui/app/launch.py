@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from faig_gui.app import qt_libs
 from faig_gui.app.live import install_loop
 from faig_gui.app.main_window import MainWindow
 from faig_gui.app.session_model import SessionModel
@@ -112,10 +114,34 @@ def configure_torch_threads() -> int:
     return n
 
 
+def new_application(argv: list[str]) -> QApplication:
+    """A QApplication; where Qt cannot load its platform plugin (it aborts, naming one missing
+    library at best) faig-gui says which system libraries are missing and the apt-get line that
+    installs them (qt_libs.py), and exits 1."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+    held: list[str] = []   # Qt's lines while it starts: shown unless it fails (then ours replace them)
+
+    def handler(kind, _context, message: str) -> None:
+        if kind == QtMsgType.QtFatalMsg:
+            sys.stderr.write(qt_libs.explain(message) + "\n")
+            sys.stderr.flush()
+            os._exit(1)   # (returning lets Qt abort with a core dump)
+        held.append(message)
+
+    qInstallMessageHandler(handler)
+    try:
+        app = QApplication(argv)
+    finally:
+        qInstallMessageHandler(None)
+    for line in held:
+        sys.stderr.write(line + "\n")
+    return app
+
+
 def run_window(args: argparse.Namespace) -> int:
     configure_torch_threads()
     logging.basicConfig(level=logging.WARNING, format="faig-gui: %(levelname)s: %(message)s")
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "faig-gui"])
+    app = QApplication.instance() or new_application([sys.argv[0] if sys.argv else "faig-gui"])
     app.setApplicationName("faig-gui")
     app.setOrganizationName("faig-gui")
     app.setApplicationDisplayName("faig-gui")
