@@ -44,3 +44,27 @@ def test_dropping_a_text_file_says_so_in_the_status_bar(make_window, tmp_path, q
     message = w.statusBar().currentMessage()
     assert "not opened" in message and ".pth" in message and ".png" in message and ".faig" in message
     assert w.last_error == "" and not w.model.session.images
+
+
+def test_the_screenshot_waits_until_nothing_renders_ahead_or_predicts(make_window, tiny_demo, qtbot, tmp_path):
+    """--screenshot's grab: with the slider's stops filled in the background (the window's
+    default), it comes only once the status bar says 'idle' and every prediction is shown."""
+    from faig_gui.app.launch import demo_session
+    from faig_gui.app.live import LatestTask
+    from faig_gui.app.main_window import settings
+    from faig_gui.app.prefetch import FILL_STOPS_KEY
+    settings().setValue(FILL_STOPS_KEY, True)
+    w = make_window()
+    assert w.fill_stops_action.isChecked()
+    w.model.replace_session(demo_session(tiny_demo))
+    seen = {}
+
+    def done(ok: bool) -> None:
+        seen.update(ok=ok, label=w.activity_label.text(), ahead=w.image_view.rendering_ahead,
+                    predicted=w.prediction_dock.current.prediction is not None,
+                    tasks=all(t.idle for t in w.findChildren(LatestTask)))
+
+    w.grab_when_idle(tmp_path / "shot.png", done, timeout_s=150)
+    qtbot.waitUntil(lambda: "ok" in seen, timeout=160_000)
+    assert seen == {"ok": True, "label": "idle", "ahead": False, "predicted": True, "tasks": True}
+    assert (tmp_path / "shot.png").stat().st_size > 10_000
