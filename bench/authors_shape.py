@@ -12,7 +12,7 @@ Not faig-gui's engine: a deliberately literal loop with the costs the authors' s
         [--steps 100] [--out scores.npz]
 
 Prints JSON (seconds, steps run) and writes the two score vectors, numbered like faig-gui's
-(FAIG.md): 4-D weights in state-dict order, then output-major, then input channel.
+(docs/method.md): 4-D weights in state-dict order, then output-major, then input channel.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
 Held-out images: random HR crops of scikit-image's chelsea, camera and coffee, which the demo
 uses neither for training nor for the FAIG ranking (scripts/build_demo.py: TRAIN_IMAGES and
 ANALYSIS_CROPS); the predictor calibrates on the analysis images only. Each crop is degraded as
-FAIG.md says (blur on HR, x2 bicubic down, noise, 8-bit rounding) with a seeded generator.
+docs/method.md says (blur on HR, x2 bicubic down, noise, 8-bit rounding) with a seeded generator.
 
 Reported: exact-label accuracy (the predicted set of degradations equals the true set; clean is
 the empty set) at the paper's levels (blur σ 2, noise σ 0.1), against blur σ in {1, 1.5, 2, 3}

@@ -1,8 +1,8 @@
-"""Issue 2, "Done when": an independent implementation of FAIG.md, written here from the page
+"""Issue 2, "Done when": an independent implementation of docs/method.md, written here from the page
 alone, agrees with `faig-gui analyze` on a BasicSR-format pair to float32 rounding.
 
 The reference shares nothing with faig_gui: it reads the checkpoints with torch.load (EMA
-weights preferred, as FAIG.md says), the PNGs with OpenCV, builds a BasicSR-style MSRResNet
+weights preferred, as docs/method.md says), the PNGs with OpenCV, builds a BasicSR-style MSRResNet
 written for the tests, rebuilds it at every path step in float64, and numbers filters by
 walking the state dict."""
 from __future__ import annotations
@@ -56,7 +56,7 @@ def write_images(folder: Path) -> dict[str, Path]:
     return dirs
 
 
-# ---------------------------------------------------------------- the independent FAIG.md
+# ---------------------------------------------------------------- the independent docs/method.md
 
 def read_weights(path: Path) -> "OrderedDict[str, torch.Tensor]":
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -70,7 +70,7 @@ def read_png(path: Path) -> torch.Tensor:
 
 
 def attribution(theta_bar, theta, x, y) -> list[float]:
-    """A_k(x) for every filter k, FAIG.md eq.: left Riemann sum, L = Σ (F(x) − y)²."""
+    """A_k(x) for every filter k, docs/method.md eq.: left Riemann sum, L = Σ (F(x) − y)²."""
     avg = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in theta.items()}
     for s in range(STEPS):
         a = s / STEPS

@@ -20,7 +20,7 @@ KERNEL_PX = 42   # side of a kernel's picture in the details
 
 
 def score_legend(method: str, degradation: str) -> str:
-    """What the colour of a cell is, in the paper's terms (FAIG.md)."""
+    """What the colour of a cell is, in the paper's terms (docs/method.md)."""
     d = degradation
     return {
         "faig": f"FAIG score for {d}: A(x_{d}) − mean A(others), A = |Δθ ⊙ path-averaged ∂L/∂θ| "

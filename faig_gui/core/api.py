@@ -44,7 +44,7 @@ Inputs = Union[torch.Tensor, Mapping[str, torch.Tensor]]
 class FAIGAttributions:
     """What :meth:`FAIG.attribute` found.
 
-    ``attributions[d]``: (images, filters) float64, A_k(x_d) of each image (FAIG.md, the
+    ``attributions[d]``: (images, filters) float64, A_k(x_d) of each image (docs/method.md, the
     absolute per-filter path integral). ``scores[d]``: (filters,) the discriminative FAIG score
     of degradation d, mean over images of A_k(x_d) − mean_{d'≠d} A_k(x_d'); ``None`` when only
     one degradation was given. Filter k is ``filters.describe(k)`` (layer[out, in])."""

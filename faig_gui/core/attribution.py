@@ -411,7 +411,7 @@ def random_scores(total: int, seed: int = 0) -> np.ndarray:
 # from per-image attributions to per-degradation scores
 
 def discriminative_scores(per_image: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """FAIG_k(d) = mean over images of [A_k(x_d) − mean_{d'≠d} A_k(x_d')] (FAIG.md).
+    """FAIG_k(d) = mean over images of [A_k(x_d) − mean_{d'≠d} A_k(x_d')] (docs/method.md).
 
     ``per_image[d][j]`` is A(x_d) for image j; every degradation must cover the same images."""
     names = list(per_image)

@@ -27,7 +27,7 @@ from faig_gui.core.errors import FaigError
 
 StateDict = "OrderedDict[str, torch.Tensor]"
 
-# BasicSR saves EMA weights beside the plain ones: prefer them (FAIG.md, "Checkpoints in the wild").
+# BasicSR saves EMA weights beside the plain ones: prefer them (docs/method.md, "Checkpoints in the wild").
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
 _STRIP_PREFIXES = ("module.",)
 

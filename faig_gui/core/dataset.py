@@ -1,7 +1,7 @@
 """Analysis image sets: HR images with their LR versions, one per degradation.
 
 Either read from folders (``--gt DIR --degraded NAME=DIR [--clean-lr DIR]``, files matched by
-name) or made from HR images with the degradations of FAIG.md (``--hr DIR``).
+name) or made from HR images with the degradations of docs/method.md (``--hr DIR``).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's comparison (FAIG.md, "Masking"): rank filters with each method on one image set,
+"""The paper's comparison (docs/method.md, "Masking"): rank filters with each method on one image set,
 then on a held-out set measure what masking each degradation's top filters does.
 
 For method m, proportion p and degradation d, the top p % of m's ranking for d are masked

@@ -1,4 +1,4 @@
-"""Global filter numbering (FAIG.md): every 4-D ``*.weight`` in state-dict order; inside one
+"""Global filter numbering (docs/method.md): every 4-D ``*.weight`` in state-dict order; inside one
 layer in the weight tensor's own storage order, dimension 0 major, then dimension 1: index =
 offset(layer) + row * cols + col. For a plain convolution (weight ``(out, in, kh, kw)``) that is
 ``o * in + i``, the numbering of the authors' ``*_index.txt`` files, so ranked lists are

@@ -150,7 +150,7 @@ class Registry:
         module.eval()
         for p in module.parameters():
             p.requires_grad_(False)
-        # Filter numbering follows the state-dict order (FAIG.md). A .safetensors file stores its
+        # Filter numbering follows the state-dict order (docs/method.md). A .safetensors file stores its
         # keys sorted by name, so take the order from the module, as the network defines it.
         ordered = {key: state_dict[key] for key in module.state_dict()}
         return LoadedModel(path, architecture, dict(hparams), ordered, module, overrides)

@@ -1,4 +1,4 @@
-"""Training a baseline/target pair (FAIG.md, "The setting").
+"""Training a baseline/target pair (docs/method.md, "The setting").
 
 * Baseline: trained from scratch on clean bicubic xs pairs.
 * Target: initialised from the baseline's EMA weights and fine-tuned on the paper's blind

@@ -75,7 +75,7 @@ def test_a_hidden_distribution_catches_up_when_shown(dock, qtbot):
 
 
 def _gradient_map(img):
-    """FAIG.md's gradient map, written again in numpy: HWC RGB -> HxW."""
+    """docs/method.md's gradient map, written again in numpy: HWC RGB -> HxW."""
     g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
     p = np.pad(g, 1, mode="reflect")
     gx = p[1:-1, 2:] - p[1:-1, :-2]

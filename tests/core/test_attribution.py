@@ -1,5 +1,5 @@
 """FAIG, IG, |θ − θ̄|, random and the discriminative scores against slow literal versions of
-FAIG.md written here: the network is rebuilt from a state dict at every path step (plain
+docs/method.md written here: the network is rebuilt from a state dict at every path step (plain
 nn.Module + load_state_dict), sums are explicit loops, filters are numbered by walking the state
 dict. Tiny random pairs of both built-in architectures."""
 from __future__ import annotations

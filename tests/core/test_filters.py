@@ -1,4 +1,4 @@
-"""Global filter numbering (FAIG.md) against a literal walk over the state dict."""
+"""Global filter numbering (docs/method.md) against a literal walk over the state dict."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -29,7 +29,7 @@ def test_paper_msrresnet_has_151936_filters():
     sd = default_registry().get("msrresnet").new_state_dict(num_feat=64, num_block=16, scale=2)
     index = FilterIndex.from_state_dict(sd)
     assert len(index) == 151_936
-    # FAIG.md's breakdown: conv_first 64x3, 32 body convs 64x64, upconv1 256x64, conv_hr 64x64, conv_last 3x64
+    # docs/method.md's breakdown: conv_first 64x3, 32 body convs 64x64, upconv1 256x64, conv_hr 64x64, conv_last 3x64
     assert index.total == 64 * 3 + 32 * 64 * 64 + 256 * 64 + 64 * 64 + 3 * 64
     assert [layer.name for layer in index.layers][:3] == ["conv_first.weight", "body.0.conv1.weight",
                                                           "body.0.conv2.weight"]

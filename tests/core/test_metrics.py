@@ -1,4 +1,4 @@
-"""The paper's effect metric and PSNR against literal numpy versions of FAIG.md's description."""
+"""The paper's effect metric and PSNR against literal numpy versions of docs/method.md's description."""
 from __future__ import annotations
 
 import math

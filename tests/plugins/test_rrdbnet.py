@@ -342,7 +342,7 @@ def test_masked_render_reruns_the_late_part_and_matches_the_reference():
 
 
 # --------------------------------------------------------------------------------------------
-# FAIG on a tiny RRDBNet pair against the literal path sum (FAIG.md), in float64
+# FAIG on a tiny RRDBNet pair against the literal path sum (docs/method.md), in float64
 
 def literal_faig(ref_factory, base_sd, targ_sd, lr, hr, steps: int) -> np.ndarray:
     """Σ_kernel |(θ̄ − θ) ⊙ (1/N) Σ_s ∂L/∂θ|_θ(s/N)| per filter: the reference net rebuilt in float64

@@ -1,4 +1,4 @@
-"""Degradation prediction from the target's own discriminative filters (FAIG.md, last section).
+"""Degradation prediction from the target's own discriminative filters (docs/method.md, "Degradation prediction").
 
 No classifier is trained: for each analysed degradation d the predictor measures evidence that
 comes from d's top-k % filters (:mod:`.evidence`), compares it with the same evidence measured on
