@@ -33,6 +33,14 @@ class Architecture(ABC):
     def build(self, hyperparameters: Mapping[str, Any]) -> nn.Module:
         """A fresh module with those hyper-parameters (random weights)."""
 
+    def build_unfilled(self, hyperparameters: Mapping[str, Any]) -> nn.Module:
+        """Like :meth:`build`, for a checkpoint that overwrites every parameter and persistent
+        buffer at once (the registry loads checkpoints this way, strictly): a plugin may leave the
+        weights uninitialised here, since drawing them can cost more than reading the file (an
+        RRDBNet of 16.7 M parameters: 0.13 s a model). Anything not in the state dict (e.g. a
+        non-persistent buffer) must still be set. Default: :meth:`build`."""
+        return self.build(hyperparameters)
+
     def layer_label(self, parameter_name: str) -> str | None:
         """Optional display name for a convolution weight (e.g. 'block 3 conv1')."""
         return None

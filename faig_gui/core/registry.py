@@ -129,7 +129,7 @@ class Registry:
         try:
             hparams = architecture.hyperparameters(state_dict)
             hparams.update(_typed_overrides(overrides, hparams))
-            module = architecture.build(hparams)
+            module = architecture.build_unfilled(hparams)  # every tensor is loaded below, strictly
         except FaigError:
             raise
         except Exception as exc:

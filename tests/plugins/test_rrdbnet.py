@@ -283,6 +283,25 @@ def test_round_trip_through_files(tmp_path, layout, scale):
     assert base.hyperparameters == targ.hyperparameters
 
 
+def test_loading_skips_the_random_initialisation_and_training_keeps_it():
+    """The registry builds with build_unfilled (weights left for the checkpoint to fill): same
+    names, shapes and plain nn.Conv2d layers as build; a state dict for training from scratch is
+    still PyTorch's default conv initialisation, uniform within ±1/sqrt(fan-in)."""
+    arch = default_registry().get("rrdbnet")
+    hp = dict(layout="old", num_feat=8, num_block=2, num_grow_ch=4, scale=4)
+    empty, full = arch.build_unfilled(hp), arch.build(hp)
+    assert [(k, v.shape) for k, v in empty.state_dict().items()] == [(k, v.shape) for k, v in full.state_dict().items()]
+    assert [type(m) for m in empty.modules()] == [type(m) for m in full.modules()]
+    first, second = arch.new_state_dict(**hp), arch.new_state_dict(**hp)
+    for name, value in first.items():
+        conv = name.rsplit(".", 1)[0] + ".weight"
+        bound = 1 / float(np.sqrt(np.prod(first[conv].shape[1:])))
+        assert not torch.equal(value, second[name]), name
+        assert float(value.abs().max()) <= bound, name
+        if value.ndim == 4:  # uniform on ±bound: standard deviation bound/sqrt(3)
+            assert float(value.std()) > 0.45 * bound, name
+
+
 def test_layer_labels_name_the_block_and_keep_the_parameter_name():
     arch = default_registry().get("rrdbnet")
     for name in ("body.17.rdb3.conv3.weight", "RRDB_trunk.17.RDB3.conv3.weight", "model.1.sub.17.RDB3.conv3.0.weight"):
