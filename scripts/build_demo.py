@@ -82,6 +82,37 @@ FINETUNES = [
                                "--patch", "64", "--seed", "2", "--threads", "2"]),
 ]
 PAIR = RUNS / FINETUNES[-1][0]   # the shipped pair
+#: the degradations the pair is analysed and evaluated on (the paper's two)
+DEGRADATIONS = ["--blur-sigma", "2", "--noise-sigma", "0.1"]
+TEASER_IMAGE = "teaser.png"
+
+# --pair srvgg3: SRVGGNetCompact (32 features, 16 convs, x2) with three functions, blur, noise
+# and JPEG, shipped in resources/demo_srvgg/. One training run, no further fine-tunes. The data
+# are the first pair's (runs/demo/data), so both pairs are judged on the same held-out images.
+SRVGG3 = {
+    "runs": ROOT / "runs" / "demo_srvgg3",
+    "demo": ROOT / "resources" / "demo_srvgg",
+    "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
+                     "--degradation", "jpeg=down,jpeg:30"],
+    "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
+               "--baseline-iters", "2500", "--baseline-lr", "5e-4",
+               "--target-iters", "3000", "--target-lr", "2e-4",
+               "--batch", "8", "--patch", "48", "--ema-decay", "0.999",
+               "--snapshot-every", "200", "--val-every", "500", "--seed", "0", "--threads", "1"],
+    "teaser": "teaser_srvgg3.png",
+}
+
+
+def select_pair(name: str) -> None:
+    """Point the stages at one demo pair: 'msrresnet' (the default, resources/demo/) or 'srvgg3'."""
+    global RUNS, DEMO, RECIPE, FINETUNES, PAIR, DEGRADATIONS, TEASER_IMAGE
+    if name == "msrresnet":
+        return
+    RUNS, DEMO, TEASER_IMAGE = SRVGG3["runs"], SRVGG3["demo"], SRVGG3["teaser"]
+    RECIPE = [*SRVGG3["recipe"], *SRVGG3["degradations"]]
+    FINETUNES = []
+    PAIR = RUNS / "train"
+    DEGRADATIONS = SRVGG3["degradations"]
 
 PY = sys.executable
 
@@ -125,6 +156,7 @@ def train() -> None:
     train_cmd.add_arguments(parser)
     args = parser.parse_args(["--hr", str(DATA / "train"), "--val-hr", str(DATA / "heldout"),
                               "--out", str(RUNS / "train"), "--resume", *RECIPE])
+    print("train", " ".join(args_ for args_ in RECIPE), flush=True)
     t0 = time.time()
     train_cmd.run(args)
     print(f"train stage: {(time.time() - t0) / 60:.1f} min wall clock")
@@ -217,7 +249,11 @@ STAGES = {"prepare": prepare, "train": train, "finetune": finetune, "analyze": a
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of: " + ", ".join(STAGES))
+    p.add_argument("--pair", default="msrresnet", choices=["msrresnet", "srvgg3"],
+                   help="which demo pair: msrresnet (resources/demo/, blur and noise) or srvgg3 "
+                        "(resources/demo_srvgg/, blur, noise and JPEG)")
     args = p.parse_args()
+    select_pair(args.pair)
     sys.path.insert(0, str(ROOT))
     for stage in args.stages.split(","):
         if stage not in STAGES:

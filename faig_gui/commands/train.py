@@ -1,4 +1,4 @@
-"""`faig-gui train`: a baseline on clean bicubic pairs, then a target fine-tuned for blur + noise."""
+"""`faig-gui train`: a baseline on clean bicubic pairs, then a target fine-tuned on a blind mix of degradations."""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +7,13 @@ from pathlib import Path
 
 import torch
 
-from faig_gui.commands._common import add_device, output_dir, positive_int, progress_bar
+from faig_gui.commands._common import (add_degradations, add_device, degradations_from, output_dir,
+                                        positive_int, progress_bar)
 from faig_gui.core.errors import FaigError
 
-HELP = ("train a baseline (clean bicubic) and a target (fine-tuned on blur σ2 / noise σ0.1, "
-        "each with p 0.5) from HR images; BasicSR-format checkpoints with EMA weights")
+HELP = ("train a baseline (clean bicubic) and a target (fine-tuned on a blind mix of degradations, "
+        "by default blur σ2 / noise σ0.1 each with p 0.5) from HR images; BasicSR-format checkpoints "
+        "with EMA weights")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,11 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hr", nargs="+", required=True, metavar="DIR",
                    help="folders (or image files) of HR training images")
     p.add_argument("--val-hr", nargs="+", default=[], metavar="DIR",
-                   help="held-out HR images for the validation PSNR in the log (clean/blur/noise)")
+                   help="held-out HR images for the validation PSNR in the log (clean and each degradation)")
     p.add_argument("--out", required=True, help="writes baseline.pth, target.pth, train_log.jsonl, snapshots/")
-    p.add_argument("--arch", default=d.arch, help="architecture plugin (default: msrresnet)")
-    p.add_argument("--num-feat", type=positive_int, default=d.num_feat)
-    p.add_argument("--num-block", type=positive_int, default=d.num_block)
+    p.add_argument("--arch", default=d.arch, help="architecture plugin (default: msrresnet); NAME:KEY=VALUE,... "
+                                                 "also sets its hyper-parameters, like --hp")
+    p.add_argument("--hp", default="", metavar="KEY=VALUE,...",
+                   help="the architecture's hyper-parameters, e.g. --arch srvgg --hp num_feat=32,num_conv=16 "
+                        "(the scale comes from --scale; for msrresnet --num-feat/--num-block)")
+    p.add_argument("--num-feat", type=positive_int, default=d.num_feat, help="msrresnet's width")
+    p.add_argument("--num-block", type=positive_int, default=d.num_block, help="msrresnet's depth")
     p.add_argument("--scale", type=int, default=d.scale, choices=[2, 3, 4])
     p.add_argument("--baseline-iters", type=int, default=d.baseline_iters)
     p.add_argument("--target-iters", type=int, default=d.target_iters)
@@ -33,8 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--batch", type=positive_int, default=d.batch)
     p.add_argument("--patch", type=positive_int, default=d.patch, help="HR patch side in pixels")
-    p.add_argument("--blur-sigma", type=float, default=d.blur_sigma)
-    p.add_argument("--noise-sigma", type=float, default=d.noise_sigma)
+    add_degradations(p)
+    p.add_argument("--prob", action="append", default=None, metavar="[NAME=]P",
+                   help="probability of a degradation in the target's blind mix (default 0.5 each): "
+                        "P for all, or NAME=P for one; repeatable")
     p.add_argument("--snapshot-every", type=positive_int, default=d.snapshot_every)
     p.add_argument("--val-every", type=positive_int, default=d.val_every)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -74,7 +82,12 @@ def run(args: argparse.Namespace) -> int:
         args.baseline_iters = 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(arch=args.arch, num_feat=args.num_feat, num_block=args.num_block, scale=args.scale,
+    arch, hp = _arch_and_hp(args.arch, args.hp)
+    degs = degradations_from(args)
+    custom = bool(args.degradation)
+    cfg = TrainConfig(arch=arch, num_feat=args.num_feat, num_block=args.num_block, scale=args.scale, hp=hp,
+                      degradations=[d.to_dict() for d in degs] if custom else None,
+                      probs=_probs(args.prob, [d.name for d in degs]) if args.prob else None,
                       baseline_iters=args.baseline_iters, target_iters=args.target_iters,
                       baseline_lr=args.baseline_lr, target_lr=args.target_lr, ema_decay=args.ema_decay,
                       batch=args.batch, patch=args.patch, seed=args.seed, blur_sigma=args.blur_sigma,
@@ -108,3 +121,48 @@ def run(args: argparse.Namespace) -> int:
             elif kind == "done":
                 print(f"wrote {rec['baseline']} and {rec['target']} ({rec['seconds'] / 60:.1f} min of training)")
     return 0
+
+
+def _arch_and_hp(arch: str, hp_text: str) -> tuple[str, dict]:
+    """``--arch NAME[:K=V,...]`` and ``--hp K=V,...`` -> (name, typed hyper-parameters)."""
+    from faig_gui.core.registry import default_registry, parse_arch_spec
+    name, overrides = parse_arch_spec(arch)
+    _, more = parse_arch_spec("x:" + hp_text) if hp_text.strip() else ("", {})
+    overrides.update(more)
+    plugin = default_registry().get(name)  # an unknown name is refused here, with the list of plugins
+    if "scale" in overrides:
+        raise FaigError("give the scale with --scale, not as a hyper-parameter")
+    # the keys the plugin reads back from weights are the ones it builds from: refuse others,
+    # which plugins' build() would silently ignore
+    known = set(plugin.hyperparameters(plugin.build({"scale": 2}).state_dict()))
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise FaigError(f"--hp: '{name}' has no hyper-parameter {', '.join(unknown)}; it has "
+                        f"{', '.join(sorted(known - {'scale'}))}")
+    return name, {k: _typed(v) for k, v in overrides.items()}
+
+
+def _typed(text: str):
+    """'32' -> 32, '0.1' -> 0.1, anything else stays a string (e.g. act_type=prelu)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _probs(items: list[str], names: list[str]) -> list[float]:
+    """``--prob 0.3`` (all) and ``--prob jpeg=0.7`` (one) -> one probability per degradation."""
+    probs = dict.fromkeys(names, 0.5)
+    for item in items:
+        name, eq, value = item.rpartition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            raise FaigError(f"--prob '{item}': write P or NAME=P with a number P") from None
+        if eq and name not in probs:
+            raise FaigError(f"--prob '{item}': no degradation named '{name}' (have {', '.join(names)})")
+        for key in ([name] if eq else names):
+            probs[key] = p
+    return [probs[n] for n in names]

@@ -1,9 +1,11 @@
 """Training a baseline/target pair (docs/method.md, "The setting").
 
 * Baseline: trained from scratch on clean bicubic xs pairs.
-* Target: initialised from the baseline's EMA weights and fine-tuned on the paper's blind
-  mixture: blur (σ 2) with probability 0.5 and noise (σ 0.1) with probability 0.5, drawn
-  independently per sample.
+* Target: initialised from the baseline's EMA weights and fine-tuned on a blind mixture of
+  degradations: per sample, each degradation's steps other than 'down' are applied with that
+  degradation's probability, drawn independently (the paper's: blur σ 2 and noise σ 0.1, each
+  with probability 0.5). Blur steps act on the HR patch, noise after the down-sampling, JPEG
+  last, after all noise.
 
 Both stages use L1, Adam(0.9, 0.99), a cosine schedule, random HR patches with random flips and
 90° rotations, and an exponential moving average (EMA) of the weights; checkpoints are written
@@ -22,7 +24,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -32,15 +34,14 @@ from torch import nn
 
 from faig_gui.core.checkpoint import save_checkpoint
 from faig_gui.core.degradations import (BLUR_KERNEL_SIZE, Degradation, degrade, downsample,
-                                        gaussian_blur, mod_crop, quantize, seeded_generator)
+                                        gaussian_blur, jpeg, mod_crop, paper_degradations,
+                                        quantize, seeded_generator)
 from faig_gui.core.errors import FaigError
 from faig_gui.core.metrics import psnr
 
 STAGES = ("baseline", "target")
 SNAPSHOT_NAME = "latest.pth"
 LOG_NAME = "train_log.jsonl"
-#: validation degradations: the blind mixture's two ends and clean inputs
-VALIDATION_NAMES = ("clean", "blur", "noise")
 
 
 @dataclass
@@ -62,6 +63,14 @@ class TrainConfig:
     noise_sigma: float = 0.1
     blur_prob: float = 0.5
     noise_prob: float = 0.5
+    #: the blind mixture: Degradation.to_dict() forms; None = the paper's blur and noise above
+    degradations: list[dict[str, Any]] | None = None
+    #: each degradation's probability (same order); None = blur_prob/noise_prob for the
+    #: paper's pair, 0.5 for each otherwise
+    probs: list[float] | None = None
+    #: hyper-parameters of the architecture (e.g. srvgg's num_feat, num_conv); for msrresnet
+    #: num_feat/num_block above are used unless given here
+    hp: dict[str, Any] = field(default_factory=dict)
     snapshot_every: int = 500
     val_every: int = 1000
     log_every: int = 50
@@ -76,7 +85,25 @@ class TrainConfig:
         return self.baseline_lr if stage == "baseline" else self.target_lr
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"num_feat": self.num_feat, "num_block": self.num_block, "scale": self.scale}
+        if self.arch == "msrresnet":
+            return {"num_feat": self.num_feat, "num_block": self.num_block, "scale": self.scale, **self.hp}
+        # other plugins take their own keys (--hp); every plugin reads the factor as 'scale'
+        return {**self.hp, "scale": self.scale}
+
+    def mixture(self) -> list[tuple[Degradation, float]]:
+        """The target's blind mixture: (degradation, probability) pairs, in order."""
+        if self.degradations is None:
+            degs = paper_degradations(self.blur_sigma, self.noise_sigma)
+            probs = self.probs if self.probs is not None else [self.blur_prob, self.noise_prob]
+        else:
+            degs = [Degradation.from_dict(d) for d in self.degradations]
+            probs = self.probs if self.probs is not None else [0.5] * len(degs)
+        if len(probs) != len(degs):
+            raise FaigError(f"{len(probs)} probabilities for {len(degs)} degradations")
+        for d, p in zip(degs, probs):
+            if not 0.0 <= p <= 1.0:
+                raise FaigError(f"the probability of '{d.name}' must be in [0, 1], got {p:g}")
+        return list(zip(degs, probs))
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -133,21 +160,42 @@ class PatchSampler:
 
 def make_batch(sampler: PatchSampler, cfg: TrainConfig, stage: str,
                g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(LR, HR) for one step: clean bicubic for the baseline, the blind mixture for the target."""
+    """(LR, HR) for one step: clean bicubic for the baseline, the blind mixture for the target.
+
+    The mixture: per sample and degradation one draw decides whether that degradation's steps
+    (all but 'down') apply. Steps before 'down' (blur) act on the HR patch with its margin, in
+    the mixture's order; steps after it act on the LR patch: noise first (each noise step draws
+    its values for every sample, applied or not, so the generator's stream does not depend on
+    the draws), JPEG last. With the paper's pair this draws exactly what the two-degradation
+    recipe drew (blur draws, noise draws, one normal field), so earlier runs resume unchanged.
+    """
     big = sampler.sample(cfg.batch, g)
     m = sampler.margin
     hr = big[..., m:big.shape[-2] - m, m:big.shape[-1] - m].contiguous()
     if stage == "baseline":
         return quantize(downsample(hr, cfg.scale)), hr
-    blur = torch.rand(cfg.batch, generator=g) < cfg.blur_prob
-    noise = torch.rand(cfg.batch, generator=g) < cfg.noise_prob
-    src = hr.clone()
-    if blur.any():
-        blurred = gaussian_blur(big[blur], cfg.blur_sigma)
-        src[blur] = blurred[..., m:big.shape[-2] - m, m:big.shape[-1] - m]
-    lr = downsample(src, cfg.scale)
-    n = torch.randn(lr.shape, generator=g)  # drawn for every sample: the stream stays aligned
-    lr = lr + cfg.noise_sigma * n * noise.view(-1, 1, 1, 1).to(lr.dtype)
+    mixture = cfg.mixture()
+    chosen = [torch.rand(cfg.batch, generator=g) < p for _, p in mixture]
+    src = big.clone()
+    for (deg, _), on in zip(mixture, chosen):
+        steps = deg.steps
+        for st in steps[:[s.kind for s in steps].index("down")]:
+            if st.kind == "blur" and on.any():
+                src[on] = gaussian_blur(src[on], float(st.value))
+            elif st.kind != "blur":
+                raise FaigError(f"'{deg.name}': only blur steps can come before 'down' in training")
+    lr = downsample(src[..., m:big.shape[-2] - m, m:big.shape[-1] - m].contiguous(), cfg.scale)
+    late = [(st, on) for (deg, _), on in zip(mixture, chosen)
+            for st in deg.steps[[s.kind for s in deg.steps].index("down") + 1:]]
+    for st, on in late:
+        if st.kind == "noise":
+            n = torch.randn(lr.shape, generator=g)  # drawn for every sample: the stream stays aligned
+            lr = lr + float(st.value) * n * on.view(-1, 1, 1, 1).to(lr.dtype)
+        elif st.kind == "blur":
+            raise FaigError("blur after 'down' is not supported in training")
+    for st, on in late:
+        if st.kind == "jpeg" and on.any():
+            lr[on] = jpeg(lr[on], int(st.value))  # jpeg() rounds to 8 bits before encoding
     return quantize(lr), hr
 
 
@@ -159,9 +207,7 @@ class ValidationSet:
 
     @classmethod
     def build(cls, images: Sequence[torch.Tensor], cfg: TrainConfig) -> "ValidationSet":
-        degradations = {"clean": Degradation("clean"),
-                        "blur": Degradation("blur", blur_sigma=cfg.blur_sigma),
-                        "noise": Degradation("noise", noise_sigma=cfg.noise_sigma)}
+        degradations = {"clean": Degradation("clean"), **{d.name: d for d, _ in cfg.mixture()}}
         hrs, lrs = [], {k: [] for k in degradations}
         for i, img in enumerate(images):
             x = _centre_crop(img, cfg.val_crop)[None]
@@ -240,7 +286,8 @@ def _load_snapshot(path: Path, cfg: TrainConfig) -> _State:
         raise FaigError(f"{path}: cannot read the training snapshot ({type(exc).__name__}); "
                         f"delete it to start over") from None
     saved = snap.get("config", {})
-    for key in ("arch", "num_feat", "num_block", "scale", "seed", "batch", "patch"):
+    for key in ("arch", "num_feat", "num_block", "scale", "seed", "batch", "patch", "hp", "degradations",
+                "probs"):
         if key in saved and saved[key] != getattr(cfg, key):
             raise FaigError(f"{path}: the snapshot was made with {key}={saved[key]}, not "
                             f"{getattr(cfg, key)}; pass the same options to --resume or use a new --out")
@@ -255,7 +302,7 @@ def _init_weights(path: str, model: nn.Module) -> dict[str, torch.Tensor]:
     mine = model.state_dict()
     if set(sd) != set(mine) or any(sd[k].shape != mine[k].shape for k in mine):
         raise FaigError(f"{path}: its parameters do not fit {type(model).__name__} with these options "
-                        f"(check --arch, --num-feat, --num-block and --scale)")
+                        f"(check --arch, --hp, --num-feat, --num-block and --scale)")
     return _clone(sd)
 
 
