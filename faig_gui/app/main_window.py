@@ -635,10 +635,13 @@ class MainWindow(FileDropTarget, QMainWindow):
         QTimer.singleShot(0, lambda: self.open_paths(paths))
 
     def open_paths(self, paths: list[str]) -> None:
-        """Dropped or given files: sessions open, checkpoints ask their role, images are added."""
+        """Dropped or given files: sessions open, checkpoints ask their role, scores and ranked lists
+        open (after the checkpoints: they belong to the model dropped with them), images are added."""
         sessions = [p for p in paths if p.lower().endswith(SESSION_SUFFIX)]
         checkpoints = [p for p in paths if Path(p).suffix.lower() in CHECKPOINT_SUFFIXES]
         images = [p for p in paths if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+        # scores.npz, and the authors' ranked lists by their name (a notes.txt is no ranking)
+        scores = [p for p in paths if Path(p).suffix.lower() == ".npz" or p.lower().endswith("_index.txt")]
         if sessions:
             self.open_session(sessions[0])
         for ckpt in checkpoints:
@@ -647,14 +650,17 @@ class MainWindow(FileDropTarget, QMainWindow):
                 self.model.load_baseline(ckpt)
             elif role == "target":
                 self.model.load_target(ckpt)
+        for p in scores:
+            self.open_scores(p)
         if images:
             self.model.add_images(images)   # (the Prediction panel predicts images added to the session)
-        others = [p for p in paths if p not in sessions + checkpoints + images]
+        others = [p for p in paths if p not in sessions + checkpoints + scores + images]
         if others:
             names = ", ".join(Path(p).name for p in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             self.statusBar().showMessage(
                 f"⚠ {names}: not opened: faig-gui opens checkpoints ({', '.join(CHECKPOINT_SUFFIXES)}), images "
-                f"({', '.join(IMAGE_SUFFIXES)}) and sessions ({SESSION_SUFFIX})", 15000)
+                f"({', '.join(IMAGE_SUFFIXES)}), scores (scores.npz, <degradation>_index.txt) and sessions "
+                f"({SESSION_SUFFIX})", 15000)
 
     def ask_checkpoint_role(self, path: str) -> str | None:
         box = QMessageBox(QMessageBox.Icon.Question, "Baseline or target?",

@@ -91,3 +91,20 @@ def test_an_index_file_for_another_model_is_refused_and_nothing_changes(demo_win
     for d, v in before.items():
         np.testing.assert_array_equal(s.scores[d], v)
     np.testing.assert_array_equal(s.mask.indices, mask_before)
+
+
+def test_dropping_two_ranked_lists_on_the_window_opens_both(demo_window, qtbot, tmp_path):
+    from qt_events import drop_files
+    w = demo_window
+    s = w.model.session
+    total = s.index.total
+    orders = {d: np.random.default_rng(n).permutation(total) for n, d in enumerate(("blur", "noise"))}
+    files = []
+    for d, order in orders.items():
+        files.append(tmp_path / f"{d}_index.txt")
+        np.savetxt(files[-1], order, fmt="%d")
+    drop_files(w.image_view, files)
+    qtbot.waitUntil(lambda: all(
+        sorted(range(total), key=lambda k: (-s.scores[d][k], k)) == orders[d].tolist() for d in orders), timeout=5000)
+    assert "not opened" not in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.image_view.live.idle, timeout=20000)
