@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from faig_gui.commands._common import add_arch, add_device, drive_with_progress, output_dir, positive_int
+from faig_gui.commands._common import (add_arch, add_degradations, add_device, degradations_from,
+                                        drive_with_progress, output_dir, positive_int)
 from faig_gui.core.errors import FaigError
 
 HELP = ("rank filters with each method on analysis images, then measure on held-out images what "
@@ -32,8 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", action="append", default=[], metavar="[METHOD=]NPZ",
                    help="scores.npz from `faig-gui analyze --method METHOD` (default method: faig) to use "
                         "instead of ranking again on the analysis images; repeatable")
-    p.add_argument("--blur-sigma", type=float, default=2.0)
-    p.add_argument("--noise-sigma", type=float, default=0.1)
+    add_degradations(p)
     p.add_argument("--seed", type=int, default=0, help="noise seed (held-out images use seed + 1) and random's seed")
     p.add_argument("--teaser", metavar="PNG", help="also write the teaser figure (input, target output, "
                                                    "output with the top FAIG filters masked; per degradation)")
@@ -45,9 +45,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faig_gui.core.distributed import from_environment
+    ranks = from_environment(args.device)   # None unless started by torchrun with several ranks
+    try:
+        return _run(args, ranks)
+    finally:
+        if ranks is not None:
+            ranks.close()
+
+
+def _run(args: argparse.Namespace, ranks) -> int:
     from faig_gui.core.attribution import METHODS
     from faig_gui.core.dataset import load_hr_folder, make_degraded
-    from faig_gui.core.degradations import paper_degradations
     from faig_gui.core.device import resolve_device
     from faig_gui.core.evaluation import (EvaluationResult, evaluate, markdown_table, svg_plot,
                                           teaser_image)
@@ -60,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
         if m not in METHODS:
             raise FaigError(f"--methods: unknown method '{m}'; use some of {', '.join(METHODS)}")
     baseline, target = default_registry().load_pair(args.baseline, args.target, args.arch)
-    device = str(resolve_device(args.device))
-    degradations = paper_degradations(args.blur_sigma, args.noise_sigma)
+    device = str(ranks.device) if ranks is not None else str(resolve_device(args.device))
+    degradations = degradations_from(args)
     held_hr = load_hr_folder(args.hr)
     if args.analysis_hr:
         analysis_hr = load_hr_folder(args.analysis_hr)
@@ -84,11 +93,15 @@ def run(args: argparse.Namespace) -> int:
     out = output_dir(args.out)
     result = drive_with_progress(
         lambda should_stop: evaluate(baseline, target, analysis, heldout, args.methods, args.proportions,
-                                 args.steps, device, args.seed, given, should_stop=should_stop),
-        EvaluationResult, "evaluate")
+                                 args.steps, device, args.seed, given, should_stop=should_stop, ranks=ranks),
+        EvaluationResult, "evaluate", show=ranks is None or ranks.rank == 0)
+    if ranks is not None and ranks.rank != 0:
+        return 0   # rank 0 alone writes
     report = result.report()
     report.update(baseline=str(args.baseline), target=str(args.target), scores=args.scores,
-                  blur_sigma=args.blur_sigma, noise_sigma=args.noise_sigma)
+                  blur_sigma=args.blur_sigma, noise_sigma=args.noise_sigma,
+                  degradation_specs=[d.spec() for d in degradations],
+                  world_size=ranks.world if ranks is not None else 1)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, allow_nan=True))
     atomic_write_text(out / "report.md", markdown_table(result))
     atomic_write_text(out / "effects.svg", svg_plot(result))

@@ -188,3 +188,24 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
     yield AnalysisResult(config.method, config.steps, config.rule, precision, target.arch_name, index.total,
                          names, [i.name for i in images], scores, str(ctx.device),
                          time.perf_counter() - start, {}, notes)
+
+
+def _weighted_mean(parts: list[tuple[object, int]]) -> object:
+    first = parts[0][0]
+    if isinstance(first, dict):
+        return {k: _weighted_mean([(p[k], n) for p, n in parts]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(_weighted_mean([(p[i], n) for p, n in parts]) for i in range(len(first)))
+    return sum(float(v) * n for v, n in parts) / sum(n for _, n in parts)
+
+
+def sharded_means(ctx: DistContext, items: Sequence[T], measure: Callable[[list[T]], object]) -> object:
+    """``measure(all items)`` computed as shares: each rank measures its shard (``measure``
+    returns means over the items it gets, as nested dicts/tuples of numbers), the shares are
+    gathered and averaged with their item counts as weights; every rank gets the result."""
+    mine = shard(items, ctx.rank, ctx.world)
+    local = (measure(mine), len(mine)) if mine else None
+    parts: list = [None] * ctx.world
+    _collective(ctx, "gathering the held-out measurements",
+                lambda: dist.all_gather_object(parts, local, group=ctx.control))
+    return _weighted_mean([p for p in parts if p is not None])

@@ -153,10 +153,14 @@ def evaluate(baseline: LoadedModel, target: LoadedModel, analysis: Sequence[Anal
              heldout: Sequence[AnalysisImage], methods: Sequence[str] = DEFAULT_METHODS,
              proportions: Sequence[float] = DEFAULT_PROPORTIONS, steps: int = 100, device: str = "cpu",
              seed: int = 0, given_scores: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-             should_stop: Callable[[], bool] | None = None
+             should_stop: Callable[[], bool] | None = None, ranks: Any = None
              ) -> Iterator[EvaluationProgress | EvaluationResult]:
     """Rank with each method on ``analysis`` (or take ``given_scores[method]``), then measure the
-    masking effects and PSNR on ``heldout``. Yields progress, then one EvaluationResult."""
+    masking effects and PSNR on ``heldout``. Yields progress, then one EvaluationResult.
+
+    ``ranks``: a core.distributed.DistContext (under torchrun): FAIG and IG rank with the images
+    split by rank, and each rank measures its share of the held-out images; the means are
+    all-reduced, so every rank ends with the whole result (rank 0 writes it)."""
     start = time.perf_counter()
     check_pair(baseline, target)
     if not heldout:
@@ -182,7 +186,12 @@ def evaluate(baseline: LoadedModel, target: LoadedModel, analysis: Sequence[Anal
             if m in ("faig", "ig") and not analysis:
                 raise FaigError(f"{m} needs analysis images to rank with")
             config = AnalysisConfig(method=m, steps=steps, device=device, seed=seed)
-            for item in analyze(baseline, target, analysis, config, should_stop=should_stop):
+            if ranks is not None and m in ("faig", "ig"):
+                from faig_gui.core.distributed import analyze_distributed
+                items = analyze_distributed(ranks, baseline, target, analysis, config, should_stop=should_stop)
+            else:
+                items = analyze(baseline, target, analysis, config, should_stop=should_stop)
+            for item in items:
                 if isinstance(item, AnalysisResult):
                     all_scores[m] = item.scores
                 else:
@@ -191,14 +200,27 @@ def evaluate(baseline: LoadedModel, target: LoadedModel, analysis: Sequence[Anal
             if len(s) != index.total:
                 raise FaigError(f"{m} scores for '{d}' have {len(s)} filters, the model has {index.total}")
     yield EvaluationProgress(len(methods), total, "masking on held-out images")
-    reference = _outputs(target, None, heldout, names, device)
-    effects = {m: masking_effects(baseline, target, all_scores[m], heldout, proportions, device, reference)
-               for m in methods}
-    table = psnr_table(baseline, target, heldout, device)
+    if ranks is None:
+        reference = _outputs(target, None, heldout, names, device)
+        effects = {m: masking_effects(baseline, target, all_scores[m], heldout, proportions, device, reference)
+                   for m in methods}
+        table = psnr_table(baseline, target, heldout, device)
+    else:
+        from faig_gui.core.distributed import sharded_means
+        effects, table = sharded_means(ranks, heldout, lambda mine: _measure(
+            baseline, target, all_scores, mine, methods, proportions, names, device))
     yield EvaluationResult(list(methods), [float(p) for p in proportions], names,
                            [i.name for i in analysis], [i.name for i in heldout], index.total, effects, table,
                            all_scores, time.perf_counter() - start,
                            {"steps": steps, "seed": seed, "device": str(device)})
+
+
+def _measure(baseline, target, all_scores, heldout, methods, proportions, names, device):
+    """The masking effects and PSNR table of one share of the held-out images."""
+    reference = _outputs(target, None, heldout, names, device)
+    effects = {m: masking_effects(baseline, target, all_scores[m], heldout, proportions, device, reference)
+               for m in methods}
+    return effects, psnr_table(baseline, target, heldout, device)
 
 
 # -- writing ----------------------------------------------------------------------------------
