@@ -3,11 +3,11 @@ from __future__ import annotations
 import argparse
 import signal
 
-from faig_gui.commands._common import add_arch, add_device, drive_with_progress, output_dir, positive_int
+from faig_gui.commands._common import (add_arch, add_degradations, add_device, degradations_from,
+                                        drive_with_progress, output_dir, positive_int)
 from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, analyze, convergence_summary
 from faig_gui.core.attribution import METHODS
 from faig_gui.core.dataset import from_folders, load_hr_folder, make_degraded, parse_named_dirs
-from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.distributed import DEFAULT_TIMEOUT_S, analyze_distributed, from_environment
 from faig_gui.core.errors import FaigError
 from faig_gui.core.precision import PRECISION_CHOICES
@@ -26,10 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--degraded", action="append", default=[], metavar="NAME=DIR",
                    help="folder of LR inputs of one degradation (repeat)")
     p.add_argument("--clean-lr", help="folder of clean LR images (needed by ig)")
-    p.add_argument("--hr", help="folder of HR images: degrade them here instead of --gt/--degraded")
+    p.add_argument("--hr", help="folder of HR images: degrade them here (with --degradation, default the "
+                                "paper's blur and noise) instead of --gt/--degraded")
     p.add_argument("--scale", type=positive_int, help="scale (default: the model's)")
-    p.add_argument("--blur-sigma", type=float, default=2.0)
-    p.add_argument("--noise-sigma", type=float, default=0.1)
+    add_degradations(p)
     p.add_argument("--seed", type=int, default=0, help="noise seed and random method's seed")
     p.add_argument("--method", default="faig", choices=METHODS)
     p.add_argument("--steps", type=positive_int, default=100, help="path steps N (paper: 100)")
@@ -56,8 +56,7 @@ def load_images(args: argparse.Namespace, scale: int):
     if args.hr and (args.gt or args.degraded):
         raise FaigError("give either --hr DIR or --gt DIR with --degraded NAME=DIR, not both")
     if args.hr:
-        return make_degraded(load_hr_folder(args.hr), scale,
-                             paper_degradations(args.blur_sigma, args.noise_sigma), args.seed)
+        return make_degraded(load_hr_folder(args.hr), scale, degradations_from(args), args.seed)
     if not args.gt or not args.degraded:
         if args.method in ("abs", "random"):
             return []
@@ -79,6 +78,8 @@ def store_settings(args: argparse.Namespace, scale: int) -> dict:
     made = {"scale": scale}
     if args.hr:
         made.update(source="hr", blur_sigma=args.blur_sigma, noise_sigma=args.noise_sigma, seed=args.seed)
+        if args.degradation:  # only then: stores of the default pair stay readable by --resume
+            made["degradations"] = [d.spec() for d in degradations_from(args)]
     else:
         made.update(source="folders")
     return {"images_made": made}

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from faig_gui.commands._common import add_arch, add_device
+from faig_gui.commands._common import add_arch, add_degradations, add_device, degradations_from
 from faig_gui.core.errors import FaigError
 
 HELP = ("predict each image's degradations (clean, blur, noise, ...) and their strength from the "
@@ -24,8 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the session's, else the bundled demo's)")
     p.add_argument("--proportion", type=float, metavar="PERCENT",
                    help="top PERCENT %% filters per degradation (default: the session's, else 1)")
-    p.add_argument("--blur-sigma", type=float, default=2.0, help="the analysed blur σ (default 2)")
-    p.add_argument("--noise-sigma", type=float, default=0.1, help="the analysed noise σ (default 0.1)")
+    add_degradations(p)  # the degradations the scores were analysed for, in the scores' order
     p.add_argument("--json", action="store_true",
                    help='one JSON object per line: {"image", "labels", "scores", "strength"}')
     p.add_argument("--no-cache", action="store_true",
@@ -38,7 +37,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_predictor(args: argparse.Namespace):
     from faig_gui.core.dataset import load_hr_folder
-    from faig_gui.core.degradations import paper_degradations
     from faig_gui.core.demo import demo_files
     from faig_gui.core.device import resolve_device
     from faig_gui.core.imageio import to_tensor
@@ -52,7 +50,7 @@ def build_predictor(args: argparse.Namespace):
     if any(given) and not all(given):
         raise FaigError("give all of --baseline, --target and --scores, or none (the bundled demo)")
     device = str(resolve_device(args.device))
-    degradations = paper_degradations(args.blur_sigma, args.noise_sigma)
+    degradations = degradations_from(args)
     proportion = args.proportion
     analysis_hr = None
     if args.session:
