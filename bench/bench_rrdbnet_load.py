@@ -103,7 +103,7 @@ def instrument() -> dict[str, float]:
 
     wrap(torch, "load", "torch.load (weights_only)")
     wrap(checkpoint_mod, "validate_state_dict", "validate")
-    wrap(default_registry().get("rrdbnet"), "build", "build module")
+    wrap(default_registry().get("rrdbnet"), "build_unfilled", "build module")  # what the registry calls
     wrap(nn.Module, "load_state_dict", "copy weights in")
     wrap(fx.Tracer, "trace", "fx trace")
     wrap(graph_mod, "_from_fx", "graph from trace")
