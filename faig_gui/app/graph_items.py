@@ -69,9 +69,9 @@ class NodeItem(QGraphicsItem):
         self._fill: tuple[tuple, QColor] | None = None
         self._elisions: dict[tuple[str, float], str] = {}
         big = node.kind in BIG
-        if big:
-            second = self.subtitle()
-            text_w = max(metrics.horizontalAdvance(node.label), metrics.horizontalAdvance(second))
+        if big:   # wide enough for the name and the conv count; a block's class name may be elided
+            second = self.subtitle() if node.kind == "conv" else f"{len(node.weights)} convs"
+            text_w = max(metrics.horizontalAdvance(node.label), metrics.horizontalAdvance(second) + 24)
             self.w = min(230.0, max(96.0, text_w + (34.0 if node.kind == "block" else 18.0)))
             self.h = 38.0
         elif node.kind == "add":
@@ -88,8 +88,8 @@ class NodeItem(QGraphicsItem):
             return f"{i}→{o}  {kh}×{kw}"
         return ""
 
-    def boundingRect(self) -> QRectF:
-        return QRectF(-self.w / 2 - 2, -self.h / 2 - 2, self.w + 4, self.h + 4)
+    def boundingRect(self) -> QRectF:   # (room above for the masked badge)
+        return QRectF(-self.w / 2 - 2, -self.h / 2 - 10, self.w + 130, self.h + 12)
 
     def box(self) -> QRectF:
         return QRectF(-self.w / 2, -self.h / 2, self.w, self.h)
@@ -148,25 +148,36 @@ class NodeItem(QGraphicsItem):
             top = box.adjusted(6, 3, -right, -self.h / 2)
             bottom = box.adjusted(6, self.h / 2 - 1, -6, -3)
             painter.drawText(top, Qt.AlignmentFlag.AlignCenter, self._elided(self.node.label, top.width()))
-            painter.drawText(bottom, Qt.AlignmentFlag.AlignCenter, self._elided(self.subtitle(), bottom.width()))
+            painter.drawText(bottom, Qt.AlignmentFlag.AlignCenter,
+                             self._elided(self.subtitle(masked=False), bottom.width(),
+                                                      Qt.TextElideMode.ElideRight))
+            if self.state.masked:   # a red badge on the corner: the subtitle keeps its width
+                text = f"{self.state.masked:,} masked"
+                badge = QRectF(0, 0, self.dock.metrics.horizontalAdvance(text) + 8, 15)
+                badge.moveBottomRight(box.topRight() + QPointF(2, 7))
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(QBrush(_MASKED))
+                painter.drawRoundedRect(badge, 7, 7)
+                painter.setPen(QColor("white"))
+                painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
         else:
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self._elided(self.node.label, self.w - 6))
 
-    def _elided(self, text: str, width: float) -> str:
+    def _elided(self, text: str, width: float, mode=Qt.TextElideMode.ElideMiddle) -> str:
         key = (text, width)
         if key not in self._elisions:
-            if len(self._elisions) > 64:   # (subtitles carry the masked count: bound the memo)
+            if len(self._elisions) > 64:   # (bound the memo)
                 self._elisions.clear()
-            self._elisions[key] = self.dock.metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+            self._elisions[key] = self.dock.metrics.elidedText(text, mode, width)
         return self._elisions[key]
 
-    def subtitle(self) -> str:
+    def subtitle(self, masked: bool = True) -> str:
         n = self.node
         if n.kind == "conv":
             text = n.friendly or self._shape_text()
         else:
-            text = f"{n.friendly} · {len(n.weights)} convs"
-        if self.state.masked:
+            text = f"{len(n.weights)} convs · {n.friendly}"
+        if masked and self.state.masked:
             text += f" · {self.state.masked} masked"
         return text
 

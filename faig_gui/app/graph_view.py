@@ -167,7 +167,7 @@ class Overview(QGraphicsView):
         self.setInteractive(False)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFixedHeight(78)
+        self.setFixedHeight(60)
         self.setToolTip("the whole graph: click or drag to move the view")
         self.setBackgroundBrush(QBrush(QColor("#f7f8fa")))
         main.viewChanged.connect(self.viewport().update)
@@ -519,8 +519,8 @@ class GraphDock(QDockWidget):
         return sum(values[w] * sizes[w] for w in weights) / sum(sizes[w] for w in weights)
 
     def legend_title(self, k: float, d: str) -> str:
-        return {"count": f"number of filters in the top {k:g} % for {d} (a box: sum of its layers)",
-                "mass": f"summed score of the filters in the top {k:g} % for {d} (a box: sum)",
+        return {"count": f"number of top {k:g} % filters for {d} (box: sum)",
+                "mass": f"summed score of top {k:g} % filters for {d} (box: sum)",
                 "share": f"share of the layer's filters in the top {k:g} % for {d}",
                 "mean_rank": f"mean rank percentile for {d} (1 = top)"}[self.measure]
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.graph import conv_order
@@ -21,6 +22,34 @@ SELECTED = "#d62728"
 MEASURES = {"count": "top-k count", "mass": "top-k score sum"}
 
 
+class TextLine(QWidget):
+    """One or two lines of text painted in place. A QLabel's new text asks the main window for a
+    new layout (every dock moves), and the title changes with each top-k step while the masked
+    output is being rendered (docs/performance.md, labels of fixed size)."""
+
+    def __init__(self, lines: int = 1, colour: str = "#222", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._text = ""
+        self.colour = QColor(colour)
+        self.setFixedHeight(lines * self.fontMetrics().lineSpacing() + 4)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:
+        if text != self._text:
+            self._text = text
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.colour)
+        painter.drawText(QRectF(self.rect()), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter |
+                         Qt.TextFlag.TextWordWrap, self._text)
+        painter.end()
+
+
 class ProfileDock(QDockWidget):
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
         super().__init__("Importance profile", parent)
@@ -30,10 +59,8 @@ class ProfileDock(QDockWidget):
         self.weights: list[str] = []          # conv weights in network order (one bar each)
         self.values = np.zeros(0)
         self._cache = None
-        self.title = QLabel()
-        self.title.setWordWrap(True)
-        self.hover = QLabel(" ")
-        self.hover.setStyleSheet("color: #444;")
+        self.title = TextLine(lines=2)
+        self.hover = TextLine(colour="#444")
         self.measure_box = QComboBox()
         for key, text in MEASURES.items():
             self.measure_box.addItem(text, key)
@@ -44,6 +71,9 @@ class ProfileDock(QDockWidget):
         self.plot.getPlotItem().hideButtons()
         self.plot.getPlotItem().getViewBox().setMouseEnabled(x=True, y=False)
         self.plot.setMinimumHeight(120)
+        # a fixed axis width: a new range with wider tick labels resized the axis, and that asked
+        # the main window for a new layout at every top-k step (during the render)
+        self.plot.getPlotItem().getAxis("left").setWidth(56)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=BAR, pen=None)
         self.plot.addItem(self.bars)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
@@ -80,10 +110,19 @@ class ProfileDock(QDockWidget):
         if s.index is not None:
             self.weights += [layer.name for layer in s.index.layers if layer.name not in set(self.weights)]
         self._cache = None
-        step = max(1, int(np.ceil(len(self.weights) / 8)))
+        self._set_ticks()
+        self.refresh()
+
+    def _set_ticks(self) -> None:
+        """As many layer names under the bars as fit side by side (~160 px each)."""
+        room = max(2, self.plot.width() // 160)
+        step = max(1, int(np.ceil(len(self.weights) / room)))
         ticks = [(k, module_name(w)) for k, w in enumerate(self.weights) if k % step == 0]
         self.plot.getPlotItem().getAxis("bottom").setTicks([ticks])
-        self.refresh()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._set_ticks()
 
     def _on_measure_change(self) -> None:
         self.measure = self.measure_box.currentData()

@@ -15,7 +15,8 @@ from typing import Iterable
 
 from faig_gui.core.graph import GraphEdge, GraphNode, Layout, NetworkGraph, _with_skips
 
-DEFAULT_BUDGET = 48   # nodes drawn at opening: about what a dock shows at a legible zoom
+DEFAULT_BUDGET = 24   # nodes drawn at opening: about what a dock shows at a legible zoom
+CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")   # always opened: one box for a list tells nothing
 
 
 def scope_chain(scope: str) -> tuple[str, ...]:
@@ -58,17 +59,19 @@ def visible_count(graph: NetworkGraph, open_scopes: set[str] | frozenset[str]) -
 
 def default_open(graph: NetworkGraph, budget: int = DEFAULT_BUDGET) -> set[str]:
     """Open the hierarchy one whole level at a time while the drawing keeps within ``budget``
-    nodes (a level that leaves only a handful of nodes is always opened: one box for the whole
-    body tells nothing)."""
+    nodes. Plain containers (``body``, a Sequential of blocks) are opened whatever the budget,
+    and so is a level that leaves only a handful of nodes: one box for the whole body tells
+    nothing. RRDBNet opens as its 23 RRDBs, MSRResNet as its residual blocks."""
     opened: set[str] = set()
     depth = 0
     while True:
-        level = {s for s in graph.scopes if s.count(".") == depth}
+        level = {s for s in graph.scopes if s.count(".") == depth and set(scope_chain(s)[:-1]) <= opened}
         if not level:
             return opened
         trial = opened | level
         if visible_count(graph, trial) > budget and visible_count(graph, opened) > 6:
-            return opened
+            lists = {s for s in level if graph.scopes[s] in CONTAINERS}
+            return opened | lists
         opened, depth = trial, depth + 1
 
 

@@ -91,7 +91,7 @@ def test_default_colouring_counts_top_k_filters_with_a_legend_in_words(dock):
         if item.node.kind == "conv":
             assert item.state.value == expected[item.node.weight]
             assert item.fill() == colour_at(dock.cmap, expected[item.node.weight] / hi)
-    assert dock.colorbar.title.startswith("number of filters in the top 10 % for blur")
+    assert dock.colorbar.title == "number of top 10 % filters for blur (box: sum)"
     assert (dock.colorbar.low, dock.colorbar.high) == ("0", f"{hi:,}")
 
 
