@@ -74,6 +74,15 @@ def test_evaluate_with_three_degradations_reports_a_three_by_three_matrix(work, 
                    for row in matrix.values())
     text = (work / "ev" / "report.md").read_text()
     assert "jpeg" in text
+    # the overlap of the FAIG top sets: three pairs, each shared count split over layers
+    ov = report["overlap"]
+    assert ov["proportion"] == 10.0 and ov["filter_count"] == report["filter_count"]
+    assert [(p["a"], p["b"]) for p in ov["pairs"]] == [("blur", "noise"), ("blur", "jpeg"), ("noise", "jpeg")]
+    k = int(report["filter_count"] * 0.1)
+    assert ov["sizes"] == {"blur": k, "noise": k, "jpeg": k}
+    for p in ov["pairs"]:
+        assert 0 <= p["shared"] <= k and sum(p["layers"].values()) == p["shared"]
+        assert f"| {p['a']} & {p['b']} | {p['shared']} |" in text
     bad = main([str(a) for a in ["evaluate", "--baseline", work / "baseline.pth", "--target", work / "target.pth",
                                  "--hr", work / "hr", "--out", work / "ev2", "--degradation", "jpeg=jpeg:20"]])
     assert bad == 2 and "exactly once" in capsys.readouterr().err

@@ -98,12 +98,18 @@ def _run(args: argparse.Namespace, ranks) -> int:
     if ranks is not None and ranks.rank != 0:
         return 0   # rank 0 alone writes
     report = result.report()
+    overlap = None
+    if "faig" in result.scores:  # which filters rank high for two degradations (core/overlap.py)
+        from faig_gui.core.overlap import filter_overlap
+        overlap = filter_overlap(result.scores["faig"], FilterIndex.from_state_dict(target.state_dict),
+                                 min(args.proportions))
+        report["overlap"] = overlap.to_json()
     report.update(baseline=str(args.baseline), target=str(args.target), scores=args.scores,
                   blur_sigma=args.blur_sigma, noise_sigma=args.noise_sigma,
                   degradation_specs=[d.spec() for d in degradations],
                   world_size=ranks.world if ranks is not None else 1)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, allow_nan=True))
-    atomic_write_text(out / "report.md", markdown_table(result))
+    atomic_write_text(out / "report.md", markdown_table(result) + ("\n" + overlap.markdown() if overlap else ""))
     atomic_write_text(out / "effects.svg", svg_plot(result))
     if args.teaser:
         if "faig" not in result.scores:
