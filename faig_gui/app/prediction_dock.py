@@ -11,8 +11,9 @@ while the box is ticked, predicts every row again.
 """
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -33,6 +34,7 @@ from faig_gui.app.live import LatestTask
 from faig_gui.app.prediction_rows import THRESHOLD, EntryWidget, PredictionEntry
 from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import live_threads
+from faig_gui.core.attribution import Cancelled
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.imageio import IMAGE_SUFFIXES, read_image
@@ -57,6 +59,7 @@ class _Request:
     images: tuple          # (path, lr) pairs
     max_threads: int = 1   # at most this many torch threads (workers.live_threads)
     tuner: AdaptiveThreads | None = None   # the dock's, used on the prediction thread only
+    stop: threading.Event = field(default_factory=threading.Event)   # set: calibration obsolete
 
 
 class PredictionDock(QDockWidget):
@@ -79,6 +82,10 @@ class PredictionDock(QDockWidget):
         self._threads = AdaptiveThreads()   # torch threads of the prediction thread, measured
         self.task.failed.connect(self._on_failed)
         self.task.busyChanged.connect(self._on_busy)
+        self._stop = threading.Event()   # the running job's: set when its calibration is no longer wanted
+        # the centre image is predicted while the panel is in view (its calibration takes minutes
+        # the first time for a pair); dropped images are predicted in any case
+        self.visibilityChanged.connect(lambda shown: self._request() if shown else None)
         self.setAcceptDrops(True)
         self._build()
         model.scoresChanged.connect(self._on_inputs_change)
@@ -304,18 +311,30 @@ class PredictionDock(QDockWidget):
             self._names = list(s.scores)
             force = True
         if force:
+            self._stop.set()   # a calibration under way is for the old models, scores or k
+            self._stop = threading.Event()
             for e in self._all():
                 e.prediction, e.error = None, ""
             self._rebuild_rows()
             self._rebuild_current_row()
-        todo = {e.path: e.lr for e in self._all() if e.prediction is None and not e.error}
+        todo = self._todo()
         if not todo or not self._can_predict():
             return
         req = _Request(s.baseline, s.target, dict(s.scores), tuple(img.hr for img in s.analysis_images),
                        tuple(s.settings.degradations), self.proportion, s.settings.device,
-                       tuple(todo.items()), live_threads(self.model.long_jobs), self._threads)
+                       tuple(todo.items()), live_threads(self.model.long_jobs), self._threads, self._stop)
         self._used = self._state()
         self.task.submit(lambda: _predict(req), self._apply)
+
+    def in_view(self) -> bool:
+        """The panel is on screen (a tab behind another is 'visible' to Qt, but shows nothing)."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def _todo(self) -> dict:
+        """path -> image of the rows to predict now: the dropped ones, and the centre image's
+        while the panel is in view."""
+        rows = self._all() if self.in_view() else self.entries
+        return {e.path: e.lr for e in rows if e.prediction is None and not e.error}
 
     def _can_predict(self) -> bool:
         return self._why_not() == ""
@@ -336,8 +355,7 @@ class PredictionDock(QDockWidget):
         """Nothing being predicted and nothing waiting to be (the window's screenshot waits)."""
         if not self.task.idle:
             return False
-        waiting = any(e.prediction is None and not e.error for e in self._all())
-        return not (waiting and self._can_predict())
+        return not (self._todo() and self._can_predict())
 
     def _apply(self, result: dict) -> None:
         by_path = result["predictions"]
@@ -352,6 +370,11 @@ class PredictionDock(QDockWidget):
         self._refresh_rows()
         self._update_status()
         self.predictionsChanged.emit()
+        if not self.in_view():   # the panel is a hidden tab: say the dropped images' verdicts
+            said = [f"{e.name}: {e.prediction.describe()}" for e in self.entries
+                    if e.path in by_path and e.prediction is not None]
+            if said:
+                self.model.statusMessage.emit("Prediction: " + "; ".join(said[-3:]) + " (Prediction panel)")
         if not self.idle():   # rows that came while this job ran
             self._request()
 
@@ -362,8 +385,9 @@ class PredictionDock(QDockWidget):
             self._current_row.show_entry(self.current)
 
     def _on_failed(self, message: str) -> None:
+        todo = self._todo()
         for e in self._all():   # the rows waiting for this job say why they got nothing
-            if e.prediction is None and not e.error:
+            if e.path in todo:
                 e.error = message
         self._refresh_rows()
         self.status.setText(f"<span style='color:#b00'>{message}</span>")
@@ -385,7 +409,9 @@ class PredictionDock(QDockWidget):
                             + (f" · {note}" if note else "") + f". A bar's mark is the threshold ({THRESHOLD:g}).")
 
     def shutdown(self) -> None:
-        """Stop the prediction thread (the window calls this on close)."""
+        """Stop the prediction thread (the window calls this on close): a calibration under way
+        stops at its next step."""
+        self._stop.set()
         self.task.close()
 
 
@@ -395,9 +421,11 @@ def _predict(req: _Request) -> dict:
     config = PredictorConfig(proportion=req.proportion, device=str(resolve_device(req.device)))
     predictor = Predictor(req.baseline, req.target, req.scores, list(req.analysis_hr), req.degradations, config)
     tuner.apply(limit)
-    cal = predictor.calibrate()
+    cal = predictor.calibrate(should_stop=req.stop.is_set)   # (raises Cancelled: nothing is applied)
     out: dict[str, Prediction | str] = {}
     for path, lr in req.images:
+        if req.stop.is_set():
+            raise Cancelled()
         threads = tuner.apply(limit)
         start = time.perf_counter()
         try:

@@ -56,6 +56,7 @@ def test_the_screenshot_waits_until_nothing_renders_ahead_or_predicts(make_windo
     settings().setValue(FILL_STOPS_KEY, True)
     w = make_window()
     assert w.fill_stops_action.isChecked()
+    w.prediction_dock.raise_()   # in view: it predicts the centre image
     w.model.replace_session(demo_session(tiny_demo))
     seen = {}
 

@@ -23,6 +23,8 @@ def test_images_dropped_on_the_centre_view_are_predicted_and_the_centre_image_to
     w = demo_window
     dock = w.prediction_dock
     s = w.model.session
+    assert not dock.in_view() and dock.current.prediction is None and dock.idle()   # a hidden tab: no work
+    dock.raise_()
     qtbot.waitUntil(lambda: dock.current is not None and dock.current.prediction is not None, timeout=120_000)
     ref = reference(s)
     assert dock.current.path == str(s.current_image().path)
@@ -60,3 +62,18 @@ def test_verdicts_wrap_instead_of_being_cut_and_bars_mark_the_threshold(demo_win
     track = bar.track()
     assert abs(bar.threshold_x() - (track.left() + THRESHOLD * track.width())) < 1e-9
     assert track.right() < bar.width() - bar.VALUE_W + 1         # the number sits beside the track
+
+
+def test_a_drop_while_the_panel_is_hidden_is_predicted_and_said_in_the_status_bar(demo_window, qtbot, tiny_demo,
+                                                                                  tmp_path):
+    w = demo_window
+    dock = w.prediction_dock
+    assert not dock.in_view()
+    path = tmp_path / "dropped.png"
+    shutil.copy(tiny_demo.heldout / "noise" / "h0.png", path)
+    drop_files(w, [path])                                        # the window, not the panel
+    qtbot.waitUntil(lambda: dock.count() == 1 and dock.entries[0].prediction is not None, timeout=120_000)
+    verdict = reference(w.model.session).predict(read_image(path)).describe()
+    assert dock.entries[0].prediction.describe() == verdict
+    qtbot.waitUntil(lambda: f"dropped.png: {verdict}" in w.statusBar().currentMessage(), timeout=5000)
+    assert "Prediction panel" in w.statusBar().currentMessage()
