@@ -305,3 +305,34 @@ def test_inputs_with_the_same_name_in_different_folders_do_not_overwrite(work, c
     assert rc == 0, err
     assert len(list((tmp_path / "m").glob("*_target.png"))) == 2
     assert len(list((tmp_path / "m").glob("*_masked.png"))) == 2
+
+
+def test_mask_montage_puts_input_target_and_masked_output_in_a_row_per_input(work, capsys):
+    scores = work / "an_hr" / "scores.npz"
+    if not scores.is_file():
+        _analyze(capsys, work, work / "an_hr", "--hr", work / "hr")
+    rng = np.random.default_rng(9)
+    ins = []
+    for n, (h, w) in enumerate(((10, 9), (6, 8))):
+        p = work / "montage_in" / f"m{n}.png"
+        p.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(p), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        ins.append(p)
+    out = work / "montage_out"
+    rc, _, err = run_cli(capsys, "mask", "--baseline", work / "baseline.pth", "--target", work / "target.pth",
+                         "--scores", scores, "--degradation", "blur", "--proportion", "100", "--input", *ins,
+                         "--out", out, "--montage", out / "montage.png", "--device", "cpu")
+    assert rc == 0, err
+    m = read_png(out / "montage.png")
+    gap = 4
+    # columns as wide as the widest cell (9 x2 = 18), rows as high as their images (20 and 12)
+    assert m.shape == (gap + 20 + gap + 12 + gap, gap + 3 * (18 + gap), 3)
+    y = gap
+    for p, h, w in ((ins[0], 20, 18), (ins[1], 12, 16)):
+        lr = read_png(p)
+        oy, ox = y, (18 - w) // 2   # a narrower image is centred in its column
+        cells = [m[oy:oy + h, gap + c * (18 + gap) + ox:gap + c * (18 + gap) + ox + w] for c in range(3)]
+        np.testing.assert_array_equal(cells[0], np.repeat(np.repeat(lr, 2, axis=0), 2, axis=1))
+        np.testing.assert_array_equal(cells[1], read_png(out / f"{p.stem}_target.png"))
+        np.testing.assert_array_equal(cells[2], read_png(out / f"{p.stem}_masked.png"))
+        y += h + gap

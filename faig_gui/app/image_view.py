@@ -1,6 +1,7 @@
 """The centre of the window: the current input, the target's output, the masked model's output
 and a comparison (before/after split, difference or gradient maps), in linked views that zoom
-and pan together; the effect metric and PSNR; a strip of thumbnails to switch images.
+and pan together; the effect metric and PSNR; a strip of thumbnails to switch images, and beside
+it a table of every image's effect and PSNR (image_table.py).
 
 Every state change (image, models, mask) sends one render request through a latest-wins task
 (live.py): the outputs are computed off the UI thread and put on screen when they arrive. After
@@ -20,12 +21,13 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from torch import fx
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
-                               QSizePolicy, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QTabWidget, QVBoxLayout, QWidget
 
 from faig_gui.app.drops import FileDropTarget
+from faig_gui.app.image_list import STRIP_HEIGHT, ThumbnailStrip
+from faig_gui.app.image_panels import Panel, colour_bar, show_bar
+from faig_gui.app.image_table import ImageTable
 from faig_gui.app.live import LatestTask
 from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next, slider_stops
 from faig_gui.app.workers import live_threads
@@ -35,82 +37,24 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.graph import traced_graph
 from faig_gui.core.imageio import IMAGE_SUFFIXES
 from faig_gui.core.masking import FilterMask
-from faig_gui.core.render import OutputCache, RenderRequest, RenderResult, same_output, speculative_render
+from faig_gui.core.render import (COMPARE_MODES, OutputCache, RenderRequest, RenderResult, compare_view,
+                                  same_output, speculative_render)
 
-COMPARE_MODES = {
-    "split": "Before / after",
-    "difference": "Difference ×4",
-    "gradient": "Gradient map",
-    "gradient_difference": "Gradient-map difference",
-}
+# The compare view the window opens with. At the opening mask (1 % top-k) Before / after barely
+# shows a change: on the demo pair's held-out inputs a median of 25 % of the output's pixels
+# changes by 3 grey levels or more, and only a viewer comparing the two halves pixel by pixel
+# could see even that. Difference ×4 shows 60 % of them at once, on a fixed scale (the gradient-map
+# difference is scaled to its own maximum, so it looks as strong for any change).
+# bench/bench_compare_modes.py measures it; docs/app.md has the figures.
+DEFAULT_COMPARE = "difference"
 COMPARE_TITLES = {
     "split": "Before / after: target | masked",
     "difference": "Difference |masked − target| ×4",
     "gradient": "Gradient map of the masked output",
     "gradient_difference": "Gradient-map difference |G(masked) − G(target)|",
 }
-THUMB = 72
 STOPS_BUDGET = 96 << 20   # bytes of kept guesses (masked output and its gradient map, float32)
 FILL_AFTER_S = 0.25       # the slider's stops wait for this much quiet after the last real request
-
-
-class _PanelTitle(pg.LabelItem):
-    """A panel's title whose text does not size the layout. pyqtgraph's label makes its text's
-    width its minimum width, so every new title (the masked panel's says how many filters are
-    masked: a new one after each mask change) re-laid out the canvas and resized all four views,
-    UI-thread work at every change (docs/performance.md, "Figures behind the code"). Here the columns keep their width, and a title wider than
-    its column is clipped at the column's edges."""
-
-    def __init__(self, text: str, **opts):
-        super().__init__(text, **opts)
-        self.setFlag(self.GraphicsItemFlag.ItemClipsChildrenToShape)
-
-    def updateMin(self) -> None:
-        height = self.itemRect().height()
-        self.setMinimumWidth(0)
-        self.setMinimumHeight(height)
-        self._sizeHint = {Qt.SizeHint.MinimumSize: (0, height), Qt.SizeHint.PreferredSize: (0, height),
-                          Qt.SizeHint.MaximumSize: (-1, -1), Qt.SizeHint.MinimumDescent: (0, 0)}
-        if height != getattr(self, "_laid_out_height", None):
-            self._laid_out_height = height
-            self.updateGeometry()
-
-    def setText(self, text: str, **args) -> None:
-        if text != getattr(self, "text", None) or args:
-            super().setText(text, **args)
-
-
-class _Panel:
-    def __init__(self, canvas: pg.GraphicsLayoutWidget, row: int, col: int, title: str):
-        self.label = _PanelTitle(title, size="9pt")
-        canvas.addItem(self.label, row=row, col=col)
-        self.view = canvas.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMenu=False)
-        self.view.setBackgroundColor((28, 28, 30))
-        self.item = pg.ImageItem(axisOrder="row-major")
-        self.view.addItem(self.item)
-        self.placeholder = pg.TextItem("", color=(170, 170, 170), anchor=(0.5, 0.5))
-        self.view.addItem(self.placeholder, ignoreBounds=True)
-        self._shown: tuple | None = None   # (image, levels, lut) last given to the item
-
-    def show(self, image: np.ndarray | None, text: str = "", levels=(0.0, 1.0), lut=None) -> None:
-        if image is None:
-            self._shown = None
-            self.item.clear()
-            self.placeholder.setText(text)
-            self.place_placeholder()
-            return
-        self.placeholder.setText("")
-        shown = (image, levels, lut)
-        if self._shown is not None and all(a is b for a, b in zip(shown, self._shown)):
-            return   # the very array already on screen (a mask change leaves input and target)
-        self._shown = shown
-        self.item.setLookupTable(lut)
-        self.item.setImage(image, autoLevels=False, levels=levels)
-
-
-    def place_placeholder(self) -> None:
-        """In the middle of what the view shows (the views are linked: never move the range)."""
-        self.placeholder.setPos(self.view.viewRect().center())
 
 
 class ImageView(FileDropTarget, QWidget):
@@ -146,7 +90,7 @@ class ImageView(FileDropTarget, QWidget):
         self.last_latency: float | None = None   # request -> on screen, seconds
         self.setAcceptDrops(True)
         self._build()
-        self._lut = pg.colormap.get("inferno").getLookupTable(nPts=256)
+        self._lut = self._colormap.getLookupTable(nPts=256)
 
         model.modelsChanged.connect(self._on_models_change)
         model.imagesChanged.connect(self._on_images_change)
@@ -170,6 +114,7 @@ class ImageView(FileDropTarget, QWidget):
         self.compare = QComboBox()
         for key, text in COMPARE_MODES.items():
             self.compare.addItem(text, key)
+        self.compare.setCurrentIndex(self.compare.findData(DEFAULT_COMPARE))
         self.compare.setToolTip("What the fourth view shows: the target's output left of the line and the "
                                 "masked output right of it, their difference, or gradient maps")
         self.split = QSlider(Qt.Orientation.Horizontal)
@@ -188,10 +133,10 @@ class ImageView(FileDropTarget, QWidget):
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground((40, 40, 43))
         self.canvas.setAcceptDrops(False)  # drops go to this widget (images) or the window
-        self.input_panel = _Panel(self.canvas, 0, 0, "Input")
-        self.target_panel = _Panel(self.canvas, 0, 1, "Target output")
-        self.masked_panel = _Panel(self.canvas, 2, 0, "Masked output")
-        self.compare_panel = _Panel(self.canvas, 2, 1, "")
+        self.input_panel = Panel(self.canvas, 0, 0, "Input")
+        self.target_panel = Panel(self.canvas, 0, 1, "Target output")
+        self.masked_panel = Panel(self.canvas, 2, 0, "Masked output")
+        self.compare_panel = Panel(self.canvas, 2, 1, "")
         self.panels = [self.input_panel, self.target_panel, self.masked_panel, self.compare_panel]
         first = self.input_panel.view
         for p in self.panels[1:]:
@@ -200,38 +145,35 @@ class ImageView(FileDropTarget, QWidget):
         self.split_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((255, 210, 60), width=2))
         self.split_line.setVisible(False)
         self.compare_panel.view.addItem(self.split_line, ignoreBounds=True)
-        self.compare_panel.label.setText(COMPARE_TITLES["split"])
+        self.compare_panel.label.setText(COMPARE_TITLES[DEFAULT_COMPARE])
+        self._colormap = pg.colormap.get("inferno")
+        self.colour_bar = colour_bar(self.canvas, 2, 2, 2, self._colormap)
 
         self.metrics = QLabel("")
         self.metrics.setObjectName("metrics")
         self.metrics.setWordWrap(True)
         self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.thumbs = QListWidget()
-        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
-        self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
-        self.thumbs.setWrapping(False)
-        self.thumbs.setMovement(QListWidget.Movement.Static)
-        self.thumbs.setIconSize(QSize(THUMB, THUMB))
-        self.thumbs.setGridSize(QSize(THUMB + 40, THUMB + 34))
-        self.thumbs.setFixedHeight(THUMB + 52)
-        self.thumbs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.thumbs.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.thumbs.setToolTip("Images: click to show one; drop image files here to add them")
-        self.thumbs.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.thumbs = ThumbnailStrip(self.model)
+        self.table = ImageTable(self.model)
+        self.table.setFixedHeight(STRIP_HEIGHT)
+        self.lists = QTabWidget()
+        self.lists.setDocumentMode(True)
+        self.lists.setTabPosition(QTabWidget.TabPosition.West)
+        self.lists.addTab(self.thumbs, "Images")
+        self.lists.addTab(self.table, "Effect / PSNR")
+        self.lists.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(head)
         lay.addWidget(self.canvas, 1)
         lay.addWidget(self.metrics)
-        lay.addWidget(self.thumbs)
+        lay.addWidget(self.lists)
 
         self.compare.currentIndexChanged.connect(self._show_compare)
         self.split.valueChanged.connect(self._on_split_change)
         self.split_line.sigPositionChanged.connect(self._on_split_line_moved)
-        self.thumbs.currentRowChanged.connect(self._on_thumb_change)
-        self.thumbs.customContextMenuRequested.connect(self._thumb_menu)
 
     # -- model -> view -----------------------------------------------------------------------
     def _on_models_change(self) -> None:
@@ -244,37 +186,12 @@ class ImageView(FileDropTarget, QWidget):
         self.request_render()
 
     def _on_images_change(self) -> None:
-        s = self.model.session
-        self.thumbs.blockSignals(True)
-        self.thumbs.clear()
-        for img in s.images:
-            item = QListWidgetItem(_icon(img.lr), _caption(img.name, img.label))
-            item.setToolTip(f"{img.path}\n{img.lr.shape[1]}x{img.lr.shape[0]}"
-                            + (f" · {img.label}" if img.label else "")
-                            + (" · ground truth known" if img.gt is not None else ""))
-            self.thumbs.addItem(item)
-        self.thumbs.setCurrentRow(s.current)
-        self.thumbs.blockSignals(False)
+        self.thumbs.refresh()
         self.request_render()
 
     def _on_current_change(self, position: int) -> None:
-        self.thumbs.blockSignals(True)
-        self.thumbs.setCurrentRow(position)
-        self.thumbs.blockSignals(False)
+        self.thumbs.select(position)
         self.request_render()
-
-    def _on_thumb_change(self, row: int) -> None:
-        self.model.set_current(row)
-
-    def _thumb_menu(self, pos) -> None:
-        item = self.thumbs.itemAt(pos)
-        if item is None:
-            return
-        row = self.thumbs.row(item)
-        menu = QMenu(self)
-        remove = menu.addAction("Remove image")
-        if menu.exec(self.thumbs.mapToGlobal(pos)) is remove:
-            self.model.remove_image(row)
 
     # -- rendering ---------------------------------------------------------------------------
     def make_request(self) -> RenderRequest | None:
@@ -534,28 +451,21 @@ class ImageView(FileDropTarget, QWidget):
         r = self.result
         mode = self.compare.currentData()
         self.compare_panel.label.setText(COMPARE_TITLES[mode])
-        is_split = mode == "split"
-        self.split.setEnabled(is_split)
-        self.split_line.setVisible(is_split and r is not None and r.masked is not None)
-        if r is None or r.masked is None:
+        view = compare_view(r, mode, self.split.value()) if r is not None else None
+        # the slider moves the line of Before / after; anywhere else (or with no masked output
+        # to split) it would do nothing
+        self.split.setEnabled(view is not None and view.cut is not None)
+        self.split_line.setVisible(view is not None and view.cut is not None)
+        show_bar(self.colour_bar, view.bar_range if view is not None else None,
+                 view.bar_unit if view is not None else "")
+        if view is None:
             self.compare_panel.show(None, "" if r is None else "needs the masked output")
             return
-        if is_split:
-            w = r.masked.shape[1]
-            cut = int(round(self.split.value() / 100 * w))
-            self.compare_panel.show(np.concatenate([r.target[:, :cut], r.masked[:, cut:]], axis=1))
+        self.compare_panel.show(view.image, levels=view.levels, lut=self._lut if view.coloured else None)
+        if view.cut is not None:
             self.split_line.blockSignals(True)
-            self.split_line.setValue(cut)
+            self.split_line.setValue(view.cut)
             self.split_line.blockSignals(False)
-        elif mode == "difference":
-            diff = np.abs(r.masked - r.target).mean(axis=2) * 4.0
-            self.compare_panel.show(np.clip(diff, 0, 1), levels=(0.0, 1.0), lut=self._lut)
-        elif mode == "gradient":
-            g = r.gradient_masked
-            self.compare_panel.show(g, levels=(0.0, max(float(g.max()), 1e-6)), lut=self._lut)
-        else:
-            d = np.abs(r.gradient_masked - r.gradient_target)
-            self.compare_panel.show(d, levels=(0.0, max(float(d.max()), 1e-6)), lut=self._lut)
 
     def _on_split_change(self, _value: int) -> None:
         self._show_compare()
@@ -577,20 +487,7 @@ class ImageView(FileDropTarget, QWidget):
         self.input_panel.view.autoRange(padding=0.02)
 
     def shutdown(self) -> None:
-        """Stop the render thread (the window calls this when it closes)."""
+        """Stop the render and table threads (the window calls this when it closes)."""
         self._fill_timer.stop()
+        self.table.shutdown()
         self.live.close()
-
-
-
-def _icon(lr: np.ndarray) -> QIcon:
-    u8 = np.ascontiguousarray(np.clip(lr * 255 + 0.5, 0, 255).astype(np.uint8))
-    h, w = u8.shape[:2]
-    img = QImage(u8.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    return QIcon(QPixmap.fromImage(img).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation))
-
-
-def _caption(name: str, label: str) -> str:
-    short = name if len(name) <= 16 else name[:13] + "…"
-    return f"{short}\n{label}" if label else short

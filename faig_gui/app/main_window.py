@@ -33,8 +33,8 @@ from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
-from faig_gui.core.exports import output_stems, write_masked_outputs
-from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images
+from faig_gui.core.exports import masked_montage, output_stems, write_masked_outputs
+from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images, write_image
 from faig_gui.core.masking import masked_state_dict
 from faig_gui.core.results import atomic_write_text, index_text, is_scores_archive, load_scores, ranking_csv
 from faig_gui.core.session import Session
@@ -196,6 +196,9 @@ class MainWindow(FileDropTarget, QMainWindow):
                                      "Write <degradation>_index.txt and a CSV of layer/out/in/score/rank")
         self.export_outputs_action = a("&Masked outputs (PNG)…", self.choose_export_outputs, "Ctrl+Shift+E",
                                        "Write each image's target and masked outputs as PNG")
+        self.export_montage_action = a("Mask &montage (PNG)…", self.choose_export_montage, None,
+                                       "One PNG like the teaser: per image, input / target output / masked "
+                                       "output with the current mask")
         self.export_graph_action = a("Network &graph (PNG/SVG)…", lambda: self.choose_export_dock(self.graph_dock))
         self.export_grid_action = a("&Filter grid (PNG/SVG)…", lambda: self.choose_export_dock(self.filter_dock))
         self.export_plots_action = a("&Plots (PNG/SVG)…", lambda: self.choose_export_dock(self.plots_dock))
@@ -250,7 +253,8 @@ class MainWindow(FileDropTarget, QMainWindow):
         f.addAction(self.save_as_action)
         f.addSeparator()
         self.export_menu = f.addMenu("&Export")
-        for act in (self.export_lists_action, self.export_outputs_action, None, self.export_graph_action,
+        for act in (self.export_lists_action, self.export_outputs_action, self.export_montage_action, None,
+                    self.export_graph_action,
                     self.export_grid_action, self.export_plots_action):
             self.export_menu.addSeparator() if act is None else self.export_menu.addAction(act)
         f.addSeparator()
@@ -367,6 +371,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.export_lists_action.setEnabled(has_scores)
         self.open_scores_action.setEnabled(s.index is not None)
         self.export_outputs_action.setEnabled(s.ready and bool(s.images))
+        self.export_montage_action.setEnabled(s.ready and bool(s.images))
         self.clear_mask_action.setEnabled(s.index is not None)
 
     def _mark_dirty(self, *_args) -> None:
@@ -609,6 +614,30 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.statusBar().showMessage(f"exporting {len(images)} images…")
         self.export_task.submit(job, lambda files: self.statusBar().showMessage(
             f"wrote {len(files)} images to {out}", 8000))
+
+    def choose_export_montage(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Mask montage", "montage.png", "PNG image (*.png)")
+        if path:
+            self.export_montage(path if Path(path).suffix else path + ".png")
+
+    def export_montage(self, path: str | Path) -> None:
+        """Input / target / masked output per image in one PNG, computed off the UI thread."""
+        s = self.model.session
+        if not s.ready or not s.images:
+            self.show_error("the montage needs a baseline, a target and images")
+            return
+        import copy
+        module = copy.deepcopy(s.target.module)
+        target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
+        lrs = [img.lr for img in s.images]
+        path = Path(path)
+
+        def job() -> Path:
+            write_image(path, masked_montage(module, masked_state_dict(target, baseline, mask, index), scale, lrs))
+            return path
+
+        self.statusBar().showMessage(f"making a montage of {len(lrs)} images…")
+        self.export_task.submit(job, lambda p: self.statusBar().showMessage(f"wrote {p}", 8000))
 
     def choose_export_dock(self, dock: QDockWidget) -> None:
         path, chosen = QFileDialog.getSaveFileName(self, f"Export {dock.windowTitle()}",

@@ -7,8 +7,8 @@ from faig_gui.core.demo import demo_files
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
-from faig_gui.core.exports import output_stems, write_masked_outputs
-from faig_gui.core.imageio import read_image
+from faig_gui.core.exports import montage, montage_row, output_stems, write_masked_outputs
+from faig_gui.core.imageio import read_image, write_image
 from faig_gui.core.masking import MODES, FilterMask, masked_state_dict
 from faig_gui.core.registry import default_registry
 from faig_gui.core.results import load_scores
@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="modulation λ in [0, 1.5]: θ ← λθ + (1−λ)·replacement (0: plain masking)")
     p.add_argument("--input", nargs="+", required=True, metavar="IMG")
     p.add_argument("--out", required=True)
+    p.add_argument("--montage", metavar="PNG", help="also write one image like the teaser: per input, "
+                                                    "input / target output / masked output")
     add_device(p)
     add_arch(p)
 
@@ -77,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = output_dir(args.out)
     inputs = ((stem, read_image(path)) for path, stem in zip(args.input, output_stems(args.input)))
-    write_masked_outputs(target.module, params, target.scale, inputs, out, device,
-                         lambda stem: print(f"{stem}: masked {len(mask)} '{args.degradation}' filters -> {out}"))
+    rows = []
+
+    def done(stem, lr, target_out, masked_out) -> None:
+        print(f"{stem}: masked {len(mask)} '{args.degradation}' filters -> {out}")
+        if args.montage:
+            rows.append(montage_row(lr, target.scale, target_out, masked_out))
+
+    write_masked_outputs(target.module, params, target.scale, inputs, out, device, done)
+    if args.montage:
+        write_image(args.montage, montage(rows))
+        print(f"montage of {len(rows)} inputs -> {args.montage}")
     return 0

@@ -49,9 +49,11 @@ def target_and_masked(module: nn.Module, params: Mapping[str, torch.Tensor], sca
 def write_masked_outputs(module: nn.Module, params: Mapping[str, torch.Tensor], scale: int,
                          inputs: Iterable[tuple[str, np.ndarray]], out: Path,
                          device: torch.device | str = "cpu",
-                         on_image: Callable[[str], None] | None = None) -> list[Path]:
+                         on_image: Callable[[str, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+                         ) -> list[Path]:
     """``<stem>_target.png`` and ``<stem>_masked.png`` in ``out`` for each (stem, LR image);
-    ``inputs`` may read its images lazily. ``on_image(stem)`` after each image's two files."""
+    ``inputs`` may read its images lazily. ``on_image(stem, lr, target, masked)`` after each
+    image's two files."""
     written = []
     for stem, lr in inputs:
         target, masked = target_and_masked(module, params, scale, lr, device)
@@ -60,7 +62,7 @@ def write_masked_outputs(module: nn.Module, params: Mapping[str, torch.Tensor], 
             write_image(path, img)
             written.append(path)
         if on_image is not None:
-            on_image(stem)
+            on_image(stem, lr, target, masked)
     return written
 
 
@@ -90,3 +92,16 @@ def montage(rows: Sequence[Sequence[np.ndarray]], gap: int = 4, background: floa
 def enlarged(lr: np.ndarray, scale: int) -> np.ndarray:
     """The LR image at the output size (nearest): what the window's Input panel shows."""
     return np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)
+
+
+def masked_montage(module: nn.Module, params: Mapping[str, torch.Tensor], scale: int, lrs: Iterable[np.ndarray],
+                   device: torch.device | str = "cpu", gap: int = 4) -> np.ndarray:
+    """The teaser's layout (docs/teaser.png): one row per LR image, input (enlarged, nearest),
+    target output, masked output; the outputs made as :func:`write_masked_outputs` makes them."""
+    rows = [montage_row(lr, scale, *target_and_masked(module, params, scale, lr, device)) for lr in lrs]
+    return montage(rows, gap)
+
+
+def montage_row(lr: np.ndarray, scale: int, target: np.ndarray, masked: np.ndarray) -> list[np.ndarray]:
+    """One row of :func:`masked_montage`: input enlarged (nearest), target output, masked output."""
+    return [enlarged(lr, scale), target, masked]

@@ -17,6 +17,7 @@ import torch
 from torch import fx
 
 from faig_gui.core.attribution import Cancelled
+from faig_gui.core.exports import target_and_masked
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.imageio import to_image, to_tensor
 from faig_gui.core.incremental import IncrementalForward
@@ -229,3 +230,83 @@ def same_output(a: RenderRequest, b: RenderRequest) -> bool:
     return (a.image_key == b.image_key and a.lr is b.lr and a.models_version == b.models_version
             and a.mask.mode == b.mask.mode and a.mask.lam == b.mask.lam
             and np.array_equal(a.mask.indices, b.mask.indices))
+
+
+#: the compare modes of the centre view's fourth panel, and how each is named on screen
+COMPARE_MODES = {
+    "split": "Before / after",
+    "difference": "Difference ×4",
+    "gradient": "Gradient map",
+    "gradient_difference": "Gradient-map difference",
+}
+#: the scale of the difference view: |masked − target| of 1/DIFFERENCE_GAIN shows at full colour
+DIFFERENCE_GAIN = 4.0
+
+
+@dataclass(frozen=True)
+class CompareView:
+    """What the compare panel shows for one result: the image and its display levels, whether it
+    is drawn through the colour map, and for those the colour bar's range and unit, in the
+    image's own units (outputs in [0, 1])."""
+
+    image: np.ndarray
+    levels: tuple[float, float]
+    coloured: bool
+    bar_range: tuple[float, float] | None = None
+    bar_unit: str = ""
+    cut: int | None = None               # split: the column where the masked output begins
+
+
+def compare_view(r: RenderResult, mode: str, split_percent: float) -> CompareView | None:
+    """The compare panel's content for ``r`` in ``mode``; None without a masked output."""
+    if r.masked is None or r.target is None:
+        return None
+    if mode == "split":
+        cut = int(round(split_percent / 100 * r.masked.shape[1]))
+        return CompareView(np.concatenate([r.target[:, :cut], r.masked[:, cut:]], axis=1), (0.0, 1.0), False,
+                           cut=cut)
+    if mode == "difference":
+        diff = np.abs(r.masked - r.target).mean(axis=2)
+        top = 1.0 / DIFFERENCE_GAIN
+        return CompareView(np.clip(diff * DIFFERENCE_GAIN, 0, 1), (0.0, 1.0), True, (0.0, top),
+                           "|masked − target|, mean of R, G, B (pixel values 0–1)")
+    if mode == "gradient":
+        g = r.gradient_masked
+        top = max(float(g.max()), 1e-6)
+        return CompareView(g, (0.0, top), True, (0.0, top), "gradient magnitude of the masked output (luma 0–1 per pixel)")
+    if mode == "gradient_difference":
+        d = np.abs(r.gradient_masked - r.gradient_target)
+        top = max(float(d.max()), 1e-6)
+        return CompareView(d, (0.0, top), True, (0.0, top), "|G(masked) − G(target)| (luma 0–1 per pixel)")
+    raise ValueError(f"unknown compare mode {mode!r}")
+
+
+@dataclass(frozen=True)
+class ImageMetrics:
+    """The centre view's metrics for one image of the list, target against masked output."""
+
+    effect: float | None        # the paper's gradient-map effect (MSE x 1000); None without a mask
+    psnr_target: float | None   # dB against the image's ground truth, when it has one
+    psnr_masked: float | None
+
+
+def image_metrics(module: torch.nn.Module, params: dict | None, scale: int,
+                  images: list[tuple[np.ndarray, np.ndarray | None]],
+                  should_stop: Callable[[], bool] = lambda: False) -> list[ImageMetrics]:
+    """Effect and PSNR of every (LR, GT or None) image: the target is ``module`` with its own
+    weights, the masked output the same with ``params`` (None: no baseline, no masked output).
+    Raises Cancelled between images once ``should_stop()``."""
+    rows = []
+    for lr, gt in images:
+        if should_stop():
+            raise Cancelled()
+        if params is None:
+            t = to_image(super_resolve(module, to_tensor(lr), scale))
+            m = None
+        else:
+            t, m = target_and_masked(module, params, scale, lr)
+        effect = None if m is None else maps_effect(gradient_map(to_tensor(t)), gradient_map(to_tensor(m)))
+        has_gt = gt is not None and gt.shape == t.shape
+        rows.append(ImageMetrics(effect, psnr(t, gt) if has_gt else None,
+                                 psnr(m, gt) if has_gt and m is not None else None))
+    return rows

@@ -1,0 +1,119 @@
+"""Effect and PSNR of every image in the list, for the current mask, in a table beside the
+thumbnails: which images the mask changes most, and what it costs against the ground truth.
+
+Computed off the UI thread (a latest-wins task of its own, core.render.image_metrics) and only
+while the table is on screen: after a change it waits for a pause (the live render of the
+current image comes first), and a newer change stops the computation between images.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+
+import torch
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+from faig_gui.app.live import LatestTask
+from faig_gui.app.session_model import SessionModel
+from faig_gui.core.masking import masked_state_dict
+from faig_gui.core.render import ImageMetrics, image_metrics
+
+COLUMNS = ("Image", "Effect (×1000)", "PSNR target (dB)", "PSNR masked (dB)")
+#: quiet time after a change before the table is computed (the current image's render first)
+SETTLE_MS = 300
+
+
+class ImageTable(QTableWidget):
+    """One row per session image; a click on a row shows that image. ``updated`` fires when
+    new values are in the table."""
+
+    updated = Signal()
+
+    def __init__(self, model: SessionModel, parent: QWidget | None = None):
+        super().__init__(0, len(COLUMNS), parent)
+        self.model = model
+        self.task = LatestTask("image-table", self)
+        self.task.failed.connect(model.errorOccurred)
+        self._stop = threading.Event()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._compute)
+        self._stale = True
+        self.rows: list[ImageMetrics] = []
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.setToolTip("Per image, target against masked output: the paper's gradient-map effect "
+                        "(MSE ×1000) and, where the ground truth is known, the PSNR of both outputs")
+        model.imagesChanged.connect(self._on_inputs_change)
+        model.modelsChanged.connect(self._on_inputs_change)
+        model.maskShown.connect(self._on_inputs_change)
+        self.cellClicked.connect(lambda row, _col: self.model.set_current(row))
+
+    def _on_inputs_change(self) -> None:
+        self._stale = True
+        self._stop.set()   # a computation in progress describes the old state
+        if self.isVisible():
+            self._timer.start(SETTLE_MS)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._timer.start(0)
+
+    def _compute(self) -> None:
+        s = self.model.session
+        self._fill_names()
+        if s.target is None or not s.images:
+            self.rows, self._stale = [], False
+            self.updated.emit()
+            return
+        module = copy.deepcopy(s.target.module)   # (the render thread runs the view's own copy)
+        params = (masked_state_dict(s.target.state_dict, s.baseline.state_dict, s.mask, s.index)
+                  if s.baseline is not None and len(s.mask) else None)
+        images = [(img.lr, img.gt) for img in s.images]
+        scale = s.scale
+        stop = self._stop = threading.Event()
+        self._stale = False
+
+        def job() -> list[ImageMetrics]:
+            torch.set_num_threads(1)   # the other core stays with the live render
+            return image_metrics(module, params, scale, images, stop.is_set)
+
+        self.task.submit(job, self._apply)
+
+    def _fill_names(self) -> None:
+        images = self.model.session.images
+        self.setRowCount(len(images))
+        for row, img in enumerate(images):
+            name = img.name + (f" · {img.label}" if img.label else "")
+            item = QTableWidgetItem(name)
+            item.setToolTip(img.path)
+            self.setItem(row, 0, item)
+            for col in range(1, len(COLUMNS)):
+                self.setItem(row, col, QTableWidgetItem("…"))
+
+    def _apply(self, rows: list[ImageMetrics]) -> None:
+        if self._stale or len(rows) != self.rowCount():
+            return   # (a newer state is on its way)
+        self.rows = rows
+        for row, m in enumerate(rows):
+            values = (m.effect, m.psnr_target, m.psnr_masked)
+            texts = ("–" if m.effect is None else f"{m.effect:.4g}",
+                     "no GT" if m.psnr_target is None else f"{m.psnr_target:.2f}",
+                     "–" if m.psnr_masked is None else f"{m.psnr_masked:.2f}")
+            for col, (value, text) in enumerate(zip(values, texts), start=1):
+                item = QTableWidgetItem(text)
+                if value is not None:
+                    item.setData(0x0100, float(value))   # Qt.UserRole: the number itself
+                self.setItem(row, col, item)
+        self.updated.emit()
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self._stop.set()
+        self.task.close()
