@@ -135,6 +135,32 @@ def test_a_killed_rank_stops_the_other_and_nothing_is_written(work, tmp_path):
     stored = {p.name for p in (out / "attributions").glob("*.npz")}
     assert {"im0.npz", "im2.npz"} <= stored <= {"im0.npz", "im1.npz", "im2.npz"}
 
+    # a run killed part-way loses only what was in flight: one process resumes with those files
+    assert main(analyze_argv(work, out, 600)[3:] + ["--resume"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert {"im0.png", "im2.png"} <= set(report["resumed_images"])
+    per_image = read_store(out / "attributions")
+    scores = dict(np.load(out / "scores.npz"))
+    for d in ("blur", "noise"):   # a literal float64 loop over the three stored images
+        expected = sum(a[d] - a["noise" if d == "blur" else "blur"] for a in per_image.values()) / 3
+        np.testing.assert_allclose(scores[d], expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+
+def test_rank_0_counts_every_ranks_steps():
+    """The progress bar's count: what each rank published to the rendezvous's store, summed."""
+    import torch
+    import torch.distributed as tdist
+
+    from faig_gui.core.distributed import DistContext
+    kv = tdist.TCPStore("127.0.0.1", free_port(), 1, True, wait_for_workers=False)
+    ranks = [DistContext(r, 2, r, torch.device("cpu"), "gloo", None, kv, "faig-gui/0") for r in range(2)]
+    assert ranks[0].steps_done() == 0          # nothing published yet: no wait, no error
+    ranks[0].publish(30)
+    assert ranks[0].steps_done() == 30
+    ranks[1].publish(12)
+    ranks[1].publish(20)                       # a count replaces the rank's previous one
+    assert ranks[0].steps_done() == 50
+
 
 def test_evaluate_on_two_ranks_measures_shares_of_the_held_out_images(work, tmp_path):
     import math

@@ -128,3 +128,46 @@ def test_a_damaged_file_is_named_in_the_error(setup, tmp_path, capsys):
     assert "im1.npz: not a readable attribution file" in err
     report = json.loads((tmp_path / "report.json").read_text())   # the first run's, untouched
     assert report["resumed_images"] == []
+
+
+def test_ctrl_c_stops_the_command_and_resume_finishes_it(setup, tmp_path):
+    """A real `faig-gui analyze` process, interrupted with SIGINT (Ctrl-C) once its first image is
+    stored: it exits 130 and writes no scores; --resume then computes only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    work = setup[0]
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-m", "faig_gui", "analyze", "--baseline", str(work / "baseline.pth"), "--target",
+            str(work / "target.pth"), "--hr", str(work / "hr"), "--steps", "400", "--device", "cpu",
+            "--out", str(tmp_path)]
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1"))
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "attributions" / "im0.npz").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = sorted(p.name for p in (tmp_path / "attributions").glob("*.npz"))
+    if proc.returncode == 0:   # the machine was so fast that the run ended before the signal came
+        pytest.skip("the run finished before Ctrl-C reached it")
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert not (tmp_path / "scores.npz").exists() and not (tmp_path / "report.json").exists()
+    assert "im0.npz" in done and len(done) < 3
+    assert main([str(a) for a in argv[3:]] + ["--resume"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["resumed_images"] == [f"{Path(n).stem}.png" for n in done]
+    per_image = read_store(tmp_path / "attributions")
+    scores = dict(np.load(tmp_path / "scores.npz"))
+    for d, o in (("blur", "noise"), ("noise", "blur")):   # a literal float64 loop over the stored images
+        expected = sum(a[d] - a[o] for a in per_image.values()) / len(per_image)
+        np.testing.assert_allclose(scores[d], expected, rtol=0, atol=1e-12 * np.abs(expected).max())
