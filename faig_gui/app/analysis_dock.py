@@ -8,14 +8,15 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from faig_gui.app.session_model import SessionModel
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.analysis import DELTA_WARN, AnalysisResult, Progress, convergence_summary
 from faig_gui.core.attribution import METHODS
-from faig_gui.core.degradations import Degradation
+from faig_gui.core.degradations import Degradation, parse_degradation
+from faig_gui.core.errors import FaigError
 
 METHOD_LABELS = {"faig": "FAIG (parameter path)", "ig": "IG (input path)",
                  "abs": "|θ − θ̄| (weight change)", "random": "random"}
@@ -40,7 +41,9 @@ class AnalysisDock(QDockWidget):
         self.setObjectName("AnalysisDock")
         self.model = model
         self.runner = runner
-        self._sigma_rows: list[tuple[str, QDoubleSpinBox, QDoubleSpinBox]] = []
+        # one row per degradation: the paper's kind (blur and/or noise) has σ boxes, any other
+        # (JPEG, an ordered pipeline) shows its steps; None where a row has no boxes
+        self._sigma_rows: list[tuple[Degradation, QDoubleSpinBox | None, QDoubleSpinBox | None]] = []
         self._build()
         model.settingsChanged.connect(self._on_settings_change)
         model.modelsChanged.connect(self._on_settings_change)
@@ -72,7 +75,26 @@ class AnalysisDock(QDockWidget):
         lay.addWidget(images)
 
         self.degradations_box = QGroupBox("Degradations (σ; 0 = off)")
-        self.degradations_grid = QGridLayout(self.degradations_box)
+        box_lay = QVBoxLayout(self.degradations_box)
+        self.degradations_grid = QGridLayout()
+        box_lay.addLayout(self.degradations_grid)
+        add_row = QHBoxLayout()
+        self.degradation_spec = QLineEdit()
+        self.degradation_spec.setObjectName("degradationSpec")
+        self.degradation_spec.setPlaceholderText("add: NAME=STEPS, e.g. jpeg=down,jpeg:30")
+        self.degradation_spec.setToolTip("A degradation as NAME=STEP,STEP,... applied to the HR image in that "
+                                         "order: blur:SIGMA, down (exactly once), noise:SIGMA, jpeg:QUALITY; "
+                                         "or a bare name: blur, noise, jpeg (docs/core.md)")
+        self.add_degradation_button = QPushButton("Add")
+        add_row.addWidget(self.degradation_spec, 1)
+        add_row.addWidget(self.add_degradation_button)
+        box_lay.addLayout(add_row)
+        self.degradation_error = QLabel("")
+        self.degradation_error.setObjectName("degradationError")
+        self.degradation_error.setWordWrap(True)
+        self.degradation_error.setStyleSheet("color: #c0392b;")
+        self.degradation_error.setVisible(False)
+        box_lay.addWidget(self.degradation_error)
         lay.addWidget(self.degradations_box)
 
         form = QFormLayout()
@@ -123,6 +145,8 @@ class AnalysisDock(QDockWidget):
         self.setWidget(body)
 
         self.choose_images.clicked.connect(self._choose_images)
+        self.add_degradation_button.clicked.connect(self.add_degradation)
+        self.degradation_spec.returnPressed.connect(self.add_degradation)
         self.steps.valueChanged.connect(self._apply)
         self.method.currentIndexChanged.connect(self._apply)
         self.device.currentIndexChanged.connect(self._apply)
@@ -153,9 +177,7 @@ class AnalysisDock(QDockWidget):
         self.images_label.setToolTip(str(where))
 
     def _rebuild_degradations(self, degradations: list[Degradation]) -> None:
-        current = [(d.name, d.blur_sigma or 0.0, d.noise_sigma or 0.0) for d in degradations]
-        shown = [(n, b.value(), z.value()) for n, b, z in self._sigma_rows]
-        if current == shown:
+        if list(degradations) == self._shown():
             return
         while self.degradations_grid.count():
             item = self.degradations_grid.takeAt(0)
@@ -167,25 +189,72 @@ class AnalysisDock(QDockWidget):
         self.degradations_grid.addWidget(_header("noise σ"), 0, 2)
         editable = (self.model.session.analysis_source or {}).get("kind") != "folders"
         for row, d in enumerate(degradations, start=1):
-            blur = _spin(d.blur_sigma or 0.0, 0.0, 10.0, 0.1, "Gaussian blur σ in HR pixels (kernel 21×21)")
-            noise = _spin(d.noise_sigma or 0.0, 0.0, 1.0, 0.01, "Gaussian noise σ on the [0, 1] scale")
-            for w in (blur, noise):
-                w.setEnabled(editable)
-                w.valueChanged.connect(self._apply)
             self.degradations_grid.addWidget(QLabel(d.name), row, 0)
-            self.degradations_grid.addWidget(blur, row, 1)
-            self.degradations_grid.addWidget(noise, row, 2)
-            self._sigma_rows.append((d.name, blur, noise))
+            if _paper_kind(d):
+                blur = _spin(d.blur_sigma or 0.0, 0.0, 10.0, 0.1, "Gaussian blur σ in HR pixels (kernel 21×21)")
+                noise = _spin(d.noise_sigma or 0.0, 0.0, 1.0, 0.01, "Gaussian noise σ on the [0, 1] scale")
+                for w in (blur, noise):
+                    w.setEnabled(editable)
+                    w.valueChanged.connect(self._apply)
+                self.degradations_grid.addWidget(blur, row, 1)
+                self.degradations_grid.addWidget(noise, row, 2)
+            else:
+                blur = noise = None
+                steps = QLabel(d.spec().partition("=")[2])
+                steps.setToolTip(d.describe())
+                self.degradations_grid.addWidget(steps, row, 1, 1, 2)
+            remove = QPushButton("×")
+            remove.setObjectName(f"removeDegradation_{d.name}")
+            remove.setToolTip(f"Remove '{d.name}' from the analysis")
+            remove.setFixedWidth(28)
+            remove.setEnabled(editable and len(degradations) > 1)
+            remove.clicked.connect(lambda _=False, name=d.name: self.remove_degradation(name))
+            self.degradations_grid.addWidget(remove, row, 3)
+            self._sigma_rows.append((d, blur, noise))
         if not editable:
             self.degradations_box.setToolTip("These analysis images come with their degradations (folders)")
 
     # -- widgets -> model --------------------------------------------------------------------
     def settings_from_widgets(self):
         st = self.model.session.settings
-        degradations = [Degradation(name, blur.value() or None, noise.value() or None)
-                        for name, blur, noise in self._sigma_rows]
+        degradations = self._shown()
         return replace(st, degradations=degradations or st.degradations, steps=self.steps.value(),
                        method=self.method.currentData(), device=self.device.currentData())
+
+    def _shown(self) -> list[Degradation]:
+        out = []
+        for d, blur, noise in self._sigma_rows:
+            if blur is None or (blur.value() or None, noise.value() or None) == (d.blur_sigma, d.noise_sigma):
+                out.append(d)  # unchanged: keep it as given (a spec's pipeline stays as written)
+            else:
+                out.append(Degradation(d.name, blur.value() or None, noise.value() or None))
+        return out
+
+    def add_degradation(self) -> bool:
+        """Parse the spec field and add that degradation to the analysis (its images follow)."""
+        text = self.degradation_spec.text().strip()
+        if not text:
+            return False
+        try:
+            d = parse_degradation(text)
+            if d.name == "clean":
+                raise FaigError("'clean' is the undegraded input and cannot be one of the degradations")
+            if d.name in [x.name for x in self._shown()]:
+                raise FaigError(f"there is a degradation named '{d.name}' already; choose another name")
+        except FaigError as exc:
+            self.degradation_error.setText(str(exc))
+            self.degradation_error.setVisible(True)
+            return False
+        self.degradation_error.setVisible(False)
+        self.degradation_spec.clear()
+        st = self.model.session.settings
+        self.model.set_settings(replace(self.settings_from_widgets(), degradations=[*self._shown(), d]))
+        return st != self.model.session.settings
+
+    def remove_degradation(self, name: str) -> None:
+        kept = [d for d in self._shown() if d.name != name]
+        if kept:
+            self.model.set_settings(replace(self.settings_from_widgets(), degradations=kept))
 
     def _apply(self, *_args) -> None:
         settings = self.settings_from_widgets()
@@ -263,3 +332,9 @@ def _header(text: str) -> QLabel:
 def _short(path: str, keep: int = 40) -> str:
     p = str(Path(path))
     return p if len(p) <= keep else "…" + p[-keep + 1:]
+
+
+def _paper_kind(d: Degradation) -> bool:
+    """Blur and/or noise in the paper's order (blur, down, noise): editable with the σ boxes."""
+    return d.pipeline is None and not d.jpeg_quality or \
+        [st.kind for st in d.steps] in (["blur", "down"], ["down", "noise"], ["blur", "down", "noise"])
