@@ -6,7 +6,8 @@ keys are exactly the checkpoint's own, in the checkpoint's order:
 
 - ``basicsr``: BasicSR / Real-ESRGAN (``conv_first``, ``body.N.rdbK.convJ``, ``conv_body``,
   ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``). x1 and x2 put a pixel-unshuffle in
-  front (by 4 and by 2), so ``conv_first`` reads 16 or 4 times the image's channels.
+  front (by 4 and by 2), so ``conv_first`` reads 16 or 4 times the image's channels; an image
+  whose size it does not divide is padded (last row and column repeated) and the output cropped.
 - ``esrgan``: the ESRGAN repository's ``RRDBNet_arch.py`` (``conv_first``,
   ``RRDB_trunk.N.RDBK.convJ``, ``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``,
   ``conv_last``); BSRGAN uses it too.
@@ -24,7 +25,7 @@ import re
 from typing import Any, Mapping
 
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.nn import functional as F
 
 from faig_gui.core.errors import FaigError
@@ -102,6 +103,25 @@ class RRDB(nn.Module):
         return out * _RES_SCALE + x
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``x`` with its bottom and right edges repeated up to a multiple of ``multiple``: the
+    pixel-unshuffle needs one (BasicSR's refuses other sizes; Real-ESRGAN's inference pads by
+    reflection first; repeating the edge works for any size, even one pixel)."""
+    ph, pw = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def crop_like(out: torch.Tensor, x: torch.Tensor, scale: int) -> torch.Tensor:
+    """``out`` cut to ``scale`` times the size of ``x`` (undoes :func:`pad_to_multiple`)."""
+    h, w = x.shape[-2] * scale, x.shape[-1] * scale
+    return out if tuple(out.shape[-2:]) == (h, w) else out[..., :h, :w]
+
+
+# torch.fx keeps each as one node (the graph shows a pad and a crop, not their size arithmetic)
+fx.wrap("pad_to_multiple")
+fx.wrap("crop_like")
+
+
 class RRDBNet(nn.Module):
     """The ``basicsr`` and ``esrgan`` layouts: named parts, ``num_up`` nearest x2 up-samplings
     each followed by an up conv (two in ESRGAN and Real-ESRGAN, one in BSRGAN's x2), after a
@@ -115,6 +135,7 @@ class RRDBNet(nn.Module):
         self.names = names
         self.num_up = num_up
         self.unshuffle = unshuffle
+        self.scale = 2 ** num_up // unshuffle
         self.conv_first = _conv(num_in_ch * unshuffle * unshuffle, num_feat, init)
         setattr(self, names["trunk"], nn.Sequential(*[RRDB(num_feat, num_grow_ch, names["rdb"], init=init)
                                                       for _ in range(num_block)]))
@@ -127,14 +148,16 @@ class RRDBNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.names
+        lr = x
         if self.unshuffle > 1:  # BasicSR's pixel_unshuffle has torch's channel order
-            x = F.pixel_unshuffle(x, self.unshuffle)
+            x = F.pixel_unshuffle(pad_to_multiple(x, self.unshuffle), self.unshuffle)
         feat = self.conv_first(x)
         feat = feat + getattr(self, n["trunk_conv"])(getattr(self, n["trunk"])(feat))
         for k in range(1, self.num_up + 1):
             up = getattr(self, f"{n['up']}{k}")
             feat = self.lrelu(up(F.interpolate(feat, scale_factor=2, mode="nearest")))
-        return self.conv_last(self.lrelu(getattr(self, n["hr"])(feat)))
+        out = self.conv_last(self.lrelu(getattr(self, n["hr"])(feat)))
+        return crop_like(out, lr, self.scale) if self.unshuffle > 1 else out
 
 
 class ShortcutBlock(nn.Module):

@@ -105,6 +105,19 @@ class RefRRDBNet(nn.Module):
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
 
 
+class PaddedRef(RefRRDBNet):
+    """For sizes the pixel-unshuffle does not divide (BasicSR's refuses them), the way round
+    written out: repeat the last row and column up to a multiple, run, crop the output."""
+
+    def forward(self, x):
+        u = {1: 4, 2: 2}.get(self.scale, 1) if self.ups == 2 else 1
+        h, w = x.shape[-2:]
+        rows = [min(i, h - 1) for i in range(-(-h // u) * u)]
+        cols = [min(j, w - 1) for j in range(-(-w // u) * u)]
+        out = super().forward(x[..., rows, :][..., cols])
+        return out[..., : h * self.scale, : w * self.scale]
+
+
 # --------------------------------------------------------------------------------------------
 # the other layouts, as mappings of BasicSR's key names
 
@@ -191,6 +204,21 @@ def test_plugin_equals_reference(layout, scale):
     torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
     # the same float32 operations in the same order as BasicSR's class (measured: bitwise equal)
     torch.testing.assert_close(got, same32, rtol=1e-5, atol=1e-5 * float(same32.abs().max()))
+
+
+@pytest.mark.parametrize("scale,height,width", [(2, 7, 8), (1, 9, 6), (1, 1, 3)])
+def test_sizes_the_unshuffle_does_not_divide_are_padded_and_cropped(scale, height, width):
+    ref, sd = make_ref("basicsr", scale, seed=5)
+    padded = PaddedRef(3, 3, scale, 8, 2, 4)
+    padded.load_state_dict(ref.state_dict())
+    model = default_registry().model_from_state_dict(dict(sd))
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(height))
+    with torch.no_grad():
+        got = model.module(x)
+        expected = padded.double()(x.double())
+    assert got.shape == (1, 3, height * scale, width * scale)
+    # the plugin's float32 rounding against float64 (see test_plugin_equals_reference)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
 
 
 def test_full_size_key_names_match_the_published_ones():
@@ -385,10 +413,10 @@ def literal_faig(ref_factory, base_sd, targ_sd, lr, hr, steps: int) -> np.ndarra
     return np.array(values)
 
 
-@pytest.mark.parametrize("layout,chunk", [("basicsr", 1), ("basicsr", 3), ("old", 2)])
-def test_faig_on_rrdbnet_matches_the_literal_path_sum(layout, chunk):
+@pytest.mark.parametrize("layout,chunk,side", [("basicsr", 1, 8), ("basicsr", 3, 8), ("basicsr", 2, 7), ("old", 2, 8)])
+def test_faig_on_rrdbnet_matches_the_literal_path_sum(layout, chunk, side):
     scale, ups = (2, 2) if layout == "basicsr" else (4, 2)
-    factory = lambda: RefRRDBNet(3, 3, scale, 8, 2, 4, ups=ups)  # noqa: E731
+    factory = lambda: PaddedRef(3, 3, scale, 8, 2, 4, ups=ups)  # noqa: E731  (pads only odd sizes)
     torch.manual_seed(11)
     base_ref = randomised(factory().state_dict(), seed=11)
     # the target is the baseline moved as by a fine-tune; biases move too
@@ -397,8 +425,8 @@ def test_faig_on_rrdbnet_matches_the_literal_path_sum(layout, chunk):
     reg = default_registry()
     base = reg.model_from_state_dict(in_layout(base_ref, layout, 2, ups))
     targ = reg.model_from_state_dict(in_layout(targ_ref, layout, 2, ups))
-    lr = lr_image(8, seed=5)
-    hr = torch.rand(1, 3, 8 * scale, 8 * scale, generator=torch.Generator().manual_seed(6))
+    lr = lr_image(side, seed=5)
+    hr = torch.rand(1, 3, side * scale, side * scale, generator=torch.Generator().manual_seed(6))
     steps = 4
     ours = faig_attribution(targ.module, base.state_dict, targ.state_dict, lr, hr,
                             options=PathOptions(riemann_left(steps), chunk=chunk))
