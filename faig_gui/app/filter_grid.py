@@ -145,8 +145,8 @@ class FilterGridDock(QDockWidget):
         self.overlay.setZValue(10)
         self.plot.addItem(self.image)
         self.plot.addItem(self.overlay)
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, interactive=False, label="score",
-                                        colorMapMenu=False, width=14)
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, interactive=False, colorMapMenu=False,
+                                        width=14)
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.details = FilterDetails()
@@ -227,28 +227,34 @@ class FilterGridDock(QDockWidget):
             self.scores[valid] = s.scores[d][self.cells[valid]]
             if self.range_mode == "shared":
                 lo, hi = self._shared(d)
-                scale = (f"one scale for all layers: {lo:.3g} … {hi:.3g} (the {SHARED_PERCENTILES[0]:g}–"
-                         f"{SHARED_PERCENTILES[1]:g} percentiles of every filter; beyond, colours saturate)")
+                scale = "one scale for all layers"
+                scale_tip = (f"{lo:.3g} … {hi:.3g}: the {SHARED_PERCENTILES[0]:g}–{SHARED_PERCENTILES[1]:g} "
+                             f"percentiles of every filter's score; beyond, colours saturate")
             else:
                 lo, hi = float(np.nanmin(self.scores)), float(np.nanmax(self.scores))
                 hi = hi if hi > lo else lo + 1e-12
-                scale = f"this layer's own scale: {lo:.3g} … {hi:.3g}"
+                scale, scale_tip = "this layer's own scale", f"{lo:.3g} … {hi:.3g}: this layer's minimum to maximum"
             # cells without a kernel take the lowest colour; the overlay greys them out
             self.image.setImage(np.where(valid, self.scores, lo), autoLevels=False, levels=(lo, hi))
             self.colorbar.setLevels((lo, hi))
             self.colorbar.setColorMap(self.cmap)
             self.colorbar.axis.setLabel(f"FAIG score, {d}" if s.active_method == "faig" else f"score, {d}")
-            self.legend.setText(f"<b>Colour</b>: {score_legend(s.active_method, d)}; {scale}")
+            short, more = score_legend(s.active_method, d)
+            self.legend.setText(f"<b>Colour</b>: {short} · {scale}")
+            self.legend.setToolTip(f"{short}\n{more}\nColour scale: {scale_tip}")
         else:
             self.scores = None
             self.image.setImage(np.zeros((layer.out_channels, layer.in_channels)), autoLevels=False, levels=(0, 1))
             self.colorbar.setColorMap(pg.ColorMap([0, 1], [(217, 221, 227), (217, 221, 227)]))
             self.colorbar.axis.setLabel("no scores")
             self.legend.setText("<b>Colour</b>: no scores yet: run the analysis")
+            self.legend.setToolTip("")
         self.image.setRect(QRectF(0, 0, layer.in_channels, layer.out_channels))
         self.header.setText(f"<b>{layer.name}</b> ({layer.kind}): {layer.out_channels} out × {layer.in_channels} in"
-                            f"{_layout_note(layer)} = {layer.count:,} filters; <span style='color:#eb141e'>red"
-                            f"</span>: masked (click a cell: mask or unmask it and see its kernels)")
+                            f"{_layout_note(layer)} = {layer.count:,} filters · <span style='color:#eb141e'>red"
+                            f"</span>: masked")
+        self.header.setToolTip("Click a cell: mask or unmask that filter and see its kernels and ranks; drag: mask a "
+                               "rectangle (Ctrl: unmask); right-click: rows, columns, the layer")
         self._on_mask_change()
         if reset_view:
             self.show_whole_layer()

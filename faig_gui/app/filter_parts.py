@@ -19,16 +19,19 @@ MIN_MARK_PX = 2.0
 KERNEL_PX = 42   # side of a kernel's picture in the details
 
 
-def score_legend(method: str, degradation: str) -> str:
-    """What the colour of a cell is, in the paper's terms (docs/method.md)."""
+def score_legend(method: str, degradation: str) -> tuple[str, str]:
+    """What the colour of a cell is, in the paper's terms (docs/method.md): a short line and the rest."""
     d = degradation
     return {
-        "faig": f"FAIG score for {d}: A(x_{d}) − mean A(others), A = |Δθ ⊙ path-averaged ∂L/∂θ| "
-                f"summed over the kernel (high: the filter serves {d})",
-        "ig": f"IG score for {d}: |Σ ∂output/∂θ| along the input path clean → {d} (target fixed)",
-        "abs": "|θ − θ̄| / |θ̄|: the kernel's relative change from the baseline (the same for every degradation)",
-        "random": "a seeded random ranking (the paper's control)",
-    }.get(method, f"score for {d} (loaded; higher ranks first)")
+        "faig": (f"FAIG score for {d}: A(x_{d}) − mean A(others)",
+                 f"A(x) = Σ over the kernel of |(θ̄ − θ) ⊙ ∂L/∂θ averaged along the path from the target θ to the "
+                 f"baseline θ̄|, for the image degraded by {d} (x_{d}) or by each other degradation; high: the "
+                 f"filter serves {d}"),
+        "ig": (f"IG score for {d}: |Σ ∂output/∂θ| along the input path clean → {d}",
+               "integrated gradients along the input path, target fixed (the paper's comparison)"),
+        "abs": ("|θ − θ̄| / |θ̄|: the kernel's relative change", "the same for every degradation; no data"),
+        "random": ("a seeded random ranking", "the paper's control"),
+    }.get(method, (f"score for {d}", "loaded scores: the higher, the more important"))
 
 
 class ChannelAxis(pg.AxisItem):

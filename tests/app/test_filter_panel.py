@@ -115,7 +115,8 @@ def test_the_legend_says_what_the_score_is(qtbot, tmp_path):
     grid = make_grid(qtbot, tmp_path)
     grid.model.set_degradation("blur")
     assert "FAIG score for blur: A(x_blur) − mean A(others)" in grid.legend.text()
-    assert "FAIG score, blur" in grid.colorbar.axis.labelText
+    assert grid.colorbar.axis.labelText == "FAIG score, blur"
+    assert "∂L/∂θ" in grid.legend.toolTip() and "path" in grid.legend.toolTip()
     grid.model.set_degradation("noise")
     assert "FAIG score for noise: A(x_noise) − mean A(others)" in grid.legend.text()
 
