@@ -2,6 +2,10 @@
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# `analyze --precision auto` (the default) may take bf16 on a CPU with AMX or a GPU; the tests
+# compare with float32 references, so they pin fp32 (FAIG_GUI_PRECISION, the default's default);
+# tests of auto ask for it by name
+os.environ.setdefault("FAIG_GUI_PRECISION", "fp32")
 
 import sys
 from pathlib import Path

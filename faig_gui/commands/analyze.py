@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 
 from faig_gui.commands._common import (add_arch, add_degradations, add_device, degradations_from,
@@ -35,9 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=100, help="path steps N (paper: 100)")
     p.add_argument("--rule", default="riemann", choices=RULES,
                    help="path quadrature: the paper's left Riemann sum, or Gauss-Legendre nodes")
-    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+    p.add_argument("--precision", default=os.environ.get("FAIG_GUI_PRECISION", "auto"), choices=PRECISION_CHOICES,
                    help="auto: bf16 where measured faster on this device (GPUs, AMX CPUs), else fp32; "
-                        "fp32 is the paper's arithmetic (the choice goes into report.json)")
+                        "fp32 is the paper's arithmetic (the choice goes into report.json; "
+                        "default: $FAIG_GUI_PRECISION, else auto)")
     p.add_argument("--chunk", type=positive_int, help="path steps per forward/backward (default: from memory)")
     p.add_argument("--memory-budget", type=float, metavar="GB", help="activation memory budget in GB")
     p.add_argument("--allow-tf32", action="store_true", help="allow TF32 on GPUs (faster, ranks may shift)")

@@ -49,3 +49,18 @@ def test_auto_measures_and_takes_the_faster_precision(monkeypatch):
     rel = 0.05 / fp32_ms + 0.05 / bf16_ms
     assert abs(speedup - fp32_ms / bf16_ms) <= 0.005 + rel * fp32_ms / bf16_ms * 1.01
     assert choice == ("bf16" if speedup >= precision.BF16_MIN_SPEEDUP else "fp32")
+
+
+def test_analyze_records_what_auto_chose(tmp_path):
+    import json
+
+    from distributed_helpers import make_pair_and_images
+    from faig_gui.cli import main
+    work = make_pair_and_images(tmp_path, n_images=1)
+    assert main(["analyze", "--baseline", str(work / "baseline.pth"), "--target", str(work / "target.pth"),
+                 "--hr", str(work / "hr"), "--steps", "2", "--device", "cpu", "--precision", "auto",
+                 "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["precision_requested"] == "auto" and report["precision"] in ("fp32", "bf16")
+    expected = "fp32" if not bf16_native(torch.device("cpu")) else report["precision"]
+    assert report["precision"] == expected and report["precision_reason"].startswith("auto: ")
