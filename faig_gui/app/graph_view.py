@@ -93,6 +93,20 @@ class GraphView(QGraphicsView):
         self.viewChanged.emit()
         self.fitted = True
 
+    def show_rect(self, rect: QRectF) -> None:
+        """Zoom (within the legible range, at most 1:1) to show ``rect``; when it does not fit,
+        its top left."""
+        vp = self.viewport()
+        rect = rect.adjusted(-16, -24, 16, 16)
+        scale = max(MIN_ZOOM, min(vp.width() / rect.width(), vp.height() / rect.height(), 1.0))
+        self.resetTransform()
+        self.scale(scale, scale)
+        half_w, half_h = vp.width() / (2 * scale), vp.height() / (2 * scale)
+        self.centerOn(rect.center().x() if rect.width() <= 2 * half_w else rect.left() + half_w,
+                      rect.center().y() if rect.height() <= 2 * half_h else rect.top() + half_h)
+        self.fitted = False
+        self.viewChanged.emit()
+
     def centre_on(self, item) -> None:
         self.centerOn(item)
         self.fitted = False
@@ -335,8 +349,18 @@ class GraphDock(QDockWidget):
         if self.full is None or path not in self.full.scopes or path in self.shown_open():
             return
         self.opened |= {path, *scope_chain(path)}
-        first = next((n.id for n in self.full.nodes if n.scope == path or n.scope.startswith(path + ".")), "")
-        self._rebuild(keep=first)
+        self._rebuild()
+        self.show_module(path)
+
+    def show_module(self, path: str) -> None:
+        """Bring what is drawn of a module into view (its box, or its unfolded contents)."""
+        inside = [i for i in self.items.values() if i.node.group == path and i.node.kind == "block"
+                  or path in scope_chain(i.node.scope)]
+        if inside:
+            rect = QRectF()
+            for it in inside:
+                rect = rect.united(it.mapRectToScene(it.box()))
+            self.view.show_rect(rect)
 
     def fold_all(self) -> None:
         if self.full is not None:
@@ -572,8 +596,8 @@ class GraphDock(QDockWidget):
         else:
             self.revealed = set(scope_chain(name)[:-1])
             self.current = f"group:{name}" if name not in self.shown_open() else ""
-            self._rebuild(keep=self.current or next(
-                (n.id for n in self.full.nodes if n.scope == name or n.scope.startswith(name + ".")), ""))
+            self._rebuild()
+            self.show_module(name)
         return True
 
     def next_important(self) -> None:

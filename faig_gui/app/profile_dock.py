@@ -114,8 +114,8 @@ class ProfileDock(QDockWidget):
         self.refresh()
 
     def _set_ticks(self) -> None:
-        """As many layer names under the bars as fit side by side (~160 px each)."""
-        room = max(2, self.plot.width() // 160)
+        """As many layer names under the bars as fit side by side (~140 px each)."""
+        room = max(3, self.plot.width() // 140)
         step = max(1, int(np.ceil(len(self.weights) / room)))
         ticks = [(k, module_name(w)) for k, w in enumerate(self.weights) if k % step == 0]
         self.plot.getPlotItem().getAxis("bottom").setTicks([ticks])

@@ -151,23 +151,36 @@ def _column_widths(lay: Layout, widths: dict[str, float], dummy: float) -> list[
     return col
 
 
-def _row_extent(lay: Layout, per_row: int) -> list[tuple[float, float]]:
-    """Lowest and highest lane used in each row (nodes and the bends of edges within it)."""
+def _row_lanes(lay: Layout, per_row: int, lane: float, bend: float) -> list[tuple[dict[float, float], float]]:
+    """Per row: the offset of each lane used in it from the row's top, and the row's height. A
+    lane holding a node of that row is ``lane`` high; one that only edges bend through is
+    ``bend`` high (a dense block's many edges would otherwise make its rows very tall)."""
     rows = (lay.layers + per_row - 1) // per_row
-    lo, hi = [float("inf")] * rows, [float("-inf")] * rows
-    points = [p for p in lay.position.values()] + [p for r in lay.routes.values() for p in r
-                                                   if r[0][0] // per_row == r[-1][0] // per_row]
-    for layer, x in points:
-        r = layer // per_row
-        lo[r], hi[r] = min(lo[r], x), max(hi[r], x)
-    return [(a, b) if a <= b else (0.0, 0.0) for a, b in zip(lo, hi)]
+    real: list[set[float]] = [set() for _ in range(rows)]
+    used: list[set[float]] = [set() for _ in range(rows)]
+    for layer, x in lay.position.values():
+        real[layer // per_row].add(x)
+        used[layer // per_row].add(x)
+    for r_pts in lay.routes.values():
+        if r_pts[0][0] // per_row == r_pts[-1][0] // per_row:   # (edges to later rows bend elsewhere)
+            for layer, x in r_pts:
+                used[layer // per_row].add(x)
+    out = []
+    for r in range(rows):
+        offsets, top = {}, 0.0
+        for x in sorted(used[r]):
+            h = lane if x in real[r] else bend
+            offsets[x] = top + h / 2
+            top += h
+        out.append((offsets, max(top, lane)))
+    return out
 
 
-def flow_size(lay: Layout, col: list[float], per_row: int, col_gap: float, lane: float, row_gap: float
-              ) -> tuple[float, float]:
+def flow_size(lay: Layout, col: list[float], per_row: int, col_gap: float, lane: float, row_gap: float,
+              bend: float = 16.0) -> tuple[float, float]:
     width = max((sum(col[s:s + per_row]) + col_gap * (len(col[s:s + per_row]) - 1)
                  for s in range(0, lay.layers, per_row)), default=0.0)
-    height = sum((b - a) * lane + lane + row_gap for a, b in _row_extent(lay, per_row)) - row_gap
+    height = sum(h + row_gap for _, h in _row_lanes(lay, per_row, lane, bend)) - row_gap
     return width, max(height, 0.0)
 
 
@@ -195,7 +208,7 @@ def choose_per_row(lay: Layout, widths: dict[str, float], view_w: float, view_h:
 
 
 def flow_layout(lay: Layout, widths: dict[str, float], per_row: int, col_gap: float = 36.0,
-                lane: float = 52.0, row_gap: float = 40.0, dummy: float = 16.0) -> FlowLayout:
+                lane: float = 52.0, row_gap: float = 40.0, dummy: float = 16.0, bend: float = 16.0) -> FlowLayout:
     """Layer ``l`` becomes column ``l % per_row`` of row ``l // per_row``; a node's lane in the
     layered layout becomes its height within the row."""
     per_row = max(1, per_row)
@@ -206,15 +219,15 @@ def flow_layout(lay: Layout, widths: dict[str, float], per_row: int, col_gap: fl
         for w in col[s:s + per_row]:
             cx.append(left + w / 2)
             left += w + col_gap
-    extent = _row_extent(lay, per_row)
+    lanes = _row_lanes(lay, per_row, lane, bend)
     tops, top = [], 0.0
-    for a, b in extent:
+    for _, height in lanes:
         tops.append(top)
-        top += (b - a) * lane + lane + row_gap
+        top += height + row_gap
 
     def place(layer: int, x: float) -> tuple[float, float, int]:
         r = layer // per_row
-        return cx[layer], tops[r] + lane / 2 + (x - extent[r][0]) * lane, r
+        return cx[layer], tops[r] + lanes[r][0].get(x, lane / 2), r
 
     centre, row_of = {}, {}
     for nid, (layer, x) in lay.position.items():
@@ -224,5 +237,5 @@ def flow_layout(lay: Layout, widths: dict[str, float], per_row: int, col_gap: fl
     routes = {key: [place(layer, x) for layer, x in (pts if pts[0][0] // per_row == pts[-1][0] // per_row
                                                      else (pts[0], pts[-1]))]
               for key, pts in lay.routes.items()}
-    w, h = flow_size(lay, col, per_row, col_gap, lane, row_gap)
-    return FlowLayout(centre, routes, row_of, per_row, len(extent), w, h, tops)
+    w, h = flow_size(lay, col, per_row, col_gap, lane, row_gap, bend)
+    return FlowLayout(centre, routes, row_of, per_row, len(lanes), w, h, tops)
