@@ -291,20 +291,26 @@ class PlotsDock(QDockWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.distribution, "Top filters per layer")
         self.tabs.addTab(self.effects, "Masking effect")
+        from faig_gui.app.overlap_panel import OverlapPanel
+        self.overlap = OverlapPanel(self)   # shared filters per pair, and the N x N matrix
+        self.tabs.addTab(self.overlap, "Overlap")
         self.setWidget(self.tabs)
 
         self.effects.compute_button.clicked.connect(self.compute)
         self.effects.cancel_button.clicked.connect(self.cancel)
         self.distribution.k_box.currentIndexChanged.connect(self.distribution.refresh)
+        self.distribution.k_box.currentIndexChanged.connect(self.overlap.refresh)
         model.modelsChanged.connect(self._on_inputs_change)
         model.scoresChanged.connect(self._on_inputs_change)
         model.maskShown.connect(self._on_mask_change)
         self.distribution.refresh()
+        self.overlap.refresh()
 
     # -- the distribution follows the scores and the masking proportion ---------------------------
     def _on_inputs_change(self) -> None:
         self._generation += 1
         self.distribution.refresh()
+        self.overlap.refresh()
         if self.result is not None and not self._stale:
             self._stale = True
             self.effects.show_result(self.result, stale=True)
@@ -383,6 +389,7 @@ class PlotsDock(QDockWidget):
         self.result, self._stale = result, self._job_generation != self._generation
         self.effects.progress.setValue(1000)
         self.effects.show_result(result, self._stale)
+        self.overlap.refresh_matrix()
 
     def _on_failed(self, message: str) -> None:
         self.effects.status.setText(f"failed: {message}")
