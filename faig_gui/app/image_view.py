@@ -5,11 +5,11 @@ it a table of every image's effect and PSNR (image_table.py).
 
 Every state change (image, models, mask) sends one render request through a latest-wins task
 (live.py): the outputs are computed off the UI thread and put on screen when they arrive. After
-each request the view guesses the next mask state from the last step (prefetch.py) and renders
-it in the background while nothing real waits; a request for that state is then shown from the
+each request the view guesses the next mask state from the last step (core/speculation.py) and
+renders it in the background while nothing real waits; a request for that state is then shown from the
 kept result, or takes over the render in progress (View ▸ Prefetch the next mask step). Then, still
 only while nothing else runs, it renders the top-k slider's nearby stops and whole percents the
-same way (View ▸ Fill the top-k slider's stops when idle; prefetch.slider_stops).
+same way (View ▸ Fill the top-k slider's stops when idle; speculation.slider_stops).
 """
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ from faig_gui.app.image_list import STRIP_HEIGHT, ThumbnailStrip
 from faig_gui.app.image_panels import Panel, colour_bar, show_bar
 from faig_gui.app.image_table import ImageTable
 from faig_gui.app.live import LatestTask
-from faig_gui.app.prefetch import MaskState, PrefetchStore, predict_next, slider_stops
+from faig_gui.app.prefetch import GRID
 from faig_gui.app.workers import live_threads
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core import render as rendering
 from faig_gui.core.errors import FaigError
 from faig_gui.core.graph import traced_graph
 from faig_gui.core.imageio import IMAGE_SUFFIXES
-from faig_gui.core.masking import FilterMask
+from faig_gui.core.speculation import MaskState, PrefetchStore, StopMasks, guesses
 from faig_gui.core.render import (COMPARE_MODES, OutputCache, RenderRequest, RenderResult, compare_view,
                                   same_output, speculative_render)
 
@@ -61,7 +61,7 @@ class ImageView(FileDropTarget, QWidget):
     """Centre widget; ``rendered`` fires each time new outputs are on screen."""
 
     rendered = Signal()
-    prefetched = Signal()   # a guessed next state's render is kept (prefetch.py)
+    prefetched = Signal()   # a guessed next state's render is kept (core/speculation.py)
     ahead = Signal()        # rendering ahead (guesses, the slider's stops) started or ended
 
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
@@ -70,10 +70,10 @@ class ImageView(FileDropTarget, QWidget):
         self.live = LatestTask("render", self)
         self._cache = OutputCache()
         self.prefetch_enabled = True
-        self.fill_stops = True      # also the slider's stops, once the guess is kept (prefetch.py)
+        self.fill_stops = True      # also the slider's stops, once the guess is kept (core/speculation.py)
         self._prefetched: PrefetchStore[RenderRequest, RenderResult] = PrefetchStore(size=2)
         self._last_request: RenderRequest | None = None   # the latest real request
-        self._stop_masks: dict[tuple, tuple[np.ndarray | None, FilterMask]] = {}   # (ranking, mask) per stop
+        self._stop_masks = StopMasks()
         # the fill of the stops starts once the user has paused (clicks and drags in quick
         # succession would each stop it part way, and wait for the node in progress)
         self._fill_timer = QTimer(self)
@@ -342,40 +342,15 @@ class ImageView(FileDropTarget, QWidget):
             return   # (the scores went away)
 
     def _guesses(self, req: RenderRequest):
-        """(mask, is a stop) worth having ready after ``req``, best first: one more step of the
-        last change (predict_next), then, with fill_stops, the top-k slider's stops
-        (slider_stops) that need a forward of their own; no more than the store keeps (it holds
-        each result's two images: at most STOPS_BUDGET bytes, 2 to 16 results), so the fill
-        ends once they are all kept. The stops wait for FILL_AFTER_S of quiet after ``req``."""
+        """(mask, is a stop) worth having ready after ``req`` (core.speculation.guesses): no more
+        than the store keeps (it holds each result's two images: at most STOPS_BUDGET bytes, 2 to
+        16 results), so the fill ends once they are all kept. The stops wait for FILL_AFTER_S of
+        quiet after ``req``."""
         s = self.model.session
         h, w = req.lr.shape[0] * req.scale, req.lr.shape[1] * req.scale
         self._prefetched.size = int(min(16, max(2, STOPS_BUDGET // (h * w * 4 * 4))))
-        room = self._prefetched.size
-        if len(self._states) >= 2:
-            mask = predict_next(*self._states, s.top)
-            if mask is not None:
-                room -= 1
-                yield mask, False
-        now = self._states[-1]
-        if not self.fill_stops or now.mask.lam == 1.0:
-            return
-        ranking = s.scores.get(now.degradation)
-        for percent in slider_stops(now.proportion):
-            if room <= 0:
-                return
-            # (made once per ranking: a dozen masks made at every change cost UI-thread time)
-            key = (now.degradation, percent, now.mask.mode, now.mask.lam)
-            made = self._stop_masks.get(key)
-            if made is None or made[0] is not ranking:
-                if len(self._stop_masks) > 64:
-                    self._stop_masks.clear()
-                made = self._stop_masks[key] = (ranking, FilterMask(s.top(now.degradation, percent),
-                                                                    now.mask.mode, now.mask.lam))
-            mask = made[1]
-            if len(mask) == 0 or np.array_equal(mask.indices, req.mask.indices):
-                continue   # (shown without a forward, or what is on screen)
-            room -= 1
-            yield mask, True
+        return guesses(self._states, req.mask, self._prefetched.size, self.fill_stops, s.top, s.scores, GRID,
+                       self._stop_masks)
 
     def _fill_when_quiet(self) -> None:
         if self._last_request is not None:
