@@ -362,3 +362,15 @@ def test_overview_click_moves_the_view(qtbot, nested):
     assert (after - d.items["output"].scenePos()).manhattanLength() < (before - d.items["output"].scenePos()
                                                                       ).manhattanLength()
     assert d.view.visible_scene_rect().contains(d.items["output"].scenePos())
+
+
+def test_graph_group_and_filter_dock_name_a_layer_the_same_way(qtbot, dock):
+    from faig_gui.app.filter_grid import FilterGridDock
+    grid = FilterGridDock(dock.model)
+    qtbot.addWidget(grid)
+    item = _conv_item(dock, "body.1.conv2")
+    qtbot.mouseClick(dock.view.viewport(), Qt.MouseButton.LeftButton, pos=_view_pos(dock, item))
+    # the node: module name, the plugin's label beside it, both counting the block from 0
+    assert (item.node.label, item.node.friendly) == ("body.1.conv2", "block 1 conv2")
+    assert dock.group_labels["body.1"].text().startswith("body.1 ")
+    assert grid.layer_box.currentText().startswith("body.1.conv2 (block 1 conv2)")
