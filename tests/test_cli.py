@@ -98,6 +98,12 @@ def test_analyze_writes_scores_index_files_and_report(work, capsys):
         order = np.array([int(line) for line in (out / f"{name}_index.txt").read_text().splitlines()])
         np.testing.assert_array_equal(order, np.argsort(-s, kind="stable"))
         assert np.all(np.diff(s[order]) <= 0)
+        # the same CSV as the window's File ▸ Export: rank, index, score in ranked order
+        rows = (out / f"{name}_ranking.csv").read_text().splitlines()
+        assert rows[0] == "rank,index,layer,out,in,score" and len(rows) == N_FILTERS + 1
+        cells = [r.split(",") for r in rows[1:]]
+        assert [int(c[1]) for c in cells] == order.tolist() and [int(c[0]) for c in cells] == list(range(1, N_FILTERS + 1))
+        assert [float(c[5]) for c in cells] == s[order].tolist()
     report = json.loads((out / "report.json").read_text())
     assert report["architecture"] == "msrresnet"
     assert report["filter_count"] == N_FILTERS

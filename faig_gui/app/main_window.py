@@ -36,7 +36,7 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.exports import masked_montage, output_stems, write_masked_outputs
 from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images, write_image
 from faig_gui.core.masking import masked_state_dict
-from faig_gui.core.results import atomic_write_text, index_text, is_scores_archive, load_scores, ranking_csv
+from faig_gui.core.results import is_scores_archive, load_scores, write_ranked_lists
 from faig_gui.core.session import Session
 
 log = logging.getLogger(__name__)
@@ -577,17 +577,11 @@ class MainWindow(FileDropTarget, QMainWindow):
             return []
         folder = Path(folder)
         prefix = "" if s.active_method == "faig" else f"{s.active_method}_"
-        written = []
         try:
-            for name, scores in s.scores.items():
-                p = folder / f"{prefix}{name}_index.txt"
-                atomic_write_text(p, index_text(scores))
-                c = folder / f"{prefix}{name}_ranking.csv"
-                atomic_write_text(c, ranking_csv(scores, s.index))
-                written += [p, c]
+            written = write_ranked_lists(folder, s.scores, s.index, prefix)
         except FaigError as exc:
             self.show_error(str(exc))
-            return written
+            return []
         self.statusBar().showMessage(f"wrote {len(written)} files to {folder}", 8000)
         return written
 

@@ -14,6 +14,7 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.precision import PRECISION_CHOICES
 from faig_gui.core.paths import RULES
 from faig_gui.core.registry import default_registry
+from faig_gui.core.filters import FilterIndex
 from faig_gui.core.results import write_analysis
 from faig_gui.core.store import AttributionStore
 
@@ -121,7 +122,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             return 0   # rank 0 alone writes
     report = result.report()
     report["baseline"], report["target"] = str(args.baseline), str(args.target)
-    write_analysis(out, result.scores, report)
+    write_analysis(out, result.scores, report, FilterIndex.from_state_dict(target.state_dict))
     print(f"{result.method}: {result.filter_count} filters, {len(result.images)} images, "
           f"{', '.join(result.degradations)}; {result.seconds:.1f} s on {result.device} -> {out}")
     if result.convergence:

@@ -209,9 +209,24 @@ def ranking_csv(scores: np.ndarray, index: FilterIndex) -> str:
     return buf.getvalue()
 
 
-def write_analysis(out_dir: str | os.PathLike, scores: Mapping[str, np.ndarray], report: dict) -> None:
+def write_ranked_lists(folder: str | os.PathLike, scores: Mapping[str, np.ndarray], index: FilterIndex | None = None,
+                       prefix: str = "") -> list[Path]:
+    """Per degradation, ``<prefix><name>_index.txt`` (the authors' format) and, with the
+    model's filter ``index``, ``<prefix><name>_ranking.csv`` (:func:`ranking_csv`): what
+    `faig-gui analyze` and the window's File ▸ Export both write."""
+    out, written = Path(folder), []
+    for name, s in scores.items():
+        write_index_file(out / f"{prefix}{name}_index.txt", s)
+        written.append(out / f"{prefix}{name}_index.txt")
+        if index is not None:
+            atomic_write_text(out / f"{prefix}{name}_ranking.csv", ranking_csv(s, index))
+            written.append(out / f"{prefix}{name}_ranking.csv")
+    return written
+
+
+def write_analysis(out_dir: str | os.PathLike, scores: Mapping[str, np.ndarray], report: dict,
+                   index: FilterIndex | None = None) -> None:
     out = Path(out_dir)
     write_scores(out / "scores.npz", scores)
-    for name, s in scores.items():
-        write_index_file(out / f"{name}_index.txt", s)
+    write_ranked_lists(out, scores, index)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
