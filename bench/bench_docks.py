@@ -25,15 +25,16 @@ def rrdbnet_pair(folder: Path):
     it: the rrdbnet plugin when there is one, else the test suite's RRDB-shaped net (same names)."""
     import torch
     from faig_gui.core.checkpoint import save_checkpoint
+    from faig_gui.core.errors import FaigError
     from faig_gui.core.registry import Registry, default_registry
     try:
         arch = default_registry().get("rrdbnet")
-        hp = dict(num_feat=64, num_block=23, num_grow_ch=32, scale=4)
+        hp = {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 4}
         registry = default_registry()
-    except Exception:   # no plugin yet
+    except FaigError:   # no plugin
         from nested_arch import NestedArchitecture
         arch = NestedArchitecture()
-        hp = dict(feat=64, blocks=23, grow=32)
+        hp = {"feat": 64, "blocks": 23, "grow": 32}
         registry = Registry([arch])
     torch.manual_seed(0)
     base = arch.new_state_dict(**hp)

@@ -163,7 +163,7 @@ class ProfileDock(QDockWidget):
         if not vb.sceneBoundingRect().contains(scene_pos):
             return -1
         x = vb.mapSceneToView(scene_pos).x()
-        k = int(round(x))
+        k = round(x)
         return k if 0 <= k < len(self.weights) and abs(x - k) <= 0.45 else -1
 
     def _on_click(self, event) -> None:
