@@ -33,9 +33,8 @@ from faig_gui.core.session import Session
 
 log = logging.getLogger(__name__)
 
-#: the held-out demo inputs shown first, and the label each gets
-DEMO_INPUTS = (("blur", "blur"), ("noise", "noise"))
-#: the demo opens with this mask, so the masked output differs from the target's at first sight
+#: the demo opens with this mask, so the masked output differs from the target's at first sight;
+#: its held-out inputs shown first are one per degradation, labelled with its name
 DEMO_MASK = ("blur", 1.0)
 
 
@@ -45,13 +44,16 @@ def demo_session(files: DemoFiles | None = None, session: Session | None = None)
     s = session or Session()
     s.load_pair(files.baseline, files.target)
     s.set_scores(read_scores(files.scores, s.index.total), "faig")
+    # the degradations the demo's scores were analysed for (the second demo adds JPEG)
+    s.apply_settings(replace(s.settings, degradations=list(files.degradations)))
     gt_dir = files.analysis / "GT"
     if gt_dir.is_dir():
         s.set_analysis_hr_folder(gt_dir)
     held_gt = files.heldout / "GT"
     if held_gt.is_dir():
         for gt in list_images(held_gt):
-            for folder, label in DEMO_INPUTS:
+            for d in files.degradations:
+                folder = label = d.name
                 lr = files.heldout / folder / gt.name
                 if lr.is_file():
                     s.add_image(lr, gt, label)

@@ -249,6 +249,16 @@ class MainWindow(FileDropTarget, QMainWindow):
             f.addSeparator() if act is None else f.addAction(act)
         self.recent_menu = f.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.demo_menu = f.addMenu("Open &demo")   # the bundled pairs; the first is the default
+        from faig_gui.core.demo import DEMOS, available_demos
+        present = dict(available_demos())
+        self.demo_actions: dict[str, QAction] = {}
+        for name, (_folder, title) in DEMOS.items():
+            act = self.demo_menu.addAction(title)
+            act.setEnabled(name in present)
+            act.setToolTip(title if name in present else f"{title}: not bundled (scripts/build_demo.py)")
+            act.triggered.connect(lambda _=False, n=name: self.open_demo(n))
+            self.demo_actions[name] = act
         f.addAction(self.save_action)
         f.addAction(self.save_as_action)
         f.addSeparator()
@@ -476,6 +486,20 @@ class MainWindow(FileDropTarget, QMainWindow):
         self._add_recent(path)
         self._set_clean()
         self.statusBar().showMessage(f"opened {path}", 5000)
+        return True
+
+    def open_demo(self, name: str) -> bool:
+        """Replace the session with a bundled demo (its pair, scores, images and degradations)."""
+        from faig_gui.app.launch import demo_session
+        from faig_gui.core.demo import demo_files
+        session = self.model.guarded(lambda: demo_session(demo_files(name), Session(self.model.session.registry)))
+        if session is None:
+            return False
+        if self.runner.running:
+            self.runner.shutdown()
+        self.model.replace_session(session)
+        self._set_clean()
+        self.statusBar().showMessage(f"opened the {name} demo", 5000)
         return True
 
     def save(self) -> bool:
