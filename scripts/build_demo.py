@@ -31,6 +31,14 @@ package   copies the pair, the scores and small images into ``resources/demo/``
 evaluate  ``faig-gui evaluate`` on the held-out set -> ``docs/results/`` (report.md,
           report.json, effects.svg) and ``docs/teaser.png``
 teaser    only ``docs/teaser.png`` (FAIG top 1 %, held-out chelsea)
+
+``--pair srvgg3`` runs the same stages for the second demo (``SRVGG3`` below): SRVGGNetCompact x2
+(32 features, 16 convs), baseline on clean bicubic, target on a blind mix of blur σ 2, noise
+σ 0.1 and JPEG q 30 (each p 0.5), on the same image sets, into ``runs/demo_srvgg3/``,
+``resources/demo_srvgg/``, ``docs/results_srvgg3/`` and ``docs/teaser_srvgg3.png``:
+
+    nohup .venv/bin/python scripts/build_demo.py --pair srvgg3 --stages prepare,train > runs/demo_srvgg3/train.out 2>&1 &
+    .venv/bin/python scripts/build_demo.py --pair srvgg3 --stages analyze,package,evaluate
 """
 from __future__ import annotations
 
@@ -85,6 +93,7 @@ PAIR = RUNS / FINETUNES[-1][0]   # the shipped pair
 #: the degradations the pair is analysed and evaluated on (the paper's two)
 DEGRADATIONS = ["--blur-sigma", "2", "--noise-sigma", "0.1"]
 TEASER_IMAGE = "teaser.png"
+RESULTS = "results"     # docs/results/: the evaluate stage's report
 
 # --pair srvgg3: SRVGGNetCompact (32 features, 16 convs, x2) with three functions, blur, noise
 # and JPEG, shipped in resources/demo_srvgg/. One training run, no further fine-tunes. The data
@@ -103,12 +112,19 @@ SRVGG3 = {
 }
 
 
+def _degradations():
+    from faig_gui.commands._common import add_degradations, degradations_from
+    p = argparse.ArgumentParser()
+    add_degradations(p)
+    return degradations_from(p.parse_args(DEGRADATIONS))
+
+
 def select_pair(name: str) -> None:
     """Point the stages at one demo pair: 'msrresnet' (the default, resources/demo/) or 'srvgg3'."""
-    global RUNS, DEMO, RECIPE, FINETUNES, PAIR, DEGRADATIONS, TEASER_IMAGE
+    global RUNS, DEMO, RECIPE, FINETUNES, PAIR, DEGRADATIONS, TEASER_IMAGE, RESULTS
     if name == "msrresnet":
         return
-    RUNS, DEMO, TEASER_IMAGE = SRVGG3["runs"], SRVGG3["demo"], SRVGG3["teaser"]
+    RUNS, DEMO, TEASER_IMAGE, RESULTS = SRVGG3["runs"], SRVGG3["demo"], SRVGG3["teaser"], "results_srvgg3"
     RECIPE = [*SRVGG3["recipe"], *SRVGG3["degradations"]]
     FINETUNES = []
     PAIR = RUNS / "train"
@@ -186,7 +202,7 @@ def faig(*argv: str) -> None:
 def _analyze_cmd(method: str, out: Path) -> list[str]:
     return [PY, "-m", "faig_gui", "analyze", "--baseline", str(PAIR / "baseline.pth"),
             "--target", str(PAIR / "target.pth"), "--hr", str(DATA / "analysis"),
-            "--method", method, "--steps", "100", "--blur-sigma", "2", "--noise-sigma", "0.1",
+            "--method", method, "--steps", "100", *DEGRADATIONS,
             "--seed", "0", "--device", "cpu", "--out", str(out)]
 
 
@@ -205,14 +221,18 @@ def package() -> None:
     DEMO.mkdir(parents=True, exist_ok=True)
     for name in ("baseline", "target"):  # BasicSR format: {'params', 'params_ema'}
         shutil.copy2(PAIR / f"{name}.pth", DEMO / f"{name}.pth")
-    for f in ("scores.npz", "blur_index.txt", "noise_index.txt", "report.json"):
+    names = [d.name for d in _degradations()]
+    for f in ("scores.npz", *(f"{n}_index.txt" for n in names), "report.json"):
         shutil.copy2(RUNS / "analysis" / f, DEMO / ("analysis_report.json" if f == "report.json" else f))
-    # analysis images: HR + LR clean/blur/noise, as `faig-gui degrade` writes them (seed 0)
+    if DEGRADATIONS != ["--blur-sigma", "2", "--noise-sigma", "0.1"]:
+        # which degradations the scores are for (core/demo.py reads it; the first demo has none)
+        (DEMO / "degradations.json").write_text(json.dumps([d.to_dict() for d in _degradations()], indent=1))
+    # analysis images: HR + LR clean and each degradation, as `faig-gui degrade` writes them (seed 0)
     faig("degrade", "--hr", str(DATA / "analysis"), "--out", str(DEMO / "analysis"), "--scale", "2",
-         "--blur-sigma", "2", "--noise-sigma", "0.1", "--seed", "0")
+         *DEGRADATIONS, "--seed", "0")
     # the held-out images for trying things out: HR and degraded (seed 1, as `evaluate` uses)
     faig("degrade", "--hr", str(DATA / "heldout"), "--out", str(DEMO / "heldout"), "--scale", "2",
-         "--blur-sigma", "2", "--noise-sigma", "0.1", "--seed", "1")
+         *DEGRADATIONS, "--seed", "1")
     # every stage's log, in order; the fine-tune steps' records are marked with their names
     log = [json.loads(l) for l in (RUNS / "train" / "train_log.jsonl").read_text().splitlines()]
     for name, _, _ in FINETUNES:
@@ -228,14 +248,14 @@ def _evaluate(methods: str, proportions: str, out: Path) -> None:
          "--scores", str(RUNS / "analysis" / "scores.npz"),
          "--scores", "ig=" + str(RUNS / "analysis_ig" / "scores.npz"), "--hr", str(DATA / "heldout"),
          "--methods", methods, "--proportions", proportions, "--steps", "100", "--seed", "0",
-         "--device", "cpu", "--teaser", str(DOCS / "teaser.png"), "--teaser-image", "chelsea.png",
-         "--out", str(out))
+         "--device", "cpu", "--teaser", str(DOCS / TEASER_IMAGE), "--teaser-image", "chelsea.png",
+         *DEGRADATIONS, "--out", str(out))
 
 
 def evaluate() -> None:
     """The full table (FAIG and IG scores from the analyze stage, on the analysis images), PSNR,
     the plot and the teaser -> docs/results/ and docs/teaser.png."""
-    _evaluate("faig,ig,abs,random", "1,3,5,10", DOCS / "results")
+    _evaluate("faig,ig,abs,random", "1,3,5,10", DOCS / RESULTS)
 
 
 def teaser() -> None:
