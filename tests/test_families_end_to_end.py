@@ -54,22 +54,28 @@ def _hr_image(rng: np.random.Generator, side: int) -> np.ndarray:
     return np.clip(img * np.array([1, 0.7, 0.4]) + 0.05 * rng.standard_normal((side, side, 3)), 0, 1)
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
-def pair(request, tmp_path_factory):
-    """A baseline, a target (the baseline plus a perturbation, like a fine-tune) and HR images."""
-    family, hp, how = FAMILIES[request.param]
-    d = tmp_path_factory.mktemp(request.param)
+def write_pair(d: Path, name: str) -> dict:
+    """A baseline and a target (the baseline plus a perturbation, like a fine-tune) of the family
+    and layout ``name`` of FAMILIES, saved in ``d`` as that layout's releases are."""
+    family, hp, how = FAMILIES[name]
     reg = default_registry()
     base = _random(reg.get(family).new_state_dict(**hp), seed=1)
     g = torch.Generator().manual_seed(2)
-    targ = OrderedDict((k, v + 0.1 * torch.randn(v.shape, generator=g) if k in base and v.dim() >= 1
+    targ = OrderedDict((k, v + 0.1 * torch.randn(v.shape, generator=g) if v.dim() >= 1
                         and v.is_floating_point() and "mean" not in k else v.clone()) for k, v in base.items())
     _save(d / "baseline.pth", base, how)
     _save(d / "target.pth", targ, how)
+    return {"name": name, "family": family, "hp": hp, "dir": d, "base": base, "targ": targ}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def pair(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp(request.param)
+    made = write_pair(d, request.param)
     rng = np.random.default_rng(0)
     for i in range(4):
         write_image(d / "hr" / f"im{i}.png", _hr_image(rng, HR_SIDE))
-    return {"name": request.param, "family": family, "hp": hp, "dir": d, "base": base, "targ": targ}
+    return made
 
 
 def _run(capsys, *argv) -> str:
