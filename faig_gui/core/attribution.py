@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from faig_gui.core.device import on_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex
 from faig_gui.core.paths import PathRule, riemann_left
@@ -239,7 +240,7 @@ def _faig_path(module: nn.Module, baseline: Mapping[str, torch.Tensor],
     gradient-free forward each (float64 sums of the squared errors)."""
     check_precision(options)
     dev = options.device
-    module = module.to(dev)
+    module = on_device(module, dev)
     theta = {k: v.to(dev) for k, v in target.items()}
     delta = {k: baseline[k].to(dev) - theta[k] for k in theta}
     lr, hr = lr.to(dev), hr.to(dev)
@@ -359,7 +360,7 @@ def ig_attribution(module: nn.Module, target: Mapping[str, torch.Tensor], clean_
         raise FaigError(f"clean LR {tuple(clean_lr.shape)} and degraded LR {tuple(degraded_lr.shape)} differ in size")
     check_precision(options)
     dev = options.device
-    module = module.to(dev)
+    module = on_device(module, dev)
     names = _weight_names(index)
     params = {k: v.to(dev) for k, v in target.items()}
     for k in names:

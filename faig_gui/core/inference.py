@@ -7,6 +7,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from faig_gui.core.device import on_device
+
 #: LR pixels above which inputs are processed in tiles (keeps activations bounded)
 TILE_PIXELS = 512 * 512
 TILE = 256
@@ -20,7 +22,7 @@ def super_resolve(module: nn.Module, lr: torch.Tensor, scale: int,
     ``params``. Inputs larger than TILE_PIXELS go through overlapping tiles, stitched exactly
     (each tile's borders are cropped away, so results match up to the receptive field)."""
     device = torch.device(device)
-    module = module.to(device)
+    module = on_device(module, device)
     p = None if params is None else {k: v.to(device) for k, v in params.items()}
     h, w = lr.shape[-2:]
     if tile is None and h * w <= TILE_PIXELS:
