@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -28,7 +29,7 @@ import torch
 import torch.distributed as dist
 
 from faig_gui.core.analysis import AnalysisConfig, AnalysisResult, Progress, analyze
-from faig_gui.core.attribution import discriminative_scores, mean_scores
+from faig_gui.core.attribution import Cancelled, discriminative_scores, mean_scores
 from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
@@ -38,7 +39,9 @@ from faig_gui.core.registry import LoadedModel
 from faig_gui.core.store import AttributionStore
 
 T = TypeVar("T")
-DEFAULT_TIMEOUT_S = 1800.0   # how long a rank waits for the slowest one at the final sums
+DEFAULT_TIMEOUT_S = 1800.0   # a collective's limit, and how long a silent rank is waited for
+HEARTBEAT_S = 2.0            # each rank's "alive" beat in the store
+LOST_AFTER_S = 30.0          # a rank whose beat stopped this long is lost (at most the timeout)
 
 
 @dataclass
@@ -51,6 +54,51 @@ class DistContext:
     control: object | None      # a gloo group for the Python objects (None: the default group)
     kv: object                  # the rendezvous's key-value store (progress counts)
     prefix: str
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    _beating: threading.Event | None = None
+
+    def start_heartbeat(self) -> None:
+        """A thread that counts up this rank's beat in the store: a rank computing one long image
+        is alive, a killed one falls silent (torch ops release the GIL, so it beats meanwhile)."""
+        self._beating = threading.Event()
+        key, stop = f"{self.prefix}/beat/{self.rank}", self._beating
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                try:
+                    self.kv.add(key, 1)
+                except Exception:  # noqa: BLE001 - the store is gone: the waiting side reports it
+                    return
+        threading.Thread(target=beat, name="faig-heartbeat", daemon=True).start()
+
+    def wait_for_all(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Wait, without a collective, until every rank has finished its images: the ranks'
+        shares can differ by one image, which may take hours, longer than any collective's
+        timeout should be. A rank whose beat stops (killed, machine gone) ends the wait with a
+        message; so does Ctrl-C."""
+        self.kv.set(f"{self.prefix}/finished/{self.rank}", "1")
+        lost_after = min(LOST_AFTER_S, self.timeout_s)
+        seen: dict[int, tuple[int, float]] = {}
+        while True:
+            try:
+                waiting = [r for r in range(self.world) if not self.kv.check([f"{self.prefix}/finished/{r}"])]
+                if not waiting:
+                    return
+                now = time.monotonic()
+                for r in waiting:
+                    beats = self.kv.add(f"{self.prefix}/beat/{r}", 0)
+                    if r not in seen or seen[r][0] != beats:
+                        seen[r] = (beats, now)
+                    elif now - seen[r][1] > lost_after:
+                        raise FaigError(f"rank {self.rank}: rank {r} stopped answering (no sign of life for "
+                                        f"{lost_after:.0f} s: killed, or its machine is gone); nothing was written")
+            except (RuntimeError, dist.DistError) as exc:   # the store's host (rank 0 / torchrun) is gone
+                raise FaigError(f"rank {self.rank}: lost the rendezvous store while waiting for the other ranks "
+                                f"({str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__}); "
+                                f"nothing was written") from None
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            time.sleep(0.5)
 
     def publish(self, done: int) -> None:
         """This rank's finished path steps, for rank 0's progress bar."""
@@ -72,6 +120,8 @@ class DistContext:
         return total
 
     def close(self) -> None:
+        if self._beating is not None:
+            self._beating.set()
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -105,7 +155,9 @@ def from_environment(device_name: str = "auto", timeout_s: float = DEFAULT_TIMEO
     control = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
     kv = dist.distributed_c10d._get_default_store()
     prefix = f"faig-gui/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
-    return DistContext(rank, world, local, device, backend, control, kv, prefix)
+    ctx = DistContext(rank, world, local, device, backend, control, kv, prefix, timeout_s)
+    ctx.start_heartbeat()
+    return ctx
 
 
 def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
@@ -140,8 +192,8 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
     choice = [None, None]
     if ctx.rank == 0:   # one precision for all ranks: rank 0 measures, the others follow
         module = target.module if ctx.device.type == "cpu" else copy.deepcopy(target.module).to(ctx.device)
-        choice = list(choose_precision(config.precision, ctx.device, module, baseline.state_dict, target.state_dict, images[0].lr[names[0]],
-                                       images[0].hr))
+        choice = list(choose_precision(config.precision, ctx.device, module, baseline.state_dict,
+                                       target.state_dict, images[0].lr[names[0]], images[0].hr))
     _collective(ctx, "agreeing on the precision",
                 lambda: dist.broadcast_object_list(choice, src=0, group=ctx.control))
     precision, reason = choice
@@ -165,6 +217,7 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
                 sums[n] += a
         resumed = list(result.notes.get("resumed_images", []))
     seconds = time.perf_counter() - start
+    ctx.wait_for_all(should_stop)
     reduce_device = ctx.device if ctx.backend == "nccl" else torch.device("cpu")
     packed = torch.from_numpy(np.concatenate([sums.ravel(), [float(len(mine))]])).to(reduce_device)
     _collective(ctx, "summing the attributions", lambda: dist.all_reduce(packed))
