@@ -194,9 +194,9 @@ class EDSRArchitecture(Architecture):
 
     def layer_label(self, name: str) -> str | None:
         if m := _BASICSR_BLOCK.match(name):
-            return f"block {int(m.group(1)) + 1} conv{m.group(2)}"
+            return f"block {int(m.group(1))} conv{m.group(2)}"  # counted as the names count
         if m := _ORIGINAL_BLOCK.match(name):
-            return f"block {int(m.group(1)) + 1} conv{1 if m.group(2) == '0' else 2}"
+            return f"block {int(m.group(1))} conv{1 if m.group(2) == '0' else 2}"
         fixed = {"head.0.weight": "conv_first", "tail.1.weight": "conv_last",
                  "sub_mean.weight": "sub_mean (fixed)", "add_mean.weight": "add_mean (fixed)"}
         if name in fixed:

@@ -156,9 +156,9 @@ class RCANArchitecture(Architecture):
         if m := _RCAB.match(name):
             part = {"0": "conv1", "2": "conv2", "3.attention.1": "attention squeeze",
                     "3.attention.3": "attention excite"}[m.group(3)]
-            return f"group {int(m.group(1)) + 1} block {int(m.group(2)) + 1} {part}"
+            return f"group {int(m.group(1))} block {int(m.group(2))} {part}"  # counted as the names count
         if m := _GROUP_CONV.match(name):
-            return f"group {int(m.group(1)) + 1} conv"
+            return f"group {int(m.group(1))} conv"
         if m := _UPSAMPLE.match(name):
             return f"upsample conv {int(m.group(1)) // 2 + 1}"
         return name.removesuffix(".weight")

@@ -286,10 +286,11 @@ _OLD_TRUNK_CONV = re.compile(r"^model\.1\.sub\.(\d+)\.weight$")
 
 
 def rrdb_label(name: str) -> str | None:
-    """'RRDB 18 · RDB 3 · conv3' for body.17.rdb3.conv3.weight and its twins in the other layouts."""
+    """'RRDB 17 · RDB 3 · conv3' for body.17.rdb3.conv3.weight and its twins in the other layouts:
+    numbers count as the parameter names do (RRDBs from 0, RDBs from 1), so label and name agree."""
     for pattern in _BLOCK_KEY.values():
         if m := pattern.match(name):
-            return f"RRDB {int(m.group(1)) + 1} · RDB {m.group(2)} · conv{m.group(3)}"
+            return f"RRDB {int(m.group(1))} · RDB {m.group(2)} · conv{m.group(3)}"
     stem = name.removesuffix(".weight")
     if stem in _TOP_LABELS:
         return _TOP_LABELS[stem]

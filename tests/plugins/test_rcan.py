@@ -119,9 +119,9 @@ def test_attention_convs_are_filters_with_labels():
     assert (squeeze.out_channels, squeeze.in_channels, squeeze.kernel) == (2, 8, (1, 1))
     assert (excite.out_channels, excite.in_channels) == (8, 2)
     rcan = default_registry().get("rcan")
-    assert rcan.layer_label(squeeze.name) == "group 1 block 1 attention squeeze"
-    assert rcan.layer_label("body.0.conv.weight") == "group 1 conv"
-    assert rcan.layer_label("body.0.residual_group.0.rcab.2.weight") == "group 1 block 1 conv2"
+    assert rcan.layer_label(squeeze.name) == "group 0 block 0 attention squeeze"
+    assert rcan.layer_label("body.0.conv.weight") == "group 0 conv"
+    assert rcan.layer_label("body.0.residual_group.0.rcab.2.weight") == "group 0 block 0 conv2"
 
 
 def test_detection_does_not_claim_other_layouts():

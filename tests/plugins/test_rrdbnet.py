@@ -333,7 +333,7 @@ def test_loading_skips_the_random_initialisation_and_training_keeps_it():
 def test_layer_labels_name_the_block_and_keep_the_parameter_name():
     arch = default_registry().get("rrdbnet")
     for name in ("body.17.rdb3.conv3.weight", "RRDB_trunk.17.RDB3.conv3.weight", "model.1.sub.17.RDB3.conv3.0.weight"):
-        assert arch.layer_label(name) == "RRDB 18 · RDB 3 · conv3"
+        assert arch.layer_label(name) == "RRDB 17 · RDB 3 · conv3"
     assert [arch.layer_label(k) for k in ("conv_body.weight", "trunk_conv.weight", "model.1.sub.23.weight")] == ["trunk conv"] * 3
     assert [arch.layer_label(k) for k in ("conv_up2.weight", "upconv2.weight", "model.6.weight")] == ["up conv 2"] * 3
     assert [arch.layer_label(k) for k in ("conv_hr.weight", "HRconv.weight", "model.8.weight")] == ["HR conv"] * 3
