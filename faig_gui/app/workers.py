@@ -24,7 +24,7 @@ from faig_gui.core.attribution import Cancelled
 from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.errors import FaigError
 from faig_gui.core.registry import LoadedModel
-from faig_gui.core.store import AttributionStore
+from faig_gui.core.store import AttributionStore, images_made
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,11 @@ class AnalysisRunner(QObject):
             raise FaigError("no analysis images: choose a folder of HR images in the Analysis panel")
         # FAIG swaps the module's parameters while it runs (functional_call): give the worker its
         # own module so that previews, evaluation or prediction on other threads never see them
-        store = (AttributionStore(self.store_folder, resume=True, recompute_mismatched=True)
-                 if self.store_folder and cfg.method in ("faig", "ig") else None)
+        store = None
+        if self.store_folder and cfg.method in ("faig", "ig"):
+            made = (images_made(s.scale, "hr", s.settings.degradations)   # make_degraded's seed 0
+                    if s.analysis_source.get("kind") in ("hr", "hr_folder") else images_made(s.scale, "folders"))
+            store = AttributionStore(self.store_folder, resume=True, extra=made, recompute_mismatched=True)
         return AnalysisJob(s.baseline, s.target.private_copy(), list(s.analysis_images), cfg, s.cache,
                            (s.baseline, s.target), store)
 

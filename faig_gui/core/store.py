@@ -17,15 +17,32 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from faig_gui.core.degradations import paper_degradations
 from faig_gui.core.errors import FaigError
 from faig_gui.core.results import atomic_write_bytes
 
 STORE_DIR = "attributions"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def images_made(scale: int, source: str, degradations: Sequence[Any] = (), seed: int = 0) -> dict[str, Any]:
+    """How the window's analysis images were made, in the record `analyze --hr` writes
+    (commands/analyze.py: store_settings): with the paper's blur and noise, the same σ and seed
+    give the same record, so the window takes files the command line stored and vice versa."""
+    made: dict[str, Any] = {"scale": scale, "source": source}
+    if source == "hr":
+        by_name = {d.name: d for d in degradations}
+        paper = (set(by_name) == {"blur", "noise"} and
+                 list(degradations) == paper_degradations(by_name["blur"].blur_sigma, by_name["noise"].noise_sigma))
+        if paper:
+            made.update(blur_sigma=by_name["blur"].blur_sigma, noise_sigma=by_name["noise"].noise_sigma, seed=seed)
+        else:   # other degradations: the window's own record (recomputed rather than mixed)
+            made.update(seed=seed, window_degradations=[d.spec() for d in degradations])
+    return {"images_made": made}
 
 
 def _describe(key: str, here: Any, there: Any) -> str:

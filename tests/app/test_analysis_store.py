@@ -73,3 +73,24 @@ def test_the_command_line_gives_the_window_its_store(make_window, tmp_path):
     open_from_args(w, build_window_parser().parse_args(["--empty", "--analysis-out", str(tmp_path / "o")]))
     assert w.runner.store_folder == str(tmp_path / "o")
     assert not (tmp_path / "o").exists()   # made by the first analysis, not by opening the window
+
+
+def test_the_window_takes_what_the_command_line_stored(qtbot, tmp_path):
+    from faig_gui.cli import main
+    rng = np.random.default_rng(4)
+    for name in ("a", "b"):
+        write_image(tmp_path / "hr" / f"{name}.png", rng.random((16, 16, 3)).astype(np.float32))
+    dock = window_parts(qtbot, tmp_path, tmp_path / "out")   # writes the pair it opens
+    s = dock.model.session
+    assert main(["analyze", "--baseline", str(tmp_path / "baseline.pth"), "--target", str(tmp_path / "target.pth"),
+                 "--hr", str(tmp_path / "hr"), "--steps", "2", "--rule", s.settings.rule, "--precision",
+                 s.settings.precision, "--device", "cpu", "--out", str(tmp_path / "out")]) == 0
+    stored = read_store(tmp_path / "out" / "attributions")
+    try:
+        result = run(qtbot, dock, 2)
+    finally:
+        dock.runner.shutdown()
+    assert result.notes["resumed_images"] == ["a.png", "b.png"]
+    for j, name in enumerate(("a", "b")):
+        for d in ("blur", "noise"):
+            np.testing.assert_array_equal(result.per_image[d][j], stored[name][d])
