@@ -39,6 +39,7 @@ from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
 from faig_gui.core.imageio import IMAGE_SUFFIXES, read_image
 from faig_gui.core.prediction import Prediction, Predictor, PredictorConfig
+from faig_gui.core.prediction.content import OWN_IMAGES, calibration_images
 from faig_gui.core.threads import AdaptiveThreads
 
 #: the predictor's own proportion: the one its calibration and docs/prediction.md's figures are for
@@ -211,6 +212,7 @@ class PredictionDock(QDockWidget):
     def _rebuild_rows(self) -> None:
         for w in self._rows:
             self.dropped_box.removeWidget(w)
+            w.hide()   # (deleteLater waits for the event loop: until then it would paint over the new rows)
             w.deleteLater()
         self._rows = []
         for row, entry in enumerate(self.entries):
@@ -224,6 +226,7 @@ class PredictionDock(QDockWidget):
     def _rebuild_current_row(self) -> None:
         if self._current_row is not None:
             self.current_box.removeWidget(self._current_row)
+            self._current_row.hide()
             self._current_row.deleteLater()
             self._current_row = None
         if self.current is not None:
@@ -419,7 +422,9 @@ def _predict(req: _Request) -> dict:
     """Runs on the prediction thread: calibrate (cached) and predict each image."""
     tuner, limit = req.tuner or AdaptiveThreads(), req.max_threads
     config = PredictorConfig(proportion=req.proportion, device=str(resolve_device(req.device)))
-    predictor = Predictor(req.baseline, req.target, req.scores, list(req.analysis_hr), req.degradations, config)
+    # the bundled diverse content and a few of the analysis images (prediction/content.py)
+    images = calibration_images(list(req.analysis_hr))
+    predictor = Predictor(req.baseline, req.target, req.scores, images, req.degradations, config)
     tuner.apply(limit)
     cal = predictor.calibrate(should_stop=req.stop.is_set)   # (raises Cancelled: nothing is applied)
     out: dict[str, Prediction | str] = {}
@@ -436,5 +441,7 @@ def _predict(req: _Request) -> dict:
             tuner.record(threads, time.perf_counter() - start, lr.shape[0] * lr.shape[1])
     where = {"disk": ", loaded from the cache", "computed": f" in {cal.seconds:.0f} s"}.get(
         predictor.calibration_source or "", "")
-    note = f"calibrated on {len(req.analysis_hr)} analysis images ({len(cal.samples)} samples{where})"
+    own = min(len(req.analysis_hr), OWN_IMAGES)
+    note = (f"calibrated on {len(images) - own} bundled images and {own} analysis images "
+            f"({len(cal.samples)} samples{where})")
     return {"predictions": out, "note": note}
