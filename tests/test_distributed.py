@@ -22,7 +22,7 @@ import pytest
 from faig_gui.cli import main
 from distributed_helpers import make_pair_and_images, read_store
 from faig_gui.core.registry import default_registry
-from tolerances import assert_path_sum_close, path_terms
+from tolerances import assert_path_sum_close, gamma, network_terms, path_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,6 +108,13 @@ def test_two_ranks_on_three_images_give_one_process_scores(work, tmp_path):
     scale = max(np.abs(a).max() for attr in per_image.values() for a in attr.values())
     for d in ("blur", "noise"):
         assert_path_sum_close(dist[d], single[d], path_terms(module, 16 * 16), scale=scale)
+    # the convergence delta of every image, in the images' order, as one process reports it
+    one_report = json.loads((tmp_path / "one" / "report.json").read_text())
+    for d in ("blur", "noise"):
+        got, want = report["convergence_delta"]["loss_change"][d], one_report["convergence_delta"]["loss_change"][d]
+        assert len(got) == 3 and None not in got
+        # L(θ̄) − L(θ) from float64 sums of float32 forwards in other processes: their rounding
+        np.testing.assert_allclose(got, want, rtol=4 * gamma(network_terms(module)))
     # rank 0 wrote the files one process writes, and the store holds each image once
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     assert "scores.npz" in os.listdir(tmp_path / "two")

@@ -202,6 +202,7 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
     index = FilterIndex.from_state_dict(target.state_dict)
     sums = np.zeros((len(names), index.total), dtype=np.float64)
     resumed: list[str] = []
+    checks: dict[str, list] = {d: [] for d in names}
     if mine:
         result = None
         for item in analyze(baseline, target, mine, replace(config, precision=precision),
@@ -216,6 +217,7 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
             for a in result.per_image[d]:
                 sums[n] += a
         resumed = list(result.notes.get("resumed_images", []))
+        checks = {d: list(result.convergence.get(d, [None] * len(mine))) for d in names}
     seconds = time.perf_counter() - start
     ctx.wait_for_all(should_stop)
     reduce_device = ctx.device if ctx.backend == "nccl" else torch.device("cpu")
@@ -232,15 +234,27 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
                    "device": str(ctx.device), "resumed_images": resumed}
     _collective(ctx, "gathering the per-rank records",
                 lambda: dist.all_gather_object(per_rank, mine_record, group=ctx.control))
+    # each image's path check (the convergence delta), back in the images' order: rank r holds
+    # images r, r + world, ... (shard)
+    every: list = [None] * ctx.world
+    _collective(ctx, "gathering the convergence checks",
+                lambda: dist.all_gather_object(every, checks, group=ctx.control))
+    convergence: dict[str, list] = {d: [None] * len(images) for d in names}
+    for r, rank_checks in enumerate(every):
+        for d in names:
+            for j, check in enumerate(rank_checks[d]):
+                convergence[d][r + j * ctx.world] = check
     # one mean per degradation in, so the functions' mean over images is the global mean itself
     scores = (discriminative_scores if config.method == "faig" else mean_scores)({d: [m] for d, m in means.items()})
     notes = {"precision_requested": config.precision, "precision_reason": reason, "world_size": ctx.world,
              "backend": ctx.backend, "ranks": per_rank}
     if store is not None:
         notes["stored"] = str(store.folder)
-    yield AnalysisResult(config.method, config.steps, config.rule, precision, target.arch_name, index.total,
-                         names, [i.name for i in images], scores, str(ctx.device),
-                         time.perf_counter() - start, {}, notes)
+    final = AnalysisResult(config.method, config.steps, config.rule, precision, target.arch_name, index.total,
+                           names, [i.name for i in images], scores, str(ctx.device),
+                           time.perf_counter() - start, {}, notes)
+    final.convergence = convergence if config.method == "faig" else {}
+    yield final
 
 
 def _weighted_mean(parts: list[tuple[object, int]]) -> object:
