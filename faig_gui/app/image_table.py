@@ -11,7 +11,7 @@ import copy
 import threading
 
 import torch
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from faig_gui.app.live import LatestTask
@@ -109,7 +109,7 @@ class ImageTable(QTableWidget):
             for col, (value, text) in enumerate(zip(values, texts), start=1):
                 item = QTableWidgetItem(text)
                 if value is not None:
-                    item.setData(0x0100, float(value))   # Qt.UserRole: the number itself
+                    item.setData(Qt.ItemDataRole.UserRole, float(value))   # the number itself
                 self.setItem(row, col, item)
         self.updated.emit()
 
