@@ -14,6 +14,7 @@ same way (View ▸ Fill the top-k slider's stops when idle; speculation.slider_s
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import replace
 
@@ -36,6 +37,7 @@ from faig_gui.core import render as rendering
 from faig_gui.core.errors import FaigError
 from faig_gui.core.graph import traced_graph
 from faig_gui.core.imageio import IMAGE_SUFFIXES
+from faig_gui.core.preview import PREVIEW_ABOVE_S, PREVIEW_BUDGET_S
 from faig_gui.core.speculation import MaskState, PrefetchStore, StopMasks, guesses
 from faig_gui.core.render import (COMPARE_MODES, OutputCache, RenderRequest, RenderResult, compare_view,
                                   same_output, speculative_render)
@@ -85,6 +87,9 @@ class ImageView(FileDropTarget, QWidget):
         self._preview_module: torch.nn.Module | None = None
         self._graph: fx.Graph | None = None
         self._models_version = 0
+        # a masked render estimated above preview_above_s seconds shows a crop first (core/preview.py)
+        self.preview_above_s = float(os.environ.get("FAIG_GUI_PREVIEW_ABOVE_S", PREVIEW_ABOVE_S))
+        self.preview_budget_s = float(os.environ.get("FAIG_GUI_PREVIEW_BUDGET_S", PREVIEW_BUDGET_S))
         self._shape: tuple | None = None
         self.result: RenderResult | None = None
         self.last_latency: float | None = None   # request -> on screen, seconds
@@ -203,7 +208,15 @@ class ImageView(FileDropTarget, QWidget):
                              s.target.state_dict if s.target else None,
                              s.baseline.state_dict if s.baseline else None,
                              s.index, s.mask, s.scale, self._models_version, time.perf_counter(),
-                             live_threads(self.model.long_jobs), self._graph)
+                             live_threads(self.model.long_jobs), self._graph, focus=self._focus(img.lr.shape, s.scale))
+
+    def _focus(self, shape: tuple, scale: int) -> tuple[float, float] | None:
+        """LR (y, x) at the centre of the view when it shows part of the image (else None)."""
+        rect = self.input_panel.view.viewRect()
+        if rect.width() >= shape[1] * scale and rect.height() >= shape[0] * scale:
+            return None
+        c = rect.center()
+        return c.y() / scale, c.x() / scale
 
     def request_render(self) -> None:
         req = self.make_request()
@@ -222,7 +235,8 @@ class ImageView(FileDropTarget, QWidget):
             return
         self._remember_state(req)
         self._last_request = req
-        if self.live.idle and self.result is not None and same_output(self.result.request, req):
+        if (self.live.idle and self.result is not None and self.result.preview is None
+                and same_output(self.result.request, req)):
             return   # e.g. the slider moved less than one filter: what is shown is still right
         if self.prefetch_enabled and self._take_prefetch(req):
             self._hold_docks()
@@ -231,7 +245,8 @@ class ImageView(FileDropTarget, QWidget):
             self._prefetch_next(req)
             return
         cache = self._cache
-        self.live.submit(lambda: rendering.render(req, cache), self._apply)
+        above, budget = self.preview_above_s, self.preview_budget_s
+        self.live.submit(lambda: rendering.render_live(req, cache, above, budget), self._apply)
         self._hold_docks()
         self._prefetch_next(req)
 
@@ -380,7 +395,8 @@ class ImageView(FileDropTarget, QWidget):
 
     def _apply(self, r: RenderResult) -> None:
         self.result = r
-        if self.prefetch_enabled and not r.prefetched and r.masked is not None and r.masked is not r.target:
+        if (self.prefetch_enabled and not r.prefetched and r.preview is None and r.masked is not None
+                and r.masked is not r.target):
             # kept like a guess: going back to a state already shown then needs no forward
             self._prefetched.put(r.request, r, same_output)
         s = self.model.session
@@ -388,7 +404,8 @@ class ImageView(FileDropTarget, QWidget):
         name = img.name if img else ""
         h, w = r.input.shape[:2]
         label = f" · {img.label}" if img and img.label else ""
-        self.title.setText(f"<b>{name}</b>{label} · {r.request.lr.shape[1]}x{r.request.lr.shape[0]} → {w}x{h}")
+        preview = f" · <i>{r.preview.label()}, full frame follows</i>" if r.preview is not None else ""
+        self.title.setText(f"<b>{name}</b>{label} · {r.request.lr.shape[1]}x{r.request.lr.shape[0]} → {w}x{h}{preview}")
         self.input_panel.label.setText(f"Input (LR ×{r.request.scale}, nearest)")
         self.input_panel.show(r.input)
         no_models = "open a baseline and a target"
@@ -401,7 +418,8 @@ class ImageView(FileDropTarget, QWidget):
             "Masked output · no filters masked")
         self.masked_panel.show(r.masked, no_models if r.target is None else "open a baseline to mask")
         self._show_compare()
-        self.metrics.setText(self._metrics_text(r))
+        self.metrics.setText(self._metrics_text(r) if r.preview is None else
+                             f"{r.preview.label()}: effect and PSNR follow with the full frame")
         if self._shape != (h, w):
             self._shape = (h, w)
             self.input_panel.view.autoRange(padding=0.02)
@@ -409,6 +427,13 @@ class ImageView(FileDropTarget, QWidget):
             p.place_placeholder()
         self.last_latency = time.perf_counter() - r.request.requested
         self.rendered.emit()
+        if r.preview is not None:   # then the full frame, unless a newer request came meanwhile
+            QTimer.singleShot(0, lambda: self._render_full(r.request))
+
+    def _render_full(self, req: RenderRequest) -> None:
+        if self._last_request is req:
+            cache = self._cache
+            self.live.submit(lambda: rendering.render(req, cache), self._apply)
 
     def _metrics_text(self, r: RenderResult) -> str:
         parts = []

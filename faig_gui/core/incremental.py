@@ -142,6 +142,25 @@ class IncrementalForward:
         changed = self.changed(params, record)
         return [n for n in self.nodes if n not in record.values or self.depends[n] & changed]
 
+    def planned_share(self, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> float | None:
+        """The share of a full pass's arithmetic that ``run(x, params)`` would compute, from the
+        closer of the two records; None when unknown (another input, or no pass of this shape
+        yet). The preview policy (core/preview.py) asks it before choosing to render a crop."""
+        if self._costs is None or self._costs[0] != tuple(x.shape):
+            return None
+        plans = [t for t in (self._to_run(self._main, x, params), self._to_run(self._aside, x, params))
+                 if t is not None]
+        if not plans:
+            return None
+        costs = self._costs[1]
+        return min(sum(costs[n] for n in t) for t in plans) / max(sum(costs.values()), 1e-12)
+
+    def pass_macs(self, x: torch.Tensor) -> float | None:
+        """Multiply-adds of a full pass for inputs shaped like ``x`` (None before one ran)."""
+        if self._costs is None or self._costs[0] != tuple(x.shape):
+            return None
+        return sum(self._costs[1].values())
+
     def run(self, x: torch.Tensor, params: Mapping[str, torch.Tensor],
             should_stop: Callable[[], bool] | None = None, aside: bool = False) -> torch.Tensor:
         """The output for ``x`` with ``params``. ``should_stop()`` is asked before each node that

@@ -24,6 +24,7 @@ from faig_gui.core.incremental import IncrementalForward
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.metrics import gradient_map, maps_effect, psnr
+from faig_gui.core.preview import FAST_MACS_PER_S, PREVIEW_ABOVE_S, PREVIEW_BUDGET_S, Geometry, PreviewPlan, plan_preview, receptive_radius
 from faig_gui.core.threads import AdaptiveThreads
 
 
@@ -44,6 +45,7 @@ class RenderRequest:
     requested: float
     max_threads: int = 1                 # at most this many torch threads (workers.live_threads)
     graph: fx.Graph | None = None        # the target's torch.fx graph (incremental forward)
+    focus: tuple[float, float] | None = None   # LR (y, x) at the view's centre: where a preview looks
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RenderResult:
     finished: float = 0.0                # perf_counter() when the render thread was done
     prefetched: bool = False             # computed ahead, as a guess of this request (prefetch.py)
     masked_share: float | None = None    # share of a full forward the masked output cost (None: none ran)
+    preview: PreviewPlan | None = None   # a crop's masked output only (core/preview.py); the full frame follows
 
 
 class OutputCache:
@@ -77,6 +80,8 @@ class OutputCache:
         self._incremental: tuple[int, IncrementalForward | None] | None = None
         self.forwards: Counter = Counter()  # forward calls, "render" and "prefetch" (tests, benchmarks)
         self._masked: tuple[tuple, dict] | None = None   # the last masked weights made, by request
+        self.seconds_per_pixel: float | None = None   # a full forward's time per LR pixel, last measured
+        self._geometry: tuple[int, Geometry] | None = None   # the receptive radius, per models version
 
     def masked_params(self, req: RenderRequest) -> dict[str, torch.Tensor]:
         """The masked weights of ``req`` (the last ones are kept: a guess is settled on the
@@ -187,6 +192,8 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
         raise Cancelled()
     if forwards and measured:
         cache.threads.record(threads, forward_s, forwards * lr.shape[-1] * lr.shape[-2])
+    if forwards >= 0.3:   # (a small share's time is mostly per-node overhead: no measure of a pass)
+        cache.seconds_per_pixel = forward_s / (forwards * lr.shape[-1] * lr.shape[-2])
     unchanged = masked_out is target_out
     masked_img = None if masked_out is None else target_img if unchanged else to_image(masked_out)
     grad_t = grad_t_full[0, 0].numpy()
@@ -199,6 +206,64 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
                         time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
                         masked_share=masked_share)
+
+
+def render_live(req: RenderRequest, cache: OutputCache, above_s: float = PREVIEW_ABOVE_S,
+                budget_s: float = PREVIEW_BUDGET_S) -> RenderResult:
+    """The view's render of a real request: a preview of a crop (core/preview.py) when the full
+    masked output is estimated to cost more than ``above_s`` seconds, else the full frame. The
+    caller asks for the full frame after a preview (``render``)."""
+    plan = _preview_plan(req, cache, above_s, budget_s)
+    return render(req, cache) if plan is None else render_preview(req, cache, plan)
+
+
+def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget_s: float) -> PreviewPlan | None:
+    if (req.module is None or req.target is None or req.baseline is None or len(req.mask) == 0
+            or req.mask.lam == 1.0 or cache.seconds_per_pixel is None):
+        return None
+    cached = cache.get((req.models_version, req.image_key), req.lr)
+    if cached is None:   # the first render of an image: the target's full forward is needed anyway
+        return None
+    lr = cached[0]
+    pixels = lr.shape[-1] * lr.shape[-2]
+    inc = cache.incremental(req)
+    share = None
+    if inc is not None and pixels <= inc.max_pixels:
+        share = inc.planned_share(lr, cache.masked_params(req))
+    estimate = cache.seconds_per_pixel * pixels * (1.0 if share is None else share)
+    macs = inc.pass_macs(lr) if inc is not None else None
+    if macs is not None:
+        # the measured rate may come from a first forward slowed by one-time costs (oneDNN's
+        # kernels, the thread pool): no preview either where the arithmetic is small at a rate
+        # faster than any CPU the window renders on reaches
+        estimate = min(estimate, macs * (1.0 if share is None else share) / FAST_MACS_PER_S)
+    if estimate <= above_s:
+        return None
+    if cache._geometry is None or cache._geometry[0] != req.models_version:
+        cache._geometry = (req.models_version, receptive_radius(req.module))
+    return plan_preview(lr.shape[-2], lr.shape[-1], cache.seconds_per_pixel, budget_s,
+                        cache._geometry[1].radius, req.focus)
+
+
+def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) -> RenderResult:
+    """The masked output of ``plan``'s crop (plain forward, masked weights), pasted into the
+    target's output: outside the region shown the masked panel shows the target's output and
+    the difference is zero. No effect or PSNR (they need the full frame)."""
+    start, cpu = time.perf_counter(), time.thread_time()
+    threads = cache.threads.apply(req.max_threads, explore=False)
+    lr, enlarged, target_out, target_img, grad_t_full, p_t = cache.get((req.models_version, req.image_key), req.lr)
+    s = req.scale
+    y0, x0, y1, x1 = plan.crop
+    iy0, ix0, iy1, ix1 = plan.inner
+    out = super_resolve(req.module, lr[..., y0:y1, x0:x1], s, cache.masked_params(req))
+    part = out[..., (iy0 - y0) * s:(iy1 - y0) * s, (ix0 - x0) * s:(ix1 - x0) * s]
+    masked_out = target_out.clone()
+    masked_out[..., iy0 * s:iy1 * s, ix0 * s:ix1 * s] = part
+    masked_img = to_image(masked_out)
+    grad_m = gradient_map(masked_out)[0, 0].numpy()
+    return RenderResult(req, enlarged, target_img, masked_img, grad_t_full[0, 0].numpy(), grad_m, None, p_t, None,
+                        time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
+                        masked_share=(y1 - y0) * (x1 - x0) / (lr.shape[-1] * lr.shape[-2]), preview=plan)
 
 
 def speculative_render(req: RenderRequest, follows: RenderRequest, cache: OutputCache,

@@ -1,0 +1,99 @@
+"""Issue 16: on a net whose full frame costs more than the preview threshold, a mask change shows
+a crop's masked output first (said in the title) and the full frame after. Here the threshold and
+the preview's budget are set to 0 through their environment settings, so the tiny test net takes
+that path; the pixels are checked against a masked net built in the test."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt
+
+from faig_gui.core.imageio import write_image
+from faig_gui.core.registry import default_registry
+from tiny_session import made_up_scores, tiny_pair
+from tolerances import forward_atol
+
+
+def masked_by_hand(target, baseline, indices):
+    """Filters numbered over every 4-D '*weight' in state-dict order, (out, in) within a layer."""
+    numbered = [(k, o, i) for k, v in target.items() if k.endswith("weight") and v.ndim == 4
+                for o in range(v.shape[0]) for i in range(v.shape[1])]
+    sd = {k: v.clone() for k, v in target.items()}
+    for g in indices:
+        name, o, i = numbered[int(g)]
+        sd[name][o, i] = baseline[name][o, i]
+    return sd
+
+
+def sr_by_hand(sd, lr):
+    model = default_registry().model_from_state_dict(dict(sd))
+    x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))[None].float()
+    with torch.no_grad():
+        y = model.module(x)
+    return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAIG_GUI_PREVIEW_ABOVE_S", "0")
+    monkeypatch.setenv("FAIG_GUI_PREVIEW_BUDGET_S", "0")
+    b, t = tiny_pair(tmp_path, spread=0.1)
+    write_image(tmp_path / "lr.png", np.random.default_rng(0).random((48, 40, 3)))
+    w = make_window()
+    view = w.image_view
+    assert w.model.load_pair(str(b), str(t))
+    s = w.model.session
+    w.model.set_scores(made_up_scores(s.index.total))
+    w.model.clear_mask()
+    with qtbot.waitSignal(view.rendered, timeout=30000):
+        w.model.add_images([str(tmp_path / "lr.png")])
+    qtbot.waitUntil(lambda: view.live.idle, timeout=30000)
+    assert view.result.preview is None   # the first render of an image: the full frame (target and mask)
+
+    shown = []
+    view.rendered.connect(lambda: shown.append((view.result, view.title.text(), view.metrics.text())))
+    qtbot.mouseClick(w.masking_dock.mark_buttons[10], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(shown) >= 2 and view.live.idle, timeout=30000)
+    (first, title1, metrics1), (full, title2, metrics2) = shown[:2]
+    lr = first.request.lr
+    expected = sr_by_hand(masked_by_hand(s.target.state_dict, s.baseline.state_dict, s.mask.indices), lr)
+    target = sr_by_hand(s.target.state_dict, lr)
+    atol = forward_atol(s.target.module)   # float32 nets in another order: γ_n of the conv chain
+
+    plan = first.preview
+    assert plan is not None and plan.exact
+    # the smallest region a preview shows, at the image's centre (offsets multiples of 4)
+    assert plan.inner == (16, 12, 32, 28)
+    assert "preview: centre 16×16 LR crop" in title1 and "full frame follows" in title1
+    assert "effect and PSNR follow" in metrics1 and first.effect is None
+    y0, x0, y1, x1 = (2 * v for v in plan.inner)
+    # the region shown: the full frame's masked pixels (the crop had context covering the radius)
+    np.testing.assert_allclose(first.masked[y0:y1, x0:x1], expected[y0:y1, x0:x1], atol=atol)
+    assert np.abs(first.masked[y0:y1, x0:x1] - target[y0:y1, x0:x1]).max() > 1e-3
+    outside = np.ones(expected.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    np.testing.assert_array_equal(first.masked[outside], first.target[outside])   # not computed yet
+
+    assert full.preview is None and "preview" not in title2
+    assert full.request is first.request
+    np.testing.assert_allclose(full.masked, expected, atol=atol)
+    assert "Effect" in metrics2 and full.effect is not None
+    assert len(shown) == 2   # nothing more after the full frame
+
+
+def test_a_cheap_net_renders_the_full_frame_directly(make_window, qtbot, tmp_path):
+    b, t = tiny_pair(tmp_path, spread=0.1)
+    write_image(tmp_path / "lr.png", np.random.default_rng(0).random((48, 40, 3)))
+    w = make_window()
+    view = w.image_view
+    assert w.model.load_pair(str(b), str(t))
+    w.model.set_scores(made_up_scores(w.model.session.index.total))
+    with qtbot.waitSignal(view.rendered, timeout=30000):
+        w.model.add_images([str(tmp_path / "lr.png")])
+    qtbot.waitUntil(lambda: view.live.idle, timeout=30000)
+    shown = []
+    view.rendered.connect(lambda: shown.append(view.result))
+    qtbot.mouseClick(w.masking_dock.mark_buttons[10], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(shown) >= 1 and view.live.idle, timeout=30000)
+    qtbot.wait(50)
+    assert all(r.preview is None for r in shown) and "preview" not in view.title.text()
+    assert len(view.result.request.mask) == len(w.model.session.mask) > 0
