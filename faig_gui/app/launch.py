@@ -107,9 +107,8 @@ def configure_torch_threads() -> int:
     """Half the cores for the UI thread's own torch work. torch's thread count is per OS thread:
     each worker sets its own (workers.long_job_threads for FAIG and effect curves, half the
     cores; workers.live_threads for renders and predictions, all cores unless a long job runs),
-    so that two computations never oversubscribe the cores (measured on 2 shared cores,
-    bench/bench_ui.py: a render with 2 threads next to FAIG with 2 threads took 740 ms, with 1
-    thread each 520 ms)."""
+    so that two computations never oversubscribe the cores (bench/bench_ui.py; docs/performance.md,
+    "Figures behind the code")."""
     from faig_gui.app.workers import long_job_threads
     n = long_job_threads()
     torch.set_num_threads(n)

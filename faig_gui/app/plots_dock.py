@@ -198,8 +198,8 @@ class DistributionPanel(QWidget):
         self.counts = top_distribution(s.index, s.scores, self.proportion)
         layers = np.arange(len(s.index.layers))
         if list(self.bars) == list(self.counts) and all(len(b.opts["height"]) == len(layers) for b in self.bars.values()):
-            # the same bars with new heights: rebuilding the items and the legend cost ~12 ms of
-            # UI thread per top-k change (while a masked render wants the CPU)
+            # the same bars with new heights: rebuilding the items and the legend cost UI-thread
+            # time at every top-k change, while a masked render wants the CPU
             for d, bar in self.bars.items():
                 bar.setOpts(height=self.counts[d])
         else:
@@ -319,7 +319,7 @@ class PlotsDock(QDockWidget):
         if self.distribution.k_box.currentData() is None:
             if self.distribution.isVisible():
                 self.distribution.refresh()
-            else:   # (behind another tab or dock: ~7 ms of UI thread per top-k change saved)
+            else:   # (behind another tab or dock: its UI-thread time at every top-k change saved)
                 self.distribution.behind = True
 
     # -- the effect curve, off the UI thread ----------------------------------------------------

@@ -323,7 +323,7 @@ def traced_graph(model) -> fx.Graph | None:
     if key not in _TRACED:
         try:
             # the tracer's graph alone: symbolic_trace would also generate and compile Python
-            # code for a GraphModule that nobody runs (~0.05 s for a 351-conv RRDBNet)
+            # code for a GraphModule that nobody runs (a cost that grows with the layers)
             _TRACED[key] = fx.Tracer().trace(model.module)
         except Exception:  # best effort: callers fall back to the plain forward
             _TRACED[key] = None
