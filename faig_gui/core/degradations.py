@@ -295,10 +295,6 @@ def degrade(hr: torch.Tensor, scale: int, degradation: Degradation,
     return quantize(x) if round8 else x.clamp(0, 1)
 
 
-def describe_all(degradations: Sequence[Degradation]) -> str:
-    return "; ".join(d.spec() for d in degradations)
-
-
 def seeded_generator(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(int(seed))
