@@ -22,12 +22,13 @@ T = TypeVar("T")
 MASK_HOLD_S = 0.3   # the longest maskShown waits for a masked output (a render superseded again and again)
 #: slider changes this close together are one undo step (a drag from 1 % to 10 % is undone at once)
 UNDO_MERGE_S = 1.0
+UNDO_LIMIT = 100
 
 
 class MaskChange(QUndoCommand):
     """One mask change: undo restores the state before it, redo the state after it."""
 
-    def __init__(self, model: "SessionModel", before: MaskState, after: MaskState, text: str, merge: int):
+    def __init__(self, model: SessionModel, before: MaskState, after: MaskState, text: str, merge: int):
         super().__init__(text)
         self.model, self.before, self.after, self.merge = model, before, after, merge
         self.when = time.monotonic()
@@ -89,6 +90,9 @@ class SessionModel(QObject):
         # every mask change is a step here (Edit > Undo, Ctrl+Z); the steps refer to one pair's
         # filters and one set of scores, so new models or scores start a new history
         self.undo_stack = QUndoStack(self)
+        # each step keeps two masks: on a 1.85M-filter net at 10 % that is ~3 MB, so the history
+        # is bounded
+        self.undo_stack.setUndoLimit(UNDO_LIMIT)
 
     def _count_long_jobs(self, busy: bool, _what: str) -> None:
         self.long_jobs = max(0, self.long_jobs + (1 if busy else -1))
