@@ -30,6 +30,7 @@ same architecture (MSRResNet 32 features, 8 blocks, x2) with 128x128 LR inputs; 
 which.
 
     QT_QPA_PLATFORM=offscreen python bench/bench_ui.py [--faig-steps 10] [--threads 2] [--pause-ms 300]
+    QT_QPA_PLATFORM=offscreen python bench/bench_ui.py --pair rrdbnet   # or srvgg: bench_ui_pairs.py
 
 The window's settings (the prefetch preference, its geometry) go to a temporary folder, not to
 the user's.
@@ -293,6 +294,9 @@ def main() -> int:
                     help="leave glibc's allocator thresholds as they are (faig-gui sets them: core/allocator.py)")
     ap.add_argument("--pause-ms", type=float, default=300.0,
                     help="the pause between changes of the paused slider sequence")
+    ap.add_argument("--pair", choices=["demo", "rrdbnet", "srvgg"], default="demo",
+                    help="rrdbnet / srvgg: live masking on a real-size pair with random weights, preview then "
+                         "full frame, and the demo in the same run (bench_ui_pairs.py); demo: the figures above")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -312,6 +316,23 @@ def main() -> int:
     from faig_gui.core.demo import demo_files
     from faig_gui.core.errors import FaigError
     install_loop(app)
+
+    if args.pair != "demo":
+        import bench_ui_pairs
+
+        def demo():
+            try:
+                return demo_files(), "bundled demo"
+            except FaigError:
+                return demo_like(Path(tmp.name)), "generated MSRResNet 32/8 x2 (demo not built)"
+        result = bench_ui_pairs.run_pair(app, args.pair, wait, watch_paints, _PAINTED, slider_sequence, summary, demo)
+        cpu_end = cpu_seconds()
+        if cpu_start and cpu_end:
+            result["other_processes_cpu_cores"] = round(
+                ((cpu_end[0] - cpu_start[0]) - (cpu_end[1] - cpu_start[1])) / (time.monotonic() - run_start), 2)
+        print(json.dumps(result, indent=2))
+        tmp.cleanup()
+        return 0
 
     try:
         files, pair = demo_files(), "bundled demo"

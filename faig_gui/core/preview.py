@@ -13,7 +13,8 @@ time includes one-time costs that would make the demo look slow). Above ``above_
 Border effect: a convolution zero-pads at the crop's edge where the full frame has image
 content, so a crop's outputs differ from the full frame's within the net's receptive radius of
 the crop's edges (not at the image's own edges, where both pad alike). The crop is therefore
-taken with a context margin around the region shown (at most ``MAX_MARGIN`` LR pixels); when
+taken with a context margin around the region shown (at most ``MAX_MARGIN`` LR pixels, less
+when the budget does not cover it: the region shown comes first); when
 the margin covers the radius (``PreviewPlan.exact``) the shown pixels are the full frame's, up
 to float rounding. RRDBNet's radius is hundreds of LR pixels and RCAN's channel attention pools
 the whole image, so there the preview is an approximation, said on screen as a preview; the
@@ -28,11 +29,13 @@ import torch
 from torch import nn
 
 ALIGN = 4          # crop offsets and sizes: multiples of this (RRDBNet x1 pixel-unshuffles by 4)
-MIN_INNER = 16     # the shown region is at least this many LR pixels a side
+MIN_INNER = 8      # the shown region is at least this many LR pixels a side
 MAX_MARGIN = 16    # context around the shown region, LR pixels, at most
 PREVIEW_ABOVE_S = 0.25   # a masked render estimated above this gets a preview first
 PREVIEW_BUDGET_S = 0.12  # what the preview's crop forward aims to cost
-FAST_MACS_PER_S = 2e11   # multiply-adds per second above what a CPU render reaches (no preview below)
+# multiply-adds per second that a CPU render rarely exceeds (two Zen 3 cores peak near 1e11 with
+# AVX2; the render thread reaches ~1.3e10 on this loaded machine): no preview below that cost
+FAST_MACS_PER_S = 5e10
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,13 @@ def plan_preview(lr_h: int, lr_w: int, seconds_per_pixel: float, budget_s: float
     """The crop whose forward costs about ``budget_s`` (the region shown at least MIN_INNER a
     side), around ``focus`` (LR (y, x); None: the image's centre); None when it would cover the
     whole image (the full frame is then no dearer)."""
-    side = math.sqrt(max(budget_s, 0.0) / max(seconds_per_pixel, 1e-12))
-    margin = min(MAX_MARGIN, int(math.ceil(radius)) if math.isfinite(radius) else MAX_MARGIN)
-    margin = -(-margin // ALIGN) * ALIGN
-    inner = max(MIN_INNER, int(side) - 2 * margin) // ALIGN * ALIGN
+    side = int(math.sqrt(max(budget_s, 0.0) / max(seconds_per_pixel, 1e-12)))
+    want = min(MAX_MARGIN, int(math.ceil(radius)) if math.isfinite(radius) else MAX_MARGIN)
+    want = -(-want // ALIGN) * ALIGN
+    inner = max(MIN_INNER, (side - 2 * want) // ALIGN * ALIGN)
+    # the budget first: on a net as slow as RRDBNet x4 here even 16 x 16 LR pixels cost ~0.4 s,
+    # so the context shrinks (to none) before the region shown does
+    margin = min(want, max(0, side - inner) // 2 // ALIGN * ALIGN)
     if inner >= lr_h and inner >= lr_w:
         return None
     cy, cx = focus if focus is not None else (lr_h / 2, lr_w / 2)

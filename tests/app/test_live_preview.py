@@ -60,15 +60,25 @@ def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot,
     atol = forward_atol(s.target.module)   # float32 nets in another order: γ_n of the conv chain
 
     plan = first.preview
-    assert plan is not None and plan.exact
-    # the smallest region a preview shows, at the image's centre (offsets multiples of 4)
-    assert plan.inner == (16, 12, 32, 28)
-    assert "preview: centre 16×16 LR crop" in title1 and "full frame follows" in title1
+    assert plan is not None
+    # a zero budget: the smallest region a preview shows, at the image's centre (offsets multiples
+    # of 4), and no context (the budget comes first)
+    assert plan.inner == (20, 16, 28, 24) and plan.crop == plan.inner and not plan.exact
+    assert "preview: centre 8×8 LR crop" in title1 and "full frame follows" in title1
     assert "effect and PSNR follow" in metrics1 and first.effect is None
+    # the region shown: the masked net's output for that LR crop, computed here
+    cy0, cx0, cy1, cx1 = plan.crop
+    iy0, ix0, iy1, ix1 = plan.inner
+    crop_masked = sr_by_hand(masked_by_hand(s.target.state_dict, s.baseline.state_dict, s.mask.indices),
+                             lr[cy0:cy1, cx0:cx1])
     y0, x0, y1, x1 = (2 * v for v in plan.inner)
-    # the region shown: the full frame's masked pixels (the crop had context covering the radius)
-    np.testing.assert_allclose(first.masked[y0:y1, x0:x1], expected[y0:y1, x0:x1], atol=atol)
-    assert np.abs(first.masked[y0:y1, x0:x1] - target[y0:y1, x0:x1]).max() > 1e-3
+    region = first.masked[y0:y1, x0:x1]
+    np.testing.assert_allclose(region, crop_masked[2 * (iy0 - cy0):2 * (iy1 - cy0), 2 * (ix0 - cx0):2 * (ix1 - cx0)],
+                               atol=atol)
+    assert np.abs(region - target[y0:y1, x0:x1]).max() > 1e-3
+    # the receptive radius, LR pixels: conv_first, two blocks of two convs, upconv1, half a pixel
+    # each for conv_hr and conv_last (at x2), one for rounding (border effect: tests/core/test_preview.py)
+    assert plan.radius == 8.0
     outside = np.ones(expected.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
     np.testing.assert_array_equal(first.masked[outside], first.target[outside])   # not computed yet

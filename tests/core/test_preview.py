@@ -60,3 +60,39 @@ def test_plan_is_aligned_centred_and_keeps_its_margin():
     assert not plan_preview(100, 90, 1e-4, 0.16, radius=200).exact
     assert plan_preview(100, 90, 1e-4, 2.0, radius=7.5) is None
     assert plan_preview(100, 90, 1.0, 0.0, radius=0).inner[2] - plan_preview(100, 90, 1.0, 0.0, radius=0).inner[0] == MIN_INNER
+
+
+def test_preview_pixels_equal_the_full_frame_beyond_the_radius_from_the_crop_edges():
+    """render_preview against render's full frame on a tiny MSRResNet (radius 8 LR pixels): with
+    a margin covering the radius the whole region shown agrees; with none, the pixels deeper than
+    the radius inside the crop agree and some within it differ (zero padding at the crop edge)."""
+    from faig_gui.core.filters import FilterIndex, top_indices
+    from faig_gui.core.masking import FilterMask
+    from faig_gui.core.preview import PreviewPlan
+    from faig_gui.core.render import OutputCache, RenderRequest, render, render_preview
+    from tolerances import forward_atol
+
+    arch = default_registry().get("msrresnet")
+    hp = {"num_feat": 4, "num_block": 2, "scale": 2}
+    base = _random(arch.new_state_dict(**hp), seed=5)
+    targ = _random(arch.new_state_dict(**hp), seed=6)
+    module = arch.build(hp)
+    module.load_state_dict(targ)
+    module.eval()
+    index = FilterIndex.from_state_dict(targ)
+    mask = FilterMask(top_indices(np.random.default_rng(0).random(index.total), 0.3))
+    lr = np.random.default_rng(1).random((64, 64, 3)).astype(np.float32)
+    req = RenderRequest(1, lr, None, module, targ, base, index, mask, 2, 1, 0.0)
+    cache = OutputCache()
+    full = render(req, cache)
+    radius = receptive_radius(module).radius
+    assert radius == 8.0
+    atol = forward_atol(module)   # float32, the same net on another extent of the input: γ_n of the conv chain
+    with_context = PreviewPlan((16, 16, 48, 48), (24, 24, 40, 40), True, True, radius)
+    got = render_preview(req, cache, with_context).masked
+    np.testing.assert_allclose(got[48:80, 48:80], full.masked[48:80, 48:80], atol=atol)
+    bare = PreviewPlan((16, 16, 48, 48), (16, 16, 48, 48), True, False, radius)
+    got = render_preview(req, cache, bare).masked
+    deep = slice(2 * (16 + 8), 2 * (48 - 8))
+    np.testing.assert_allclose(got[deep, deep], full.masked[deep, deep], atol=atol)
+    assert np.abs(got[32:96, 32:96] - full.masked[32:96, 32:96]).max() > 10 * atol
