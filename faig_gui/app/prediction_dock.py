@@ -256,9 +256,14 @@ class PredictionDock(QDockWidget):
                 return
         self.model.add_images([entry.path])
 
+    def adopt_session_images(self) -> None:
+        """The session's images so far get no row of their own (the command line's: predicting
+        them would calibrate at the window's start, a minute or more of both cores)."""
+        self._known |= {str(img.path) for img in self.model.session.images}
+
     def _on_images_change(self) -> None:
         """Images added to the open session (dropped on the centre view or the window, File >
-        Add images, the command line) get a row of their own; a new session's images do not."""
+        Add images) get a row of their own; a new session's images do not."""
         s = self.model.session
         paths = {str(img.path) for img in s.images}
         if id(s) != self._session_id:

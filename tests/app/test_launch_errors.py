@@ -32,6 +32,7 @@ def test_a_bad_baseline_and_a_truncated_image_show_both_errors_and_load_the_targ
     assert text.startswith("2 problems:") and "broken_baseline.pth" in text and "cut_short.png" in text
     assert w._error_box.isVisible()
     assert "target only" in w.model_label.text()
+    assert w.prediction_dock.count() == 0   # command-line images are not 'dropped': no calibration at start
 
 
 def test_dropping_a_text_file_says_so_in_the_status_bar(make_window, tmp_path, qtbot):
