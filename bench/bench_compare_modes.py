@@ -61,7 +61,7 @@ def main() -> None:
     scores = load_scores(files.scores, index.total)
     level = args.levels / 255.0
     found: dict[str, list[float]] = {}
-    for d, s in scores.items():
+    for _d, s in scores.items():
         params = masked_state_dict(target.state_dict, baseline.state_dict,
                                    FilterMask(top_indices(s, args.proportion / 100)), index)
         for folder in ("blur", "noise", "LR"):

@@ -6,7 +6,8 @@ unchanged and give the same outputs.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 from torch import nn

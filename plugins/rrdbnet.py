@@ -22,7 +22,8 @@ a long skip around the trunk, nearest x2 up-sampling before each up conv.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 from torch import fx, nn

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -95,7 +96,7 @@ class SRCNNStyleArchitecture(Architecture):
         return SRCNNStyle(nn.Sequential(*layers))
 
     def new_state_dict(self, scale: int = 2, widths: tuple[int, ...] = (64, 128, 128, 128, 128, 128),
-                       **_: Any) -> "dict[str, torch.Tensor]":
+                       **_: Any) -> dict[str, torch.Tensor]:
         convs, cin, index = [], 3, 0
         for w in widths:
             convs.append((index, cin, w, 3)); index += 2; cin = w

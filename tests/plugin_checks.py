@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from faig_gui.core.registry import LoadedModel, default_registry
 from tolerances import assert_path_sum_close, path_terms
 
 
-def randomised(sd, seed: int, size: float = 0.1) -> "OrderedDict[str, torch.Tensor]":
+def randomised(sd, seed: int, size: float = 0.1) -> OrderedDict[str, torch.Tensor]:
     """Random values for every tensor, biases included (zero biases would hide a bias mix-up)."""
     g = torch.Generator().manual_seed(seed)
     return OrderedDict((k, size * torch.randn(v.shape, generator=g)) for k, v in sd.items())

@@ -35,7 +35,7 @@ FAMILIES = {
 HR_SIDE = 16
 
 
-def _random(sd, seed: int) -> "OrderedDict[str, torch.Tensor]":
+def _random(sd, seed: int) -> OrderedDict[str, torch.Tensor]:
     # random values everywhere, biases included (zero biases would hide a bias mix-up); buffers
     # such as EDSR's mean shift keep their values
     g = torch.Generator().manual_seed(seed)

@@ -58,7 +58,7 @@ def write_images(folder: Path) -> dict[str, Path]:
 
 # ---------------------------------------------------------------- the independent docs/method.md
 
-def read_weights(path: Path) -> "OrderedDict[str, torch.Tensor]":
+def read_weights(path: Path) -> OrderedDict[str, torch.Tensor]:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return ckpt["params_ema"] if "params_ema" in ckpt else ckpt["params"]
 

@@ -3,7 +3,7 @@ a drag is accepted when it carries files the widget takes, and the drop hands th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Collection
+from collections.abc import Collection
 
 
 def dropped_files(mime, suffixes: Collection[str] | None = None) -> list[str]:

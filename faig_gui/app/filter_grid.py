@@ -40,7 +40,7 @@ def shared_levels(scores: np.ndarray) -> tuple[float, float]:
 class GridViewBox(pg.ViewBox):
     """Left click and left drag act on filters; right click opens the filter menu."""
 
-    def __init__(self, grid: "FilterGridDock"):
+    def __init__(self, grid: FilterGridDock):
         # no locked aspect: the grid fills the panel whatever the layer's shape (128 x 32 cells were
         # 1.6 px rows in a fraction of it)
         super().__init__(lockAspect=False, invertY=True, enableMenu=False)

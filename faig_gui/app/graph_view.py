@@ -279,7 +279,7 @@ class GraphDock(QDockWidget):
         for key, rect in spans.items():   # room for the names of the frames nested inside
             n = inner[key]
             spans[key] = rect.adjusted(-6 - 5 * n, -18 - 17 * n, 6 + 5 * n, 6 + 5 * n)
-        for (path, row), rect in sorted(spans.items(), key=lambda kv: (kv[0][1], kv[0][0].count("."))):
+        for (path, _row), rect in sorted(spans.items(), key=lambda kv: (kv[0][1], kv[0][0].count("."))):
             scene.addItem(frame_item(rect))
             if path not in self.group_labels:
                 label = GroupLabel(path, self.full.scopes.get(path, "module"))

@@ -23,7 +23,8 @@ import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication
@@ -206,7 +207,7 @@ class LatestTask(QObject):
         if not self._closed and not spec.stop.is_set():
             keep(future.result())
 
-    async def _run(self, generation: int, future: "concurrent.futures.Future", apply: Callable[[Any], None]) -> None:
+    async def _run(self, generation: int, future: concurrent.futures.Future, apply: Callable[[Any], None]) -> None:
         try:
             # cancelling this task cancels the job too when it has not started
             result = await asyncio.wrap_future(future)

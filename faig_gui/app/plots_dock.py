@@ -12,7 +12,7 @@ k % filters sit in each layer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -63,7 +63,7 @@ def session_scores(session, method: str) -> dict[str, np.ndarray] | None:
 class EffectPanel(QWidget):
     """Effect vs proportion, one plot per masked degradation; solid: own inputs, dashed: others."""
 
-    def __init__(self, dock: "PlotsDock"):
+    def __init__(self, dock: PlotsDock):
         super().__init__()
         self.dock = dock
         self.checks: dict[str, QCheckBox] = {}
@@ -142,7 +142,7 @@ class EffectPanel(QWidget):
 class DistributionPanel(QWidget):
     """Per layer, how many of each degradation's top k % filters it holds (grouped bars)."""
 
-    def __init__(self, dock: "PlotsDock"):
+    def __init__(self, dock: PlotsDock):
         super().__init__()
         self.dock = dock
         self.k_box = QComboBox()

@@ -3,7 +3,7 @@ grid for the policy in core/speculation.py (which explains it), and the View men
 keys."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

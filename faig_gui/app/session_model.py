@@ -6,7 +6,8 @@ Every mutation goes through a method here so that exactly the right signals fire
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal

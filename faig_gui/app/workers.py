@@ -13,7 +13,7 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot

@@ -7,7 +7,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from faig_gui.core.attribution import Cancelled
 from faig_gui.core.errors import FaigError

@@ -10,7 +10,7 @@ import copy
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

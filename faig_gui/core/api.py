@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence, Union, overload
+from typing import Literal, Union, overload
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch

@@ -16,7 +16,8 @@ import logging
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Literal, Mapping, overload
+from typing import Literal, overload
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ class PathOptions:
     precision: str = "fp32"
 
     @classmethod
-    def paper(cls, steps: int = 100, device: torch.device | str = "cpu", **kw) -> "PathOptions":
+    def paper(cls, steps: int = 100, device: torch.device | str = "cpu", **kw) -> PathOptions:
         return cls(riemann_left(steps), torch.device(device), **kw)
 
 
@@ -80,7 +81,7 @@ def activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
     return known[key]
 
 
-_ACTIVATION_BYTES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+_ACTIVATION_BYTES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def _measure_activation_bytes(module: nn.Module, x: torch.Tensor) -> int:

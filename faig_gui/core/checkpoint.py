@@ -19,7 +19,8 @@ import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 
@@ -39,7 +40,7 @@ MAX_UNPACKED_BYTES = 8 << 30
 MAX_COMPRESSION_RATIO = 50
 
 
-def load_state_dict(path: str | os.PathLike) -> "OrderedDict[str, torch.Tensor]":
+def load_state_dict(path: str | os.PathLike) -> OrderedDict[str, torch.Tensor]:
     """Load ``path`` and return its float32 state dict; raise FaigError on anything wrong."""
     path = Path(path)
     if not path.is_file():
@@ -121,7 +122,7 @@ def _read_safetensors(path: Path) -> Any:
         raise FaigError(f"{path}: not a readable .safetensors file: {_one_line(exc)}") from None
 
 
-def unwrap(raw: Any, path: Path | str = "<checkpoint>") -> "OrderedDict[str, torch.Tensor]":
+def unwrap(raw: Any, path: Path | str = "<checkpoint>") -> OrderedDict[str, torch.Tensor]:
     """Find the state dict inside a checkpoint container and strip a ``module.`` prefix."""
     if not isinstance(raw, Mapping):
         raise FaigError(f"{path}: holds a {type(raw).__name__}, not a state dict")
@@ -144,7 +145,7 @@ def unwrap(raw: Any, path: Path | str = "<checkpoint>") -> "OrderedDict[str, tor
     return OrderedDict(sd.items())
 
 
-def validate_state_dict(sd: Mapping[str, Any], path: Path | str = "<checkpoint>") -> "OrderedDict[str, torch.Tensor]":
+def validate_state_dict(sd: Mapping[str, Any], path: Path | str = "<checkpoint>") -> OrderedDict[str, torch.Tensor]:
     """Every value a finite floating tensor; returned as float32 on the CPU, order kept.
 
     Refuses tensors that are not plain dense arrays, tensors that claim more elements than their
@@ -170,7 +171,7 @@ def validate_state_dict(sd: Mapping[str, Any], path: Path | str = "<checkpoint>"
         total += value.numel()
         if total > MAX_ELEMENTS:
             raise FaigError(f"{path}: refused: more than {MAX_ELEMENTS} parameters; too large for an SR network")
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for key, value in sd.items():
         try:
             value = value.detach().to(device="cpu", dtype=torch.float32).contiguous()

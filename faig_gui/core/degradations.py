@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -126,7 +127,7 @@ class Degradation:
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Degradation":
+    def from_dict(cls, d: Mapping[str, Any]) -> Degradation:
         if d.get("pipeline") is not None:
             return cls(str(d["name"]), pipeline=tuple(Step(str(k), None if v is None else float(v))
                                                       for k, v in d["pipeline"]))

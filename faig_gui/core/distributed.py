@@ -22,7 +22,8 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

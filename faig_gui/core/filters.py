@@ -21,7 +21,7 @@ them right. The numbering is the same either way: it follows the tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -104,7 +104,7 @@ class FilterIndex:
 
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor], module: nn.Module | None = None
-                        ) -> "FilterIndex":
+                        ) -> FilterIndex:
         """Every 4-D ``*.weight``; ``module`` (the network they belong to) tells transposed and
         grouped convolutions apart, for labels. Without it every weight reads as a plain conv."""
         convs = _conv_modules(module)
@@ -126,11 +126,11 @@ class FilterIndex:
         return cls(layers)
 
     @classmethod
-    def from_module(cls, module: nn.Module) -> "FilterIndex":
+    def from_module(cls, module: nn.Module) -> FilterIndex:
         return cls.from_state_dict(module.state_dict(), module)
 
     @classmethod
-    def of_model(cls, model) -> "FilterIndex":
+    def of_model(cls, model) -> FilterIndex:
         """For a loaded model (``LoadedModel``): its state dict's order, its module's layer kinds."""
         return cls.from_state_dict(model.state_dict, model.module)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import fx, nn
@@ -426,7 +426,7 @@ class Layout:
         """Number of crossing segment pairs between adjacent layers (a layout quality figure)."""
         segs = defaultdict(list)
         for pts in self.routes.values():
-            for (l0, x0), (l1, x1) in zip(pts, pts[1:]):
+            for (l0, x0), (_l1, x1) in zip(pts, pts[1:]):
                 segs[l0].append((x0, x1))
         count = 0
         for items in segs.values():

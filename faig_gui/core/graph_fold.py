@@ -11,7 +11,7 @@ so that a wide or a tall panel is used at a legible zoom.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 from faig_gui.core.graph import GraphEdge, GraphNode, Layout, NetworkGraph, _with_skips
 

@@ -1,7 +1,7 @@
 """Running an SR model on an image: no gradients, optional other weights, tiling for big inputs."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

@@ -5,7 +5,7 @@ Qt-free. All functions take the global filter numbering (``FilterIndex``) and on
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -45,18 +45,18 @@ class FilterMask:
         pos = np.searchsorted(self.indices, index)
         return bool(pos < len(self.indices) and self.indices[pos] == index)
 
-    def with_indices(self, indices: Iterable[int]) -> "FilterMask":
+    def with_indices(self, indices: Iterable[int]) -> FilterMask:
         return FilterMask(np.fromiter(indices, dtype=np.int64), self.mode, self.lam)
 
-    def toggled(self, indices: Iterable[int]) -> "FilterMask":
+    def toggled(self, indices: Iterable[int]) -> FilterMask:
         """Each given filter flips between masked and not masked."""
         flip = np.unique(np.fromiter(indices, dtype=np.int64))
         return FilterMask(np.setxor1d(self.indices, flip), self.mode, self.lam)
 
-    def union(self, indices: Iterable[int]) -> "FilterMask":
+    def union(self, indices: Iterable[int]) -> FilterMask:
         return FilterMask(np.union1d(self.indices, np.fromiter(indices, dtype=np.int64)), self.mode, self.lam)
 
-    def difference(self, indices: Iterable[int]) -> "FilterMask":
+    def difference(self, indices: Iterable[int]) -> FilterMask:
         return FilterMask(np.setdiff1d(self.indices, np.fromiter(indices, dtype=np.int64)), self.mode, self.lam)
 
 

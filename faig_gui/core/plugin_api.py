@@ -7,7 +7,8 @@ class, or a list) through the entry-point group ``faig_gui.architectures``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ class Architecture(ABC):
         """Optional display name for a convolution weight (e.g. 'block 3 conv1')."""
         return None
 
-    def new_state_dict(self, **hyperparameters: Any) -> "dict[str, torch.Tensor]":
+    def new_state_dict(self, **hyperparameters: Any) -> dict[str, torch.Tensor]:
         """A randomly initialised state dict (training from scratch, tests)."""
         return dict(self.build(hyperparameters).state_dict())
 

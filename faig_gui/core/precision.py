@@ -10,7 +10,7 @@ BF16_MIN_SPEEDUP times faster. The choice and its reason go into report.json.
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

@@ -13,7 +13,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ class LoadedModel:
     path: Path | None
     architecture: Architecture
     hyperparameters: dict[str, Any]
-    state_dict: "dict[str, torch.Tensor]"
+    state_dict: dict[str, torch.Tensor]
     module: nn.Module = field(repr=False)
     #: hyper-parameters the user gave after the name (``--arch edsr:res_scale=0.1``)
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -52,7 +53,7 @@ class LoadedModel:
         """The name with the user's overrides: loads the same module again (sessions keep it)."""
         return format_arch_spec(self.architecture.name, self.overrides)
 
-    def private_copy(self) -> "LoadedModel":
+    def private_copy(self) -> LoadedModel:
         """The same weights with a module of its own. ``functional_call`` swaps a module's
         parameters while it runs, so a thread that uses it needs a module nobody else runs."""
         return replace(self, module=copy.deepcopy(self.module))
@@ -121,7 +122,7 @@ class Registry:
                         f"add a plugin or pass --arch NAME")
 
     # -- building --------------------------------------------------------------------------
-    def model_from_state_dict(self, state_dict: "dict[str, torch.Tensor]", arch: str | None = None,
+    def model_from_state_dict(self, state_dict: dict[str, torch.Tensor], arch: str | None = None,
                               path: Path | None = None) -> LoadedModel:
         where = path if path is not None else "<state dict>"
         name, overrides = parse_arch_spec(arch) if arch else (None, {})

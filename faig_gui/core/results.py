@@ -12,7 +12,7 @@ import secrets
 import time
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

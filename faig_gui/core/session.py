@@ -79,7 +79,7 @@ class MaskState:
     hand_masked: np.ndarray
     hand_unmasked: np.ndarray
 
-    def same_as(self, other: "MaskState") -> bool:
+    def same_as(self, other: MaskState) -> bool:
         a, b = self.mask, other.mask
         return (a.mode == b.mode and a.lam == b.lam and np.array_equal(a.indices, b.indices)
                 and self.settings == other.settings and np.array_equal(self.hand_masked, other.hand_masked)
@@ -333,7 +333,7 @@ class Session:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | os.PathLike, registry: Registry | None = None) -> "Session":
+    def open(cls, path: str | os.PathLike, registry: Registry | None = None) -> Session:
         path = Path(path)
         try:
             with zipfile.ZipFile(path) as zf:

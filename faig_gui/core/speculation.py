@@ -18,7 +18,8 @@ and the 1/3/5/10 % marks), nearest first, until they are all kept (as many as th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, Mapping, TypeVar
+from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 

@@ -17,7 +17,8 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -26,7 +26,8 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -206,7 +207,7 @@ class ValidationSet:
     lr: dict[str, list[torch.Tensor]]
 
     @classmethod
-    def build(cls, images: Sequence[torch.Tensor], cfg: TrainConfig) -> "ValidationSet":
+    def build(cls, images: Sequence[torch.Tensor], cfg: TrainConfig) -> ValidationSet:
         degradations = {"clean": Degradation("clean"), **{d.name: d for d, _ in cfg.mixture()}}
         hrs, lrs = [], {k: [] for k in degradations}
         for i, img in enumerate(images):

@@ -5,7 +5,8 @@ plugin exists (64 features, 23 blocks, growth 32: 1,853,824 filters)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 from torch import nn

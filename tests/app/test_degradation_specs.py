@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import Qt
 
 from faig_gui.app.analysis_dock import AnalysisDock

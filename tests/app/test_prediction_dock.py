@@ -9,7 +9,6 @@ from PySide6.QtGui import QDragEnterEvent
 from PySide6.QtWidgets import QApplication
 
 from faig_gui.app.prediction_dock import OWN_PROPORTION, PredictionDock
-from faig_gui.app.prediction_rows import THRESHOLD
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.imageio import list_images, read_image
 from faig_gui.core.prediction import Predictor, PredictorConfig

@@ -57,7 +57,7 @@ def test_counts_per_layer_of_a_mask(index):
 def test_top_set_is_the_ranking_prefix_with_ties_by_index():
     from faig_gui.core.layer_stats import top_set
     rng = np.random.default_rng(7)
-    for trial in range(30):
+    for _trial in range(30):
         n = int(rng.integers(1, 200))
         scores = rng.integers(0, 6, size=n).astype(float)   # many ties
         for proportion in (0, 0.5, 1, 3, 10, 37, 100):

@@ -148,7 +148,7 @@ def old_key(key: str, num_block: int, ups: int) -> str:
     return f"model.{index}.{kind}"
 
 
-def in_layout(sd, layout: str, num_block: int, ups: int) -> "OrderedDict[str, torch.Tensor]":
+def in_layout(sd, layout: str, num_block: int, ups: int) -> OrderedDict[str, torch.Tensor]:
     if layout == "basicsr":
         return OrderedDict(sd)
     rename = esrgan_key if layout == "esrgan" else (lambda k: old_key(k, num_block, ups))
