@@ -81,9 +81,9 @@ def open_from_args(window: MainWindow, args: argparse.Namespace) -> None:
         if session is not None:
             model.replace_session(session)
     if images:
-        model.add_images(images)
         if window.prediction_dock is not None:   # predicted as the centre image, when in view
-            window.prediction_dock.adopt_session_images()
+            window.prediction_dock.expect_images(images)
+        model.add_images(images)
     window.runner.store_folder = getattr(args, "analysis_out", None)
     device = getattr(args, "device", None)
     if device and device != model.session.settings.device:

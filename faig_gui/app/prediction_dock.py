@@ -256,10 +256,10 @@ class PredictionDock(QDockWidget):
                 return
         self.model.add_images([entry.path])
 
-    def adopt_session_images(self) -> None:
-        """The session's images so far get no row of their own (the command line's: predicting
+    def expect_images(self, paths: list[str]) -> None:
+        """Images about to be added that get no row of their own (the command line's: predicting
         them would calibrate at the window's start, a minute or more of both cores)."""
-        self._known |= {str(img.path) for img in self.model.session.images}
+        self._known |= {str(p) for p in paths}
 
     def _on_images_change(self) -> None:
         """Images added to the open session (dropped on the centre view or the window, File >
