@@ -6,8 +6,8 @@
 - ``mask_to_screen_ms``: the masking dock's top-k slider is moved (1 %, 2 %, ... 10 %, then
   1, 3, 5, 10, 1 %, one change at a time, the next as soon as the last is drawn); each time,
   from the slider change to the end of the centre view's paint that puts the new masked output
-  on screen (the render signal, then Qt's own next paint of the view) (target < 150 ms for the demo pair at 128x128 LR). Each step's
-  ``source`` says whether it was rendered (``render``), took over the prefetch of that state in
+  on screen (the render signal, then Qt's own next paint of the view) (target < 150 ms for the demo pair at
+  128x128 LR). Each step's ``source`` says whether it was rendered (``render``), took over the prefetch of that state in
   progress (``taken over``) or was shown from a kept prefetch (``kept``). Three settings, with
   the window's own switches (as the View menu sets them):
   - ``mask_to_screen_no_prefetch_ms``: Prefetch the next mask step off: every step a render;
@@ -208,7 +208,7 @@ def slider_sequence(app: QApplication, window, pause_s: float = 0.0, settle: boo
         hits, taken = view.prefetch_hits, view.prefetch_taken
         ui = {}
 
-        def change(k=k):
+        def change(k=k, ui=ui):
             t = time.perf_counter()
             slider.setValue(k * 10)
             ui["ms"] = (time.perf_counter() - t) * 1000   # handlers run on the UI thread
@@ -386,7 +386,7 @@ def main() -> int:
 
     # -- filter click -> masked output on screen -------------------------------------------------
     clicks = {layer: filter_clicks(app, window, layer) for layer in CLICK_LAYERS
-              if s.index is not None and layer in {l.name for l in s.index.layers}}
+              if s.index is not None and layer in {lay.name for lay in s.index.layers}}
 
     # -- the UI thread's longest stall while FAIG runs -------------------------------------------
     if not args.no_freeze:

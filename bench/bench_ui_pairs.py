@@ -116,7 +116,7 @@ def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence,
     for k in STEPS:
         previews = []
 
-        def keep_preview():
+        def keep_preview(previews=previews):
             if view.result.preview is not None:
                 previews.append(view.result)
         view.rendered.connect(keep_preview)

@@ -224,12 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             img = test_image(pair[1].scale, lr_side)
             if label.startswith("msrresnet"):
-                section(f"{label}/agreement", lambda: agreement(pair, img, device, agree_steps))
-            section(f"{label}/timing", lambda: timing(pair, img, device, steps, gl))
-            section(f"{label}/memory", lambda: memory(pair, img, device, 8 if tiny else 32, args.budget_gb))
+                section(f"{label}/agreement", lambda pair=pair, img=img: agreement(pair, img, device, agree_steps))
+            section(f"{label}/timing", lambda pair=pair, img=img: timing(pair, img, device, steps, gl))
+            section(f"{label}/memory", lambda pair=pair, img=img: memory(pair, img, device, 8 if tiny else 32, args.budget_gb))
             if label.startswith("msrresnet"):
                 scores, _ = attribution(pair, img, "blur", device, riemann_left(4))
-                section(f"{label}/interactive", lambda: interactive(pair, img, device, view, repeats, scores))
+                section(f"{label}/interactive",
+                        lambda pair=pair, img=img, scores=scores: interactive(pair, img, device, view, repeats, scores))
     report["seconds"] = round(time.perf_counter() - start, 1)
     text = json.dumps(report, indent=2, default=float)
     Path(args.out).write_text(text + "\n")

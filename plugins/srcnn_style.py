@@ -99,10 +99,14 @@ class SRCNNStyleArchitecture(Architecture):
                        **_: Any) -> dict[str, torch.Tensor]:
         convs, cin, index = [], 3, 0
         for w in widths:
-            convs.append((index, cin, w, 3)); index += 2; cin = w
+            convs.append((index, cin, w, 3))
+            index += 2
+            cin = w
         for r in ([2] * int(math.log2(scale)) if scale & (scale - 1) == 0 else [scale]):
-            convs.append((index, cin, cin * r * r, 3)); index += 3
-        convs.append((index, cin, cin, 3)); index += 2
+            convs.append((index, cin, cin * r * r, 3))
+            index += 3
+        convs.append((index, cin, cin, 3))
+        index += 2
         convs.append((index, cin, 3, 3))
         return dict(self.build({"convs": convs, "scale": scale}).state_dict())
 

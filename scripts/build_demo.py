@@ -241,9 +241,9 @@ def package() -> None:
     faig("degrade", "--hr", str(DATA / "heldout"), "--out", str(DEMO / "heldout"), "--scale", "2",
          *DEGRADATIONS, "--seed", "1")
     # every stage's log, in order; the fine-tune steps' records are marked with their names
-    log = [json.loads(l) for l in (RUNS / "train" / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (RUNS / "train" / "train_log.jsonl").read_text().splitlines()]
     for name, _, _ in FINETUNES:
-        log += [{**json.loads(l), "stage": name} for l in (RUNS / name / "train_log.jsonl").read_text().splitlines()]
+        log += [{**json.loads(line), "stage": name} for line in (RUNS / name / "train_log.jsonl").read_text().splitlines()]
     (DEMO / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
     print(f"packaged {DEMO} ({total / 1e6:.2f} MB, {len(log)} log records)")

@@ -119,7 +119,7 @@ def check_graph_and_live_masking(arch: str, hp: dict, seed: int = 0) -> None:
     graph = graph_for(target)
     assert graph.traced, graph.note
     index = FilterIndex.of_model(target)
-    assert sorted(n.weight for n in graph.nodes if n.kind == "conv") == sorted(l.name for l in index.layers)
+    assert sorted(n.weight for n in graph.nodes if n.kind == "conv") == sorted(lay.name for lay in index.layers)
     incremental = IncrementalForward(target.module, traced_graph(target))
     names = [name for name, _ in target.module.named_parameters()]
     x = lr_image(5, seed)

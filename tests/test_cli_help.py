@@ -18,9 +18,9 @@ def test_help_has_one_usage_block_and_names_every_command(capsys):
     tail = out[out.index("headless commands"):]
     for name in COMMANDS:
         first_words = " ".join(importlib.import_module(f"faig_gui.commands.{name}").HELP.split()[:3])
-        line = next(l for l in tail.splitlines() if l.startswith(f"  {name} "))
+        line = next(ln for ln in tail.splitlines() if ln.startswith(f"  {name} "))
         assert " ".join(line.split()[1:4]) == first_words, name
-    assert max(len(l) for l in out.splitlines()) <= 80
+    assert max(len(ln) for ln in out.splitlines()) <= 80
 
 
 def test_a_command_keeps_its_own_help(capsys):

@@ -17,6 +17,7 @@ import copy
 import os
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pyqtgraph as pg
@@ -338,7 +339,7 @@ class ImageView(FileDropTarget, QWidget):
         try:
             for mask, is_stop in self._guesses(req):
                 guess = replace(req, mask=mask, requested=time.perf_counter(), max_threads=live_threads(0))
-                if self._prefetched.find(lambda k: same_output(k, guess)) is not None:
+                if self._prefetched.find(partial(same_output, b=guess)) is not None:
                     continue
                 if speculating is not None and same_output(speculating, guess):
                     return
@@ -347,10 +348,8 @@ class ImageView(FileDropTarget, QWidget):
                     self._fill_timer.start(int(1000 * (FILL_AFTER_S - quiet)) + 1)
                     self.ahead.emit()
                     return
-                cache = self._cache
-                self.live.speculate(guess, lambda should_stop, taken_over:
-                                    speculative_render(guess, req, cache, should_stop, taken_over),
-                                    self._keep_prefetch)
+                # bound now (partial): the job runs later, on the render thread
+                self.live.speculate(guess, partial(speculative_render, guess, req, self._cache), self._keep_prefetch)
                 self.ahead.emit()
                 return
         except FaigError:

@@ -3,10 +3,10 @@
 A :class:`LatestTask` runs one job at a time in its own single-thread executor, awaited by an
 asyncio task on the Qt event loop (qasync). The job is handed to the executor at once, from
 ``submit``: waiting for the loop's next turn first would add the rest of the UI thread's
-handlers plus a loop iteration to the latency (docs/performance.md, "Figures behind the code"). A new request cancels the pending one (a job not yet
-started never runs; one already running finishes, but its result is dropped), so dragging a
-slider computes at most the job in flight plus the newest request. Results are applied on the
-UI thread, where the awaiting task resumes.
+handlers plus a loop iteration to the latency (docs/performance.md, "Figures behind the code").
+A new request cancels the pending one (a job not yet started never runs; one already running
+finishes, but its result is dropped), so dragging a slider computes at most the job in flight
+plus the newest request. Results are applied on the UI thread, where the awaiting task resumes.
 
 Besides the latest request, the slot runs at most one *speculation*: a job the caller expects to
 be asked for next (``speculate``). It takes the executor only when the real jobs before it are

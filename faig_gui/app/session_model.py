@@ -208,7 +208,7 @@ class SessionModel(QObject):
 
     def _after_models(self) -> None:
         if self.selected_layer and (self.session.index is None or
-                                    self.selected_layer not in {l.name for l in self.session.index.layers}):
+                                    self.selected_layer not in {lay.name for lay in self.session.index.layers}):
             self.selected_layer = ""
         self.undo_stack.clear()
         self.modelsChanged.emit()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal, Union, overload
+from typing import Literal, overload
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -38,7 +38,7 @@ METHODS = ("riemann_left", "gausslegendre")
 #: the degradation name of a single batch given without a name
 SINGLE_INPUT = "input"
 
-Inputs = Union[torch.Tensor, Mapping[str, torch.Tensor]]
+Inputs = torch.Tensor | Mapping[str, torch.Tensor]
 
 
 @dataclass(frozen=True)

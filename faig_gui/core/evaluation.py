@@ -280,8 +280,13 @@ def svg_plot(result: EvaluationResult) -> str:
     lo = 10 ** math.floor(math.log10(min(positive)))
     hi = 10 ** math.ceil(math.log10(max(positive)))
     ps = result.proportions
-    x_of = (lambda p, i: ml + i * (pw + gap) + (0 if len(ps) == 1 else (ps.index(p)) / (len(ps) - 1) * pw))
-    y_of = (lambda v: mt + ph - (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * ph)
+
+    def x_of(p: float, i: int) -> float:
+        return ml + i * (pw + gap) + (0 if len(ps) == 1 else (ps.index(p)) / (len(ps) - 1) * pw)
+
+    def y_of(v: float) -> float:
+        return mt + ph - (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * ph
+
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="12">', f'<rect width="{width}" height="{height}" fill="white"/>']
     for i, d in enumerate(names):
@@ -309,7 +314,8 @@ def svg_plot(result: EvaluationResult) -> str:
     lx = ml
     ly = height - 8
     for m in result.methods:
-        out.append(f'<line x1="{lx}" x2="{lx + 20}" y1="{ly - 4}" y2="{ly - 4}" stroke="{_COLOURS.get(m, "#000")}" stroke-width="2"/>')
+        out.append(f'<line x1="{lx}" x2="{lx + 20}" y1="{ly - 4}" y2="{ly - 4}" '
+                   f'stroke="{_COLOURS.get(m, "#000")}" stroke-width="2"/>')
         out.append(f'<text x="{lx + 24}" y="{ly}">{m}</text>')
         lx += 80
     out.append(f'<text x="{lx + 10}" y="{ly}">solid: inputs of the masked degradation; dashed: the other inputs</text>')

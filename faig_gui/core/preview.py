@@ -8,7 +8,8 @@ forward measured on this machine (the first render of every image runs the targe
 forward, so a measurement exists before any mask change) times the image's pixels times the
 share of the net the change reruns (IncrementalForward: a change in conv_last alone costs
 little), or, when smaller, the change's multiply-adds at FAST_MACS_PER_S (a first forward's
-time includes one-time costs that would make the demo look slow). Above ``above_s`` a preview is made, of a crop sized to cost about ``budget_s``.
+time includes one-time costs that would make the demo look slow). Above ``above_s`` a preview is made, of a crop sized to cost
+about ``budget_s``.
 
 Border effect: a convolution zero-pads at the crop's edge where the full frame has image
 content, so a crop's outputs differ from the full frame's within the net's receptive radius of

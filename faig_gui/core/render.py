@@ -24,7 +24,8 @@ from faig_gui.core.incremental import IncrementalForward
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.metrics import gradient_map, maps_effect, psnr
-from faig_gui.core.preview import FAST_MACS_PER_S, PREVIEW_ABOVE_S, PREVIEW_BUDGET_S, Geometry, PreviewPlan, plan_preview, receptive_radius
+from faig_gui.core.preview import (FAST_MACS_PER_S, PREVIEW_ABOVE_S, PREVIEW_BUDGET_S, Geometry, PreviewPlan, plan_preview,
+                                   receptive_radius)
 from faig_gui.core.threads import AdaptiveThreads
 
 

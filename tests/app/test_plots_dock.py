@@ -95,7 +95,7 @@ def _effect_by_hand(model, scores, proportion, lr):
             start += value.shape[0] * value.shape[1]
     sd = {k: v.clone() for k, v in s.target.state_dict.items()}
     for k in top:
-        key, off, cin = max((l for l in layers if l[1] <= k), key=lambda l: l[1])
+        key, off, cin = max((entry for entry in layers if entry[1] <= k), key=lambda entry: entry[1])
         o, i = divmod(k - off, cin)
         sd[key][o, i] = s.baseline.state_dict[key][o, i]
     outs = []

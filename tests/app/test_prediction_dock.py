@@ -164,7 +164,7 @@ def test_the_status_says_whether_the_calibration_was_computed_or_loaded(qtbot, q
         d.show()
         try:
             drop(d, [tiny_demo.heldout / "blur" / "h0.png"])
-            qtbot.waitUntil(lambda: d.entries and d.entries[0].prediction is not None and d.task.idle,
+            qtbot.waitUntil(lambda d=d: d.entries and d.entries[0].prediction is not None and d.task.idle,
                             timeout=120_000)
             texts.append(d.status.text())
         finally:

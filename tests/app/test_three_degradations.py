@@ -102,7 +102,8 @@ def test_docks_handle_three_degradations(qtbot, model, tmp_path):
         data = json.loads((tmp_path / "overlap.json").read_text())
         assert [(p["a"], p["b"], p["shared"]) for p in data["overlap"]["pairs"]] == \
             [(a, b, n) for (a, b), (n, _) in want.items()]
-        assert data["selectivity_matrix"]["effects"]["jpeg"]["blur"] == pytest.approx(plots.result.effect("faig", 1.0, "jpeg", "blur"))
+        assert data["selectivity_matrix"]["effects"]["jpeg"]["blur"] == \
+            pytest.approx(plots.result.effect("faig", 1.0, "jpeg", "blur"))
     finally:
         plots.shutdown()
     # sessions keep the three degradations and their scores

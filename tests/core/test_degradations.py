@@ -147,9 +147,9 @@ def test_noise_is_seeded_and_has_the_right_std():
     n = a.double().numpy().ravel()
     assert n.std() == pytest.approx(0.1, rel=0.02)  # 49k samples: std error ~0.3 %
     assert abs(n.mean()) < 0.002
-    # additive: the image is only shifted
+    # additive: the image is only shifted (atol: one float32 add and subtract of values ≤ 1: 2u)
     y = torch.full((1, 3, 128, 128), 0.5)
-    assert torch.allclose(add_noise(y, 0.1, seeded_generator(5)) - y, a, atol=1e-7)  # one float32 add and subtract of values ≤ 1: 2u
+    assert torch.allclose(add_noise(y, 0.1, seeded_generator(5)) - y, a, atol=1e-7)
 
 
 def test_quantize_rounds_to_8_bits_and_clips():

@@ -60,10 +60,11 @@ def test_numbering_follows_storage_with_or_without_the_module(net):
     sd = net.state_dict()
     plain, known = FilterIndex.from_state_dict(sd), FilterIndex.from_module(net)
     # the same global numbers either way: the module only tells how to label them
-    assert [(l.name, l.offset, l.count) for l in plain.layers] == [(l.name, l.offset, l.count) for l in known.layers]
+    assert [(lay.name, lay.offset, lay.count) for lay in plain.layers] == \
+        [(lay.name, lay.offset, lay.count) for lay in known.layers]
     assert known.total == sum(sd[f"{n}.weight"].shape[0] * sd[f"{n}.weight"].shape[1] for n, _ in convs(net))
-    assert "act.weight" not in [l.name for l in known.layers]
-    kinds = {l.module_name: (l.out_channels, l.in_channels, l.groups, l.transposed, l.kind) for l in known.layers}
+    assert "act.weight" not in [lay.name for lay in known.layers]
+    kinds = {lay.module_name: (lay.out_channels, lay.in_channels, lay.groups, lay.transposed, lay.kind) for lay in known.layers}
     assert kinds["grouped"] == (6, 4, 2, False, "grouped conv (2 groups)")
     assert kinds["up_grouped"] == (4, 6, 2, True, "grouped transposed conv (2 groups)")
     assert kinds["up"] == (5, 4, 1, True, "transposed conv")

@@ -66,7 +66,7 @@ def test_any_kernel_size_and_non_filter_tensors_skipped():
         ("wide.weight", torch.zeros(3, 2, 3, 7)),       # non-square
     ])
     index = FilterIndex.from_state_dict(sd)
-    assert [(l.name, l.out_channels, l.in_channels, l.kernel, l.offset) for l in index.layers] == [
+    assert [(lay.name, lay.out_channels, lay.in_channels, lay.kernel, lay.offset) for lay in index.layers] == [
         ("stem.weight", 6, 3, (5, 5), 0), ("mix.weight", 2, 6, (1, 1), 18), ("wide.weight", 3, 2, (3, 7), 30)]
     literal = literal_numbering(sd)
     assert len(index) == len(literal) == 36

@@ -24,7 +24,7 @@ def test_msrresnet_one_node_per_conv_and_block_skips_into_additions():
     convs = g.convs()
     expected = [name for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     assert [c.module for c in convs] == expected
-    assert [c.weight for c in convs] == [l.name for l in FilterIndex.from_state_dict(net.state_dict()).layers]
+    assert [c.weight for c in convs] == [lay.name for lay in FilterIndex.from_state_dict(net.state_dict()).layers]
     for c in convs:
         w = net.get_parameter(c.weight)
         assert c.shape == tuple(w.shape) and c.filters == w.shape[0] * w.shape[1]
@@ -151,9 +151,9 @@ def test_layout_is_layered_without_overlaps_and_keeps_the_main_path_straight():
         assert route[0] == lay.position[e.src] and route[-1] == lay.position[e.dst]
         assert [p[0] for p in route] == list(range(layer[e.src], layer[e.dst] + 1))
     seen = {}
-    for nid, (l, x) in lay.position.items():
-        assert (l, x) not in seen, f"{nid} overlaps {seen.get((l, x))}"
-        seen[(l, x)] = nid
+    for nid, (level, x) in lay.position.items():
+        assert (level, x) not in seen, f"{nid} overlaps {seen.get((level, x))}"
+        seen[(level, x)] = nid
     # dummies (edge bends) never sit on a node either
     for route in lay.routes.values():
         for p in route[1:-1]:
@@ -176,7 +176,7 @@ def test_every_plugin_variant_gives_one_node_per_filter_layer_and_a_clean_layout
     model = reg.model_from_state_dict(reg.get(arch_name).new_state_dict(**hp))
     g = graph_for(model)
     assert g.traced
-    assert [c.weight for c in g.convs()] == [l.name for l in FilterIndex.from_state_dict(model.state_dict).layers]
+    assert [c.weight for c in g.convs()] == [lay.name for lay in FilterIndex.from_state_dict(model.state_dict).layers]
     shuffles = [n for n in g.nodes if n.kind == "pixel_shuffle"]
     assert len(shuffles) == (2 if hp["scale"] == 4 else 1)
     lay = layout(g)

@@ -58,7 +58,7 @@ def test_checkpoints_are_basicsr_and_load_in_the_registry(tmp_path):
     raw = torch.load(tmp_path / "out" / "target.pth", weights_only=True)
     for k, v in targ.state_dict.items():
         assert torch.equal(v, raw["params_ema"][k])
-    log = [json.loads(l) for l in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
     assert {r["kind"] for r in log} == {"train", "validation"}
     val = [r for r in log if r["kind"] == "validation"]
     assert set(val[0]["psnr_ema"]) == {"clean", "blur", "noise"}
@@ -235,7 +235,7 @@ def test_fine_tune_from_given_checkpoints(tmp_path):
                "--baseline", str(a_base), "--target-init", str(a_targ), "--target-iters", "3", "--batch", "2",
                "--patch", "8", "--target-lr", "1e-2", "--threads", "1"])
     assert rc == 0
-    log = [json.loads(l) for l in (tmp_path / "c" / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (tmp_path / "c" / "train_log.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in log} == {"target"}
     got = load_state_dict(tmp_path / "c" / "target.pth")
     assert not all(torch.equal(want[k], got[k]) for k in want)

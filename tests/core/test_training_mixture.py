@@ -122,7 +122,7 @@ def test_train_command_any_architecture_and_degradations(tmp_path):
     model = default_registry().load_model(out / "target.pth")
     assert model.arch_name == "srvgg"
     assert (model.hyperparameters["num_feat"], model.hyperparameters["num_conv"], model.scale) == (4, 2, 2)
-    log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert set(log[-1]["psnr_ema"]) == {"clean", "blur", "jpeg"}
     snap = torch.load(out / "snapshots" / "latest.pth", weights_only=True)
     assert snap["config"]["probs"] == [0.5, 0.9]
