@@ -6,6 +6,8 @@ weights into these and compare, and the slow reference attributions rebuild them
 """
 from __future__ import annotations
 
+import math
+
 from torch import nn
 from torch.nn import functional as F
 
@@ -79,3 +81,19 @@ def msrresnet_from_state_dict(sd) -> BasicSRMSRResNet:
     blocks = len({k.split(".")[1] for k in sd if k.startswith("body.")})
     up = 4 if "upconv2.weight" in sd else int(round((sd["upconv1.weight"].shape[0] / nf) ** 0.5))
     return BasicSRMSRResNet(sd["conv_first.weight"].shape[1], sd["conv_last.weight"].shape[0], nf, blocks, up)
+
+
+class BasicSRUpsample(nn.Sequential):
+    """BasicSR's arch_util.Upsample (EDSR and RCAN share it): conv to 4·C + PixelShuffle(2) per
+    factor 2, or conv to 9·C + PixelShuffle(3) for x3."""
+
+    def __init__(self, scale, num_feat):
+        m = []
+        if (scale & (scale - 1)) == 0:
+            for _ in range(int(math.log(scale, 2))):
+                m.append(nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1))
+                m.append(nn.PixelShuffle(2))
+        elif scale == 3:
+            m.append(nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1))
+            m.append(nn.PixelShuffle(3))
+        super().__init__(*m)

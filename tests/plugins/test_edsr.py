@@ -12,6 +12,7 @@ from torch import nn
 from faig_gui.core.registry import default_registry
 from plugin_checks import (assert_same_outputs, check_equals_reference, check_faig_matches_literal,
                            check_graph_and_live_masking, check_round_trip, randomised)
+from reference_nets import BasicSRUpsample
 
 
 # --------------------------------------------------------------------------------------------
@@ -31,19 +32,6 @@ class _BlockNoBN(nn.Module):
         return identity + out * self.res_scale
 
 
-class _Upsample(nn.Sequential):
-    def __init__(self, scale, num_feat):
-        m = []
-        if (scale & (scale - 1)) == 0:
-            for _ in range(int(math.log(scale, 2))):
-                m.append(nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1))
-                m.append(nn.PixelShuffle(2))
-        elif scale == 3:
-            m.append(nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1))
-            m.append(nn.PixelShuffle(3))
-        super().__init__(*m)
-
-
 class BasicSREDSR(nn.Module):
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4, res_scale=1,
                  img_range=255., rgb_mean=(0.4488, 0.4371, 0.4040)):
@@ -53,7 +41,7 @@ class BasicSREDSR(nn.Module):
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*[_BlockNoBN(num_feat, res_scale) for _ in range(num_block)])
         self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.upsample = _Upsample(upscale, num_feat)
+        self.upsample = BasicSRUpsample(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
 
     def forward(self, x):

@@ -3,7 +3,6 @@ hyper-parameters (groups, blocks, squeeze factor, scale) from a state dict alone
 through the registry, FAIG against the literal path sum; the attention's 1x1 convs are filters."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from faig_gui.core.filters import FilterIndex
 from faig_gui.core.registry import default_registry
 from plugin_checks import (check_equals_reference, check_faig_matches_literal, check_graph_and_live_masking,
                            check_round_trip)
+from reference_nets import BasicSRUpsample
 
 
 class _ChannelAttention(nn.Module):
@@ -51,19 +51,6 @@ class _ResidualGroup(nn.Module):
         return res + x
 
 
-class _Upsample(nn.Sequential):
-    def __init__(self, scale, num_feat):
-        m = []
-        if (scale & (scale - 1)) == 0:
-            for _ in range(int(math.log(scale, 2))):
-                m.append(nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1))
-                m.append(nn.PixelShuffle(2))
-        elif scale == 3:
-            m.append(nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1))
-            m.append(nn.PixelShuffle(3))
-        super().__init__(*m)
-
-
 class BasicSRRCAN(nn.Module):
     """basicsr/archs/rcan_arch.py"""
 
@@ -76,7 +63,7 @@ class BasicSRRCAN(nn.Module):
         self.body = nn.Sequential(*[_ResidualGroup(num_feat, num_block, squeeze_factor, res_scale)
                                     for _ in range(num_group)])
         self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.upsample = _Upsample(upscale, num_feat)
+        self.upsample = BasicSRUpsample(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
 
     def forward(self, x):
