@@ -240,7 +240,9 @@ class AnalysisRunner(QObject):
         self._job, self.last_progress = job, None
         what = f"{job.config.method.upper()} · {len(job.images)} images · {job.config.steps} steps"
         self.jobs.start(lambda should_stop: analyze(job.baseline, job.target, job.images, job.config, job.cache,
-                                                    should_stop=should_stop, store=job.store),
+                                                    should_stop=should_stop, store=job.store,
+                                                    # within a path too (a thread-safe emit)
+                                                    on_progress=self.jobs.progress.emit),
                         AnalysisResult, "the analysis", what)
         self.runningChanged.emit(True)
         self.started.emit()
