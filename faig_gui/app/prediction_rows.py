@@ -2,6 +2,7 @@
 degradation with the decision threshold marked."""
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,29 @@ class ConfidenceBar(QWidget):
         p.end()
 
 
+def verdict_html(p: Prediction) -> str:
+    """The verdict as the row shows it: an unsure one says so (in orange) with the label sets in
+    question; then the verdict's confidence, what the filters alone and the classical estimates
+    alone say, and how much of the image was analysed."""
+    if p.unsure:
+        text = f"<b style='color:#c60'>{html.escape(p.describe())}</b>"
+    else:
+        text = f"<b>{html.escape(p.describe())}</b>"
+    text += f" <span style='color:gray'>(confidence {p.confidence:.2f})</span>"
+    side = []
+    if p.filters:
+        side.append("filters: " + ", ".join(f"{d} {v:.2f}" for d, v in p.filters.items()))
+    est = [f"noise σ ≈ {p.estimates['noise_estimate']:.3g}"] if "noise_estimate" in p.estimates else []
+    est += [f"blur {p.estimates['blur_estimate']:.2f}"] if "blur_estimate" in p.estimates else []
+    if est:
+        side.append("classical: " + ", ".join(est))
+    if side:
+        text += "<br><span style='color:gray'>" + html.escape(" · ".join(side)) + "</span>"
+    where = p.note or f"analysed the whole image ({p.tiles} tile)"
+    text += f"<br><span style='color:gray'>{html.escape(where)}</span>"
+    return text
+
+
 class EntryWidget(QFrame):
     """One row: thumbnail, name, verdict (wrapped, never cut) and a bar per degradation."""
 
@@ -150,10 +174,7 @@ class EntryWidget(QFrame):
         elif p is None:
             self.verdict.setText("<i>predicting…</i>")
         else:
-            text = f"<b>{p.describe()}</b>"
-            if p.note:
-                text += f"<br><span style='color:gray'>{p.note}</span>"
-            self.verdict.setText(text)
+            self.verdict.setText(verdict_html(p))
             self.setToolTip("Evidence: " + "; ".join(
                 f"{kind} " + ", ".join(f"{d} {v:.3g}" for d, v in vals.items()) for kind, vals in p.evidence.items()))
         for d, bar in self.bars.items():

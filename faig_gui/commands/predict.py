@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from faig_gui.commands._common import add_arch, add_degradations, add_device, degradations_from
@@ -20,13 +22,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="target checkpoint")
     p.add_argument("--scores", help="scores.npz from 'faig-gui analyze'")
     p.add_argument("--analysis-hr", metavar="DIR",
-                   help="HR images to calibrate on: the analysis images the scores came from "
-                        "(default: the session's, else the bundled demo's)")
+                   help="HR images to calibrate on besides the bundled diverse content (up to four "
+                        "are used): the analysis images the scores came from (default: the "
+                        "session's, else the bundled demo's)")
     p.add_argument("--proportion", type=float, metavar="PERCENT",
                    help="top PERCENT %% filters per degradation (default: the session's, else 1)")
     add_degradations(p)  # the degradations the scores were analysed for, in the scores' order
     p.add_argument("--json", action="store_true",
-                   help='one JSON object per line: {"image", "labels", "scores", "strength"}')
+                   help='one JSON object per line: {"image", "labels", "scores", "confidence", "unsure", '
+                        '"competing", "strength", "interval", "filters", "classical", "estimates", "tiles", '
+                        '"threads"}')
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="at most N torch threads (default: all cores; the count used is chosen by "
+                        "measuring, as the window does: on shared cores one thread can be the faster)")
     p.add_argument("--no-cache", action="store_true",
                    help="calibrate again instead of loading the stored calibration for this pair, scores, "
                         "proportion and analysis images (the new one replaces it; the cache folder is "
@@ -77,8 +85,12 @@ def build_predictor(args: argparse.Namespace):
             folder = demo_analysis_gt()
         analysis_hr = [to_tensor(img) for img in load_hr_folder(folder).values()]
     config = PredictorConfig(proportion=proportion if proportion is not None else 1.0, device=device)
-    return Predictor(baseline, target, scores, analysis_hr, degradations, config,
-                     cache=not getattr(args, "no_cache", False))
+    from faig_gui.core.prediction.content import OWN_IMAGES, calibration_images
+    predictor = Predictor(baseline, target, scores, calibration_images(analysis_hr), degradations, config,
+                          cache=not getattr(args, "no_cache", False))
+    own = min(len(analysis_hr), OWN_IMAGES)
+    predictor.content_note = f"{len(predictor.analysis_hr) - own} bundled images and {own} analysis images"
+    return predictor
 
 
 def _filter_count(target) -> int:
@@ -96,31 +108,53 @@ def demo_analysis_gt() -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from faig_gui.core.imageio import read_image
+    from faig_gui.core.threads import AdaptiveThreads
     predictor = build_predictor(args)
     if predictor.load_cached():
         if not args.json:
             print(f"calibration: loaded from cache ({predictor.cache_path})", file=sys.stderr, flush=True)
     else:
         if not args.json:
-            print(f"calibrating on {len(predictor.analysis_hr)} analysis images "
+            print(f"calibrating on {predictor.content_note} "
                   f"(top {predictor.config.proportion:g} % filters of {', '.join(predictor.names)}) ...",
                   file=sys.stderr, flush=True)
         predictor.calibrate()
         if predictor.cache_warning and not args.json:
             print(f"calibration: not stored for next time: {predictor.cache_warning}", file=sys.stderr, flush=True)
     failed = 0
+    tuner, limit = AdaptiveThreads(), thread_limit(getattr(args, "threads", None))
     for path in args.images:
         try:
             image = read_image(path)
+            # as the window does (threads.py): measure, keep the fastest count, re-measure now and then
+            threads = tuner.apply(limit)
+            start = time.perf_counter()
             result = predictor.predict(image)
+            tuner.record(threads, time.perf_counter() - start, image.shape[0] * image.shape[1])
         except FaigError as exc:
             print(f"faig-gui: error: {exc}", file=sys.stderr)
             failed += 1
             continue
         if args.json:
-            print(json.dumps(result.to_json(str(path))), flush=True)
+            print(json.dumps({**result.to_json(str(path)), "threads": threads}), flush=True)
         else:
             conf = "  ".join(f"{d} {v:.2f}" for d, v in result.scores.items())
+            est = result.estimates
+            classical = (f"  classical: noise σ ≈ {est['noise_estimate']:.3g}, "
+                         f"blur {est['blur_estimate']:.2f}" if {"noise_estimate", "blur_estimate"} <= set(est) else "")
             note = f"  [{result.note}]" if result.note else ""
-            print(f"{path}: {result.describe()}   ({conf}){note}", flush=True)
+            print(f"{path}: {result.describe()}   ({conf}; confidence {result.confidence:.2f}){classical}{note}",
+                  flush=True)
     return 2 if failed else 0
+
+
+def thread_limit(given: int | None) -> int:
+    """At most this many torch threads: ``--threads``, else the cores this process may use."""
+    if given is not None:
+        if given < 1:
+            raise FaigError(f"--threads {given}: give at least 1")
+        return given
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

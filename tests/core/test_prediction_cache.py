@@ -332,7 +332,7 @@ def test_predict_calibrates_once_and_the_next_process_loads_the_calibration(cli_
     from faig_gui.cli import main
     assert main(["predict", *cli_files]) == 0
     first = capsys.readouterr()
-    assert "calibrating on 2 analysis images" in first.err and "loaded from cache" not in first.err
+    assert "calibrating on 26 bundled images and 2 analysis images" in first.err and "loaded from cache" not in first.err
     stored = list(cache_dir.iterdir())
     assert len(stored) == 1
 

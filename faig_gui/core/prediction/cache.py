@@ -20,7 +20,7 @@ from faig_gui.core.prediction.calibration import Calibration, Sample
 from faig_gui.core.results import atomic_write_bytes
 
 #: version of the stored calibration files; a file of another version is ignored
-CACHE_FORMAT = 4   # 4: evidence kinds named by what they measure (were single letters)
+CACHE_FORMAT = 5   # 5: each sample's calibration image (folds of the Platt map); 4: kinds named by what they measure
 #: calibration files kept in the cache folder (the least recently used go first)
 CACHE_KEEP = 32
 # the modules whose code makes the evidence: an edit to any of them retires stored calibrations
@@ -86,6 +86,7 @@ def write_calibration(path: Path, key_text: str, cal: Calibration) -> str:
     meta = {"format": CACHE_FORMAT, "key": key_text, "names": list(cal.names), "kinds": list(cal.kinds),
             "definitions": [[d.name, d.blur_sigma, d.noise_sigma] for d in cal.definitions.values()],
             "present": [{d: float(f) for d, f in s.present.items()} for s in cal.samples],
+            "images": [int(s.image) for s in cal.samples],
             "seconds": float(cal.seconds), "min_spread": float(cal.min_spread),
             "min_spread_reference": float(cal.min_spread_reference), "noise_scale": float(cal.noise_scale)}
     shape = (len(cal.samples), len(cal.kinds), len(cal.names))
@@ -126,15 +127,15 @@ def _calibration_from_plain(meta: dict, evidence: np.ndarray, key_text: str) -> 
     if meta.get("format") != CACHE_FORMAT or meta.get("key") != key_text:
         return None
     names, kinds = [str(n) for n in meta["names"]], tuple(str(k) for k in meta["kinds"])
-    present = meta["present"]
-    if evidence.shape != (len(present), len(kinds), len(names)):
+    present, images = meta["present"], meta["images"]
+    if evidence.shape != (len(present), len(kinds), len(names)) or len(images) != len(present):
         return None
     samples = []
-    for p, ev in zip(present, evidence):
+    for p, ev, image in zip(present, evidence, images):
         if not set(p) <= set(names):
             return None
         samples.append(Sample({str(d): float(f) for d, f in p.items()},
-                              {k: ev[j].copy() for j, k in enumerate(kinds)}))
+                              {k: ev[j].copy() for j, k in enumerate(kinds)}, int(image)))
     definitions = {str(n): Degradation(str(n), None if b is None else float(b), None if s is None else float(s))
                    for n, b, s in meta["definitions"]}
     return Calibration(names, kinds, samples, definitions, float(meta["seconds"]), float(meta["min_spread"]),

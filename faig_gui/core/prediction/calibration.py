@@ -19,10 +19,12 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from faig_gui.core.degradations import Degradation, degrade, mod_crop, paper_degradations, seeded_generator
+from faig_gui.core.degradations import Degradation, degrade, jpeg, mod_crop, paper_degradations, seeded_generator
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction.config import PredictorConfig
-from faig_gui.core.prediction.evidence import SELF_REFERENCED, EvidenceModel, combine, tiles
+from faig_gui.core.prediction.evidence import (CLASSICAL, SELF_REFERENCED, EvidenceModel, classical_estimates,
+                                               combine, tiles)
+from faig_gui.core.prediction.logistic import Logit, fit_logit
 
 
 def strength_params(d: Degradation, factor: float) -> dict[str, float]:
@@ -31,6 +33,8 @@ def strength_params(d: Degradation, factor: float) -> dict[str, float]:
         out["blur_sigma"] = d.blur_sigma * factor
     if d.noise_sigma:
         out["noise_sigma"] = d.noise_sigma * factor
+    if d.jpeg_quality:
+        out["jpeg_quality"] = d.jpeg_quality / factor   # (unrounded: an estimate, not a setting)
     return out or {"factor": factor}
 
 
@@ -40,6 +44,7 @@ class Sample:
 
     present: dict[str, float]      # degradation -> factor (absent ones are not listed)
     evidence: dict[str, np.ndarray]  # kind -> (D,)
+    image: int = -1                # which calibration image it was made from (-1: not known)
 
 
 def _subsets(names: Sequence[str]) -> list[tuple[str, ...]]:
@@ -81,10 +86,15 @@ class _Stat:
         return self.sign * (float(_scaled(self.kind, value)) - self.mid) / self.scale
 
 
+#: kinds compared as they are (not in log): positions between two log values, and a share in [0, 1]
+AS_IS = (*SELF_REFERENCED, "blur_estimate")
+
+
 def _scaled(kind: str, values):
     """The scale an evidence is compared on: log for the ratios and energies, as is for the
-    self-referenced kinds (already a position between two log values, may be negative)."""
-    if kind in SELF_REFERENCED:
+    self-referenced kinds (already a position between two log values, may be negative) and the
+    classical blur estimate (a share)."""
+    if kind in AS_IS:
         return np.asarray(values, dtype=np.float64)
     return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
 
@@ -109,14 +119,7 @@ def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
                min_spread_reference: float = 0.0, complete: bool = False) -> list[_Stat]:
     """Per evidence kind: how it separates samples with d (at the analysed level or stronger) from
     samples without d, among samples whose other degradations match ``context``."""
-    pos, neg = [], []
-    for s in samples:
-        if not _matches(s, context):
-            continue
-        if d not in s.present:
-            neg.append(s)
-        elif s.present[d] >= 1.0:   # the analysed level or stronger: a stronger d is still d
-            pos.append(s)
+    pos, neg = _split(samples, d, context)   # d at the analysed level or stronger: still d
     if len(pos) < 2 or len(neg) < 2:
         return []
     stats = []
@@ -133,7 +136,7 @@ def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
         # the floor: new images vary more than the few calibration images do, so a margin that
         # is large only against a tight calibration spread must not outvote a wide one (less so
         # where the content cancels)
-        floor = min_spread_reference if k in SELF_REFERENCED else min_spread
+        floor = min_spread_reference if k in AS_IS else min_spread
         spread = max(math.sqrt((sa * sa + sb * sb) / 2), floor, 1e-3)
         sign = 1.0 if ma >= mb else -1.0
         stats.append(_Stat(k, (ma + mb) / 2, spread, sign, abs(ma - mb) / spread))
@@ -145,9 +148,30 @@ class _Curve:
     kind: str
     log_values: np.ndarray   # increasing, on the kind's scale (:func:`_scaled`)
     log_factors: np.ndarray
+    spread: float = 0.0      # typical half inter-quartile range of the values at one level (same scale)
+
+    def _read(self, v: float) -> float:
+        """log factor at scaled value ``v``: interpolated inside the calibrated levels and carried on
+        along the end segments' slope outside them (a stronger blur than the strongest level
+        calibrated reads stronger, not the same), at most two octaves beyond."""
+        xs, ys = self.log_values, self.log_factors
+        if len(xs) >= 2 and (v < xs[0] or v > xs[-1]):
+            i = (0, 1) if v < xs[0] else (-2, -1)
+            slope = (ys[i[1]] - ys[i[0]]) / max(xs[i[1]] - xs[i[0]], 1e-9)
+            edge = ys[0] if v < xs[0] else ys[-1]
+            out = edge + slope * (v - (xs[0] if v < xs[0] else xs[-1]))
+            return float(np.clip(out, ys[0] - math.log(4.0), ys[-1] + math.log(4.0)))
+        return float(np.interp(v, xs, ys))
 
     def factor(self, value: float) -> float:
-        return float(np.exp(np.interp(float(_scaled(self.kind, value)), self.log_values, self.log_factors)))
+        return float(np.exp(self._read(float(_scaled(self.kind, value)))))
+
+    def interval(self, value: float) -> tuple[float, float]:
+        """The factors read at the value ± the calibration's spread at one level: where the
+        strength lies for about half of the images with this evidence."""
+        v = float(_scaled(self.kind, value))
+        lo, hi = np.exp(self._read(v - self.spread)), np.exp(self._read(v + self.spread))
+        return float(min(lo, hi)), float(max(lo, hi))
 
 
 def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
@@ -170,6 +194,7 @@ def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
         if not all(np.isfinite(v).all() for v in values):
             continue
         med = np.array([np.median(_scaled(k, v)) for v in values])
+        iqr = float(np.median([np.subtract(*np.percentile(_scaled(k, v), [75, 25])) for v in values])) / 2
         if len(levels) > 2:
             rho = np.corrcoef(np.log(levels), med)[0, 1] if np.ptp(med) > 0 else 0.0
         else:
@@ -177,17 +202,17 @@ def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
         if not np.isfinite(rho):
             continue
         if best is None or abs(rho) > abs(best[0]):
-            best = (rho, k, med)
+            best = (rho, k, med, iqr)
     if best is None:
         return None
-    rho, k, med = best
+    rho, k, med, iqr = best
     if rho < 0:
         med = -med
     med = np.maximum.accumulate(med)   # monotone in the level
     med = med + np.arange(len(med)) * 1e-9
     vals = med if rho >= 0 else -med
     order = np.argsort(vals)
-    return _Curve(k, vals[order], np.log(np.array(levels))[order])
+    return _Curve(k, vals[order], np.log(np.array(levels))[order], iqr)
 
 
 @dataclass
@@ -202,6 +227,7 @@ class Calibration:
     noise_scale: float = 1.0      # true noise σ / the residual's robust σ (:attr:`_Pass.residual_sigma`)
     _stats: dict = field(default_factory=dict, repr=False)
     _curves: dict = field(default_factory=dict, repr=False)
+    _models: dict = field(default_factory=dict, repr=False)
 
     def stats(self, d: str, context: Mapping[str, bool]) -> list[_Stat]:
         key = (d, tuple(sorted(context.items())))
@@ -227,10 +253,57 @@ class Calibration:
     def separation(self, d: str, context: Mapping[str, bool]) -> float:
         return max((s.separation for s in self.stats(d, context)), default=0.0)
 
+    def _stats_exact(self, d: str, context: Mapping[str, bool]) -> bool:
+        pos, neg = _split(self.samples, d, context)
+        return len(pos) >= 2 and len(neg) >= 2
+
+    def model(self, d: str, context: Mapping[str, bool], which: str = "all",
+              kinds: Sequence[str] | None = None) -> tuple[list[_Stat], Logit] | None:
+        """The stats and the calibrated logistic model deciding d in ``context`` from the kinds
+        ``which`` says: 'all', 'filters' (the network's evidence only) or 'classical'; only
+        ``kinds`` among them when given (those the image has)."""
+        key = (d, tuple(sorted(context.items())), which, None if kinds is None else tuple(kinds))
+        if key not in self._models:
+            stats = [s for s in self.stats(d, context) if _kind_group(s.kind, which)
+                     and (kinds is None or s.kind in kinds)]
+            used = dict(context) if self._stats_exact(d, context) else {}
+            pos, neg = _split(self.samples, d, used)
+            found = None
+            if stats and pos and neg:
+                rows = pos + neg
+                n = self.names.index(d)
+                x = np.array([[_clipped_z(st, s.evidence[st.kind][n]) for st in stats] for s in rows])
+                y = np.array([1.0] * len(pos) + [0.0] * len(neg))
+                groups = np.array([s.image for s in rows])
+                found = (stats, fit_logit(x, y, groups))
+            self._models[key] = found
+        return self._models[key]
+
+    def probability(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool],
+                    which: str = "all") -> float | None:
+        """P(d present | evidence), calibrated, from the kinds the image has (a model fitted on
+        those alone); None when the calibration has no model for it."""
+        n = self.names.index(d)
+        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
+        found = self.model(d, context, which, have)
+        if found is None:
+            return None
+        stats, logit = found
+        return logit.probability(np.array([_clipped_z(st, evidence[st.kind][n]) for st in stats]))
+
     def decide(self, evidence: Mapping[str, np.ndarray],
                reference: Callable[[str, Mapping[str, float]], Mapping[str, float]] | None = None,
                ) -> tuple[list[str], dict[str, float], dict[str, dict[str, float]]]:
-        """Multi-label verdict, confidences and strengths from one image's evidence (kind -> (D,)).
+        """Labels, probabilities and strengths (:meth:`judge`'s)."""
+        v = self.judge(evidence, reference)
+        return v.labels, v.scores, v.strength
+
+    def judge(self, evidence: Mapping[str, np.ndarray],
+              reference: Callable[[str, Mapping[str, float]], Mapping[str, float]] | None = None,
+              which: str = "all") -> "Verdict":
+        """Multi-label verdict from one image's evidence (kind -> (D,)): degradations decided one
+        after another, the most separable first, each by its calibrated probability among the
+        calibration samples like the image so far (``which`` kinds only).
 
         ``reference(d, found)`` measures the self-referenced kinds of d (kind -> value) against
         references holding the degradations ``found`` (name -> strength factor), for the last
@@ -239,6 +312,8 @@ class Calibration:
         decided: dict[str, bool] = {}
         factors: dict[str, float] = {}
         scores: dict[str, float] = {}
+        filters: dict[str, float] = {}
+        classical: dict[str, float] = {}
         while len(decided) < len(self.names):
             todo = [d for d in self.names if d not in decided]
             d = max(todo, key=lambda t: (self.separation(t, decided), -self.names.index(t)))
@@ -248,43 +323,129 @@ class Calibration:
                 for k, v in reference(d, found).items():
                     if k in ev:
                         ev[k][n] = v
-            z = self.vote(d, ev, decided)
-            scores[d] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, 2.0 * z))))
-            decided[d] = z > 0
+            p = self.probability(d, ev, decided, which)
+            scores[d] = 0.0 if p is None else p
+            for group, out in (("filters", filters), ("classical", classical)):
+                q = self.probability(d, ev, decided, group) if which == "all" else None
+                if q is not None:
+                    out[d] = q
+            if d in filters and d in classical and _opposed(filters[d], classical[d]):
+                # each sure of the opposite: evidence the calibration never held together, where
+                # the joint model extrapolates; the two experts' mean says how little is known
+                scores[d] = (filters[d] + classical[d]) / 2
+            decided[d] = scores[d] > 0.5
             if decided[d]:
                 factors[d] = self.factor(d, ev, {o: v for o, v in decided.items() if o != d}) or 1.0
         labels = [d for d in self.names if decided[d]]
-        strength = {}
+        strength: dict[str, dict[str, float]] = {}
+        interval: dict[str, dict[str, tuple[float, float]]] = {}
         for d in labels:
-            factor = self.factor(d, ev, {o: decided[o] for o in self.names if o != d})
+            context = {o: decided[o] for o in self.names if o != d}
+            factor = self.factor(d, ev, context)
             if factor is not None and d in self.definitions:
                 strength[d] = strength_params(self.definitions[d], factor)
-        return labels, {d: scores[d] for d in self.names}, strength
+                lo, hi = self.factor_interval(d, ev, context)
+                interval[d] = {k: (min(v_lo, v_hi), max(v_lo, v_hi)) for (k, v_lo), v_hi in zip(
+                    strength_params(self.definitions[d], lo).items(), strength_params(self.definitions[d], hi).values())}
+        return Verdict(labels, {d: scores[d] for d in self.names}, strength, interval,
+                       {d: filters[d] for d in self.names if d in filters},
+                       {d: classical[d] for d in self.names if d in classical})
 
-    def factor(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]) -> float | None:
-        """d's strength factor (1 = the analysed level) read through its calibration curve."""
+    def _curve_value(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]):
         curve = self.curve(d, context)
         if curve is None:
-            return None
+            return None, None
         value = float(evidence[curve.kind][self.names.index(d)])
         if not math.isfinite(value):
             curve = self.curve(d, {})   # a kind not measured for this image: the plain curve
             if curve is None:
-                return None
+                return None, None
             value = float(evidence[curve.kind][self.names.index(d)])
             if not math.isfinite(value):
-                return None
-        return curve.factor(value)
+                return None, None
+        return curve, value
 
-    def vote(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]) -> float:
-        n = self.names.index(d)
-        stats = [s for s in self.stats(d, dict(context)) if math.isfinite(float(evidence[s.kind][n]))]
-        if not stats:
-            return -1.0
-        weights = np.array([s.separation ** 2 for s in stats])
-        zs = np.array([s.z(float(evidence[s.kind][n])) for s in stats])
-        zs = np.clip(zs, -6, 6)
-        return float((weights * zs).sum() / max(weights.sum(), 1e-12))
+    def factor(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]) -> float | None:
+        """d's strength factor (1 = the analysed level) read through its calibration curve."""
+        curve, value = self._curve_value(d, evidence, context)
+        return None if curve is None else curve.factor(value)
+
+    def factor_interval(self, d: str, evidence: Mapping[str, np.ndarray],
+                        context: Mapping[str, bool]) -> tuple[float, float]:
+        curve, value = self._curve_value(d, evidence, context)
+        return (float("nan"), float("nan")) if curve is None else curve.interval(value)
+
+
+#: a verdict whose probabilities all lie outside (UNSURE_LOW, UNSURE_HIGH) is sure
+UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8
+
+
+@dataclass
+class Verdict:
+    labels: list[str]
+    scores: dict[str, float]                              # calibrated P(d present), all kinds
+    strength: dict[str, dict[str, float]]
+    interval: dict[str, dict[str, tuple[float, float]]]   # per strength parameter: (low, high)
+    filters: dict[str, float]                             # P(d) from the network's evidence alone
+    classical: dict[str, float]                           # P(d) from the classical estimates alone
+
+    @property
+    def confidence(self) -> float:
+        """P(the label set is right), taking the degradations' probabilities as independent."""
+        out = 1.0
+        for d, p in self.scores.items():
+            out *= p if d in self.labels else 1.0 - p
+        return out
+
+    def doubts(self) -> list[str]:
+        """The degradations it is unsure of: probability near the threshold, or the filters and
+        the classical estimates each sure of the opposite."""
+        out = []
+        for d, p in self.scores.items():
+            f, c = self.filters.get(d), self.classical.get(d)
+            conflict = f is not None and c is not None and _opposed(f, c)
+            if UNSURE_LOW < p < UNSURE_HIGH or conflict:
+                out.append(d)
+        return out
+
+    def competing(self) -> list[list[str]]:
+        """The label sets in question when unsure: the verdict, then the verdict with each doubtful
+        degradation turned over (the most doubtful first)."""
+        doubts = sorted(self.doubts(), key=lambda d: abs(self.scores[d] - 0.5))
+        out = [list(self.labels)]
+        for d in doubts:
+            alt = [o for o in self.scores if (o in self.labels) != (o == d)]
+            out.append(alt)
+        return out
+
+
+def _opposed(p: float, q: float) -> bool:
+    """Two probabilities each sure, of opposite answers."""
+    return (p >= UNSURE_HIGH and q <= UNSURE_LOW) or (p <= UNSURE_LOW and q >= UNSURE_HIGH)
+
+
+def _kind_group(kind: str, which: str) -> bool:
+    if which == "all":
+        return True
+    return (kind in CLASSICAL) == (which == "classical")
+
+
+def _clipped_z(stat: _Stat, value: float) -> float:
+    v = float(value)
+    return 0.0 if not math.isfinite(v) else float(np.clip(stat.z(v), -6.0, 6.0))
+
+
+def _split(samples: Sequence[Sample], d: str, context: Mapping[str, bool]) -> tuple[list[Sample], list[Sample]]:
+    """Samples like ``context`` with d at its analysed level or stronger, and without d."""
+    pos, neg = [], []
+    for s in samples:
+        if not _matches(s, context):
+            continue
+        if d not in s.present:
+            neg.append(s)
+        elif s.present[d] >= 1.0:
+            pos.append(s)
+    return pos, neg
 
 
 def definitions_of(names: Sequence[str], given: Iterable[Degradation] | None) -> dict[str, Degradation]:
@@ -303,19 +464,38 @@ def definitions_of(names: Sequence[str], given: Iterable[Degradation] | None) ->
     return out
 
 
+def _tile_median(v: np.ndarray) -> np.ndarray:
+    """(D,) median over an image's tiles (B, D), NaN where no tile has a value: robust to the flat
+    tile whose self-referenced position is a ratio of two tiny differences."""
+    out = np.full(v.shape[1:], np.nan)
+    for n in range(v.shape[1]):
+        col = v[:, n][np.isfinite(v[:, n])]
+        if len(col):
+            out[n] = float(np.median(col))
+    return out
+
+
+#: JPEG qualities of the extra clean calibration samples: a clean photograph is often a JPEG
+CLEAN_JPEG_QUALITIES = (70, 80, 90, 95)
+
+
 def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitions: Mapping[str, Degradation],
               config: PredictorConfig, should_stop: Callable[[], bool] | None = None,
               on_progress: Callable[[int, int], None] | None = None) -> Calibration:
-    """Evidence of the analysis HR images degraded by every calibration class (seeded)."""
+    """Evidence of the calibration HR images degraded by every calibration class (seeded), and of
+    each image JPEG-compressed clean (one quality of :data:`CLEAN_JPEG_QUALITIES` per image) unless
+    an analysed degradation is itself a JPEG step: then a JPEG is not clean."""
     start = time.perf_counter()
     scale = model.target.scale
     names = model.names
-    plan = calibration_plan(names, definitions, config.levels)
-    samples: list[Sample] = []
+    plan: list[tuple[dict[str, float], int | None]] = [(c, None) for c in calibration_plan(names, definitions, config.levels)]
+    if not any(st.kind == "jpeg" for d in definitions.values() for st in d.steps):
+        plan.append(({}, -1))   # -1: each image at its own quality
     hrs = [mod_crop(h, scale) for h in hr_images]
     if not hrs:
         raise FaigError("the predictor calibrates on the analysis images: add analysis images first")
     referenced = bool(set(SELF_REFERENCED) & set(config.evidence))
+    classical = [k for k in CLASSICAL if k in config.evidence]
     total = len(plan) * len(hrs)
     done = 0
 
@@ -328,14 +508,19 @@ def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitio
         if on_progress is not None:
             on_progress(done, total)
 
-    def inputs(c: int, present: Mapping[str, float], seed: int) -> list[list[torch.Tensor]]:
+    def inputs(c: int, present: Mapping[str, float], quality: int | None, seed: int):
+        """Per tile shape: the tiles (list), and per image its index and classical estimates."""
         deg = combine([(definitions[d], f) for d, f in present.items()])
-        batch_by_shape: dict[tuple, list[torch.Tensor]] = {}
+        by_shape: dict[tuple, tuple[list, list]] = {}
         for n, hr in enumerate(hrs):
             lr = degrade(hr, scale, deg, seeded_generator(7919 * seed + 131 * n + c))
+            if quality is not None:
+                lr = jpeg(lr, CLEAN_JPEG_QUALITIES[n % len(CLEAN_JPEG_QUALITIES)])
             x, _ = tiles(lr, config.tile, config.max_pixels)
-            batch_by_shape.setdefault(tuple(x.shape[-2:]), []).append(x)
-        return list(batch_by_shape.values())
+            group = by_shape.setdefault(tuple(x.shape[-2:]), ([], []))
+            group[0].append(x)
+            group[1].append((n, classical_estimates(lr) if classical else {}))
+        return list(by_shape.values())
 
     def noise_of(present: Mapping[str, float]) -> float | None:
         return combine([(definitions[d], f) for d, f in present.items()]).noise_sigma
@@ -345,17 +530,18 @@ def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitio
     noise_scale = 1.0
     if referenced:
         ratios = []
-        for c, present in enumerate(plan):
-            if noise_of(present) and all(f == 1.0 for f in present.values()):
+        for c, (present, quality) in enumerate(plan):
+            if quality is None and noise_of(present) and all(f == 1.0 for f in present.values()):
                 for seed in range(config.seeds):
-                    for group in inputs(c, present, seed):
+                    for group, _ in inputs(c, present, quality, seed):
                         ratios.append(noise_of(present) / model.residual_sigma(torch.cat(group)))
         if ratios:
             found = float(np.median(np.concatenate(ratios)))
             noise_scale = found if math.isfinite(found) and found > 0 else 1.0
-    for c, present in enumerate(plan):
+    samples: list[Sample] = []
+    for c, (present, quality) in enumerate(plan):
         for seed in range(config.seeds if noise_of(present) else 1):
-            for group in inputs(c, present, seed):
+            for group, per_image in inputs(c, present, quality, seed):
                 ev, measured = model.measure(torch.cat(group), config.evidence)
                 if referenced:   # d judged once the others were found: against references without and with d
                     for n, d in enumerate(names):
@@ -368,10 +554,12 @@ def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitio
                                 if k in ev:
                                     ev[k][:, n] = v
                 start_row = 0
-                for x in group:
+                for x, (image, estimates) in zip(group, per_image):
                     rows = slice(start_row, start_row + x.shape[0])
                     start_row += x.shape[0]
-                    samples.append(Sample(dict(present), {k: v[rows].mean(0) for k, v in ev.items()}))
+                    evidence = {k: _tile_median(v[rows]) for k, v in ev.items()}
+                    evidence.update({k: np.full(len(names), estimates[k]) for k in classical})
+                    samples.append(Sample(dict(present), evidence, image))
         step(len(hrs))
     return Calibration(list(names), tuple(config.evidence), samples, dict(definitions),
                        time.perf_counter() - start, config.min_spread, config.min_spread_reference, noise_scale)

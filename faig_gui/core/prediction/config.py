@@ -1,7 +1,8 @@
 """The predictor's settings and its verdict."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction.evidence import CLEAN, EVIDENCE
@@ -13,17 +14,19 @@ class PredictorConfig:
     # the residual responses cost two more passes per degradation and added little (docs/prediction.md)
     evidence: tuple[str, ...] = ("masking_effect", "relative_masking_effect", "change_response",
                                  "relative_change_response", "masking_effect_share", "change_response_share",
-                                 "self_referenced_effect", "self_referenced_energy")
-    tile: int = 64                          # LR tile side for images above max_pixels
-    max_pixels: int = 64 * 64               # LR pixels analysed per image (more: tiles)
-    levels: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)   # strength factors calibrated
-    seeds: int = 2                          # noise draws per calibration image and class
+                                 "self_referenced_effect", "self_referenced_energy", "noise_estimate", "blur_estimate")
+    # above max_pixels, max_pixels // tile² tiles spread from the most textured to the flattest
+    # (four 32² tiles cost what one 64² tile did: the 300 ms budget of a 256² drop)
+    tile: int = 32                          # LR tile side for images above max_pixels
+    max_pixels: int = 4 * 32 * 32           # LR pixels analysed per image (more: tiles)
+    levels: tuple[float, ...] = (0.5, 1.0, 2.0)   # strength factors calibrated (blur σ 1-4 for σ 2)
+    seeds: int = 1                          # noise draws per calibration image and class (diverse content: one each)
     min_spread: float = 0.5                 # floor of an evidence's spread (log units) in calibration
     # the same floor for the self-referenced kinds: the content cancels in them, so new images
     # vary about as little as the calibration images do
     min_spread_reference: float = 0.05
     reference_draws: int = 1                # noise draws per reference (self-referenced kinds)
-    reference_tiles: int = 1                # tiles measured against the references (most textured first)
+    reference_tiles: int = 4                # tiles measured against the references (most textured first)
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -42,11 +45,24 @@ class PredictorConfig:
 @dataclass
 class Prediction:
     labels: list[str]                           # [] means clean
-    scores: dict[str, float]                    # confidence per degradation in [0, 1]
+    scores: dict[str, float]                    # calibrated P(degradation present) in [0, 1]
     strength: dict[str, dict[str, float]]       # per predicted degradation: {'noise_sigma': 0.08}
     evidence: dict[str, dict[str, float]]       # raw evidence: kind -> degradation -> value
     note: str = ""                              # e.g. how a large image was tiled
     seconds: float = 0.0
+    #: per predicted degradation and strength parameter: (low, high), the calibration's spread
+    interval: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    filters: dict[str, float] = field(default_factory=dict)     # P(d) from the filters' evidence alone
+    classical: dict[str, float] = field(default_factory=dict)   # P(d) from the classical estimates alone
+    estimates: dict[str, float] = field(default_factory=dict)   # the classical estimates themselves
+    confidence: float = 1.0                     # P(the label set is right)
+    doubts: list[str] = field(default_factory=list)       # degradations it is unsure of
+    competing: list[list[str]] = field(default_factory=list)   # the label sets in question when unsure
+    tiles: int = 1                              # tiles analysed (1: the whole image)
+
+    @property
+    def unsure(self) -> bool:
+        return bool(self.doubts)
 
     @property
     def verdict(self) -> str:
@@ -55,11 +71,27 @@ class Prediction:
     def describe(self) -> str:
         parts = []
         for d in self.labels:
-            s = ", ".join(f"{k.replace('_sigma', ' σ')} ≈ {v:.3g}" for k, v in self.strength.get(d, {}).items())
+            iv = self.interval.get(d, {})
+            s = ", ".join(f"{k.replace('_sigma', ' σ')} ≈ {v:.3g}"
+                          + (f" [{iv[k][0]:.2g}–{iv[k][1]:.2g}]" if k in iv and all(map(math.isfinite, iv[k])) else "")
+                          for k, v in self.strength.get(d, {}).items())
             parts.append(f"{d} ({s})" if s else d)
-        return " + ".join(parts) or CLEAN
+        text = " + ".join(parts) or CLEAN
+        if self.unsure:
+            others = [" + ".join(c) or CLEAN for c in self.competing[1:]]
+            text = f"unsure: {text}" + (f", or {' or '.join(others)}" if others else "")
+        return text
 
     def to_json(self, image: str) -> dict:
         return {"image": image, "labels": self.labels or [CLEAN],
                 "scores": {d: round(v, 4) for d, v in self.scores.items()},
-                "strength": {d: {k: round(v, 4) for k, v in s.items()} for d, s in self.strength.items()}}
+                "confidence": round(self.confidence, 4),
+                "unsure": self.unsure,
+                "competing": [c or [CLEAN] for c in self.competing] if self.unsure else [],
+                "strength": {d: {k: round(v, 4) for k, v in s.items()} for d, s in self.strength.items()},
+                "interval": {d: {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in s.items()}
+                             for d, s in self.interval.items()},
+                "filters": {d: round(v, 4) for d, v in self.filters.items()},
+                "classical": {d: round(v, 4) for d, v in self.classical.items()},
+                "estimates": {k: round(v, 5) for k, v in self.estimates.items()},
+                "tiles": self.tiles}

@@ -36,7 +36,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from faig_gui.core.degradations import (Degradation, add_noise, bicubic_resize, downsample, gaussian_blur,
-                                        quantize, seeded_generator)
+                                        jpeg, quantize, seeded_generator)
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
 from faig_gui.core.masking import FilterMask, masked_state_dict
@@ -46,7 +46,10 @@ from faig_gui.core.registry import LoadedModel, check_pair
 #: evidence kinds, in the order of the module docstring
 EVIDENCE = ("masking_effect", "relative_masking_effect", "change_response", "relative_change_response",
             "residual_response", "relative_residual_response", "masking_effect_share", "change_response_share",
-            "self_referenced_effect", "self_referenced_energy")
+            "self_referenced_effect", "self_referenced_energy", "noise_estimate", "blur_estimate")
+#: the classical no-reference estimates (:func:`classical_estimates`): of the whole image, the
+#: same for every degradation, no network pass
+CLASSICAL = ("noise_estimate", "blur_estimate")
 #: the self-referenced kinds: measured for the last decision, once every other degradation was decided
 SELF_REFERENCED = ("self_referenced_effect", "self_referenced_energy")
 #: seed of the noise drawn into a reference (a prediction is a function of the image)
@@ -298,6 +301,8 @@ class EvidenceModel:
                     low = lows[t]
                     if degs[t].noise_sigma:
                         low = add_noise(low, degs[t].noise_sigma, seeded_generator(REFERENCE_SEED + 1009 * j + t))
+                    if degs[t].jpeg_quality:
+                        low = jpeg(low, degs[t].jpeg_quality)
                     refs.append(quantize(low))
         ref = torch.cat(refs)                      # (2 k b, 3, h, w): without x k, with x k
         y_r, _ = self.forward(ref)
@@ -336,28 +341,109 @@ class _Pass:
     residual_sigma: np.ndarray | None = None
 
 
+#: texture (mean gradient magnitude) below which a tile counts as empty: a clipped sky or a
+#: saturated patch holds no evidence of blur or noise (clipping removes the noise)
+EMPTY_TEXTURE = 2e-3   # gradient_map floors at sqrt(1e-6) = 1e-3: a flat tile reads 1e-3
+
+
+def tile_grid(lr: torch.Tensor, tile: int) -> tuple[int, list[tuple[float, int, int]]]:
+    """The tile side and the non-overlapping candidate tiles (texture, y, x) of an LR image (1,3,H,W);
+    texture is the tile's mean gradient magnitude."""
+    h, w = lr.shape[-2:]
+    t = min(tile, h, w)
+    g = gradient_map(lr)[0, 0]
+    # the grid is centred: the margins left over are split between both sides
+    y0, x0 = (h % t) // 2, (w % t) // 2
+    cands = [(float(g[y:y + t, x:x + t].mean()), y, x)
+             for y in range(y0, h - t + 1, t) for x in range(x0, w - t + 1, t)]
+    return t, cands
+
+
+def choose_tiles(cands: Sequence[tuple[float, int, int]], count: int) -> list[tuple[float, int, int]]:
+    """``count`` tiles chosen for information: spread evenly over the ranks of texture, from the
+    most textured (where blur shows) to the flattest non-empty one (where noise shows)."""
+    ranked = sorted(cands, key=lambda c: (-c[0], c[1], c[2]))
+    full = [c for c in ranked if c[0] > EMPTY_TEXTURE] or ranked[:1]
+    count = max(1, min(count, len(full)))
+    if count == 1:
+        return full[:1]
+    picks = sorted({round(k * (len(full) - 1) / (count - 1)) for k in range(count)})
+    return [full[k] for k in picks]
+
+
 def tiles(lr: torch.Tensor, tile: int, max_pixels: int) -> tuple[torch.Tensor, str]:
     """The LR image (1,3,H,W) as a batch of tiles to analyse, and a note when it was tiled.
 
-    Small images are analysed whole. Larger ones: the most textured non-overlapping tile×tile
-    tiles, as many as fit in max_pixels (degradations are global, so a part tells the whole;
-    flat tiles carry little evidence of blur)."""
+    Small images are analysed whole. Larger ones: as many tile×tile tiles as fit in max_pixels,
+    spread over the image's range of texture (:func:`choose_tiles`): textured tiles tell blur,
+    flat ones noise, and a degradation is global, so the parts tell the whole."""
     h, w = lr.shape[-2:]
     if h * w <= max_pixels:
         return lr, ""
-    t = min(tile, h, w)
-    ys = list(range(0, h - t + 1, t))
-    xs = list(range(0, w - t + 1, t))
-    g = gradient_map(lr)[0, 0]
-    cands = [(float(g[y:y + t, x:x + t].mean()), y, x) for y in ys for x in xs]
-    count = max(1, min(len(cands), max_pixels // (t * t)))
-    chosen = sorted(cands, key=lambda c: (-c[0], c[1], c[2]))[:count]
+    t, cands = tile_grid(lr, tile)
+    chosen = choose_tiles(cands, max_pixels // (t * t))
     batch = torch.cat([lr[..., y:y + t, x:x + t] for _, y, x in chosen])
-    return batch, f"analysed {count} tile{'s' if count > 1 else ''} of {t}x{t} of the {w}x{h} input"
+    count = len(chosen)
+    return batch, (f"analysed {count} tile{'s' if count > 1 else ''} of {t}x{t} of the {w}x{h} input "
+                   f"(of {len(cands)}, from the most textured to the flattest)")
+
+
+def tile_count(note: str) -> int:
+    """How many tiles a :func:`tiles` note says were analysed (1: the whole image)."""
+    words = note.split()
+    return int(words[1]) if len(words) > 1 and words[0] == "analysed" and words[1].isdigit() else 1
+
+
+# -- classical no-reference estimates (no network): shown beside the filters' verdict ----------
+
+#: Immerkær's noise mask: it cancels a locally linear image, and white noise of σ gives a
+#: response of σ·sqrt(36) = 6σ
+_NOISE_MASK = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=torch.float64)
+
+
+#: the grey image's noise σ for unit independent noise σ in each channel: |(0.299, 0.587, 0.114)|
+GREY_NOISE = math.sqrt(0.299 ** 2 + 0.587 ** 2 + 0.114 ** 2)
+
+
+def classical_estimates(lr: torch.Tensor) -> dict[str, float]:
+    """Classical no-reference estimates of one LR image (1,3,H,W) in [0, 1], in float64:
+
+    ``noise_estimate``  noise σ per channel: 1.4826 x the median absolute deviation of Immerkær's
+                        high-pass residual of the grey image, over 6 (robust to edges, which are
+                        few), over :data:`GREY_NOISE` (independent noise per channel);
+    ``blur_estimate``   the re-blur measure of Crété-Roffet et al.: the share of the grey image's
+                        gradient that survives a 9-tap box blur (1: nothing to lose, fully blurred;
+                        near 0: sharp), the larger of the two directions."""
+    x = lr.detach().double().cpu()
+    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+    r = F.conv2d(grey, _NOISE_MASK.view(1, 1, 3, 3)).flatten()
+    mad = (r - r.median()).abs().median()
+    noise = float(1.4826 * mad / 6.0 / GREY_NOISE)
+    shares = []
+    for dim in (2, 3):   # vertical, horizontal
+        k = torch.full((1, 1, 9, 1) if dim == 2 else (1, 1, 1, 9), 1.0 / 9, dtype=torch.float64)
+        pad = (0, 0, 4, 4) if dim == 2 else (4, 4, 0, 0)
+        soft = F.conv2d(F.pad(grey, pad, mode="replicate"), k)
+        d_g = grey.diff(dim=dim).abs()
+        d_b = soft.diff(dim=dim).abs()
+        lost = (d_g - d_b).clamp_min(0).sum()
+        total = d_g.sum()
+        shares.append(float(1.0 - lost / total) if total > 0 else 1.0)
+    return {"noise_estimate": max(noise, 1e-4), "blur_estimate": min(max(max(shares), 1e-4), 1.0)}
+
+
+def jpeg_quality_at(quality: int, factor: float) -> int:
+    """A JPEG step's quality at a strength factor: the quality divided by it (factor 2 = half the
+    quality, stronger), kept in 1..100."""
+    return int(min(100, max(1, round(quality / factor))))
 
 
 def combine(parts: Sequence[tuple[Degradation, float]], name: str | None = None) -> Degradation:
-    """One degradation applying several at strength factors (blur σ and noise σ add in quadrature)."""
+    """One degradation applying several at strength factors (blur σ and noise σ add in quadrature;
+    of several JPEG steps the lowest quality stands for all), in the paper's order: blur, down,
+    noise, JPEG last."""
     blur = math.sqrt(sum((d.blur_sigma * f) ** 2 for d, f in parts if d.blur_sigma)) or None
     noise = math.sqrt(sum((d.noise_sigma * f) ** 2 for d, f in parts if d.noise_sigma)) or None
-    return Degradation(name or "+".join(d.name for d, _ in parts) or CLEAN, blur, noise)
+    qualities = [jpeg_quality_at(d.jpeg_quality, f) for d, f in parts if d.jpeg_quality]
+    return Degradation(name or "+".join(d.name for d, _ in parts) or CLEAN, blur, noise,
+                       min(qualities) if qualities else None)

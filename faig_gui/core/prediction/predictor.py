@@ -15,9 +15,9 @@ import torch
 from faig_gui.core.degradations import Degradation
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction.cache import cache_key_text, calibration_cache_dir, read_calibration, write_calibration
-from faig_gui.core.prediction.calibration import Calibration, calibrate, definitions_of
+from faig_gui.core.prediction.calibration import Calibration, Verdict, _tile_median, calibrate, definitions_of
 from faig_gui.core.prediction.config import Prediction, PredictorConfig
-from faig_gui.core.prediction.evidence import EvidenceModel, tiles
+from faig_gui.core.prediction.evidence import CLASSICAL, EvidenceModel, classical_estimates, tile_count, tiles
 from faig_gui.core.registry import LoadedModel
 
 
@@ -63,6 +63,8 @@ class Predictor:
         #: why a computed calibration could not be stored on disk ('' when it was, or not tried)
         self.cache_warning = ""
         self._cache_text: str | None = None
+        #: what the calibration images are, for messages (the command line sets it)
+        self.content_note = f"{len(self.analysis_hr)} images"
 
     @property
     def cache_text(self) -> str:
@@ -97,7 +99,7 @@ class Predictor:
         return self.calibration
 
     def evidence(self, lr: torch.Tensor | np.ndarray) -> tuple[dict[str, np.ndarray], str]:
-        """The image's evidence (kind -> (D,), the tiles' mean; the self-referenced kinds are NaN: they depend
+        """The image's evidence (kind -> (D,), the tiles' median; the self-referenced kinds are NaN: they depend
         on the verdict so far, see :meth:`predict`) and the tiling note."""
         ev, _, note = self._measure(lr)
         return ev, note
@@ -106,10 +108,16 @@ class Predictor:
         x = _as_batch(lr)
         batch, note = tiles(x, self.config.tile, self.config.max_pixels)
         ev, measured = self.model.measure(batch, self.config.evidence)
-        return {k: v.mean(0) for k, v in ev.items()}, measured, note
+        ev = {k: _tile_median(v) for k, v in ev.items()}   # as the calibration: robust to one odd tile
+        if set(CLASSICAL) & set(self.config.evidence):   # of the whole image: no network pass
+            estimates = classical_estimates(x)
+            ev.update({k: np.full(len(self.names), estimates[k]) for k in CLASSICAL if k in self.config.evidence})
+        return ev, measured, note
 
-    def predict(self, lr: torch.Tensor | np.ndarray) -> Prediction:
-        """The verdict on one LR image (HWC float array in [0, 1] or 1x3xHxW tensor)."""
+    def predict(self, lr: torch.Tensor | np.ndarray, which: str = "all") -> Prediction:
+        """The verdict on one LR image (HWC float array in [0, 1] or 1x3xHxW tensor). ``which``:
+        the evidence that decides, 'all' (the default), 'filters' (the network's alone, as the
+        evaluation measures it without the classical estimates) or 'classical'."""
         calibration = self.calibrate()
         start = time.perf_counter()
         ev, measured, note = self._measure(lr)
@@ -119,17 +127,26 @@ class Predictor:
             values = self.model.self_reference(measured, self.names.index(d), others, self.definitions[d],
                                                self.config.reference_draws, self.config.reference_tiles,
                                                calibration.noise_scale)
-            values = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+            values = {k: float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
                       for k, v in values.items() if k in ev}
             for k, v in values.items():
                 ev[k][self.names.index(d)] = v    # for the evidence table
             return values
 
-        labels, scores, strength = calibration.decide(ev, reference)
-        table = {k: {d: float(v[n]) for n, d in enumerate(self.names) if math.isfinite(float(v[n]))}
-                 for k, v in ev.items()}
-        table = {k: v for k, v in table.items() if v}
-        return Prediction(labels, scores, strength, table, note, time.perf_counter() - start)
+        verdict = calibration.judge(ev, reference, which)
+        return make_prediction(verdict, ev, self.names, note, time.perf_counter() - start)
+
+
+def make_prediction(verdict: Verdict, evidence: Mapping[str, np.ndarray], names: Sequence[str], note: str = "",
+                    seconds: float = 0.0) -> Prediction:
+    """The :class:`Prediction` reported for a verdict on evidence (kind -> (D,)) and the tiling note."""
+    estimates = {k: float(evidence[k][0]) for k in CLASSICAL if k in evidence}
+    table = {k: {d: float(val[n]) for n, d in enumerate(names) if math.isfinite(float(val[n]))}
+             for k, val in evidence.items() if k not in CLASSICAL}
+    table = {k: val for k, val in table.items() if val}
+    return Prediction(verdict.labels, verdict.scores, verdict.strength, table, note, seconds, verdict.interval,
+                      verdict.filters, verdict.classical, estimates, verdict.confidence, verdict.doubts(),
+                      verdict.competing(), tile_count(note))
 
 
 def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -1,0 +1,259 @@
+"""Issue 19: calibrated probabilities, the unsure answer, tiles chosen for information, the
+command line's thread choice, and any architecture with more than two degradations."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from faig_gui.core.degradations import parse_degradation, seeded_generator, degrade
+from faig_gui.core.prediction import (Calibration, Predictor, PredictorConfig, Sample, classical_estimates,
+                                      make_prediction, reliability, tiles)
+from faig_gui.core.prediction.evidence import choose_tiles, tile_grid
+from faig_gui.core.prediction.logistic import fit_logistic
+
+from prediction_helpers import make_pair, smooth_hr, write_predict_inputs
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# --------------------------------------------------------------------------------------------
+# calibrated probabilities
+
+
+def gaussian_calibration(mu: float, n: int, seed: int) -> Calibration:
+    """One degradation 'noise', one evidence kind: log change response ~ N(+mu, 1) with noise and
+    N(-mu, 1) without, equal counts, 20 calibration 'images'. The true posterior is then
+    P(noise | x) = sigmoid(2 mu x) (Bayes with equal priors)."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for k in range(n):
+        present = {"noise": 1.0} if k % 2 else {}
+        x = rng.normal(mu if present else -mu, 1.0)
+        samples.append(Sample(present, {"change_response": np.array([math.exp(x)])}, image=(k // 2) % 20))
+    return Calibration(["noise"], ("change_response",), samples, {"noise": parse_degradation("noise")})
+
+
+def test_probabilities_follow_the_true_posterior_on_synthetic_evidence():
+    cal = gaussian_calibration(mu=0.8, n=1200, seed=0)
+    xs = np.linspace(-2.5, 2.5, 11)
+    got = np.array([cal.judge({"change_response": np.array([math.exp(x)])}).scores["noise"] for x in xs])
+    truth = _sigmoid(2 * 0.8 * xs)     # float64 Bayes
+    # a logistic fit on 1200 draws: its slope and intercept are off by a few % (1/sqrt(n) ~ 3 %)
+    assert np.abs(got - truth).max() < 0.05, np.c_[xs, got, truth]
+
+
+def test_reliability_on_fresh_synthetic_evidence_and_the_ece_matches_a_literal_loop():
+    cal = gaussian_calibration(mu=0.6, n=1200, seed=1)
+    rng = np.random.default_rng(2)
+    probs, outcomes = [], []
+    for k in range(3000):
+        present = bool(k % 2)
+        x = rng.normal(0.6 if present else -0.6, 1.0)
+        probs.append(cal.judge({"change_response": np.array([math.exp(x)])}).scores["noise"])
+        outcomes.append(present)
+    ece, bins = reliability(probs, outcomes)
+    # the literal definition: bins of width 0.1, count-weighted |frequency - mean probability|
+    total = 0.0
+    for b in range(10):
+        members = [(p, o) for p, o in zip(probs, outcomes) if (b / 10 <= p < (b + 1) / 10) or (b == 9 and p == 1.0)]
+        if members:
+            total += len(members) / len(probs) * abs(np.mean([o for _, o in members]) - np.mean([p for p, _ in members]))
+    assert ece == pytest.approx(total, abs=1e-12)
+    assert sum(c for _, _, c in bins) == len(probs)
+    # calibrated: 3000 fresh draws, 10 bins of ~300: each frequency within ~0.03 of its mean
+    assert ece < 0.04
+
+
+def test_logistic_fit_recovers_known_weights():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, 2))
+    y = (rng.random(4000) < _sigmoid(1.5 * x[:, 0] - 0.7 * x[:, 1] + 0.3)).astype(float)
+    w, b = fit_logistic(x, y, l2=0.0)
+    # maximum likelihood on 4000 rows: standard errors ~0.05
+    assert w == pytest.approx([1.5, -0.7], abs=0.15) and b == pytest.approx(0.3, abs=0.12)
+
+
+# --------------------------------------------------------------------------------------------
+# the unsure answer
+
+
+def conflicting_calibration() -> Calibration:
+    """The filters' change response and the classical noise estimate each tell noise apart."""
+    rng = np.random.default_rng(4)
+    samples = []
+    for k in range(80):
+        present = {"noise": 1.0} if k % 2 else {}
+        e, s = (rng.normal(2.0, 0.3), rng.normal(math.log(0.1), 0.3)) if present else \
+            (rng.normal(0.0, 0.3), rng.normal(math.log(0.005), 0.3))
+        samples.append(Sample(present, {"change_response": np.array([math.exp(e)]),
+                                        "noise_estimate": np.array([math.exp(s)])}, image=(k // 2) % 8))
+    return Calibration(["noise"], ("change_response", "noise_estimate"), samples,
+                       {"noise": parse_degradation("noise")})
+
+
+def test_conflicting_evidence_gives_an_unsure_answer_with_the_competing_labels():
+    cal = conflicting_calibration()
+    agree = {"change_response": np.array([math.exp(2.0)]), "noise_estimate": np.array([0.1])}
+    sure = cal.judge(agree)
+    assert sure.labels == ["noise"] and sure.doubts() == [] and sure.scores["noise"] > 0.8
+    # the filters say noise, the classical estimate says clean: each sure of the opposite
+    conflict = {"change_response": np.array([math.exp(2.0)]), "noise_estimate": np.array([0.005])}
+    v = cal.judge(conflict)
+    assert v.filters["noise"] > 0.8 and v.classical["noise"] < 0.2
+    # the joint model never saw such evidence: the probability is the two experts' mean, not its guess
+    assert v.scores["noise"] == pytest.approx((v.filters["noise"] + v.classical["noise"]) / 2, abs=1e-12)
+    assert v.doubts() == ["noise"]
+    p = make_prediction(v, conflict, ["noise"])
+    line = json.loads(json.dumps(p.to_json("x.png")))
+    assert line["unsure"] is True
+    assert sorted(map(tuple, line["competing"])) == [("clean",), ("noise",)]
+    assert line["filters"]["noise"] > 0.8 and line["classical"]["noise"] < 0.2
+    assert p.describe().startswith("unsure: ")
+    sure_line = make_prediction(sure, agree, ["noise"]).to_json("y.png")
+    assert sure_line["unsure"] is False and sure_line["competing"] == []
+
+
+def test_the_panel_shows_an_unsure_verdict_as_such(qtbot):
+    from faig_gui.app.prediction_rows import EntryWidget, PredictionEntry
+    cal = conflicting_calibration()
+    conflict = {"change_response": np.array([math.exp(2.0)]), "noise_estimate": np.array([0.005])}
+    entry = PredictionEntry("x.png", np.full((40, 40, 3), 0.5, np.float32),
+                            make_prediction(cal.judge(conflict), conflict, ["noise"]))
+    w = EntryWidget(entry, ["noise"])
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    text = w.verdict.text()
+    assert "unsure:" in text and ("or clean" in text or "or noise" in text)
+    assert "filters: noise" in text and "classical: noise σ" in text
+    # a sure verdict does not say unsure
+    agree = {"change_response": np.array([math.exp(2.0)]), "noise_estimate": np.array([0.1])}
+    entry.prediction = make_prediction(cal.judge(agree), agree, ["noise"])
+    w.show_entry(entry)
+    assert "unsure" not in w.verdict.text()
+
+
+# --------------------------------------------------------------------------------------------
+# tiles
+
+
+def textured_and_flat(h: int = 427, w: int = 640) -> torch.Tensor:
+    """Left 40 %: fine random texture; the rest: a smooth ramp (never flat to the 8-bit step)."""
+    g = torch.Generator().manual_seed(5)
+    img = torch.linspace(0.2, 0.8, w).expand(1, 3, h, w).clone()
+    cut = int(0.4 * w)
+    img[..., :cut] = 0.5 + 0.3 * (torch.rand(1, 3, h, cut, generator=g) - 0.5)
+    return img
+
+
+def test_a_640x427_photo_is_judged_from_tiles_of_both_textured_and_flat_regions():
+    img = textured_and_flat()
+    batch, note = tiles(img, 32, 4 * 32 * 32)
+    assert batch.shape == (4, 3, 32, 32)
+    assert note.startswith("analysed 4 tiles of 32x32 of the 640x427 input")
+    t, cands = tile_grid(img, 32)
+    assert len(cands) == (427 // 32) * (640 // 32)
+    chosen = choose_tiles(cands, 4)
+    cut = int(0.4 * 640)
+    in_texture = [x + 32 <= cut for _, _, x in chosen]
+    in_flat = [x >= cut for _, _, x in chosen]
+    assert in_texture[0] and in_flat[-1]        # the most textured and the flattest
+    # the batch holds exactly those tiles
+    for k, (_, y, x) in enumerate(chosen):
+        assert torch.equal(batch[k], img[0, :, y:y + 32, x:x + 32])
+    # small images: whole
+    small = torch.rand(1, 3, 20, 30)
+    assert tiles(small, 16, 32 * 32) == (small, "") or tiles(small, 16, 32 * 32)[0] is small
+
+
+def test_the_predictor_reports_the_tile_count_of_a_whole_photograph():
+    base, targ = make_pair()
+    n = sum(v[0].numel() // v.shape[-1] // v.shape[-2] * 0 + v.shape[0] * v.shape[1]
+            for k, v in targ.state_dict.items() if v.ndim == 4)
+    rng = np.random.default_rng(1)
+    scores = {"blur": rng.normal(size=n), "noise": rng.normal(size=n)}
+    p = Predictor(base, targ, scores, [smooth_hr(s) for s in range(2)], config=PredictorConfig(proportion=10.0, seeds=1, levels=(0.5, 1.0)))
+    img = textured_and_flat()[0].permute(1, 2, 0).numpy()
+    result = p.predict(img)
+    assert result.tiles == 4 and result.to_json("p.png")["tiles"] == 4
+    assert "4 tiles" in result.note
+
+
+# --------------------------------------------------------------------------------------------
+# the command line's threads, as the window chooses them
+
+
+def test_predict_chooses_its_threads_by_measuring_as_the_window_does(tmp_path, capsys):
+    from faig_gui.cli import main
+    from faig_gui.core.threads import AdaptiveThreads
+    pair = make_pair()
+    n = sum(v.shape[0] * v.shape[1] for v in pair[1].state_dict.values() if v.ndim == 4)
+    rng = np.random.default_rng(2)
+    imgs, args = write_predict_inputs(tmp_path, pair, {"blur": rng.normal(size=n), "noise": rng.normal(size=n)})
+    args = [*map(str, imgs * 2), *args[len(imgs):]]     # four images
+    before = torch.get_num_threads()
+    try:
+        assert main(["predict", *args, "--json", "--threads", "2"]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        # the window's tuner: the largest untried count first, each count's first run a warm-up
+        expected, tuner = [], AdaptiveThreads()
+        for _ in lines:
+            count = tuner.choose(2)
+            expected.append(count)
+            tuner.record(count, 1.0)
+        assert [line["threads"] for line in lines] == expected == [2, 2, 1, 1]
+        assert torch.get_num_threads() == 1       # set for the process's torch, as the tuner chose
+    finally:
+        torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------------------------
+# any architecture, more than two degradations
+
+
+def test_a_non_msrresnet_pair_with_three_degradations():
+    base, targ = make_pair("srvgg", {"num_feat": 4, "num_conv": 2, "scale": 2, "act_type": "prelu"})
+    assert not any("conv_first" in k or "body.0.conv1" in k for k in targ.state_dict)
+    n = sum(v.shape[0] * v.shape[1] for v in targ.state_dict.values() if v.ndim == 4)
+    rng = np.random.default_rng(3)
+    degs = [parse_degradation(t) for t in ("soft=blur:1.5,down", "grain=down,noise:0.05", "block=down,jpeg:40")]
+    scores = {d.name: rng.normal(size=n) for d in degs}
+    config = PredictorConfig(proportion=20.0, seeds=1, levels=(0.5, 1.0))
+    p = Predictor(base, targ, scores, [smooth_hr(s) for s in range(2)], degs, config)
+    cal = p.calibrate()
+    # every subset of three (8) and each degradation at half strength alone and with the others;
+    # no clean-JPEG class: a JPEG is one of the degradations
+    assert {tuple(sorted(s.present)) for s in cal.samples} >= {(), ("block",), ("grain", "soft"),
+                                                             ("block", "grain", "soft")}
+    assert len(cal.samples) == 2 * (8 + 3 * 2)
+    # the JPEG degradation really is compressed in its calibration samples (not calibrated as clean)
+    hr = smooth_hr(0)
+    assert not torch.equal(degrade(hr, 2, degs[2]), degrade(hr, 2, parse_degradation("clean=down")))
+    lr = degrade(smooth_hr(7, 48), 2, degs[0], seeded_generator(0))
+    result = p.predict(lr)
+    assert set(result.scores) == {"soft", "grain", "block"} and set(result.labels) <= set(result.scores)
+    assert all(0 < v < 1 for v in result.scores.values())
+    line = result.to_json("x.png")
+    assert set(line["scores"]) == {"soft", "grain", "block"}
+    for d in result.labels:
+        key = {"soft": "blur_sigma", "grain": "noise_sigma", "block": "jpeg_quality"}[d]
+        assert key in result.strength[d] and len(line["interval"][d][key]) == 2
+
+
+def test_classical_estimates_read_the_noise_level_and_blur():
+    hr = smooth_hr(3, 128)
+    clean = degrade(hr, 2, parse_degradation("clean=down"))
+    noisy = degrade(hr, 2, parse_degradation("n=down,noise:0.1"), seeded_generator(1))
+    blurry = degrade(hr, 2, parse_degradation("b=blur:3,down"))
+    e_clean, e_noisy, e_blurry = map(classical_estimates, (clean, noisy, blurry))
+    # independent noise of σ 0.1 per channel: the estimate is σ itself (8-bit rounding and the
+    # smooth content add a little; the MAD of 64² residuals is good to a few %)
+    assert e_noisy["noise_estimate"] == pytest.approx(0.1, rel=0.1)
+    assert e_clean["noise_estimate"] < 0.02
+    assert e_blurry["blur_estimate"] > e_clean["blur_estimate"]
