@@ -19,7 +19,9 @@ when the budget does not cover it: the region shown comes first); when
 the margin covers the radius (``PreviewPlan.exact``) the shown pixels are the full frame's, up
 to float rounding. RRDBNet's radius is hundreds of LR pixels and RCAN's channel attention pools
 the whole image, so there the preview is an approximation, said on screen as a preview; the
-full frame follows. docs/performance.md has the measured differences.
+full frame follows. To keep it close, the preview shows the target's full output plus the
+change masking makes on the crop (masked minus target, both on the same crop: the border
+distorts both alike); docs/performance.md has the measured differences.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def receptive_radius(module: nn.Module, side: int = 8) -> Geometry:
     radius, global_pool = 0.0, False
     hooks = []
 
-    def conv_hook(mod: nn.Module, args, _out) -> None:
+    def conv_hook(mod: nn.modules.conv._ConvNd, args, _out) -> None:
         nonlocal radius
         h = args[0].shape[-2]
         reach = max(d * (k - 1) / 2 for d, k in zip(mod.dilation, mod.kernel_size))

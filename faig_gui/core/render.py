@@ -83,6 +83,7 @@ class OutputCache:
         self._masked: tuple[tuple, dict] | None = None   # the last masked weights made, by request
         self.seconds_per_pixel: float | None = None   # a full forward's time per LR pixel, last measured
         self._geometry: tuple[int, Geometry] | None = None   # the receptive radius, per models version
+        self.preview_target: tuple[tuple, torch.Tensor] | None = None   # the target's output of the last preview crop
 
     def masked_params(self, req: RenderRequest) -> dict[str, torch.Tensor]:
         """The masked weights of ``req`` (the last ones are kept: a guess is settled on the
@@ -247,19 +248,27 @@ def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget
 
 
 def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) -> RenderResult:
-    """The masked output of ``plan``'s crop (plain forward, masked weights), pasted into the
-    target's output: outside the region shown the masked panel shows the target's output and
-    the difference is zero. No effect or PSNR (they need the full frame)."""
+    """The target's full output plus the change masking makes on ``plan``'s crop (the masked
+    and the target's weights on the same crop, plain forwards; the target's is kept per crop, so
+    the next mask change costs one crop forward): the crop's zero-padded border distorts both
+    alike and cancels in the change, which alone would leave RRDBNet's 8 x 8 crop pixels off by
+    up to 0.2 (docs/performance.md). Where ``plan.exact`` it is the masked crop itself, up to
+    rounding. Outside the region shown the masked panel shows the target's output and the
+    difference is zero. No effect or PSNR (they need the full frame)."""
     start, cpu = time.perf_counter(), time.thread_time()
     threads = cache.threads.apply(req.max_threads, explore=False)
     lr, enlarged, target_out, target_img, grad_t_full, p_t = cache.get((req.models_version, req.image_key), req.lr)
     s = req.scale
     y0, x0, y1, x1 = plan.crop
     iy0, ix0, iy1, ix1 = plan.inner
-    out = super_resolve(req.module, lr[..., y0:y1, x0:x1], s, cache.masked_params(req))
-    part = out[..., (iy0 - y0) * s:(iy1 - y0) * s, (ix0 - x0) * s:(ix1 - x0) * s]
+    crop = lr[..., y0:y1, x0:x1]
+    key = (req.models_version, req.image_key, plan.crop)
+    if cache.preview_target is None or cache.preview_target[0] != key:
+        cache.preview_target = (key, super_resolve(req.module, crop, s, req.target))
+    change = super_resolve(req.module, crop, s, cache.masked_params(req)) - cache.preview_target[1]
+    inner = (..., slice(iy0 * s, iy1 * s), slice(ix0 * s, ix1 * s))
     masked_out = target_out.clone()
-    masked_out[..., iy0 * s:iy1 * s, ix0 * s:ix1 * s] = part
+    masked_out[inner] += change[..., (iy0 - y0) * s:(iy1 - y0) * s, (ix0 - x0) * s:(ix1 - x0) * s]
     masked_img = to_image(masked_out)
     grad_m = gradient_map(masked_out)[0, 0].numpy()
     return RenderResult(req, enlarged, target_img, masked_img, grad_t_full[0, 0].numpy(), grad_m, None, p_t, None,

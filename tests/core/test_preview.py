@@ -90,9 +90,9 @@ def test_preview_pixels_equal_the_full_frame_beyond_the_radius_from_the_crop_edg
     atol = forward_atol(module)   # float32, the same net on another extent of the input: γ_n of the conv chain
     with_context = PreviewPlan((16, 16, 48, 48), (24, 24, 40, 40), True, True, radius)
     got = render_preview(req, cache, with_context).masked
-    np.testing.assert_allclose(got[48:80, 48:80], full.masked[48:80, 48:80], atol=atol)
+    np.testing.assert_allclose(got[48:80, 48:80], full.masked[48:80, 48:80], atol=3 * atol)   # three forwards
     bare = PreviewPlan((16, 16, 48, 48), (16, 16, 48, 48), True, False, radius)
     got = render_preview(req, cache, bare).masked
     deep = slice(2 * (16 + 8), 2 * (48 - 8))
-    np.testing.assert_allclose(got[deep, deep], full.masked[deep, deep], atol=atol)
+    np.testing.assert_allclose(got[deep, deep], full.masked[deep, deep], atol=3 * atol)
     assert np.abs(got[32:96, 32:96] - full.masked[32:96, 32:96]).max() > 10 * atol
