@@ -79,6 +79,8 @@ def upsampler(scale: int, num_feat: int) -> nn.Sequential:
 class EDSR(nn.Module):
     """BasicSR's layout (``original=False``) or EDSR-PyTorch's (``original=True``)."""
 
+    mean: torch.Tensor   # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
                  upscale: int = 4, res_scale: float = 1.0, img_range: float = 255.0, original: bool = False):
         super().__init__()
@@ -105,6 +107,7 @@ class EDSR(nn.Module):
         # MeanShift's values for a fresh net (a checkpoint overwrites them with its own)
         with torch.no_grad():
             conv.weight.copy_(torch.eye(conv.in_channels).view(*conv.weight.shape))
+            assert conv.bias is not None  # the MeanShift convs are built with a bias
             conv.bias.copy_(sign * self.img_range * torch.tensor(RGB_MEAN[:conv.out_channels]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

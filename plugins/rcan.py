@@ -79,6 +79,8 @@ def _upsampler(scale: int, num_feat: int) -> nn.Sequential:
 
 
 class RCAN(nn.Module):
+    mean: torch.Tensor   # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_group: int = 10,
                  num_block: int = 16, squeeze_factor: int = 16, upscale: int = 4, res_scale: float = 1.0,
                  img_range: float = 255.0):

@@ -55,7 +55,9 @@ def _conv(cin: int, cout: int, init: bool = True) -> nn.Conv2d:
     if init:
         return nn.Conv2d(cin, cout, 3, 1, 1)
     conv = _UnfilledConv2d(cin, cout, 3, 1, 1)
-    conv.__class__ = nn.Conv2d  # a plain conv from here on: tracing, labels and copies see no difference
+    # a plain conv from here on: tracing, labels and copies see no difference (a deliberate class
+    # swap, which mypy refuses)
+    conv.__class__ = nn.Conv2d  # type: ignore[assignment]
     return conv
 
 
@@ -65,11 +67,18 @@ class ResidualDenseBlock(nn.Module):
     ``wrapped``: the old layout holds each conv in a Sequential (conv, LeakyReLU) for conv1-4 and
     (conv,) for conv5, which puts a ``.0`` into the parameter names."""
 
+    # set with setattr in __init__; declared for the type checker
+    conv1: nn.Module
+    conv2: nn.Module
+    conv3: nn.Module
+    conv4: nn.Module
+    conv5: nn.Module
+
     def __init__(self, num_feat: int, num_grow_ch: int, wrapped: bool = False, init: bool = True):
         super().__init__()
         self.wrapped = wrapped
         for j in range(1, 6):
-            conv = _conv(num_feat + (j - 1) * num_grow_ch, num_feat if j == 5 else num_grow_ch, init)
+            conv: nn.Module = _conv(num_feat + (j - 1) * num_grow_ch, num_feat if j == 5 else num_grow_ch, init)
             if wrapped:
                 conv = nn.Sequential(conv, nn.LeakyReLU(_SLOPE)) if j < 5 else nn.Sequential(conv)
             setattr(self, f"conv{j}", conv)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -43,7 +43,7 @@ def _conv_layout(sd: Mapping[str, torch.Tensor]) -> list[tuple[int, int, int, in
     return sorted(convs) or None
 
 
-def _plan(convs: list[tuple[int, int, int, int]]) -> tuple[list[tuple[str, int]], int] | None:
+def _plan(convs: Sequence[tuple[int, ...]]) -> tuple[list[tuple[str, Any]], int] | None:
     """Module list [(kind, arg)] indexed like the state dict and the overall scale."""
     modules: list[tuple[str, Any]] = []
     scale = 1
@@ -70,13 +70,15 @@ class SRCNNStyleArchitecture(Architecture):
 
     def detect(self, sd: Mapping[str, torch.Tensor]) -> bool:
         convs = _conv_layout(sd)
-        plan = _plan(convs) if convs else None
+        if not convs:
+            return False
+        plan = _plan(convs)
         return plan is not None and plan[1] in (2, 3, 4, 8) and len(convs) >= 3
 
     def hyperparameters(self, sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         convs = _conv_layout(sd)
         plan = _plan(convs) if convs else None
-        if plan is None:
+        if convs is None or plan is None:
             raise ValueError("keys are not an SRCNN-style features.N layout")
         return {"convs": [list(c) for c in convs], "scale": plan[1]}
 
@@ -97,7 +99,8 @@ class SRCNNStyleArchitecture(Architecture):
 
     def new_state_dict(self, scale: int = 2, widths: tuple[int, ...] = (64, 128, 128, 128, 128, 128),
                        **_: Any) -> dict[str, torch.Tensor]:
-        convs, cin, index = [], 3, 0
+        convs: list[tuple[int, int, int, int]] = []
+        cin, index = 3, 0
         for w in widths:
             convs.append((index, cin, w, 3))
             index += 2

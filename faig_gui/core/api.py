@@ -64,7 +64,7 @@ class FAIGAttributions:
             raise FaigError(f"no degradation '{degradation}' here; have {', '.join(self.degradations)}")
         if self.scores is not None:
             return self.scores[degradation]
-        return self.attributions[degradation].mean(axis=0)
+        return np.asarray(self.attributions[degradation].mean(axis=0))
 
     def top(self, degradation: str, proportion: float | None = None, count: int | None = None) -> np.ndarray:
         """Global indices of the highest-ranked filters for ``degradation``, descending

@@ -56,6 +56,13 @@ class Step:
     def text(self) -> str:
         return self.kind if self.value is None else f"{self.kind}:{self.value:g}"
 
+    @property
+    def amount(self) -> float:
+        """``value`` of a blur, noise or jpeg step (present: checked on construction)."""
+        if self.value is None:
+            raise FaigError(f"the '{self.kind}' step has no value")
+        return self.value
+
 
 _EXAMPLE = {"blur": "blur:2", "noise": "noise:0.1", "jpeg": "jpeg:30"}
 
@@ -275,6 +282,8 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
         if not ok:
             raise FaigError(f"OpenCV could not encode a {rgb.shape[1]}x{rgb.shape[0]} image as JPEG")
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FaigError(f"OpenCV could not decode its own JPEG of a {rgb.shape[1]}x{rgb.shape[0]} image")
         out[n] = torch.from_numpy(bgr[..., ::-1].astype(np.float32) / 255).permute(2, 0, 1).to(x)
     return out
 
@@ -286,13 +295,13 @@ def degrade(hr: torch.Tensor, scale: int, degradation: Degradation,
     x = hr
     for st in degradation.steps:
         if st.kind == "blur":
-            x = gaussian_blur(x, float(st.value))
+            x = gaussian_blur(x, float(st.amount))
         elif st.kind == "down":
             x = downsample(x, scale)
         elif st.kind == "noise":
-            x = add_noise(x, float(st.value), generator)
+            x = add_noise(x, float(st.amount), generator)
         else:
-            x = jpeg(x, int(st.value))
+            x = jpeg(x, int(st.amount))
     return quantize(x) if round8 else x.clamp(0, 1)
 
 

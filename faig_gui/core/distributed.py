@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -52,8 +52,8 @@ class DistContext:
     local_rank: int
     device: torch.device
     backend: str
-    control: object | None      # a gloo group for the Python objects (None: the default group)
-    kv: object                  # the rendezvous's key-value store (progress counts)
+    control: dist.ProcessGroup | None   # a gloo group for the Python objects (None: the default group)
+    kv: dist.Store              # the rendezvous's key-value store (progress counts)
     prefix: str
     timeout_s: float = DEFAULT_TIMEOUT_S
     _beating: threading.Event | None = None
@@ -190,7 +190,7 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
     if not images:
         raise FaigError(f"{config.method} needs at least one analysis image")
     names = list(images[0].lr)
-    choice = [None, None]
+    choice: list[Any] = [None, None]   # (precision, reason), from rank 0
     if ctx.rank == 0:   # one precision for all ranks: rank 0 measures, the others follow
         module = target.module if ctx.device.type == "cpu" else copy.deepcopy(target.module).to(ctx.device)
         choice = list(choose_precision(config.precision, ctx.device, module, baseline.state_dict,
@@ -224,13 +224,13 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
     reduce_device = ctx.device if ctx.backend == "nccl" else torch.device("cpu")
     packed = torch.from_numpy(np.concatenate([sums.ravel(), [float(len(mine))]])).to(reduce_device)
     _collective(ctx, "summing the attributions", lambda: dist.all_reduce(packed))
-    packed = packed.cpu().numpy()
-    count = int(round(packed[-1]))
+    totals = packed.cpu().numpy()
+    count = int(round(totals[-1]))
     if count != len(images):
         raise FaigError(f"rank {ctx.rank}: the ranks analysed {count} images, not {len(images)}: "
                         f"did every rank get the same image set?")
-    means = {d: packed[n * index.total:(n + 1) * index.total] / count for n, d in enumerate(names)}
-    per_rank = [None] * ctx.world
+    means = {d: totals[n * index.total:(n + 1) * index.total] / count for n, d in enumerate(names)}
+    per_rank: list[Any] = [None] * ctx.world
     mine_record = {"rank": ctx.rank, "images": [i.name for i in mine], "seconds": round(seconds, 3),
                    "device": str(ctx.device), "resumed_images": resumed}
     _collective(ctx, "gathering the per-rank records",
@@ -258,7 +258,7 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
     yield final
 
 
-def _weighted_mean(parts: list[tuple[object, int]]) -> object:
+def _weighted_mean(parts: list[tuple[Any, int]]) -> Any:
     first = parts[0][0]
     if isinstance(first, dict):
         return {k: _weighted_mean([(p[k], n) for p, n in parts]) for k in first}
@@ -267,7 +267,7 @@ def _weighted_mean(parts: list[tuple[object, int]]) -> object:
     return sum(float(v) * n for v, n in parts) / sum(n for _, n in parts)
 
 
-def sharded_means(ctx: DistContext, items: Sequence[T], measure: Callable[[list[T]], object]) -> object:
+def sharded_means(ctx: DistContext, items: Sequence[T], measure: Callable[[list[T]], Any]) -> Any:
     """``measure(all items)`` computed as shares: each rank measures its shard (``measure``
     returns means over the items it gets, as nested dicts/tuples of numbers), the shares are
     gathered and averaged with their item counts as weights; every rank gets the result."""

@@ -140,7 +140,8 @@ def psnr_table(baseline: LoadedModel, target: LoadedModel, heldout: Sequence[Ana
     table: dict[str, dict[str, float]] = {}
     for label, model in (("baseline", baseline), ("target", target)):
         row = {}
-        inputs = {"clean": [img.clean_lr for img in heldout]} if all(i.clean_lr is not None for i in heldout) else {}
+        clean = [img.clean_lr for img in heldout if img.clean_lr is not None]
+        inputs = {"clean": clean} if len(clean) == len(heldout) else {}
         inputs.update({e: [img.lr[e] for img in heldout] for e in heldout[0].lr})
         for e, lrs in inputs.items():
             values = [psnr(super_resolve(model.module, lr, model.scale, None, device), img.hr, crop=model.scale)

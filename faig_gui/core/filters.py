@@ -87,7 +87,7 @@ class FilterLayer:
         return rows, (rows // (self.out_channels // self.groups)) * self.cols + cols
 
 
-def _conv_modules(module: nn.Module | None) -> dict[str, nn.Module]:
+def _conv_modules(module: nn.Module | None) -> dict[str, nn.modules.conv._ConvNd]:
     if module is None:
         return {}
     return {name: m for name, m in module.named_modules() if isinstance(m, nn.modules.conv._ConvNd)}

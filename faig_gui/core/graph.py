@@ -183,7 +183,11 @@ def _scope_classes(nodes: list[GraphNode], modules: dict[str, nn.Module]) -> dic
 
 def _inputs(fxn: fx.Node) -> list[fx.Node]:
     found: list[fx.Node] = []
-    fx.node.map_arg((fxn.args, fxn.kwargs), lambda n: found.append(n) or n)
+
+    def collect(n: fx.Node) -> fx.Node:
+        found.append(n)
+        return n
+    fx.node.map_arg((fxn.args, fxn.kwargs), collect)
     return found
 
 

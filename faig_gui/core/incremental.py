@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from collections.abc import Callable, Mapping
 
 import torch
@@ -97,7 +97,8 @@ class IncrementalForward:
         first = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if first is None:
             return None
-        if node.op == "call_method" and node.target.endswith("_") and not node.target.endswith("__"):
+        if (node.op == "call_method" and isinstance(node.target, str) and node.target.endswith("_")
+                and not node.target.endswith("__")):
             return first
         if node.op == "call_function" and (node.target in _IN_PLACE_OPERATORS or node.kwargs.get("inplace")):
             return first
@@ -273,20 +274,23 @@ class IncrementalForward:
             return fx.node.map_arg(node.args[0], lambda n: values[n])
         args = fx.node.map_arg(node.args, lambda n: values[n])
         kwargs = fx.node.map_arg(node.kwargs, lambda n: values[n])
+        # fx types a target as str | callable: a name for get_attr, call_method and call_module,
+        # a callable for call_function (the casts cost nothing at run time)
         if node.op == "get_attr":
-            if node.target in params:
-                return params[node.target]
+            name = cast(str, node.target)
+            if name in params:
+                return params[name]
             obj: Any = self.gm
-            for part in node.target.split("."):
+            for part in name.split("."):
                 obj = getattr(obj, part)
             return obj
         if node.op == "call_function":
-            return node.target(*args, **kwargs)
+            return cast(Callable[..., Any], node.target)(*args, **kwargs)
         if node.op == "call_method":
             self_obj, *rest = args
-            return getattr(self_obj, node.target)(*rest, **kwargs)
+            return getattr(self_obj, cast(str, node.target))(*rest, **kwargs)
         if node.op == "call_module":
-            sub = self.submodules[node.target]
+            sub = self.submodules[cast(str, node.target)]
             prefix = f"{node.target}."
             local = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
             if local and _plain_conv(sub, local) and not kwargs and len(args) == 1:

@@ -179,6 +179,7 @@ def check_pair(baseline: LoadedModel, target: LoadedModel) -> None:
         if kb != kt:
             raise FaigError(f"{files}: baseline and target are not a pair: first differing key: "
                             f"baseline has '{kb}', target has '{kt}'")
+        assert kb is not None and kt is not None   # equal, and only the shorter side is padded
         if tuple(b[kb].shape) != tuple(t[kt].shape):
             raise FaigError(f"{files}: baseline and target are not a pair: '{kb}' has shape "
                             f"{tuple(b[kb].shape)} in the baseline, {tuple(t[kt].shape)} in the target")

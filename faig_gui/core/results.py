@@ -11,8 +11,9 @@ import os
 import secrets
 import time
 import zipfile
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_scores(path: str | os.PathLike, scores: Mapping[str, np.ndarray]) -> None:
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v, dtype=np.float64) for k, v in scores.items()})
+    # typed Any: numpy's stub checks **arrays against savez's allow_pickle: bool
+    arrays: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
+    np.savez(buf, **arrays)
     atomic_write_bytes(Path(path), buf.getvalue())
 
 

@@ -283,10 +283,11 @@ class Session:
         self.set_mask(FilterMask(self.mask.indices, mode, lam))
 
     def masked_params(self) -> dict[str, torch.Tensor]:
-        if not self.ready:
+        baseline, target = self.baseline, self.target
+        if baseline is None or target is None:   # not self.ready, spelled out for the type checker
             raise FaigError("load a baseline and a target first")
         if self._masked_params is None:
-            self._masked_params = masked_state_dict(self.target.state_dict, self.baseline.state_dict,
+            self._masked_params = masked_state_dict(target.state_dict, baseline.state_dict,
                                                     self.mask, self.index)
         return self._masked_params
 
@@ -327,7 +328,8 @@ class Session:
             # images keep their pixels too: a session reopens even if an image file moved
             for n, img in enumerate(self.images):
                 arr = io.BytesIO()
-                np.savez_compressed(arr, lr=img.lr, **({"gt": img.gt} if img.gt is not None else {}))
+                gt: dict[str, Any] = {"gt": img.gt} if img.gt is not None else {}   # Any: see savez's stub
+                np.savez_compressed(arr, lr=img.lr, **gt)
                 zf.writestr(f"image_{n}.npz", arr.getvalue())
         atomic_write_bytes(path, buf.getvalue())
         self.path = path

@@ -106,7 +106,8 @@ class AttributionStore:
         if self.settings is None:
             raise RuntimeError("AttributionStore.bind must come before put")
         buf = io.BytesIO()
-        arrays = {f"attr_{d}": np.asarray(a, dtype=np.float64) for d, a in attributions.items()}
+        # typed Any: numpy's stub checks **arrays against savez's allow_pickle: bool
+        arrays: dict[str, Any] = {f"attr_{d}": np.asarray(a, dtype=np.float64) for d, a in attributions.items()}
         np.savez(buf, settings=np.array(json.dumps(self.settings, sort_keys=True)),
                  image=np.array(json.dumps({"name": name, "key": key})), **arrays)
         atomic_write_bytes(self.path_for(name, key), buf.getvalue(), "the image's attributions")

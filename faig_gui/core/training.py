@@ -182,7 +182,7 @@ def make_batch(sampler: PatchSampler, cfg: TrainConfig, stage: str,
         steps = deg.steps
         for st in steps[:[s.kind for s in steps].index("down")]:
             if st.kind == "blur" and on.any():
-                src[on] = gaussian_blur(src[on], float(st.value))
+                src[on] = gaussian_blur(src[on], float(st.amount))
             elif st.kind != "blur":
                 raise FaigError(f"'{deg.name}': only blur steps can come before 'down' in training")
     lr = downsample(src[..., m:big.shape[-2] - m, m:big.shape[-1] - m].contiguous(), cfg.scale)
@@ -191,12 +191,12 @@ def make_batch(sampler: PatchSampler, cfg: TrainConfig, stage: str,
     for st, on in late:
         if st.kind == "noise":
             n = torch.randn(lr.shape, generator=g)  # drawn for every sample: the stream stays aligned
-            lr = lr + float(st.value) * n * on.view(-1, 1, 1, 1).to(lr.dtype)
+            lr = lr + float(st.amount) * n * on.view(-1, 1, 1, 1).to(lr.dtype)
         elif st.kind == "blur":
             raise FaigError("blur after 'down' is not supported in training")
     for st, on in late:
         if st.kind == "jpeg" and on.any():
-            lr[on] = jpeg(lr[on], int(st.value))  # jpeg() rounds to 8 bits before encoding
+            lr[on] = jpeg(lr[on], int(st.amount))  # jpeg() rounds to 8 bits before encoding
     return quantize(lr), hr
 
 
@@ -209,7 +209,8 @@ class ValidationSet:
     @classmethod
     def build(cls, images: Sequence[torch.Tensor], cfg: TrainConfig) -> ValidationSet:
         degradations = {"clean": Degradation("clean"), **{d.name: d for d, _ in cfg.mixture()}}
-        hrs, lrs = [], {k: [] for k in degradations}
+        hrs: list[torch.Tensor] = []
+        lrs: dict[str, list[torch.Tensor]] = {k: [] for k in degradations}
         for i, img in enumerate(images):
             x = _centre_crop(img, cfg.val_crop)[None]
             x = mod_crop(x, cfg.scale).contiguous()
@@ -377,6 +378,7 @@ def train(cfg: TrainConfig, hr_paths: Sequence[str | os.PathLike], out: str | os
 
     for stage in STAGES[STAGES.index(st.stage):]:
         if stage != st.stage:  # entering the target stage from a finished baseline
+            assert st.baseline_ema is not None   # set when the baseline stage finishes
             st = _State(stage, 0, _clone(st.baseline_ema), _clone(st.baseline_ema), None, st.rng,
                         st.baseline_ema, st.elapsed)
         result = yield from _run_stage(st, cfg, model, sampler, val, device, snap_path, log_path, cancel)
