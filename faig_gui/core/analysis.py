@@ -192,7 +192,8 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
         if list(img.lr) != names:
             raise FaigError(f"{img.name}: has degradations {list(img.lr)}, the others {names}")
 
-    precision, notes = "fp32" if config.precision == "auto" else config.precision, {}
+    precision = "fp32" if config.precision == "auto" else config.precision
+    notes: dict = {}
 
     def result(scores, per_image=None):
         return AnalysisResult(config.method, config.steps, config.rule, precision,

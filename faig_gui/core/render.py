@@ -90,6 +90,8 @@ class OutputCache:
         request that came before it, whose weights were just made)."""
         key = (req.models_version, req.mask.mode, req.mask.lam, req.mask.indices.tobytes())
         if self._masked is None or self._masked[0] != key:
+            if req.target is None or req.baseline is None:
+                raise RuntimeError("masked weights need a request with a baseline and a target")
             self._masked = (key, masked_state_dict(req.target, req.baseline, req.mask, req.index))
         return self._masked[1]
 
@@ -106,13 +108,13 @@ class OutputCache:
         if inc is None or x.shape[-1] * x.shape[-2] > inc.max_pixels:
             if should_stop is not None:
                 raise Cancelled()
-            return super_resolve(req.module, x, req.scale, params), 1.0
+            return super_resolve(_module(req), x, req.scale, params), 1.0
         out = inc.run(x, params, should_stop, aside=aside).float()
         return out, inc.last_share
 
     def incremental(self, req: RenderRequest) -> IncrementalForward | None:
         if self._incremental is None or self._incremental[0] != req.models_version:
-            inc = IncrementalForward(req.module, req.graph) if req.graph is not None else None
+            inc = IncrementalForward(_module(req), req.graph) if req.graph is not None else None
             self._incremental = (req.models_version, inc)
         return self._incremental[1]
 
@@ -156,7 +158,7 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
         threads = cache.threads.apply(req.max_threads)
     else:
         torch.set_num_threads(threads)
-    forward_s, forwards = 0.0, 0
+    forward_s, forwards = 0.0, 0.0   # seconds, and full passes' worth of forwards (shares add up)
     s = req.scale
     if req.module is None or req.target is None:
         enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
@@ -203,7 +205,7 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
     grad_m = grad_m_full[0, 0].numpy() if grad_m_full is not None else None
     effect = maps_effect(grad_t_full, grad_m_full) if grad_m_full is not None else None
     p_m = None
-    if p_t is not None and masked_img is not None:
+    if p_t is not None and masked_img is not None and req.gt is not None:   # (p_t is set only with gt)
         p_m = p_t if unchanged else psnr(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
                         time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
@@ -257,15 +259,19 @@ def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) ->
     difference is zero. No effect or PSNR (they need the full frame)."""
     start, cpu = time.perf_counter(), time.thread_time()
     threads = cache.threads.apply(req.max_threads, explore=False)
-    lr, enlarged, target_out, target_img, grad_t_full, p_t = cache.get((req.models_version, req.image_key), req.lr)
+    cached = cache.get((req.models_version, req.image_key), req.lr)
+    if cached is None:
+        raise RuntimeError("a preview needs the target's full output of its image (cached by the first render)")
+    lr, enlarged, target_out, target_img, grad_t_full, p_t = cached
+    module = _module(req)
     s = req.scale
     y0, x0, y1, x1 = plan.crop
     iy0, ix0, iy1, ix1 = plan.inner
     crop = lr[..., y0:y1, x0:x1]
     key = (req.models_version, req.image_key, plan.crop)
     if cache.preview_target is None or cache.preview_target[0] != key:
-        cache.preview_target = (key, super_resolve(req.module, crop, s, req.target))
-    change = super_resolve(req.module, crop, s, cache.masked_params(req)) - cache.preview_target[1]
+        cache.preview_target = (key, super_resolve(module, crop, s, req.target))
+    change = super_resolve(module, crop, s, cache.masked_params(req)) - cache.preview_target[1]
     inner = (..., slice(iy0 * s, iy1 * s), slice(ix0 * s, ix1 * s))
     masked_out = target_out.clone()
     masked_out[inner] += change[..., (iy0 - y0) * s:(iy1 - y0) * s, (ix0 - x0) * s:(ix1 - x0) * s]
@@ -332,10 +338,17 @@ class CompareView:
     cut: int | None = None               # split: the column where the masked output begins
 
 
+def _module(req: RenderRequest) -> torch.nn.Module:
+    """``req.module``, which every request that reaches a forward has."""
+    if req.module is None:
+        raise RuntimeError("a forward needs a request with a model")
+    return req.module
+
+
 def compare_view(r: RenderResult, mode: str, split_percent: float) -> CompareView | None:
     """The compare panel's content for ``r`` in ``mode``; None without a masked output."""
-    if r.masked is None or r.target is None:
-        return None
+    if r.masked is None or r.target is None or r.gradient_masked is None or r.gradient_target is None:
+        return None   # (the gradient maps exist exactly when the outputs do)
     if mode == "split":
         cut = int(round(split_percent / 100 * r.masked.shape[1]))
         return CompareView(np.concatenate([r.target[:, :cut], r.masked[:, cut:]], axis=1), (0.0, 1.0), False,
@@ -382,6 +395,6 @@ def image_metrics(module: torch.nn.Module, params: dict | None, scale: int,
             t, m = target_and_masked(module, params, scale, lr)
         effect = None if m is None else maps_effect(gradient_map(to_tensor(t)), gradient_map(to_tensor(m)))
         has_gt = gt is not None and gt.shape == t.shape
-        rows.append(ImageMetrics(effect, psnr(t, gt) if has_gt else None,
-                                 psnr(m, gt) if has_gt and m is not None else None))
+        rows.append(ImageMetrics(effect, psnr(t, gt) if gt is not None and has_gt else None,
+                                 psnr(m, gt) if gt is not None and has_gt and m is not None else None))
     return rows
