@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -111,7 +113,8 @@ class AnalysisDock(QDockWidget):
         self.device.addItem("cpu", "cpu")
         self.device.addItem("cuda" if torch.cuda.is_available() else "cuda (not available)", "cuda")
         if not torch.cuda.is_available():
-            self.device.model().item(2).setEnabled(False)
+            # a QComboBox's model is a QStandardItemModel (the stub says QAbstractItemModel)
+            cast(QStandardItemModel, self.device.model()).item(2).setEnabled(False)
         form.addRow("Scale", self.scale_label)
         form.addRow("Steps", self.steps)
         form.addRow("Method", self.method)
@@ -181,8 +184,9 @@ class AnalysisDock(QDockWidget):
             return
         while self.degradations_grid.count():
             item = self.degradations_grid.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         self._sigma_rows = []
         self.degradations_grid.addWidget(_header("name"), 0, 0)
         self.degradations_grid.addWidget(_header("blur σ"), 0, 1)
@@ -190,6 +194,8 @@ class AnalysisDock(QDockWidget):
         editable = (self.model.session.analysis_source or {}).get("kind") != "folders"
         for row, d in enumerate(degradations, start=1):
             self.degradations_grid.addWidget(QLabel(d.name), row, 0)
+            blur: QDoubleSpinBox | None
+            noise: QDoubleSpinBox | None
             if _paper_kind(d):
                 blur = _spin(d.blur_sigma or 0.0, 0.0, 10.0, 0.1, "Gaussian blur σ in HR pixels (kernel 21×21)")
                 noise = _spin(d.noise_sigma or 0.0, 0.0, 1.0, 0.01, "Gaussian noise σ on the [0, 1] scale")
@@ -224,7 +230,7 @@ class AnalysisDock(QDockWidget):
     def _shown(self) -> list[Degradation]:
         out = []
         for d, blur, noise in self._sigma_rows:
-            if blur is None or (blur.value() or None, noise.value() or None) == (d.blur_sigma, d.noise_sigma):
+            if blur is None or noise is None or (blur.value() or None, noise.value() or None) == (d.blur_sigma, d.noise_sigma):
                 out.append(d)  # unchanged: keep it as given (a spec's pipeline stays as written)
             else:
                 out.append(Degradation(d.name, blur.value() or None, noise.value() or None))

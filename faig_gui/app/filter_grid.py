@@ -183,7 +183,9 @@ class FilterGridDock(QDockWidget):
         index = self.model.session.index
         self.layer_box.clear()
         if index is not None:
-            arch = (self.model.session.target or self.model.session.baseline).architecture
+            ref = self.model.session.target or self.model.session.baseline
+            assert ref is not None   # an index exists once a model is loaded
+            arch = ref.architecture
             for layer in index.layers:
                 label = layer_title(arch, layer.name)   # the graph's name for it, plugin's beside
                 self.layer_box.addItem(f"{label}  ({layer.out_channels}×{layer.in_channels})", layer.name)
@@ -222,9 +224,10 @@ class FilterGridDock(QDockWidget):
             return
         have = d in s.scores
         if have:
-            valid = self.cells >= 0
-            self.scores = np.full(self.cells.shape, np.nan)
-            self.scores[valid] = s.scores[d][self.cells[valid]]
+            cells = self._cells
+            valid = cells >= 0
+            self.scores = np.full(cells.shape, np.nan)
+            self.scores[valid] = s.scores[d][cells[valid]]
             if self.range_mode == "shared":
                 lo, hi = self._shared(d)
                 scale = "one scale for all layers"
@@ -290,11 +293,19 @@ class FilterGridDock(QDockWidget):
         local = idx[(idx >= layer.offset) & (idx < layer.offset + layer.count)] - layer.offset
         masked = np.zeros(layer.count, dtype=bool)
         masked[local] = True
-        valid = self.cells >= 0
-        self.masked = np.zeros(self.cells.shape, dtype=bool)
-        self.masked[valid] = masked[self.cells[valid] - layer.offset]
+        cells = self._cells
+        valid = cells >= 0
+        self.masked = np.zeros(cells.shape, dtype=bool)
+        self.masked[valid] = masked[cells[valid] - layer.offset]
         self.overlay.set_cells(self.masked, valid)   # crosses, or filled marks where cells are small
         self.setWindowTitle(f"Filters: {layer.module_name}" + (f" ({len(local)} masked)" if len(local) else ""))
+
+    @property
+    def _cells(self) -> np.ndarray:
+        """``cells`` of the layer shown (set with the layer: only used while one is)."""
+        if self.cells is None:
+            raise RuntimeError("no layer shown")
+        return self.cells
 
     # -- filters under the mouse ----------------------------------------------------------------
     def cell_at(self, p: QPointF) -> tuple[int, int] | None:
@@ -308,7 +319,7 @@ class FilterGridDock(QDockWidget):
 
     def global_index(self, out: int, inp: int) -> int:
         """The filter joining input ``inp`` to output ``out``; -1 when none does (grouped conv)."""
-        return int(self.cells[out, inp])
+        return int(self._cells[out, inp])
 
     def click_at(self, p: QPointF) -> None:
         cell = self.cell_at(p)
@@ -320,8 +331,10 @@ class FilterGridDock(QDockWidget):
         """The filter's kernels (target, baseline, difference) and its rank for each degradation."""
         s, L = self.model.session, self.layer
         ref = s.target or s.baseline
+        if L is None or ref is None or s.index is None:
+            return
         place = L.storage(out, inp)
-        if ref is None or place is None:
+        if place is None:
             return
         target = ref.state_dict[L.name][place].detach().double().numpy()
         base = s.baseline.state_dict[L.name][place].detach().double().numpy() if s.baseline else 0 * target
@@ -345,7 +358,7 @@ class FilterGridDock(QDockWidget):
 
     def mask_cells(self, outs, ins, masked: bool) -> None:
         outs, ins = np.asarray(list(outs)), np.asarray(list(ins))
-        idx = self.cells[outs[:, None], ins[None, :]].reshape(-1)
+        idx = self._cells[outs[:, None], ins[None, :]].reshape(-1)
         self.model.mask_filters(idx[idx >= 0], masked)
 
     def menu_at(self, p: QPointF, screen_pos) -> QMenu | None:
@@ -387,6 +400,8 @@ class FilterGridDock(QDockWidget):
     def describe(self, out: int, inp: int) -> str:
         """'(layer, out, in) · global index · score · rank' for one cell."""
         s, L = self.model.session, self.layer
+        if L is None or s.index is None:
+            return ""
         k = self.global_index(out, inp)
         if k < 0:
             return f"({L.module_name}, out {out}, in {inp}) · no filter: the {L.kind} joins other groups"

@@ -2,7 +2,7 @@
 double-clicks and +/- keys reported to the dock) and the overview strip under it."""
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
@@ -165,7 +165,7 @@ class Overview(QGraphicsView):
         super().resizeEvent(event)
         self.refit()
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         painter.setPen(QPen(QColor("#1f6fd1"), 0))
         painter.setBrush(QBrush(QColor(31, 111, 209, 40)))
         painter.drawRect(self.main.visible_scene_rect())

@@ -184,6 +184,7 @@ class NodeItem(QGraphicsItem):
     def update_tooltip(self) -> None:
         n, s = self.node, self.state
         if n.kind == "conv":
+            assert n.shape is not None   # a conv node has its weight's shape
             o, i, kh, kw = n.shape
             lines = [f"<b>{n.label}</b>" + (f" ({n.friendly})" if n.friendly else ""), f"parameter {n.weight}",
                      f"shape {o}×{i}×{kh}×{kw}", f"{s.filters:,} filters ({o} out × {i} in)",

@@ -13,6 +13,7 @@ the combo under the graph offers the summed score, the share of the layer and th
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import pyqtgraph as pg
@@ -26,7 +27,7 @@ from faig_gui.app.graph_canvas import GraphView, Overview
 from faig_gui.app.graph_items import (MIN_ZOOM, ColorBar, GroupLabel, NodeItem, colour_at, edge_item, frame_item,
                                       label_font)
 from faig_gui.app.session_model import SessionModel
-from faig_gui.core.graph import NetworkGraph, graph_for, layout
+from faig_gui.core.graph import Layout, NetworkGraph, graph_for, layout
 from faig_gui.core.graph_fold import (DEFAULT_BUDGET, ancestors_of, choose_per_row, default_open, flow_layout, fold,
                                      scope_chain)
 from faig_gui.core.layer_stats import IMPORTANCE_MEASURES, counts_per_layer, layer_importance, layer_sizes
@@ -57,9 +58,10 @@ class GraphDock(QDockWidget):
         self.group_labels: dict[str, GroupLabel] = {}
         self.measure = DEFAULT_MEASURE
         self.per_row = 0
-        self._lay = None
+        self._lay: Layout | None = None   # the layered layout of what is shown
         self._range = (0.0, 1.0)
-        self._values_cache = None
+        # (index, scores, k, measure) -> per-layer (values, counts), the last one computed
+        self._values_cache: tuple[tuple, tuple[dict[str, float], dict[str, int]]] | None = None
         self._layer_values: dict[str, float] = {}
         self._important: list[str] = []
         self._important_at = -1
@@ -148,7 +150,8 @@ class GraphDock(QDockWidget):
         names = []
         if self.full is not None:
             names = [c.module for c in self.full.convs()] + sorted(self.full.scopes)
-        self.completer.model().setStringList(names)
+        # the completer was built on a list of strings: its model is a QStringListModel
+        cast(QStringListModel, self.completer.model()).setStringList(names)
         if self.full is not None and not self.full.traced:
             self.note.setText(self.full.note)
             self.note.show()
@@ -228,6 +231,7 @@ class GraphDock(QDockWidget):
     def _best_per_row(self) -> int:
         vp = self.view.viewport()
         widths = {nid: it.w for nid, it in self.items.items()}
+        assert self._lay is not None   # laid out with the graph (_rebuild)
         per_row, _ = choose_per_row(self._lay, widths, max(vp.width(), 200), max(vp.height(), 150), MIN_ZOOM,
                                     col_gap=COL_GAP, lane=LANE, row_gap=ROW_GAP)
         return per_row
@@ -253,6 +257,7 @@ class GraphDock(QDockWidget):
 
     def _place(self) -> None:
         scene = self.view.scene()
+        assert self._lay is not None and self.graph is not None   # laid out with the graph (_rebuild)
         flow = flow_layout(self._lay, {nid: it.w for nid, it in self.items.items()}, self.per_row,
                            col_gap=COL_GAP, lane=LANE, row_gap=ROW_GAP)
         for nid, (x, y) in flow.centre.items():
@@ -282,7 +287,8 @@ class GraphDock(QDockWidget):
         for (path, _row), rect in sorted(spans.items(), key=lambda kv: (kv[0][1], kv[0][0].count("."))):
             scene.addItem(frame_item(rect))
             if path not in self.group_labels:
-                label = GroupLabel(path, self.full.scopes.get(path, "module"))
+                scopes = self.full.scopes if self.full is not None else {}
+                label = GroupLabel(path, scopes.get(path, "module"))
                 label.setPos(rect.left() + 3, rect.top() + 1)
                 scene.addItem(label)
                 self.group_labels[path] = label
@@ -313,7 +319,8 @@ class GraphDock(QDockWidget):
                 values, counts = self._per_layer(index, s.scores[d], k)
         if values is not self._layer_values:
             self._layer_values = values
-            self._important = sorted(values, key=lambda w: (-values[w], index.layer_position(w))) if values else []
+            self._important = (sorted(values, key=lambda w: (-values[w], index.layer_position(w)))
+                               if values and index is not None else [])   # values come from an index
             self._important_at = -1
         node_values: dict[str, float | None] = {}
         for nid, item in self.items.items():
@@ -418,8 +425,10 @@ class GraphDock(QDockWidget):
                 return False
             name = hits[0]
         if name in convs:
-            self._show_layer(convs[name].weight, centre=True)
-            self.model.select_layer(convs[name].weight)
+            weight = convs[name].weight
+            assert weight is not None   # a conv node names its weight
+            self._show_layer(weight, centre=True)
+            self.model.select_layer(weight)
         else:
             self.revealed = set(scope_chain(name)[:-1])
             self.current = f"group:{name}" if name not in self.shown_open() else ""

@@ -19,7 +19,7 @@ STRIP_HEIGHT = THUMB + 52
 class ThumbnailStrip(QListWidget):
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
         super().__init__(parent)
-        self.model = model
+        self.session_model = model   # not self.model: that would hide the view's model() method
         self.setViewMode(QListWidget.ViewMode.IconMode)
         self.setFlow(QListWidget.Flow.LeftToRight)
         self.setWrapping(False)
@@ -36,7 +36,7 @@ class ThumbnailStrip(QListWidget):
 
     def refresh(self) -> None:
         """One thumbnail per session image, the current one selected (no signal: the model knows)."""
-        s = self.model.session
+        s = self.session_model.session
         self.blockSignals(True)
         self.clear()
         metrics, width = QFontMetrics(self.font()), self.gridSize().width() - 6
@@ -55,7 +55,7 @@ class ThumbnailStrip(QListWidget):
         self.blockSignals(False)
 
     def _on_row_change(self, row: int) -> None:
-        self.model.set_current(row)
+        self.session_model.set_current(row)
 
     def _menu(self, pos) -> None:
         item = self.itemAt(pos)
@@ -65,7 +65,7 @@ class ThumbnailStrip(QListWidget):
         menu = QMenu(self)
         remove = menu.addAction("Remove image")
         if menu.exec(self.mapToGlobal(pos)) is remove:
-            self.model.remove_image(row)
+            self.session_model.remove_image(row)
 
 
 def _icon(lr: np.ndarray) -> QIcon:

@@ -32,7 +32,7 @@ class ImageTable(QTableWidget):
 
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
         super().__init__(0, len(COLUMNS), parent)
-        self.model = model
+        self.session_model = model   # not self.model: that would hide the view's model() method
         self.task = LatestTask("image-table", self)
         self.task.failed.connect(model.errorOccurred)
         self._stop = threading.Event()
@@ -52,7 +52,7 @@ class ImageTable(QTableWidget):
         model.imagesChanged.connect(self._on_inputs_change)
         model.modelsChanged.connect(self._on_inputs_change)
         model.maskShown.connect(self._on_inputs_change)
-        self.cellClicked.connect(lambda row, _col: self.model.set_current(row))
+        self.cellClicked.connect(lambda row, _col: self.session_model.set_current(row))
 
     def _on_inputs_change(self) -> None:
         self._stale = True
@@ -66,7 +66,7 @@ class ImageTable(QTableWidget):
             self._timer.start(0)
 
     def _compute(self) -> None:
-        s = self.model.session
+        s = self.session_model.session
         self._fill_names()
         if s.target is None or not s.images:
             self.rows, self._stale = [], False
@@ -87,7 +87,7 @@ class ImageTable(QTableWidget):
         self.task.submit(job, self._apply)
 
     def _fill_names(self) -> None:
-        images = self.model.session.images
+        images = self.session_model.session.images
         self.setRowCount(len(images))
         for row, img in enumerate(images):
             name = img.name + (f" · {img.label}" if img.label else "")

@@ -272,7 +272,10 @@ class ImageView(FileDropTarget, QWidget):
                 and obj is self.canvas.viewport()):
             holds, self._release_at_paint = self._release_at_paint, None
             # after this paint (and the window's flush) are done; not when a newer change holds
-            QTimer.singleShot(0, lambda: self._holds == holds and self.model.release_mask_shown())
+            def release() -> None:
+                if self._holds == holds:
+                    self.model.release_mask_shown()
+            QTimer.singleShot(0, release)
         return False
 
     # -- prefetch ----------------------------------------------------------------------------

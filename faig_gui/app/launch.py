@@ -15,6 +15,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import torch
 from PySide6.QtCore import QTimer
@@ -43,6 +44,7 @@ def demo_session(files: DemoFiles | None = None, session: Session | None = None)
     files = files or demo_files()
     s = session or Session()
     s.load_pair(files.baseline, files.target)
+    assert s.index is not None   # load_pair builds it
     s.set_scores(read_scores(files.scores, s.index.total), "faig")
     # the degradations the demo's scores were analysed for (the second demo adds JPEG)
     s.apply_settings(replace(s.settings, degradations=list(files.degradations)))
@@ -144,7 +146,8 @@ def new_application(argv: list[str]) -> QApplication:
 def run_window(args: argparse.Namespace) -> int:
     configure_torch_threads()
     logging.basicConfig(level=logging.WARNING, format="faig-gui: %(levelname)s: %(message)s")
-    app = QApplication.instance() or new_application([sys.argv[0] if sys.argv else "faig-gui"])
+    # cast: the stub types instance() as QCoreApplication; this process only ever makes a QApplication
+    app = cast(QApplication, QApplication.instance() or new_application([sys.argv[0] if sys.argv else "faig-gui"]))
     app.setApplicationName("faig-gui")
     app.setOrganizationName("faig-gui")
     app.setApplicationDisplayName("faig-gui")

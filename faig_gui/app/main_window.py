@@ -9,8 +9,9 @@ import importlib
 import importlib.util
 import logging
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
@@ -38,6 +39,9 @@ from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images, write_image
 from faig_gui.core.masking import masked_state_dict
 from faig_gui.core.results import is_scores_archive, load_scores, write_ranked_lists
 from faig_gui.core.session import Session
+
+if TYPE_CHECKING:   # an optional module, imported when present (__init__)
+    from faig_gui.app.prediction_dock import PredictionDock
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +132,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.profile_dock = ProfileDock(m, self)
         self.filter_dock = FilterGridDock(m, self)
         self.plots_dock = PlotsDock(m, self)
-        self.prediction_dock: QDockWidget | None = None
+        self.prediction_dock: PredictionDock | None = None
         if importlib.util.find_spec("faig_gui.app.prediction_dock") is not None:
             try:
                 mod = importlib.import_module("faig_gui.app.prediction_dock")
@@ -227,7 +231,7 @@ class MainWindow(FileDropTarget, QMainWindow):
                                  None, "While nothing else runs, render the mask that one more step of the last "
                                  "slider change would give, so that it shows at once (uses idle cores)")
         self.prefetch_action.setCheckable(True)
-        self.prefetch_action.setChecked(settings().value(PREFETCH_KEY, True, type=bool))
+        self.prefetch_action.setChecked(bool(settings().value(PREFETCH_KEY, True, type=bool)))   # stub: object
         self.image_view.set_prefetch(self.prefetch_action.isChecked())
         self.fill_stops_action = a("Fill the top-k slider's s&tops when idle",
                                    lambda: self.set_fill_stops(self.fill_stops_action.isChecked()), None,
@@ -235,7 +239,7 @@ class MainWindow(FileDropTarget, QMainWindow):
                                    "away (±0.1 %, every whole percent) while nothing else runs, so that "
                                    "scrubbing between them shows each at once (uses idle cores)")
         self.fill_stops_action.setCheckable(True)
-        self.fill_stops_action.setChecked(settings().value(FILL_STOPS_KEY, True, type=bool))
+        self.fill_stops_action.setChecked(bool(settings().value(FILL_STOPS_KEY, True, type=bool)))
         self.image_view.set_fill_stops(self.fill_stops_action.isChecked())
         self.guide_action = a("&User guide", self.open_guide, K.HelpContents, "Open the user guide")
         self.about_action = a("&About faig-gui", self.about)
@@ -326,7 +330,8 @@ class MainWindow(FileDropTarget, QMainWindow):
         else:
             name = ref.architecture.display_name or ref.arch_name
             pair = "pair" if s.ready else ("baseline only" if s.target is None else "target only")
-            self.model_label.setText(f"{name} ×{ref.scale} · {s.index.total:,} filters · {pair}")
+            total = s.index.total if s.index is not None else 0   # an index exists once a model is loaded
+            self.model_label.setText(f"{name} ×{ref.scale} · {total:,} filters · {pair}")
             self.model_label.setToolTip(f"baseline: {s.baseline.path if s.baseline else '—'}\n"
                                         f"target: {s.target.path if s.target else '—'}")
         want = s.settings.device
@@ -526,7 +531,7 @@ class MainWindow(FileDropTarget, QMainWindow):
 
     # -- recent files --------------------------------------------------------------------------
     def recent_sessions(self) -> list[str]:
-        value = settings().value(RECENT_KEY, [])
+        value: Any = settings().value(RECENT_KEY, [])   # a str, a list of them or nothing
         if isinstance(value, str):
             value = [value]
         return [str(v) for v in (value or [])]
@@ -617,7 +622,7 @@ class MainWindow(FileDropTarget, QMainWindow):
     def export_masked_outputs(self, folder: str | Path) -> None:
         """Each image's target and masked outputs as PNG, computed off the UI thread."""
         s = self.model.session
-        if not s.ready or not s.images:
+        if s.baseline is None or s.target is None or not s.images:   # not s.ready, for the type checker
             self.show_error("export needs a baseline, a target and images")
             return
         import copy
@@ -641,7 +646,7 @@ class MainWindow(FileDropTarget, QMainWindow):
     def export_montage(self, path: str | Path) -> None:
         """Input / target / masked output per image in one PNG, computed off the UI thread."""
         s = self.model.session
-        if not s.ready or not s.images:
+        if s.baseline is None or s.target is None or not s.images:   # not s.ready, for the type checker
             self.show_error("the montage needs a baseline, a target and images")
             return
         import copy
@@ -787,7 +792,7 @@ class MainWindow(FileDropTarget, QMainWindow):
                        timeout_s: float = 120.0) -> None:
         """Wait until nothing is computing (then a short settle for layouts), save a grab."""
         start = time.monotonic()
-        state = {"idle_since": None}
+        state: dict[str, float | None] = {"idle_since": None}
         timer = QTimer(self)
         timer.setInterval(50)
 

@@ -28,6 +28,7 @@ from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.dataset import AnalysisImage
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
+from faig_gui.core.filters import FilterIndex
 from faig_gui.core.evaluation import DEFAULT_METHODS, DEFAULT_PROPORTIONS, EvaluationProgress, EvaluationResult, \
     evaluate
 from faig_gui.core.layer_stats import top_distribution
@@ -93,13 +94,13 @@ class EffectPanel(QWidget):
         self.canvas.setBackground("w")
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[tuple[str, str, str], pg.PlotDataItem] = {}   # (method, masked d, input e)
-        box = QVBoxLayout()
-        box.setContentsMargins(0, 0, 0, 0)
-        box.addLayout(row)
-        box.addWidget(self.progress)
-        box.addWidget(self.status)
-        box.addWidget(self.canvas, 1)
-        self.setLayout(box)
+        outer = QVBoxLayout()   # not 'box': that name holds the method check boxes above
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(row)
+        outer.addWidget(self.progress)
+        outer.addWidget(self.status)
+        outer.addWidget(self.canvas, 1)
+        self.setLayout(outer)
 
     def methods(self) -> tuple[str, ...]:
         return tuple(m for m, box in self.checks.items() if box.isChecked())
@@ -162,7 +163,8 @@ class DistributionPanel(QWidget):
         self.bars: dict[str, pg.BarGraphItem] = {}
         self.counts: dict[str, np.ndarray] = {}
         self.proportion = 1.0
-        self._source = None
+        # (index, scores' items, proportion) of the bars drawn: redrawn only when one changes
+        self._source: tuple[FilterIndex | None, tuple[tuple[str, np.ndarray], ...], float] | None = None
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
@@ -229,6 +231,8 @@ class DistributionPanel(QWidget):
         self.bars, self.counts = {}, {}
 
     def _same(self, source) -> bool:
+        if self._source is None:
+            return False
         index, items, proportion = self._source
         return (index is source[0] and proportion == source[2] and len(items) == len(source[1])
                 and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(items, source[1])))
@@ -333,7 +337,7 @@ class PlotsDock(QDockWidget):
 
     def job(self) -> EffectJob:
         s = self.model.session
-        if not s.ready:
+        if s.baseline is None or s.target is None:   # not s.ready, spelled out for the type checker
             raise FaigError("open a baseline and a target before measuring masking effects")
         if not s.analysis_images:
             raise FaigError("no analysis images: choose a folder of HR images in the Analysis panel first")

@@ -58,7 +58,7 @@ class ProfileDock(QDockWidget):
         self.measure = "count"
         self.weights: list[str] = []          # conv weights in network order (one bar each)
         self.values = np.zeros(0)
-        self._cache = None
+        self._cache: tuple[tuple, np.ndarray] | None = None   # (source, values) of the bars drawn
         self.title = TextLine(lines=2)
         self.hover = TextLine(colour="#444")
         self.measure_box = QComboBox()
@@ -138,12 +138,13 @@ class ProfileDock(QDockWidget):
             self._paint_bars()
             return
         source = (s.index, s.scores[d], k, self.measure)
-        old = self._cache[0] if self._cache is not None else None
-        if old is None or old[0] is not source[0] or old[1] is not source[1] or old[2:] != source[2:]:
+        cache = self._cache
+        old = cache[0] if cache is not None else None
+        if cache is None or old is None or old[0] is not source[0] or old[1] is not source[1] or old[2:] != source[2:]:
             per_layer = (top_counts if self.measure == "count" else top_mass)(s.index, s.scores[d], k)
             position = {layer.name: n for n, layer in enumerate(s.index.layers)}
-            self._cache = (source, np.array([per_layer[position[w]] for w in self.weights], dtype=np.float64))
-        self.values = self._cache[1]
+            cache = self._cache = (source, np.array([per_layer[position[w]] for w in self.weights], dtype=np.float64))
+        self.values = cache[1]
         what = "number of filters" if self.measure == "count" else "summed score of the filters"
         self.title.setText(f"{what} in the top {k:g} % for {d}, per conv layer in network order")
         self.plot.getPlotItem().setLabel("left", "filters" if self.measure == "count" else "score sum")
@@ -175,9 +176,10 @@ class ProfileDock(QDockWidget):
 
     def _on_move(self, scene_pos) -> None:
         k = self.bar_at(scene_pos)
-        if k < 0:
+        ref = self.model.session.target or self.model.session.baseline
+        if k < 0 or ref is None:
             return
-        arch = (self.model.session.target or self.model.session.baseline).architecture
+        arch = ref.architecture
         value = self.values[k] if k < len(self.values) else 0.0
         shown = f"{value:,.0f} filters" if self.measure == "count" else f"score sum {value:.4g}"
         self.hover.setText(f"#{k} {layer_title(arch, self.weights[k])}: {shown}")

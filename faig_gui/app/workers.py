@@ -177,7 +177,8 @@ class JobRunner(QObject):
             return
         thread.wait()
         self._thread = self._worker = None
-        worker.deleteLater()
+        if worker is not None:
+            worker.deleteLater()
         thread.deleteLater()
         self.model.busyChanged.emit(False, self._busy_text)
         self.ended.emit()
@@ -215,7 +216,7 @@ class AnalysisRunner(QObject):
     def job(self) -> AnalysisJob:
         """The snapshot a run works on; FaigError says what is missing."""
         s = self.model.session
-        if not s.ready:
+        if s.baseline is None or s.target is None:   # not s.ready, spelled out for the type checker
             raise FaigError("open a baseline and a target checkpoint before running the analysis")
         cfg = s.settings.config()
         if cfg.method in ("faig", "ig") and not s.analysis_images:

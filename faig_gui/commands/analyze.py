@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from typing import Any
 
 from faig_gui.commands._common import (add_arch, add_degradations, add_device, degradations_from,
                                         drive_with_progress, output_dir, positive_int)
@@ -78,7 +79,7 @@ def _stop_on_sigterm(rank: int) -> None:
 
 def store_settings(args: argparse.Namespace, scale: int) -> dict:
     """How the analysis images were made, for the per-image files (core/store.py)."""
-    made = {"scale": scale}
+    made: dict[str, Any] = {"scale": scale}
     if args.hr:
         made.update(source="hr", blur_sigma=args.blur_sigma, noise_sigma=args.noise_sigma, seed=args.seed)
         if args.degradation:  # only then: stores of the default pair stay readable by --resume
