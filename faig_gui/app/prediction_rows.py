@@ -93,7 +93,7 @@ class ConfidenceBar(QWidget):
         p.setPen(QPen(pal.color(pal.ColorRole.Mid), 1))
         p.setBrush(pal.color(pal.ColorRole.Base))
         p.drawRect(t)
-        if on:
+        if self._value is not None:   # (on)
             fill = QRectF(t.left(), t.top(), t.width() * min(max(self._value, 0.0), 1.0), t.height())
             p.fillRect(fill, QColor("#d9534f") if self._value > THRESHOLD else QColor("#7fa7d9"))
         x = self.threshold_x()

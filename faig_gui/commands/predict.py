@@ -64,7 +64,7 @@ def build_predictor(args: argparse.Namespace):
     if args.session:
         from faig_gui.core.session import Session
         session = Session.open(args.session)
-        if not session.ready:
+        if session.baseline is None or session.target is None:   # not session.ready, for the type checker
             raise FaigError(f"{args.session}: the session has no baseline/target pair")
         if not session.scores:
             raise FaigError(f"{args.session}: the session has no scores yet; run the analysis first")

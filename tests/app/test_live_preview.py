@@ -71,7 +71,8 @@ def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot,
     cy0, cx0, cy1, cx1 = plan.crop
     iy0, ix0, iy1, ix1 = plan.inner
     masked_sd = masked_by_hand(s.target.state_dict, s.baseline.state_dict, s.mask.indices)
-    change = sr_by_hand(masked_sd, lr[cy0:cy1, cx0:cx1], clamp=False) - sr_by_hand(s.target.state_dict, lr[cy0:cy1, cx0:cx1], clamp=False)
+    crop = lr[cy0:cy1, cx0:cx1]
+    change = sr_by_hand(masked_sd, crop, clamp=False) - sr_by_hand(s.target.state_dict, crop, clamp=False)
     y0, x0, y1, x1 = (2 * v for v in plan.inner)
     region = first.masked[y0:y1, x0:x1]
     want = sr_by_hand(s.target.state_dict, lr, clamp=False)[y0:y1, x0:x1] + \

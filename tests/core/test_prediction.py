@@ -251,8 +251,10 @@ def test_self_referenced_evidence_matches_a_literal_computation(scores, draws):
     base, targ = make_pair(change=3.0)
     model = EvidenceModel(base, targ, scores, proportion=10.0)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
-    ev, measured = model.measure(x, ("masking_effect", "relative_masking_effect", "self_referenced_effect", "self_referenced_energy"))
-    assert np.isnan(ev["self_referenced_effect"]).all() and np.isnan(ev["self_referenced_energy"]).all()     # measured only against references
+    ev, measured = model.measure(x, ("masking_effect", "relative_masking_effect", "self_referenced_effect",
+                                     "self_referenced_energy"))
+    # measured only against references
+    assert np.isnan(ev["self_referenced_effect"]).all() and np.isnan(ev["self_referenced_energy"]).all()
     noise = Degradation("noise", noise_sigma=0.1)
     blur = Degradation("blur", blur_sigma=2.0)
     got = model.self_reference(measured, 0, [(noise, 1.0)], blur, draws=draws, noise_scale=1.3)
@@ -290,7 +292,8 @@ def test_references_without_noise_are_measured_once_whatever_the_draws(pair, sco
     same image: one draw, the same values, and one reference pair through the network."""
     base, targ = pair
     model = EvidenceModel(base, targ, scores, proportion=10.0)
-    _, measured = model.measure(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(6)), ("masking_effect", "self_referenced_effect", "self_referenced_energy"))
+    _, measured = model.measure(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(6)),
+                                ("masking_effect", "self_referenced_effect", "self_referenced_energy"))
     blur = Degradation("blur", blur_sigma=2.0)
     seen = []
     modules = [model.module, *model.masked_modules.values()]
@@ -341,7 +344,8 @@ def hand_calibration() -> Calibration:
 ])
 def test_decision_judges_each_degradation_among_samples_like_the_image(m_blur, q_blur, e_noise, labels):
     cal = hand_calibration()
-    ev = {"masking_effect": np.array([m_blur, 1.0]), "residual_response": np.array([q_blur, 1.0]), "change_response": np.array([1.0, e_noise])}
+    ev = {"masking_effect": np.array([m_blur, 1.0]), "residual_response": np.array([q_blur, 1.0]),
+          "change_response": np.array([1.0, e_noise])}
     got, conf, _ = cal.decide(ev)
     assert got == labels
     for d in ("blur", "noise"):
@@ -359,14 +363,16 @@ def referenced_calibration() -> Calibration:
         for _ in range(6):
             j = rng.normal(0, 0.05, size=3)
             samples.append(Sample(dict(present), {
-                "masking_effect": np.array([m_blur * np.exp(j[0]), 1.0]), "change_response": np.array([1.0, e_noise * np.exp(j[1])]),
+                "masking_effect": np.array([m_blur * np.exp(j[0]), 1.0]),
+                "change_response": np.array([1.0, e_noise * np.exp(j[1])]),
                 "self_referenced_effect": np.array([s_blur + j[2], np.nan])}))
 
     add({}, 1, 0, 1)
     add({"blur": 1.0}, 10, 1.0, 1)
     add({"noise": 1.0}, 1, 0.0, 10)
     add({"blur": 1.0, "noise": 1.0}, 1, 1.0, 10)
-    return Calibration(["blur", "noise"], ("masking_effect", "change_response", "self_referenced_effect"), samples, {d.name: d for d in paper_degradations()})
+    return Calibration(["blur", "noise"], ("masking_effect", "change_response", "self_referenced_effect"), samples,
+                       {d.name: d for d in paper_degradations()})
 
 
 @pytest.mark.parametrize("s_blur,labels", [(0.05, ["noise"]), (0.9, ["blur", "noise"])])
@@ -378,7 +384,8 @@ def test_the_last_decision_is_measured_against_references_of_what_was_found(s_bl
         calls.append((d, dict(found)))
         return {"self_referenced_effect": s_blur}
 
-    noisy = {"masking_effect": np.array([1.0, 1.0]), "change_response": np.array([1.0, 10.0]), "self_referenced_effect": np.array([np.nan, np.nan])}
+    noisy = {"masking_effect": np.array([1.0, 1.0]), "change_response": np.array([1.0, 10.0]),
+             "self_referenced_effect": np.array([np.nan, np.nan])}
     got, conf, _ = cal.decide(noisy, reference)
     assert got == labels
     # noise (the more separable) first, with blur undecided: no reference; then blur against
@@ -387,7 +394,8 @@ def test_the_last_decision_is_measured_against_references_of_what_was_found(s_bl
     assert calls[0][1]["noise"] == pytest.approx(1.0, rel=0.2)
     # a clean-looking image: blur is judged against references with nothing in them
     calls.clear()
-    clean = {"masking_effect": np.array([1.0, 1.0]), "change_response": np.array([1.0, 1.0]), "self_referenced_effect": np.array([np.nan, np.nan])}
+    clean = {"masking_effect": np.array([1.0, 1.0]), "change_response": np.array([1.0, 1.0]),
+             "self_referenced_effect": np.array([np.nan, np.nan])}
     assert cal.decide(clean, lambda d, found: calls.append((d, dict(found))) or {"self_referenced_effect": 0.02})[0] == []
     assert calls == [("blur", {})]
     assert cal.decide(clean, lambda d, found: {"self_referenced_effect": 0.95})[0] == ["blur"]
@@ -407,7 +415,8 @@ def test_a_degradation_stronger_than_the_analysed_level_counts_as_present():
         for _ in range(6):
             samples.append(Sample(dict(present), {"masking_effect": np.array([m_blur * np.exp(rng.normal(0, 0.05)), 1.0]),
                                                   "change_response": np.array([1.0, 1.0])}))
-    cal = Calibration(["blur", "noise"], ("masking_effect", "change_response"), samples, {d.name: d for d in paper_degradations()})
+    cal = Calibration(["blur", "noise"], ("masking_effect", "change_response"), samples,
+                      {d.name: d for d in paper_degradations()})
     strong = {"masking_effect": np.array([2.5, 1.0]), "change_response": np.array([1.0, 1.0])}
     # against the analysed level alone the threshold would sit at sqrt(1 x 10) = 3.2: clean
     assert cal.decide(strong)[0] == ["blur"]
@@ -416,7 +425,8 @@ def test_a_degradation_stronger_than_the_analysed_level_counts_as_present():
 
 def test_strength_is_read_back_from_the_calibration_curve():
     cal = hand_calibration()
-    ev = {"masking_effect": np.array([1.0, 1.0]), "residual_response": np.array([1.0, 1.0]), "change_response": np.array([1.0, 15.0])}
+    ev = {"masking_effect": np.array([1.0, 1.0]), "residual_response": np.array([1.0, 1.0]),
+          "change_response": np.array([1.0, 15.0])}
     labels, _, strength = cal.decide(ev)
     assert labels == ["noise"]
     # E = 10 f between the levels 1 and 2: log-linear interpolation gives f = 1.5 exactly
@@ -496,10 +506,10 @@ def test_predict_command_prints_one_json_object_per_image(tmp_path, capsys, pair
     imgs, args = write_predict_inputs(tmp_path, pair, scores)
     code = main(["predict", *args, "--json"])
     assert code == 0
-    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
-    assert [l["image"] for l in lines] == [str(p) for p in imgs]
-    for l in lines:
-        assert {"image", "labels", "scores", "strength", "unsure", "tiles"} <= set(l) and set(l["scores"]) == {"blur", "noise"}
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["image"] for r in records] == [str(p) for p in imgs]
+    for r in records:
+        assert {"image", "labels", "scores", "strength", "unsure", "tiles"} <= set(r) and set(r["scores"]) == {"blur", "noise"}
     assert main(["predict", str(imgs[0]), "--baseline", str(tmp_path / "b.pth")]) == 2
 
 
@@ -509,6 +519,8 @@ def test_shares_are_each_degradations_part_of_the_masking_effect_and_change_resp
     ev = model.evidence(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(5)))
     for b in range(2):
         for n in range(2):
-            assert ev["masking_effect_share"][b, n] == pytest.approx(ev["masking_effect"][b, n] / (ev["masking_effect"][b, 0] + ev["masking_effect"][b, 1]))
-            assert ev["change_response_share"][b, n] == pytest.approx(ev["change_response"][b, n] / (ev["change_response"][b, 0] + ev["change_response"][b, 1]))
-            assert ev["relative_masking_effect"][b, n] > 0 and ev["relative_change_response"][b, n] > 0 and ev["relative_residual_response"][b, n] > 0
+            m, c = ev["masking_effect"], ev["change_response"]
+            assert ev["masking_effect_share"][b, n] == pytest.approx(m[b, n] / (m[b, 0] + m[b, 1]))
+            assert ev["change_response_share"][b, n] == pytest.approx(c[b, n] / (c[b, 0] + c[b, 1]))
+            assert ev["relative_masking_effect"][b, n] > 0 and ev["relative_change_response"][b, n] > 0
+            assert ev["relative_residual_response"][b, n] > 0

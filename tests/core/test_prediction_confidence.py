@@ -178,7 +178,8 @@ def test_the_predictor_reports_the_tile_count_of_a_whole_photograph():
             for k, v in targ.state_dict.items() if v.ndim == 4)
     rng = np.random.default_rng(1)
     scores = {"blur": rng.normal(size=n), "noise": rng.normal(size=n)}
-    p = Predictor(base, targ, scores, [smooth_hr(s) for s in range(2)], config=PredictorConfig(proportion=10.0, seeds=1, levels=(0.5, 1.0)))
+    p = Predictor(base, targ, scores, [smooth_hr(s) for s in range(2)],
+                  config=PredictorConfig(proportion=10.0, seeds=1, levels=(0.5, 1.0)))
     img = textured_and_flat()[0].permute(1, 2, 0).numpy()
     result = p.predict(img)
     assert result.tiles == 4 and result.to_json("p.png")["tiles"] == 4

@@ -14,7 +14,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ class Sample:
 
 def _subsets(names: Sequence[str]) -> list[tuple[str, ...]]:
     n = len(names)
+    sizes: Sequence[int]
     if n <= 3:
         sizes = range(n + 1)
     else:  # keep the calibration small: none, singles, pairs, all
@@ -300,7 +301,7 @@ class Calibration:
 
     def judge(self, evidence: Mapping[str, np.ndarray],
               reference: Callable[[str, Mapping[str, float]], Mapping[str, float]] | None = None,
-              which: str = "all") -> "Verdict":
+              which: str = "all") -> Verdict:
         """Multi-label verdict from one image's evidence (kind -> (D,)): degradations decided one
         after another, the most separable first, each by its calibrated probability among the
         calibration samples like the image so far (``which`` kinds only).

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -85,6 +85,7 @@ class _LayerProbe:
     def __call__(self, _module, inputs):
         x = inputs[0]
         m = self.module
+        padding: int | str | tuple[int, ...]
         if m.padding_mode != "zeros":
             x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
             padding = 0
@@ -191,7 +192,7 @@ class EvidenceModel:
                     x = x.contiguous(memory_format=torch.channels_last)   # oneDNN's faster layout
                 y = self.module(x) if params is None else functional_call(self.module, dict(params), (x,))
                 y = y.float()
-                e = sum(p.value for p in self.probes) if probe else None   # (2, B, D)
+                e = _summed_responses(self.probes) if probe else None   # (2, B, D)
         finally:
             for h in handles:
                 h.remove()
@@ -204,9 +205,10 @@ class EvidenceModel:
         self-referenced kinds are NaN here: :meth:`self_reference` measures them."""
         return self.measure(x, kinds)[0]
 
-    def measure(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> tuple[dict[str, np.ndarray], "_Pass"]:
+    def measure(self, x: torch.Tensor, kinds: Sequence[str] = EVIDENCE) -> tuple[dict[str, np.ndarray], _Pass]:
         """:meth:`evidence`, and what :meth:`self_reference` needs of this pass."""
         y, e = self.forward(x, probe=True)
+        assert e is not None   # probe=True
         out: dict[str, np.ndarray] = {}
         if "change_response" in kinds:
             out["change_response"] = e[0].cpu().double().numpy()
@@ -218,12 +220,15 @@ class EvidenceModel:
         for k in SELF_REFERENCED:
             if k in kinds:
                 out[k] = np.full((x.shape[0], len(self.names)), np.nan)
-        if not set(kinds) & {"masking_effect", "relative_masking_effect", "residual_response", "relative_residual_response", "masking_effect_share", *SELF_REFERENCED}:
+        if not set(kinds) & {"masking_effect", "relative_masking_effect", "residual_response", "relative_residual_response",
+                             "masking_effect_share", *SELF_REFERENCED}:
             return out, _Pass(y, None, None)
         h, w = x.shape[-2:]
         g_target = gradient_map(y.double())   # double: the effect is a small difference of maps
         energy = _mean(g_target * g_target)
-        cols = {k: np.zeros((x.shape[0], len(self.names))) for k in ("masking_effect", "relative_masking_effect", "residual_response", "relative_residual_response") if k in kinds}
+        cols = {k: np.zeros((x.shape[0], len(self.names)))
+                for k in ("masking_effect", "relative_masking_effect", "residual_response", "relative_residual_response")
+                if k in kinds}
         m_all = np.zeros((x.shape[0], len(self.names)))
         for n, d in enumerate(self.names):
             y_d, _ = self.forward(x, masked=d)
@@ -237,10 +242,12 @@ class EvidenceModel:
             if "residual_response" in kinds or "relative_residual_response" in kinds:
                 back = bicubic_resize(y_d.clamp(0, 1), h, w)
                 _, e_back = self.forward(back, probe=True)
+                assert e_back is not None   # probe=True
                 if "residual_response" in cols:
                     cols["residual_response"][:, n] = e_back[0, :, n].cpu().double().numpy()
                 if "relative_residual_response" in cols:
-                    cols["relative_residual_response"][:, n] = (e_back[0, :, n] / e_back[1, :, n].clamp_min(1e-12)).cpu().double().numpy()
+                    cols["relative_residual_response"][:, n] = \
+                        (e_back[0, :, n] / e_back[1, :, n].clamp_min(1e-12)).cpu().double().numpy()
         out.update(cols)
         if "masking_effect_share" in kinds:
             out["masking_effect_share"] = m_all / np.maximum(m_all.sum(1, keepdims=True), 1e-12)
@@ -258,7 +265,7 @@ class EvidenceModel:
         mad = (r - r.quantile(0.5, dim=1, keepdim=True)).abs().quantile(0.5, dim=1)
         return (1.4826 * mad).cpu().numpy()
 
-    def self_reference(self, p: "_Pass", n: int, others: Sequence[tuple[Degradation, float]],
+    def self_reference(self, p: _Pass, n: int, others: Sequence[tuple[Degradation, float]],
                        d_definition: Degradation, draws: int = 1, count: int | None = None,
                        noise_scale: float = 1.0) -> dict[str, np.ndarray]:
         """The self-referenced kinds (each (B,)) of degradation d = ``self.names[n]`` for the
@@ -274,7 +281,7 @@ class EvidenceModel:
         energy the same on the log gradient energy of the target's output. ``draws`` seeded noise draws per
         reference, averaged in log space (one when neither reference holds noise: they would
         all be the same)."""
-        if p.energy is None:
+        if p.energy is None or p.m is None or p.residual_sigma is None:   # (measured together)
             raise ValueError("self_reference needs a pass measured with the masking effect")
         b = p.y.shape[0] if count is None else max(1, min(count, p.y.shape[0]))
         y = p.y[:b].clamp(0, 1)
@@ -299,10 +306,11 @@ class EvidenceModel:
             for j in range(k):
                 for t in range(b):
                     low = lows[t]
-                    if degs[t].noise_sigma:
-                        low = add_noise(low, degs[t].noise_sigma, seeded_generator(REFERENCE_SEED + 1009 * j + t))
-                    if degs[t].jpeg_quality:
-                        low = jpeg(low, degs[t].jpeg_quality)
+                    sigma, quality = degs[t].noise_sigma, degs[t].jpeg_quality
+                    if sigma:
+                        low = add_noise(low, sigma, seeded_generator(REFERENCE_SEED + 1009 * j + t))
+                    if quality:
+                        low = jpeg(low, quality)
                     refs.append(quantize(low))
         ref = torch.cat(refs)                      # (2 k b, 3, h, w): without x k, with x k
         y_r, _ = self.forward(ref)
@@ -321,12 +329,24 @@ class EvidenceModel:
             ok = np.abs(span) > 1e-3
             return np.where(ok, (x - lo) / np.where(ok, span, 1.0), np.nan)
 
-        return {"self_referenced_effect": between(n_x, log_n[0], log_n[1]), "self_referenced_energy": between(e_x, log_e[0], log_e[1])}
+        return {"self_referenced_effect": between(n_x, log_n[0], log_n[1]),
+                "self_referenced_energy": between(e_x, log_e[0], log_e[1])}
 
 
 def _mean(m: torch.Tensor) -> np.ndarray:
     """(B,) means of a (B,1,H,W) map, x 1000."""
     return m.mean(dim=(1, 2, 3)).cpu().numpy() * 1000.0
+
+
+def _summed_responses(probes: Sequence[_LayerProbe]) -> torch.Tensor:
+    """The probes' responses (2, B, D) summed over layers, after a forward that ran them all."""
+    total: torch.Tensor | int = 0
+    for p in probes:
+        if p.value is None:
+            raise RuntimeError("a probed layer did not run in the forward")
+        total = total + p.value
+    assert isinstance(total, torch.Tensor)   # there is at least one probe (checked in __init__)
+    return total
 
 
 @dataclass

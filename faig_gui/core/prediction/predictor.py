@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -96,6 +96,7 @@ class Predictor:
             self.calibration_source = "computed"
             _CALIBRATIONS[self.key] = self.calibration
             self.cache_warning = write_calibration(self.cache_path, self.cache_text, self.calibration)
+        assert self.calibration is not None   # loaded or computed just above
         return self.calibration
 
     def evidence(self, lr: torch.Tensor | np.ndarray) -> tuple[dict[str, np.ndarray], str]:
@@ -124,11 +125,11 @@ class Predictor:
 
         def reference(d: str, found: Mapping[str, float]) -> dict[str, float]:
             others = [(self.definitions[o], f) for o, f in found.items()]
-            values = self.model.self_reference(measured, self.names.index(d), others, self.definitions[d],
+            arrays = self.model.self_reference(measured, self.names.index(d), others, self.definitions[d],
                                                self.config.reference_draws, self.config.reference_tiles,
                                                calibration.noise_scale)
             values = {k: float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
-                      for k, v in values.items() if k in ev}
+                      for k, v in arrays.items() if k in ev}
             for k, v in values.items():
                 ev[k][self.names.index(d)] = v    # for the evidence table
             return values
