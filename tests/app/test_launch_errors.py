@@ -66,7 +66,7 @@ def test_the_screenshot_waits_until_nothing_renders_ahead_or_predicts(make_windo
                     predicted=w.prediction_dock.current.prediction is not None,
                     tasks=all(t.idle for t in w.findChildren(LatestTask)))
 
-    w.grab_when_idle(tmp_path / "shot.png", done, timeout_s=150)
-    qtbot.waitUntil(lambda: "ok" in seen, timeout=160_000)
+    w.grab_when_idle(tmp_path / "shot.png", done, timeout_s=300)
+    qtbot.waitUntil(lambda: "ok" in seen, timeout=310_000)
     assert seen == {"ok": True, "label": "idle", "ahead": False, "predicted": True, "tasks": True}
     assert (tmp_path / "shot.png").stat().st_size > 10_000

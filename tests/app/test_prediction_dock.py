@@ -49,9 +49,9 @@ def test_dropping_two_images_lists_both_with_verdicts(dock, qtbot, tiny_demo):
     event = drop(dock, files)
     assert event.isAccepted()
     assert dock.count() == 2
-    with qtbot.waitSignal(dock.predictionsChanged, timeout=120_000):
+    with qtbot.waitSignal(dock.predictionsChanged, timeout=300_000):
         pass
-    qtbot.waitUntil(lambda: all(e.prediction is not None for e in dock.entries), timeout=120_000)
+    qtbot.waitUntil(lambda: all(e.prediction is not None for e in dock.entries), timeout=300_000)
     ref = reference(dock.model, OWN_PROPORTION)   # its own filters, not the session's 5 % mask
     for row, path in enumerate(files):
         expected = ref.predict(read_image(path))
@@ -87,15 +87,15 @@ def test_an_unreadable_image_is_reported_and_the_others_are_kept(dock, qtbot, ti
 def test_the_masking_k_is_used_only_when_ticked(dock, qtbot, tiny_demo):
     path = tiny_demo.heldout / "blur" / "h1.png"
     drop(dock, [path])
-    qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=300_000)
     first = dock.entries[0].prediction
     assert f"its own, the top {OWN_PROPORTION:g} %" in dock.status.text()
     dock.model.set_top_mask("blur", 20.0)            # sliding k to look at masks: same verdict
     assert dock.entries[0].prediction is first and dock.task.idle
-    with qtbot.waitSignal(dock.predictionsChanged, timeout=120_000):
+    with qtbot.waitSignal(dock.predictionsChanged, timeout=300_000):
         qtbot.mouseClick(dock.use_masking_k, Qt.MouseButton.LeftButton, pos=dock.use_masking_k.rect().center())
     assert dock.use_masking_k.isChecked()
-    qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: dock.entries[0].prediction is not None, timeout=300_000)
     second = dock.entries[0].prediction
     assert second is not first
     expected = reference(dock.model, 20.0).predict(read_image(path))
@@ -165,7 +165,7 @@ def test_the_status_says_whether_the_calibration_was_computed_or_loaded(qtbot, q
         try:
             drop(d, [tiny_demo.heldout / "blur" / "h0.png"])
             qtbot.waitUntil(lambda d=d: d.entries and d.entries[0].prediction is not None and d.task.idle,
-                            timeout=120_000)
+                            timeout=300_000)
             texts.append(d.status.text())
         finally:
             d.shutdown()
