@@ -50,6 +50,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--use-cache", action="store_true",
                    help="take the calibration from the disk cache when it is there (its time is then a load)")
+    p.add_argument("--calibration-file",
+                   help="a calibration kept by scripts/eval_prediction.py --calibration-file (warm: its time is a load)")
     p.add_argument("--glibc-defaults", action="store_true",
                    help="leave glibc's allocator thresholds as they are (faig-gui sets them: core/allocator.py)")
     args = p.parse_args()
@@ -63,7 +65,12 @@ def main() -> int:
                             noise_sigma=0.1, device="cpu", arch=None, no_cache=not args.use_cache)
     predictor = build_predictor(ns)
     t0 = time.perf_counter()
-    cal = predictor.calibrate()
+    if args.calibration_file:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+        from eval_prediction import load_or_calibrate
+        cal = load_or_calibrate(predictor, Path(args.calibration_file))
+    else:
+        cal = predictor.calibrate()
     calibration_s = time.perf_counter() - t0
     lr = test_image(args.size, predictor.model.target.scale)
     predictor.predict(lr)                      # warm-up (allocator, first-call overheads)
@@ -80,7 +87,7 @@ def main() -> int:
         "baseline": str(ns.baseline), "target": str(ns.target),
         "proportion_percent": args.proportion,
         "evidence": list(predictor.config.evidence),
-        "analysed": result.note or "whole image",
+        "analysed": result.note or "whole image", "tiles": result.tiles,
         "predict_ms_median": round(1000 * statistics.median(times), 1),
         "predict_ms_min": round(1000 * min(times), 1),
         "predict_ms_all": [round(1000 * t, 1) for t in times],

@@ -1,17 +1,22 @@
 #!/usr/bin/env python
-"""Accuracy of degradation prediction on held-out images; writes docs/prediction.md and a plot.
+"""Accuracy and calibration of degradation prediction on held-out content; writes docs/prediction.md,
+a plot and a reliability diagram.
 
-    .venv/bin/python scripts/eval_prediction.py                  # the bundled demo pair
+    .venv/bin/python scripts/eval_prediction.py --draws 3                   # the bundled demo pair
     .venv/bin/python scripts/eval_prediction.py --baseline B --target T --scores S.npz --analysis-hr DIR
 
-Held-out images: random HR crops of scikit-image's chelsea, camera and coffee, which the demo
-uses neither for training nor for the FAIG ranking (scripts/build_demo.py: TRAIN_IMAGES and
-ANALYSIS_CROPS); the predictor calibrates on the analysis images only. Each crop is degraded as
-docs/method.md says (blur on HR, x2 bicubic down, noise, 8-bit rounding) with a seeded generator.
+Held-out content: random HR crops of scikit-image's pictures in HELDOUT (chelsea, camera, coffee,
+text, cell), which the calibration never sees (scripts/make_calibration_set.py: the bundled
+calibration content is other pictures; split by picture, not by crop). Each crop is degraded as
+docs/method.md says (blur on HR, x2 bicubic down, noise, 8-bit rounding) with a seeded
+generator; "clean JPEG" is the clean LR image compressed at quality 75.
 
 Reported: exact-label accuracy (the predicted set of degradations equals the true set; clean is
-the empty set) at the paper's levels (blur σ 2, noise σ 0.1), against blur σ in {1, 1.5, 2, 3}
-and noise σ in {0.02, 0.05, 0.1, 0.2}, and the error of the strength estimate.
+the empty set) at the paper's levels over ``--draws`` draws of crops, pooled; confident errors
+(a wrong label set with confidence >= 0.8); the expected calibration error of the per-degradation
+probabilities and a reliability diagram; the unsure answers; the same accuracy from the filters'
+evidence alone (without the classical estimates); accuracy against blur σ and noise σ, and the
+error of the strength estimate and how often its interval holds the truth.
 """
 from __future__ import annotations
 
@@ -28,11 +33,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faig_gui.core.degradations import Degradation, degrade, seeded_generator  # noqa: E402
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from faig_gui.core.degradations import Degradation, degrade, jpeg, seeded_generator  # noqa: E402
 from faig_gui.core.errors import FaigError  # noqa: E402
 from faig_gui.core.prediction import Predictor  # noqa: E402
+from faig_gui.core.prediction.logistic import reliability  # noqa: E402
+from make_calibration_set import CALIBRATION, HELDOUT  # noqa: E402
 
-HELDOUT = ("chelsea", "camera", "coffee")
+CONFIDENT = 0.8
 BLUR_SIGMAS = (1.0, 1.5, 2.0, 3.0)
 NOISE_SIGMAS = (0.02, 0.05, 0.1, 0.2)
 
@@ -43,6 +52,7 @@ def heldout_crops(count: int, side: int, seed: int) -> list[torch.Tensor]:
     rng = np.random.default_rng(seed)
     crops = []
     for name in HELDOUT:
+        assert name not in CALIBRATION
         img = getattr(skimage.data, name)()
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
@@ -56,16 +66,29 @@ def heldout_crops(count: int, side: int, seed: int) -> list[torch.Tensor]:
 
 
 def run_class(predictor: Predictor, crops: list[torch.Tensor], degradation: Degradation,
-              truth: set[str], seed: int) -> dict:
+              truth: set[str], seed: int, quality: int | None = None, records: list | None = None) -> dict:
+    """Predicts every crop degraded by ``degradation`` (then JPEG at ``quality``, if given); each
+    verdict is appended to ``records`` as a dict (truth, labels, probabilities, confidence, ...)."""
     correct, errors, times, per_label = 0, {}, [], {d: 0 for d in predictor.names}
+    inside = []
     for n, hr in enumerate(crops):
         lr = degrade(hr, predictor.model.target.scale, degradation, seeded_generator(seed * 100003 + n))
+        if quality is not None:
+            lr = jpeg(lr, quality)
         t0 = time.perf_counter()
         result = predictor.predict(lr)
         times.append(time.perf_counter() - t0)
-        correct += set(result.labels) == truth
+        right = set(result.labels) == truth
+        correct += right
         for d in result.labels:
             per_label[d] += 1
+        # the filters' evidence alone along the same decisions (without the classical estimates)
+        filters_labels = {d for d, p in result.filters.items() if p > 0.5}
+        if records is not None:
+            records.append({"truth": sorted(truth), "labels": list(result.labels), "scores": dict(result.scores),
+                            "confidence": result.confidence, "unsure": result.unsure,
+                            "filters_right": filters_labels == truth if result.filters else None,
+                            "tiles": result.tiles})
         for d, params in result.strength.items():
             if d not in truth:
                 continue
@@ -73,9 +96,13 @@ def run_class(predictor: Predictor, crops: list[torch.Tensor], degradation: Degr
                 true = getattr(degradation, key, None)
                 if true:
                     errors.setdefault(key, []).append((est, true))
+                    lo, hi = result.interval.get(d, {}).get(key, (float("nan"), float("nan")))
+                    inside.append(lo <= true <= hi)
     out = {"n": len(crops), "accuracy": correct / len(crops),
            "labelled": {d: c / len(crops) for d, c in per_label.items()},
            "ms_per_image": 1000 * float(np.median(times))}
+    if inside:
+        out["interval_holds"] = float(np.mean(inside))
     for key, pairs in errors.items():
         est, true = np.array(pairs).T
         out[f"{key}_median_estimate"] = float(np.median(est))
@@ -84,32 +111,87 @@ def run_class(predictor: Predictor, crops: list[torch.Tensor], degradation: Degr
     return out
 
 
-def evaluate(predictor: Predictor, crops: list[torch.Tensor], seed: int) -> dict:
+def pooled(records: list[dict], names: list[str]) -> dict:
+    """Confident errors, ECE (per-degradation probabilities), unsure answers, accuracy without the
+    classical estimates, over the verdicts in ``records``."""
+    n = len(records)
+    wrong = [set(r["labels"]) != set(r["truth"]) for r in records]
+    probs = [r["scores"][d] for r in records for d in names]
+    outcomes = [d in r["truth"] for r in records for d in names]
+    ece, bins = reliability(probs, outcomes)
+    unsure = [r["unsure"] for r in records]
+    sure_right = [not w for w, u in zip(wrong, unsure) if not u]
+    filt = [r["filters_right"] for r in records if r["filters_right"] is not None]
+    return {"n": n, "accuracy": 1 - float(np.mean(wrong)),
+            "confident_errors": float(np.mean([w and r["confidence"] >= CONFIDENT for w, r in zip(wrong, records)])),
+            "ece": ece, "bins": bins, "unsure": float(np.mean(unsure)),
+            "accuracy_when_sure": float(np.mean(sure_right)) if sure_right else float("nan"),
+            "wrong_and_unsure": float(np.mean([w and u for w, u in zip(wrong, unsure)])),
+            "filters_accuracy": float(np.mean(filt)) if filt else float("nan")}
+
+
+def evaluate(predictor: Predictor, draws: list[list[torch.Tensor]], seed: int, sweep_draws: int = 1) -> dict:
+    """The paper's classes and clean JPEGs over every draw of crops (pooled), the sweeps over the
+    first ``sweep_draws``."""
     blur, noise = predictor.definitions.get("blur"), predictor.definitions.get("noise")
     if blur is None or noise is None:
         raise FaigError("this evaluation needs the pair analysed for 'blur' and 'noise'")
     b, s = blur.blur_sigma, noise.noise_sigma
     paper = {
-        "clean": (Degradation("clean"), set()),
-        "blur": (Degradation("blur", blur_sigma=b), {"blur"}),
-        "noise": (Degradation("noise", noise_sigma=s), {"noise"}),
-        "blur+noise": (Degradation("blur+noise", blur_sigma=b, noise_sigma=s), {"blur", "noise"}),
+        "clean": (Degradation("clean"), set(), None),
+        "blur": (Degradation("blur", blur_sigma=b), {"blur"}, None),
+        "noise": (Degradation("noise", noise_sigma=s), {"noise"}, None),
+        "blur+noise": (Degradation("blur+noise", blur_sigma=b, noise_sigma=s), {"blur", "noise"}, None),
+        "clean JPEG q75": (Degradation("clean"), set(), 75),
     }
     report = {"paper": {}, "blur_sweep": {}, "noise_sweep": {}, "blur+noise_sweep": {}}
-    for k, (name, (deg, truth)) in enumerate(paper.items()):
-        report["paper"][name] = run_class(predictor, crops, deg, truth, seed + k)
+    records: list[dict] = []
+    for k, (name, (deg, truth, quality)) in enumerate(paper.items()):
+        runs = [run_class(predictor, crops, deg, truth, seed + 1000 * j + k, quality, records)
+                for j, crops in enumerate(draws)]
+        report["paper"][name] = merge(runs)
         print(f"paper {name}: {report['paper'][name]['accuracy']:.3f}", file=sys.stderr, flush=True)
+    sweep_crops = [c for crops in draws[:sweep_draws] for c in crops]
     for k, sigma in enumerate(BLUR_SIGMAS):
-        report["blur_sweep"][str(sigma)] = run_class(predictor, crops, Degradation("blur", blur_sigma=sigma),
-                                                     {"blur"}, seed + 10 + k)
-        report["blur+noise_sweep"][f"blur {sigma}"] = run_class(
-            predictor, crops, Degradation("b+n", blur_sigma=sigma, noise_sigma=s), {"blur", "noise"}, seed + 20 + k)
+        if sigma != b:
+            report["blur_sweep"][str(sigma)] = run_class(predictor, sweep_crops, Degradation("blur", blur_sigma=sigma),
+                                                         {"blur"}, seed + 10 + k, None, records)
+            report["blur+noise_sweep"][f"blur {sigma}"] = run_class(
+                predictor, sweep_crops, Degradation("b+n", blur_sigma=sigma, noise_sigma=s), {"blur", "noise"},
+                seed + 20 + k, None, records)
+        else:
+            report["blur_sweep"][str(sigma)] = report["paper"]["blur"]
+            report["blur+noise_sweep"][f"blur {sigma}"] = report["paper"]["blur+noise"]
+        print(f"blur {sigma}: {report['blur_sweep'][str(sigma)]['accuracy']:.3f}", file=sys.stderr, flush=True)
     for k, sigma in enumerate(NOISE_SIGMAS):
-        report["noise_sweep"][str(sigma)] = run_class(predictor, crops, Degradation("noise", noise_sigma=sigma),
-                                                      {"noise"}, seed + 30 + k)
-        report["blur+noise_sweep"][f"noise {sigma}"] = run_class(
-            predictor, crops, Degradation("b+n", blur_sigma=b, noise_sigma=sigma), {"blur", "noise"}, seed + 40 + k)
+        if sigma != s:
+            report["noise_sweep"][str(sigma)] = run_class(predictor, sweep_crops, Degradation("noise", noise_sigma=sigma),
+                                                          {"noise"}, seed + 30 + k, None, records)
+            report["blur+noise_sweep"][f"noise {sigma}"] = run_class(
+                predictor, sweep_crops, Degradation("b+n", blur_sigma=b, noise_sigma=sigma), {"blur", "noise"},
+                seed + 40 + k, None, records)
+        else:
+            report["noise_sweep"][str(sigma)] = report["paper"]["noise"]
+            report["blur+noise_sweep"][f"noise {sigma}"] = report["paper"]["blur+noise"]
+        print(f"noise {sigma}: {report['noise_sweep'][str(sigma)]['accuracy']:.3f}", file=sys.stderr, flush=True)
+    n_paper = sum(r["n"] for r in report["paper"].values())
+    report["pooled_paper"] = pooled(records[:n_paper], predictor.names)
+    report["pooled_all"] = pooled(records, predictor.names)
+    report["records"] = records
     return report
+
+
+def merge(runs: list[dict]) -> dict:
+    """One class's runs over several draws as one (counts added, medians over the draws' medians)."""
+    n = sum(r["n"] for r in runs)
+    out = {"n": n, "accuracy": sum(r["accuracy"] * r["n"] for r in runs) / n,
+           "labelled": {d: sum(r["labelled"][d] * r["n"] for r in runs) / n for d in runs[0]["labelled"]},
+           "ms_per_image": float(np.median([r["ms_per_image"] for r in runs]))}
+    for key in runs[0]:
+        if key.endswith(("_estimate", "_error")) or key == "interval_holds":
+            vals = [r[key] for r in runs if key in r]
+            out[key] = float(np.median(vals))
+    return out
 
 
 def plot(report: dict, path: Path) -> None:
@@ -176,75 +258,127 @@ evidence kinds are named as in `faig_gui/core/prediction/evidence.py`.
 """
 
 
-def markdown(report: dict, meta: dict, plot_name: str) -> str:
-    def pct(v):
-        return f"{100 * v:.0f} %"
+def reliability_plot(bins: list, ece: float, path: Path) -> None:
+    """Reliability diagram (observed frequency against predicted probability, bins of 0.1; the
+    diagonal is perfect calibration; the number is each bin's count)."""
+    w = h = 420
+    pad = 50
+    img = np.full((h, w, 3), 255, np.uint8)
+    x0, y0, x1, y1 = pad, 30, w - 20, h - pad
+    cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 1)
+    cv2.line(img, (x0, y1), (x1, y0), (170, 170, 170), 1, cv2.LINE_AA)
+    for f in (0, 0.5, 1.0):
+        cv2.putText(img, f"{f:g}", (x0 - 25, int(y1 - f * (y1 - y0)) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        cv2.putText(img, f"{f:g}", (int(x0 + f * (x1 - x0)) - 6, y1 + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    for k in range(10):
+        lo = x0 + k * (x1 - x0) / 10
+        members = [b for b in bins if k / 10 <= b[0] < (k + 1) / 10 or (k == 9 and b[0] == 1.0)]
+        if not members:
+            continue
+        conf, freq, count = members[0]
+        top = int(y1 - freq * (y1 - y0))
+        cv2.rectangle(img, (int(lo) + 2, top), (int(lo + (x1 - x0) / 10) - 2, y1), (220, 160, 90), -1)
+        cv2.circle(img, (int(x0 + conf * (x1 - x0)), int(y1 - conf * (y1 - y0))), 3, (0, 0, 200), -1)
+        cv2.putText(img, str(count), (int(lo) + 4, max(top - 4, y0 + 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1)
+    cv2.putText(img, f"reliability, held-out content (ECE {ece:.3f})", (pad, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "predicted probability", (w // 2 - 70, h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
 
+
+def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) -> str:
+    def pct(v):
+        return "–" if v != v else f"{100 * v:.0f} %"
+
+    pp, pa = report["pooled_paper"], report["pooled_all"]
     lines = ["# Degradation prediction", "",
              "Generated by `scripts/eval_prediction.py` (do not edit by hand).", "",
              "Drop an image on the Prediction panel, or run `faig-gui predict IMG... [--json]`: the verdict "
-             "(clean, or any set of the analysed degradations), a confidence per degradation and a strength "
-             "estimate come from the target's own discriminative filters (the top k % of the FAIG scores), "
-             "with no classifier trained on labels. How (faig_gui/core/prediction/):", "",
+             "(clean, or any set of the analysed degradations), a calibrated probability per degradation, "
+             "the verdict's confidence, an explicit *unsure* answer with the label sets in question, and a "
+             "strength estimate with an interval. The evidence comes from the target's own discriminative "
+             "filters (the top k % of the FAIG scores); two classical no-reference estimates are shown "
+             "beside it and vote with it. How (faig_gui/core/prediction/):", "",
              "- Evidence per degradation d, from d's top filters: the masking effect (gradient-map effect "
              "between the target's output and the output with d's filters replaced by the baseline's), the "
-             "change response of the filters to the input (one forward pass with hooks; the mean over every "
-             "fourth row and column of each layer's output), each also "
-             "relative to the content's scale, and d's share of each among the degradations. (The same "
-             "response on the d-masked output downscaled back to the input size, the residual responses, is available "
-             "but off by default: it costs two more passes per degradation and added little.)",
-             "- Self-referenced evidence, once another degradation was found (blur, when the "
-             "image was found noisy): the target's own output is degraded again twice, by what was found "
-             "(noise at the input's own level) and by that plus d. These two references hold the input's "
-             "content without d and with it, and the self-referenced effect is where the input lies between "
-             "them on d's relative masking effect (0: like the one without d, 1: like the one with d); the "
-             "self-referenced energy is the same on the "
-             "output's gradient energy. The content cancels, which the absolute evidences could not do: "
-             "they read a noisy image's texture as blur.",
-             "- Calibration, automatic and cached (in memory and on disk, `~/.cache/faig-gui/calibration`, "
-             "keyed by the weights, scores, settings and code): the analysis HR images (never evaluation images), "
-             "degraded by every combination of the analysed degradations and by a few synthetic levels "
-             "of each. Per evidence, a threshold and a scale (in log space; the self-referenced kinds as they are); "
-             "evidences vote with weights from how well they separate the calibration samples.",
-             "- Decision: degradations are decided one after another, the most separable first; each is "
-             "judged against the calibration samples that match what was decided already (blur among "
-             "noisy samples when the image was found noisy), with d at its analysed level or stronger "
-             "counting as present. Strength: the most level-sensitive evidence read back through its "
-             "calibration curve.",
-             f"- Large images: the most textured {meta.get('tile', 64)}x{meta.get('tile', 64)} tile is analysed "
-             "(the result says so).", "",
-             "## Accuracy", "",
+             "change response of the filters to the input (one forward pass with hooks), each also relative "
+             "to the content's scale, d's share of each among the degradations, and the self-referenced "
+             "evidence: the target's own restoration degraded again by what was found so far, without and "
+             "with d, and where the input lies between the two (the content cancels).",
+             "- Classical estimates of the whole image (no network): noise σ from the robust MAD of "
+             "Immerkær's high-pass residual, and a re-blur measure (the share of the gradient that survives "
+             "a 9-tap box blur). `predict --json` gives them (`estimates`) and what they alone say "
+             "(`classical`) beside what the filters alone say (`filters`).",
+             f"- Calibration, automatic and cached (`~/.cache/faig-gui/calibration`): {meta['calibration_images']} HR "
+             "crops: the bundled diverse content (resources/calibration, two crops each of "
+             f"{', '.join(CALIBRATION)}) and up to four of the session's analysis images, degraded by every "
+             "combination of the analysed degradations, a few levels of each, and JPEG-compressed clean "
+             "(quality 70-95, clean). Per degradation and context (what was decided already), an "
+             "L2-regularised logistic regression on the standardised evidence, and a Platt map fitted on "
+             "out-of-fold logits (folds by calibration image), so the probabilities hold on new content.",
+             "- Decision: degradations one after another, the most separable first, each among the "
+             "calibration samples like the image so far. *Unsure* when a probability lies between 0.2 and "
+             "0.8, or when the filters and the classical estimates are each sure of the opposite; the "
+             "answer then lists the competing label sets.",
+             "- Strength: the most level-sensitive evidence read back through its calibration curve, carried "
+             "on past the strongest calibrated level (no saturation); the interval is the calibration's "
+             "spread at one level read through the same curve.",
+             f"- Large images: {meta.get('tiles', 4)} tiles of {meta.get('tile', 32)}x{meta.get('tile', 32)} spread over "
+             "the image's range of texture, from the most textured (blur shows) to the flattest non-empty "
+             "one (noise shows); the result says how many (`tiles`).", "",
+             "## Accuracy on held-out content", "",
              *([f"**{meta['note']}**", ""] if meta.get("note") else []),
+             f"- command: `{meta.get('command', '')}`",
              f"- pair: `{meta['baseline']}` / `{meta['target']}`, scores `{meta['scores']}`",
              f"- top {meta['proportion']:g} % filters per degradation; evidence {', '.join(meta['evidence'])}",
-             f"- calibration: {meta['calibration_images']} analysis images, {meta['calibration_samples']} "
-             f"samples, {meta['calibration_seconds']:.1f} s",
-             f"- held-out: {meta['crops_per_image']} random {meta['side']}x{meta['side']} HR crops each of "
-             f"{', '.join(HELDOUT)} (x{meta['scale']}: LR {meta['side'] // meta['scale']}x{meta['side'] // meta['scale']}), "
-             f"{meta['n']} images per row", "",
-             "## At the paper's levels (blur σ 2, noise σ 0.1)", "",
-             "| true degradation | exact label | labelled blur | labelled noise | strength estimate (median) | median abs. error |",
-             "|---|---|---|---|---|---|"]
+             f"- calibration: {meta['calibration_images']} images, {meta['calibration_samples']} samples, "
+             f"{meta['calibration_seconds']:.0f} s",
+             f"- held-out content (never calibrated on): {meta['crops_per_image']} random {meta['side']}x{meta['side']} "
+             f"HR crops each of {', '.join(HELDOUT)} per draw (x{meta['scale']}: LR {meta['side'] // meta['scale']}²), "
+             f"{meta['draws']} draws (seeds {meta['seeds']}) pooled for the paper's levels: {meta['n']} images per row; "
+             f"the sweeps use the first draw", "",
+             "## At the paper's levels (blur σ 2, noise σ 0.1), pooled over the draws", "",
+             "| true degradation | n | exact label | labelled blur | labelled noise | strength estimate (median) "
+             "| median abs. error | interval holds the truth |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in report["paper"].items():
         est = "; ".join(f"{k.split('_')[0]} σ {r[k]:.3g}" for k in r if k.endswith("_median_estimate"))
         err = "; ".join(f"{r[k]:.3g}" for k in r if k.endswith("_median_abs_error"))
-        lines.append(f"| {name} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
-                     f"{pct(r['labelled'].get('noise', 0))} | {est or '–'} | {err or '–'} |")
+        lines.append(f"| {name} | {r['n']} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
+                     f"{pct(r['labelled'].get('noise', 0))} | {est or '–'} | {err or '–'} | "
+                     f"{pct(r.get('interval_holds', float('nan')))} |")
+    lines += ["", "## Confidence", "",
+              "| | paper levels and clean JPEGs | every input (sweeps too) |", "|---|---|---|",
+              f"| inputs | {pp['n']} | {pa['n']} |",
+              f"| exact label | {pct(pp['accuracy'])} | {pct(pa['accuracy'])} |",
+              f"| confident errors (wrong, confidence ≥ {CONFIDENT}) | {pct(pp['confident_errors'])} | "
+              f"{pct(pa['confident_errors'])} |",
+              f"| expected calibration error (per-degradation probabilities, 10 bins) | {pp['ece']:.3f} | {pa['ece']:.3f} |",
+              f"| answered unsure | {pct(pp['unsure'])} | {pct(pa['unsure'])} |",
+              f"| exact label when not unsure | {pct(pp['accuracy_when_sure'])} | {pct(pa['accuracy_when_sure'])} |",
+              f"| wrong and said unsure | {pct(pp['wrong_and_unsure'])} | {pct(pa['wrong_and_unsure'])} |",
+              f"| exact label from the filters' evidence alone (no classical estimates) | "
+              f"{pct(pp['filters_accuracy'])} | {pct(pa['filters_accuracy'])} |", "",
+              f"![reliability diagram]({reliability_name})", ""]
     for sweep, key, title in (("blur_sweep", "blur_sigma", "blur σ (alone)"),
                               ("noise_sweep", "noise_sigma", "noise σ (alone)")):
         lines += ["", f"## Against {title}", "",
-                  "| σ | exact label | strength estimate (median) | median abs. error | median rel. error |",
-                  "|---|---|---|---|---|"]
+                  "| σ | n | exact label | strength estimate (median) | median abs. error | median rel. error | interval holds |",
+                  "|---|---|---|---|---|---|---|"]
         for s, r in report[sweep].items():
-            lines.append(f"| {s} | {pct(r['accuracy'])} | {r.get(key + '_median_estimate', float('nan')):.3g} | "
+            lines.append(f"| {s} | {r['n']} | {pct(r['accuracy'])} | {r.get(key + '_median_estimate', float('nan')):.3g} | "
                          f"{r.get(key + '_median_abs_error', float('nan')):.3g} | "
-                         f"{pct(r.get(key + '_median_rel_error', float('nan')))} |")
+                         f"{pct(r.get(key + '_median_rel_error', float('nan')))} | "
+                         f"{pct(r.get('interval_holds', float('nan')))} |")
     lines += ["", "## Blur + noise, one of them swept (the other at the paper level)", "",
-              "| setting | exact label | labelled blur | labelled noise |", "|---|---|---|---|"]
+              "| setting | n | exact label | labelled blur | labelled noise |", "|---|---|---|---|---|"]
     for s, r in report["blur+noise_sweep"].items():
-        lines.append(f"| {s} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
+        lines.append(f"| {s} | {r['n']} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
                      f"{pct(r['labelled'].get('noise', 0))} |")
     lines += ["", f"![accuracy against blur σ and noise σ]({plot_name})", ""]
+    if meta.get("findings"):
+        lines += ["## Targets not met, and what was tried", "", meta["findings"], ""]
     lines += [DEVELOPMENT_NOTES]
     t = meta.get("timing")
     if t:
@@ -273,22 +407,48 @@ def time_256(predictor: Predictor, repeats: int = 5) -> dict:
             "load_average": [round(v, 1) for v in os.getloadavg()], "threads": torch.get_num_threads()}
 
 
+def load_or_calibrate(predictor: Predictor, path: Path | None):
+    """The calibration from ``path`` when it holds one for these images and settings (whatever the
+    code version: the decision is refitted from the stored samples), else computed and stored there."""
+    from faig_gui.core.prediction import cache
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"][()]))
+            evidence = np.asarray(z["evidence"], dtype=np.float64)
+        cal = cache._calibration_from_plain(meta, evidence, meta["key"])
+        if cal is not None and cal.names == list(predictor.names) and cal.kinds == tuple(predictor.config.evidence):
+            predictor.calibration, predictor.calibration_source = cal, "file"
+            return cal
+    cal = predictor.calibrate()
+    if path is not None:
+        cache.write_calibration(path, predictor.cache_text, cal)
+    return cal
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline")
     p.add_argument("--target")
     p.add_argument("--scores")
-    p.add_argument("--analysis-hr", help="calibration HR images (default: the demo's analysis/GT)")
+    p.add_argument("--analysis-hr", help="analysis HR images calibrated on besides the bundled content "
+                                         "(default: the demo's analysis/GT)")
     p.add_argument("--proportion", type=float, default=1.0)
-    p.add_argument("--crops", type=int, default=20, help="random crops per held-out image")
-    p.add_argument("--side", type=int, default=192, help="HR crop side")
+    p.add_argument("--crops", type=int, default=4, help="random crops per held-out picture and draw")
+    p.add_argument("--side", type=int, default=160, help="HR crop side")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--draws", type=int, default=3, help="draws of crops for the paper's levels (pooled)")
+    p.add_argument("--calibration-file", help="keep the calibration here (and reuse it when it is there)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on shared cores two can be several times slower)")
     p.add_argument("--out", default=str(ROOT / "docs" / "prediction.md"))
     p.add_argument("--no-docs", action="store_true", help="print the JSON only")
+    p.add_argument("--json-out", help="also write the JSON report here")
     p.add_argument("--from-json", metavar="FILE", help="write the docs from a saved run's JSON (no evaluation)")
     p.add_argument("--bench-json", metavar="FILE", help="bench/bench_prediction.py output to quote for speed")
     p.add_argument("--note", default="", help="a sentence for the docs (e.g. which pair this is)")
+    p.add_argument("--findings", default="", help="a paragraph for the docs: targets not met and what was tried")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text().splitlines()[0])
         meta = saved["meta"]
@@ -297,17 +457,19 @@ def main() -> int:
             meta["timing"] = {"median_ms": b["predict_ms_median"], "min_ms": b["predict_ms_min"],
                               "load_average": [round(v, 1) for v in b["load_average"]], "threads": b["threads"]}
         meta["note"] = args.note or meta.get("note", "")
+        meta["findings"] = args.findings or meta.get("findings", "")
         write_docs(saved["report"], meta, Path(args.out))
         return 0
     from faig_gui.commands.predict import build_predictor
     ns = argparse.Namespace(session=None, baseline=args.baseline, target=args.target, scores=args.scores,
-                            analysis_hr=args.analysis_hr, proportion=args.proportion, blur_sigma=2.0,
-                            noise_sigma=0.1, device="cpu", arch=None)
+                            analysis_hr=args.analysis_hr, proportion=args.proportion, degradation=None,
+                            blur_sigma=2.0, noise_sigma=0.1, device="cpu", arch=None, no_cache=False)
+    seeds = [args.seed + 6 * j for j in range(args.draws)]
     try:
         predictor = build_predictor(ns)
-        cal = predictor.calibrate()
-        crops = heldout_crops(args.crops, args.side, args.seed)
-        report = evaluate(predictor, crops, args.seed * 1000)
+        cal = load_or_calibrate(predictor, Path(args.calibration_file) if args.calibration_file else None)
+        draws = [heldout_crops(args.crops, args.side, s) for s in seeds]
+        report = evaluate(predictor, draws, args.seed * 1000)
         timing = time_256(predictor)
     except FaigError as exc:
         print(f"eval_prediction: error: {exc}", file=sys.stderr)
@@ -316,9 +478,14 @@ def main() -> int:
             "proportion": args.proportion, "evidence": list(predictor.config.evidence),
             "calibration_images": len(predictor.analysis_hr), "calibration_samples": len(cal.samples),
             "calibration_seconds": cal.seconds, "crops_per_image": args.crops, "side": args.side,
-            "scale": predictor.model.target.scale, "n": len(crops), "timing": timing, "note": args.note,
-            "tile": predictor.config.tile}
-    print(json.dumps({"meta": meta, "report": report}))
+            "scale": predictor.model.target.scale, "n": len(draws) * len(draws[0]), "draws": args.draws,
+            "seeds": seeds, "timing": timing, "note": args.note, "findings": args.findings,
+            "tile": predictor.config.tile, "tiles": predictor.config.max_pixels // predictor.config.tile ** 2,
+            "command": ".venv/bin/python scripts/eval_prediction.py " + " ".join(sys.argv[1:])}
+    line = json.dumps({"meta": meta, "report": report})
+    print(line)
+    if args.json_out:
+        Path(args.json_out).write_text(line + "\n")
     if not args.no_docs:
         write_docs(report, meta, Path(args.out))
     return 0
@@ -326,9 +493,17 @@ def main() -> int:
 
 def write_docs(report: dict, meta: dict, out: Path) -> None:
     plot_path = out.with_name(out.stem + "_accuracy.png")
+    reliability_path = out.with_name(out.stem + "_reliability.png")
     plot(report, plot_path)
-    out.write_text(markdown(report, meta, plot_path.name))
-    print(f"wrote {out} and {plot_path}", file=sys.stderr)
+    reliability_plot(report["pooled_all"]["bins"], report["pooled_all"]["ece"], reliability_path)
+    text = markdown(report, meta, plot_path.name, reliability_path.name)
+    # a block another script keeps here (eval_prediction_combos.py) stays
+    begin, end = "<!-- prediction-combos:begin -->", "<!-- prediction-combos:end -->"
+    old = out.read_text() if out.exists() else ""
+    if begin in old and end in old:
+        text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    out.write_text(text)
+    print(f"wrote {out}, {plot_path} and {reliability_path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,24 @@ def _private_cache_dir(tmp_path_factory):
         os.environ["FAIG_GUI_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _small_calibration_content(tmp_path_factory):
+    """Three of the predictor's bundled calibration crops (a tree, text, smooth gradients) instead
+    of all 26: a test's calibration in seconds (FAIG_GUI_CALIBRATION_DIR; the full set is
+    measured by scripts/eval_prediction.py)."""
+    import shutil
+    folder = tmp_path_factory.mktemp("calibration-content")
+    for name in ("rocket_1.png", "page_0.png", "colorwheel_0.png"):
+        shutil.copy(ROOT / "resources" / "calibration" / name, folder / name)
+    old = os.environ.get("FAIG_GUI_CALIBRATION_DIR")
+    os.environ["FAIG_GUI_CALIBRATION_DIR"] = str(folder)
+    yield
+    if old is None:
+        os.environ.pop("FAIG_GUI_CALIBRATION_DIR", None)
+    else:
+        os.environ["FAIG_GUI_CALIBRATION_DIR"] = old
+
+
 @pytest.fixture
 def registry():
     from faig_gui.core.registry import default_registry

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from faig_gui.app.prediction_dock import OWN_PROPORTION, PredictionDock
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.imageio import list_images, read_image
+from faig_gui.core.prediction.content import calibration_images
 from faig_gui.core.prediction import Predictor, PredictorConfig
 from faig_gui.core.results import read_scores
 from faig_gui.core.session import Session
@@ -40,7 +41,8 @@ def dock(qtbot, qloop, tiny_demo):
 
 def reference(model: SessionModel, proportion: float) -> Predictor:
     s = model.session
-    return Predictor(s.baseline, s.target, s.scores, [i.hr for i in s.analysis_images], s.settings.degradations,
+    return Predictor(s.baseline, s.target, s.scores, calibration_images([i.hr for i in s.analysis_images]),
+                     s.settings.degradations,
                      PredictorConfig(proportion=proportion))
 
 

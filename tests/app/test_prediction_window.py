@@ -9,12 +9,15 @@ from PySide6.QtGui import QColor
 from faig_gui.app.prediction_dock import OWN_PROPORTION
 from faig_gui.app.prediction_rows import THRESHOLD
 from faig_gui.core.imageio import read_image
+from faig_gui.core.prediction.content import calibration_images
 from faig_gui.core.prediction import Predictor, PredictorConfig
 from qt_events import drop_files
 
 
 def reference(session) -> Predictor:
-    return Predictor(session.baseline, session.target, session.scores, [i.hr for i in session.analysis_images],
+    # the dock calibrates on the bundled content and a few analysis images (prediction/content.py)
+    return Predictor(session.baseline, session.target, session.scores,
+                     calibration_images([i.hr for i in session.analysis_images]),
                      session.settings.degradations, PredictorConfig(proportion=OWN_PROPORTION))
 
 

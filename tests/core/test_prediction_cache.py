@@ -332,7 +332,8 @@ def test_predict_calibrates_once_and_the_next_process_loads_the_calibration(cli_
     from faig_gui.cli import main
     assert main(["predict", *cli_files]) == 0
     first = capsys.readouterr()
-    assert "calibrating on 26 bundled images and 2 analysis images" in first.err and "loaded from cache" not in first.err
+    # (the tests' calibration content: three bundled crops, tests/conftest.py)
+    assert "calibrating on 3 bundled images and 2 analysis images" in first.err and "loaded from cache" not in first.err
     stored = list(cache_dir.iterdir())
     assert len(stored) == 1
 
@@ -347,6 +348,6 @@ def test_predict_calibrates_once_and_the_next_process_loads_the_calibration(cli_
 
     assert main(["predict", *cli_files, "--no-cache"]) == 0
     forced = capsys.readouterr()
-    assert "calibrating on 2 analysis images" in forced.err and "loaded from cache" not in forced.err
+    assert "calibrating on 3 bundled images and 2 analysis images" in forced.err and "loaded from cache" not in forced.err
     assert forced.out == first.out
     assert list(cache_dir.iterdir()) == stored

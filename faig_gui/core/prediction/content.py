@@ -8,6 +8,7 @@ smooth gradients, microscopy and stars; the evaluation's pictures are never amon
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +24,10 @@ SIDE = 128
 
 
 def calibration_dir() -> Path:
-    return resources_dir() / "calibration"
+    """``$FAIG_GUI_CALIBRATION_DIR`` when set (other content, or fewer crops for a quick
+    calibration), else the bundled resources/calibration."""
+    given = os.environ.get("FAIG_GUI_CALIBRATION_DIR")
+    return Path(given).expanduser() if given else resources_dir() / "calibration"
 
 
 def bundled_content() -> list[torch.Tensor]:
