@@ -102,6 +102,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--skip-quadrature", action="store_true")
     ap.add_argument("--only-quadrature", action="store_true", help="skip the memory and 64 x 64 timing runs")
+    ap.add_argument("--skip-memory", action="store_true", help="skip the memory runs")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,7 +119,7 @@ def main() -> int:
            "load_average_1min_start": round(os.getloadavg()[0], 1), "memory": {}}
 
     # -- memory: the plan against the peak RSS -----------------------------------------------
-    for side in () if args.only_quadrature else (args.side, 64):
+    for side in () if args.only_quadrature or args.skip_memory else (args.side, 64):
         lr, hr = images(side)
         opts = PathOptions(riemann_left(args.mem_steps))
         plan = {"activation_bytes": activation_bytes(module, lr), "step_bytes": step_bytes(module, lr),
@@ -147,13 +148,16 @@ def timing_64(n: int, module, base, targ, index, out: dict) -> None:
     from faig_gui.core.paths import riemann_left
     lr, hr = images(64)
     marks = []
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
 
     def on_steps(k: int) -> None:
         marks.append((time.perf_counter() - start, k))
     faig_attribution(module, base, targ, lr, hr, index, PathOptions(riemann_left(n), chunk=1), on_steps)
     total_s = time.perf_counter() - start
     out["step_seconds_64"] = round(total_s / n, 2)
+    # process CPU seconds (both torch threads): the work, whatever share of the cores it got
+    out["step_cpu_seconds_64"] = round((time.process_time() - cpu) / n, 2)
+    out["image_cpu_seconds_64_at_100_steps"] = round(100 * (time.process_time() - cpu) / n, 1)
     out["image_seconds_64_at_100_steps"] = round(100 * total_s / n, 1)
     done, etas = 0, []
     for t, k in marks:
@@ -161,7 +165,8 @@ def timing_64(n: int, module, base, targ, index, out: dict) -> None:
         eta = Progress(done, n, "", t).eta
         etas.append({"done": done, "eta_s": round(eta, 2), "actual_left_s": round(total_s - t, 2)})
     out["progress"] = etas
-    print(json.dumps({k: out[k] for k in ("step_seconds_64", "progress")}), file=sys.stderr, flush=True)
+    print(json.dumps({k: out[k] for k in ("step_seconds_64", "step_cpu_seconds_64", "progress")}), file=sys.stderr,
+          flush=True)
 
 
 def quadrature(args, module, base, targ, index, out: dict) -> None:
