@@ -198,8 +198,9 @@ def plot(report: dict, path: Path) -> None:
     """Two panels: accuracy against blur σ and against noise σ (opencv drawing, no matplotlib)."""
     w, h, pad = 900, 380, 60
     img = np.full((h, w, 3), 255, np.uint8)
-    panels = [("blur sigma", BLUR_SIGMAS, report["blur_sweep"], [report["blur+noise_sweep"][f"blur {s}"] for s in BLUR_SIGMAS]),
-              ("noise sigma", NOISE_SIGMAS, report["noise_sweep"], [report["blur+noise_sweep"][f"noise {s}"] for s in NOISE_SIGMAS])]
+    combined = report["blur+noise_sweep"]
+    panels = [("blur sigma", BLUR_SIGMAS, report["blur_sweep"], [combined[f"blur {s}"] for s in BLUR_SIGMAS]),
+              ("noise sigma", NOISE_SIGMAS, report["noise_sweep"], [combined[f"noise {s}"] for s in NOISE_SIGMAS])]
     pw = (w - 3 * pad) // 2
     for p, (title, xs, alone, both) in enumerate(panels):
         x0, y0, y1 = pad + p * (pw + pad), pad - 20, h - pad

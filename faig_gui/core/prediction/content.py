@@ -9,8 +9,8 @@ smooth gradients, microscopy and stars; the evaluation's pictures are never amon
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
