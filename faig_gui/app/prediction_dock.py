@@ -68,9 +68,6 @@ class PredictionDock(QDockWidget):
     """Each image gets a verdict (clean / blur / noise / both), confidences and a strength."""
 
     predictionsChanged = Signal()   # entries got new verdicts (or errors)
-    # the rows' scroll area; the name hides QWidget.scroll(dx, dy), which nothing here calls (tests
-    # use the name: a rename is left for when they are free to change)
-    scroll: QScrollArea  # type: ignore[assignment]
 
     def __init__(self, model: SessionModel, parent: QWidget | None = None):
         super().__init__("Prediction", parent)
@@ -135,11 +132,11 @@ class PredictionDock(QDockWidget):
         self.rows.addWidget(self.dropped_heading)
         self.rows.addLayout(self.dropped_box)
         self.rows.addStretch(1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setWidget(self.rows_widget)
-        lay.addWidget(self.scroll, 1)
+        self.scroll_area = QScrollArea()   # not 'scroll': QWidget.scroll(dx, dy)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area.setWidget(self.rows_widget)
+        lay.addWidget(self.scroll_area, 1)
         row = QHBoxLayout()
         self.add_button = QPushButton("Add images…")
         self.add_button.clicked.connect(self.choose_images)

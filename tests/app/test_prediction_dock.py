@@ -123,7 +123,7 @@ def test_clicking_an_entry_makes_it_the_current_image(dock, qtbot, tiny_demo):
 
     def click(row):
         widget = dock.entry_widget(row)
-        dock.scroll.ensureWidgetVisible(widget)
+        dock.scroll_area.ensureWidgetVisible(widget)
         qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=widget.rect().center())
 
     click(1)   # not yet in the session: added and made current
