@@ -290,9 +290,9 @@ def _faig_path(module: nn.Module, baseline: Mapping[str, torch.Tensor],
     with torch.no_grad():
         # the endpoints exactly (θ̄ itself, not θ + 1·(θ̄ − θ)), summed in float64: the loss change
         # can be a small difference of two large sums
-        ends = tuple(float(((forward(p).double() - hr.double()) ** 2).sum())
-                     for p in (theta, {k: baseline[k].to(dev) for k in theta}))
-    return acc, ends  # type: ignore[return-value]
+        at_theta, at_baseline = (float(((forward(p).double() - hr.double()) ** 2).sum())
+                                 for p in (theta, {k: baseline[k].to(dev) for k in theta}))
+    return acc, (at_theta, at_baseline)
 
 
 @overload
