@@ -103,6 +103,8 @@ def main() -> int:
     ap.add_argument("--skip-quadrature", action="store_true")
     ap.add_argument("--only-quadrature", action="store_true", help="skip the memory and 64 x 64 timing runs")
     ap.add_argument("--skip-memory", action="store_true", help="skip the memory runs")
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="path steps per forward/backward in the quadrature runs (0: attribution.py's choice)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -177,13 +179,13 @@ def quadrature(args, module, base, targ, index, out: dict) -> None:
     if not args.skip_quadrature:
         lr, hr = images(args.side)
         t = time.perf_counter()
-        ref = faig_attribution(module, base, targ, lr, hr, index, PathOptions(riemann_left(args.riemann)))
+        ref = faig_attribution(module, base, targ, lr, hr, index, PathOptions(riemann_left(args.riemann), chunk=args.chunk or None))
         q = {"lr_side": args.side, "riemann_steps": args.riemann,
              "riemann_seconds": round(time.perf_counter() - t, 1), "gauss_legendre": []}
         top_ref = set(top_indices(ref, 0.01).tolist())
         for nodes in (int(v) for v in args.nodes.split(",")):
             t = time.perf_counter()
-            s = faig_attribution(module, base, targ, lr, hr, index, PathOptions(gauss_legendre(nodes)))
+            s = faig_attribution(module, base, targ, lr, hr, index, PathOptions(gauss_legendre(nodes), chunk=args.chunk or None))
             overlap = len(top_ref & set(top_indices(s, 0.01).tolist())) / len(top_ref)
             q["gauss_legendre"].append({"nodes": nodes, "top1_overlap": round(overlap, 4),
                                         "seconds": round(time.perf_counter() - t, 1)})
