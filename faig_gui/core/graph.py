@@ -5,7 +5,7 @@ of convolutions (with the weight name, shape and filter count that the filter nu
 activations, pixel shuffles, additions, up-sampling, the input and the output. Edges follow the
 data; an edge that jumps over other operations (its span in the longest-path layering is more
 than one layer) is a skip connection. Operations inside a sub-module that is not a plain
-container (e.g. ``body.3``, a residual block) form a block group that :func:`collapse` can fold
+container (e.g. ``body.3``, a residual block) form a block group that the folded view (:mod:`faig_gui.core.graph_fold`) can fold
 into one node for deep nets. :func:`layout` places nodes in layers (longest path) and orders
 each layer to reduce crossings (barycentre sweeps over dummy nodes on long edges), so skip
 connections get their own lane.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 from torch import fx, nn
@@ -378,42 +378,6 @@ def _with_skips(graph: NetworkGraph) -> NetworkGraph:
     layer = layering(graph)
     graph.edges = [replace(e, skip=layer[e.dst] - layer[e.src] > 1) for e in graph.edges]
     return graph
-
-
-# -- collapsing blocks -----------------------------------------------------------------------------
-def collapse(graph: NetworkGraph, groups: Iterable[str]) -> NetworkGraph:
-    """A copy with each named block group folded into one 'block' node."""
-    if graph.collapsed:
-        raise ValueError("collapse() folds the full graph; keep the traced graph and collapse from it")
-    groups = frozenset(g for g in groups if g in graph.groups)
-    if not groups:
-        return graph
-    owner: dict[str, str] = {}
-    nodes: list[GraphNode] = []
-    placed: set[str] = set()
-    for n in graph.nodes:
-        if n.group in groups:
-            bid = f"group:{n.group}"
-            owner[n.id] = bid
-            if bid not in placed:
-                placed.add(bid)
-                members = graph.members(n.group)
-                convs = tuple(m.weight for m in members if m.kind == "conv" and m.weight)
-                cls = graph.groups[n.group]
-                nodes.append(GraphNode(bid, "block", n.group, n.group, n.group,
-                                       detail=f"{n.group} ({cls}): {len(members)} operations, "
-                                              f"{len(convs)} convolutions",
-                                       members=tuple(m.id for m in members), weights=convs))
-        else:
-            nodes.append(n)
-    edges, seen = [], set()
-    for e in graph.edges:
-        s, d = owner.get(e.src, e.src), owner.get(e.dst, e.dst)
-        if s != d and (s, d) not in seen:
-            seen.add((s, d))
-            edges.append(GraphEdge(s, d))
-    out = NetworkGraph(nodes, edges, graph.traced, graph.note, dict(graph.groups), groups, dict(graph.scopes))
-    return _with_skips(out)
 
 
 # -- layout ----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from faig_gui.core.filters import FilterIndex
-from faig_gui.core.graph import collapse, graph_for, layering, layout, trace_graph
+from faig_gui.core.graph import graph_for, layering, layout, trace_graph
 from faig_gui.core.registry import default_registry
 from faig_gui.plugins.msrresnet import MSRResNet
 from faig_gui.plugins.srcnn_style import SRCNNStyleArchitecture
@@ -123,23 +123,6 @@ def test_functional_ops_are_recognised():
         assert kind in kinds
 
 
-def test_collapse_folds_each_block_and_keeps_the_flow():
-    net = MSRResNet(num_feat=8, num_block=4, upscale=2)
-    g = trace_graph(net)
-    c = collapse(g, ["body.1", "body.2"])
-    blocks = [n for n in c.nodes if n.kind == "block"]
-    assert [b.id for b in blocks] == ["group:body.1", "group:body.2"]
-    assert blocks[0].weights == ("body.1.conv1.weight", "body.1.conv2.weight")
-    assert len(c.nodes) == len(g.nodes) - 2 * 4 + 2
-    # body.0's addition feeds block 1, block 1 feeds block 2, block 2 feeds body.3.conv1 and add
-    add0 = next(n.id for n in g.nodes if n.kind == "add" and n.group == "body.0")
-    assert c.successors(add0) == ["group:body.1"]
-    assert c.successors("group:body.1") == ["group:body.2"]
-    assert sorted(c.node(s).module or c.node(s).kind for s in c.successors("group:body.2")) == ["add", "body.3.conv1"]
-    assert c.node_for_weight("body.2.conv2.weight").id == "group:body.2"
-    assert c.node_for_weight("body.3.conv2.weight").kind == "conv"
-
-
 def test_layout_is_layered_without_overlaps_and_keeps_the_main_path_straight():
     net = MSRResNet(num_feat=8, num_block=16, upscale=4)
     g = trace_graph(net)
@@ -181,5 +164,3 @@ def test_every_plugin_variant_gives_one_node_per_filter_layer_and_a_clean_layout
     assert len(shuffles) == (2 if hp["scale"] == 4 else 1)
     lay = layout(g)
     assert len(set(lay.position.values())) == len(g.nodes) and lay.crossings() == 0
-    folded = collapse(g, g.groups)
-    assert len(layout(folded).position) == len(folded.nodes)
