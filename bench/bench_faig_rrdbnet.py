@@ -179,7 +179,8 @@ def quadrature(args, module, base, targ, index, out: dict) -> None:
     if not args.skip_quadrature:
         lr, hr = images(args.side)
         t = time.perf_counter()
-        ref = faig_attribution(module, base, targ, lr, hr, index, PathOptions(riemann_left(args.riemann), chunk=args.chunk or None))
+        ref = faig_attribution(module, base, targ, lr, hr, index,
+                               PathOptions(riemann_left(args.riemann), chunk=args.chunk or None))
         q = {"lr_side": args.side, "riemann_steps": args.riemann,
              "riemann_seconds": round(time.perf_counter() - t, 1), "gauss_legendre": []}
         top_ref = set(top_indices(ref, 0.01).tolist())
