@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtCore import QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QStyle, QWidget)
+                               QWidget)
 
 from faig_gui import __version__
 from faig_gui.app.analysis_dock import AnalysisDock, format_eta
@@ -31,13 +31,13 @@ from faig_gui.app.plots_dock import PlotsDock
 from faig_gui.app.prefetch import FILL_STOPS_KEY, PREFETCH_KEY
 from faig_gui.app.profile_dock import ProfileDock
 from faig_gui.app.session_model import SessionModel
+from faig_gui.app.window_actions import WindowActions, settings
+from faig_gui.app.window_exports import WindowExports
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.device import resolve_device
 from faig_gui.core.errors import FaigError
-from faig_gui.core.exports import masked_montage, output_stems, write_masked_outputs
-from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images, write_image
-from faig_gui.core.masking import masked_state_dict
-from faig_gui.core.results import is_scores_archive, load_scores, write_ranked_lists
+from faig_gui.core.imageio import IMAGE_SUFFIXES, list_images
+from faig_gui.core.results import is_scores_archive, load_scores
 from faig_gui.core.session import Session
 
 if TYPE_CHECKING:   # an optional module, imported when present (__init__)
@@ -54,7 +54,6 @@ CHECKPOINT_FILTER = "Checkpoints (*.pth *.pt *.safetensors *.ckpt);;All files (*
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 SESSION_FILTER = "faig-gui sessions (*.faig)"
 SCORES_FILTER = "Scores or ranked lists (*.npz *.txt);;All files (*)"
-PICTURE_FILTER = "PNG image (*.png);;SVG drawing (*.svg)"
 RENDER_NOTE_AFTER_S = 0.25   # the status bar says "rendering the masked output…" once a render takes this long
 
 
@@ -63,11 +62,7 @@ def recovery_path() -> Path:
     return Path(base or Path.home() / ".faig-gui") / "recovery.faig"
 
 
-def settings() -> QSettings:
-    return QSettings("faig-gui", "faig-gui")
-
-
-class MainWindow(FileDropTarget, QMainWindow):
+class MainWindow(FileDropTarget, WindowActions, WindowExports, QMainWindow):
     def __init__(self, model: SessionModel | None = None, restore_layout: bool = True,
                  autosave_ms: int = AUTOSAVE_MS, parent: QWidget | None = None):
         super().__init__(parent)
@@ -163,143 +158,6 @@ class MainWindow(FileDropTarget, QMainWindow):
     def docks(self) -> list[QDockWidget]:
         return [d for d in (self.analysis_dock, self.masking_dock, self.graph_dock, self.profile_dock, self.filter_dock,
                             self.plots_dock, self.prediction_dock) if d is not None]
-
-    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "", icon=None) -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(f"{tip} ({a.shortcut().toString()})" if shortcut is not None else tip)
-        if icon is not None:
-            a.setIcon(self.style().standardIcon(icon))
-        a.triggered.connect(lambda _checked=False: slot())
-        self.addAction(a)
-        return a
-
-    def _make_actions(self) -> None:
-        SP = QStyle.StandardPixmap
-        K = QKeySequence.StandardKey
-        a = self._action
-        self.open_baseline_action = a("Open &baseline…", self.choose_baseline, "Ctrl+B",
-                                      "Open the baseline checkpoint (trained on clean inputs)", SP.SP_FileIcon)
-        self.open_target_action = a("Open &target…", self.choose_target, "Ctrl+T",
-                                    "Open the target checkpoint (fine-tuned for blind degradations)", SP.SP_FileIcon)
-        self.open_scores_action = a("Open &scores…", self.choose_scores, None,
-                                    "Open filter scores: scores.npz, or a ranked list <degradation>_index.txt "
-                                    "(one filter index per line, best first, as the FAIG authors write them)")
-        self.add_images_action = a("Add &images…", self.choose_images, "Ctrl+I", "Add images to look at",
-                                   SP.SP_FileDialogNewFolder)
-        self.add_folder_action = a("Add image &folder…", self.choose_image_folder, "Ctrl+Shift+I",
-                                   "Add every image in a folder")
-        self.open_session_action = a("&Open session…", self.choose_session, K.Open, "Open a saved session",
-                                     SP.SP_DialogOpenButton)
-        self.save_action = a("&Save session", self.save, K.Save, "Save the session", SP.SP_DialogSaveButton)
-        self.save_as_action = a("Save session &as…", self.save_as, K.SaveAs, "Save the session under a new name")
-        self.export_lists_action = a("Ranked &lists (index.txt, CSV)…", self.choose_export_lists, "Ctrl+E",
-                                     "Write <degradation>_index.txt and a CSV of layer/out/in/score/rank")
-        self.export_outputs_action = a("&Masked outputs (PNG)…", self.choose_export_outputs, "Ctrl+Shift+E",
-                                       "Write each image's target and masked outputs as PNG")
-        self.export_montage_action = a("Mask &montage (PNG)…", self.choose_export_montage, None,
-                                       "One PNG like the teaser: per image, input / target output / masked "
-                                       "output with the current mask")
-        self.export_graph_action = a("Network &graph (PNG/SVG)…", lambda: self.choose_export_dock(self.graph_dock))
-        self.export_grid_action = a("&Filter grid (PNG/SVG)…", lambda: self.choose_export_dock(self.filter_dock))
-        self.export_plots_action = a("&Plots (PNG/SVG)…", lambda: self.choose_export_dock(self.plots_dock))
-        self.quit_action = a("&Quit", self.close, K.Quit, "Quit faig-gui")
-        self.run_action = a("&Run analysis", self.run_analysis, "F5", "Rank the filters with the Analysis settings",
-                            SP.SP_MediaPlay)
-        self.cancel_action = a("&Cancel analysis", self.runner.cancel, "Esc", "Stop the run; previous results stay",
-                               SP.SP_MediaStop)
-        self.clear_mask_action = a("C&lear mask", self.model.clear_mask, "Ctrl+M", "Unmask every filter")
-        # every mask change (slider, preset, clicks in the grid or graph, clear) is one step
-        stack = self.model.undo_stack
-        self.undo_action = stack.createUndoAction(self, "&Undo")
-        self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
-        self.undo_action.setStatusTip("Undo the last mask change")
-        self.redo_action = stack.createRedoAction(self, "&Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        self.redo_action.setStatusTip("Redo the mask change just undone")
-        for act in (self.undo_action, self.redo_action):
-            self.addAction(act)
-        self.reset_zoom_action = a("Reset &zoom", self.image_view.reset_zoom, "Ctrl+0", "Fit the images to the views")
-        self.next_image_action = a("&Next image", lambda: self._step_image(1), "Ctrl+Right", "Show the next image")
-        self.previous_image_action = a("&Previous image", lambda: self._step_image(-1), "Ctrl+Left",
-                                       "Show the previous image")
-        self.reset_layout_action = a("Reset &layout", self.reset_layout, None, "Put the panels back where they were")
-        self.prefetch_action = a("Prefetch the next mask &step", lambda: self.set_prefetch(self.prefetch_action.isChecked()),
-                                 None, "While nothing else runs, render the mask that one more step of the last "
-                                 "slider change would give, so that it shows at once (uses idle cores)")
-        self.prefetch_action.setCheckable(True)
-        self.prefetch_action.setChecked(bool(settings().value(PREFETCH_KEY, True, type=bool)))   # stub: object
-        self.image_view.set_prefetch(self.prefetch_action.isChecked())
-        self.fill_stops_action = a("Fill the top-k slider's s&tops when idle",
-                                   lambda: self.set_fill_stops(self.fill_stops_action.isChecked()), None,
-                                   "After the guess of the next step, render the top-k values one key press "
-                                   "away (±0.1 %, every whole percent) while nothing else runs, so that "
-                                   "scrubbing between them shows each at once (uses idle cores)")
-        self.fill_stops_action.setCheckable(True)
-        self.fill_stops_action.setChecked(bool(settings().value(FILL_STOPS_KEY, True, type=bool)))
-        self.image_view.set_fill_stops(self.fill_stops_action.isChecked())
-        self.guide_action = a("&User guide", self.open_guide, K.HelpContents, "Open the user guide")
-        self.about_action = a("&About faig-gui", self.about)
-
-    def _make_menus(self) -> None:
-        mb = self.menuBar()
-        f = mb.addMenu("&File")
-        for act in (self.open_baseline_action, self.open_target_action, self.open_scores_action, None,
-                    self.add_images_action,
-                    self.add_folder_action, None, self.open_session_action):
-            f.addSeparator() if act is None else f.addAction(act)
-        self.recent_menu = f.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.demo_menu = f.addMenu("Open &demo")   # the bundled pairs; the first is the default
-        from faig_gui.core.demo import DEMOS, available_demos
-        present = dict(available_demos())
-        self.demo_actions: dict[str, QAction] = {}
-        for name, (_folder, title) in DEMOS.items():
-            act = self.demo_menu.addAction(title)
-            act.setEnabled(name in present)
-            act.setToolTip(title if name in present else f"{title}: not bundled (scripts/build_demo.py)")
-            act.triggered.connect(lambda _=False, n=name: self.open_demo(n))
-            self.demo_actions[name] = act
-        f.addAction(self.save_action)
-        f.addAction(self.save_as_action)
-        f.addSeparator()
-        self.export_menu = f.addMenu("&Export")
-        for act in (self.export_lists_action, self.export_outputs_action, self.export_montage_action, None,
-                    self.export_graph_action,
-                    self.export_grid_action, self.export_plots_action):
-            self.export_menu.addSeparator() if act is None else self.export_menu.addAction(act)
-        f.addSeparator()
-        f.addAction(self.quit_action)
-        self.edit_menu = mb.addMenu("&Edit")
-        for act in (self.undo_action, self.redo_action, None, self.clear_mask_action):
-            self.edit_menu.addSeparator() if act is None else self.edit_menu.addAction(act)
-        an = mb.addMenu("&Analysis")
-        an.addAction(self.run_action)
-        an.addAction(self.cancel_action)
-        an.addSeparator()
-        an.addAction(self.clear_mask_action)
-        v = mb.addMenu("&View")
-        for dock in self.docks:
-            v.addAction(dock.toggleViewAction())
-        v.addSeparator()
-        for act in (self.previous_image_action, self.next_image_action, self.reset_zoom_action,
-                    self.reset_layout_action, None, self.prefetch_action, self.fill_stops_action):
-            v.addSeparator() if act is None else v.addAction(act)
-        h = mb.addMenu("&Help")
-        h.addAction(self.guide_action)
-        h.addAction(self.about_action)
-
-    def _make_toolbar(self) -> None:
-        tb = self.addToolBar("Main")
-        tb.setObjectName("MainToolBar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.setMovable(False)
-        for act in (self.open_baseline_action, self.open_target_action, self.add_images_action, None,
-                    self.open_session_action, self.save_action, None, self.run_action, self.cancel_action):
-            tb.addSeparator() if act is None else tb.addAction(act)
 
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
@@ -593,93 +451,6 @@ class MainWindow(FileDropTarget, QMainWindow):
     def run_analysis(self) -> bool:
         return self.analysis_dock.run()
 
-    # -- export ------------------------------------------------------------------------------
-    def choose_export_lists(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the ranked lists")
-        if folder:
-            self.export_ranked_lists(folder)
-
-    def export_ranked_lists(self, folder: str | Path) -> list[Path]:
-        s = self.model.session
-        if not s.scores or s.index is None:
-            self.show_error("no scores to export: run the analysis first")
-            return []
-        folder = Path(folder)
-        prefix = "" if s.active_method == "faig" else f"{s.active_method}_"
-        try:
-            written = write_ranked_lists(folder, s.scores, s.index, prefix)
-        except FaigError as exc:
-            self.show_error(str(exc))
-            return []
-        self.statusBar().showMessage(f"wrote {len(written)} files to {folder}", 8000)
-        return written
-
-    def choose_export_outputs(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the masked outputs")
-        if folder:
-            self.export_masked_outputs(folder)
-
-    def export_masked_outputs(self, folder: str | Path) -> None:
-        """Each image's target and masked outputs as PNG, computed off the UI thread."""
-        s = self.model.session
-        if s.baseline is None or s.target is None or not s.images:   # not s.ready, for the type checker
-            self.show_error("export needs a baseline, a target and images")
-            return
-        import copy
-        module = copy.deepcopy(s.target.module)
-        target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
-        images = list(zip(session_stems(s.images), (img.lr for img in s.images)))
-        out = Path(folder)
-
-        def job() -> list[Path]:
-            return write_masked_outputs(module, masked_state_dict(target, baseline, mask, index), scale, images, out)
-
-        self.statusBar().showMessage(f"exporting {len(images)} images…")
-        self.export_task.submit(job, lambda files: self.statusBar().showMessage(
-            f"wrote {len(files)} images to {out}", 8000))
-
-    def choose_export_montage(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Mask montage", "montage.png", "PNG image (*.png)")
-        if path:
-            self.export_montage(path if Path(path).suffix else path + ".png")
-
-    def export_montage(self, path: str | Path) -> None:
-        """Input / target / masked output per image in one PNG, computed off the UI thread."""
-        s = self.model.session
-        if s.baseline is None or s.target is None or not s.images:   # not s.ready, for the type checker
-            self.show_error("the montage needs a baseline, a target and images")
-            return
-        import copy
-        module = copy.deepcopy(s.target.module)
-        target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
-        lrs = [img.lr for img in s.images]
-        path = Path(path)
-
-        def job() -> Path:
-            write_image(path, masked_montage(module, masked_state_dict(target, baseline, mask, index), scale, lrs))
-            return path
-
-        self.statusBar().showMessage(f"making a montage of {len(lrs)} images…")
-        self.export_task.submit(job, lambda p: self.statusBar().showMessage(f"wrote {p}", 8000))
-
-    def choose_export_dock(self, dock: QDockWidget) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self, f"Export {dock.windowTitle()}",
-                                                   f"{dock.objectName().lower()}.png", PICTURE_FILTER)
-        if path:
-            if not Path(path).suffix:
-                path += ".svg" if "svg" in chosen.lower() else ".png"
-            self.export_dock(dock, path)
-
-    def export_dock(self, dock: QDockWidget, path: str | Path) -> bool:
-        export = getattr(dock, "export", None)
-        if export is None:
-            self.show_error(f"the {dock.windowTitle()} panel cannot export yet")
-            return False
-        if not self.model.attempt(lambda: export(path)):
-            return False
-        self.statusBar().showMessage(f"wrote {path}", 5000)
-        return True
-
     # -- drops: every local file; those faig-gui cannot open are named in the status bar
     # (open_paths), not refused silently at the drag ----------------------------------------
     def files_dropped(self, paths: list[str]) -> None:
@@ -848,11 +619,6 @@ class MainWindow(FileDropTarget, QMainWindow):
             if callable(stop):
                 stop()
         recovery_path().unlink(missing_ok=True)
-
-
-def session_stems(images) -> list[str]:
-    """The session's images' output stems, as `faig-gui mask` names its files (core.exports)."""
-    return output_stems([img.path for img in images], [img.label for img in images])
 
 
 def _separator() -> QLabel:

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.imageio import read_image
-from faig_gui.app.main_window import session_stems
+from faig_gui.app.window_exports import session_stems
 from faig_gui.core.registry import default_registry
 from tolerances import effect_atol, forward_atol, gamma
 from qt_events import answer_next_dialog, drop_files
