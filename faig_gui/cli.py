@@ -52,6 +52,9 @@ def build_window_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="force an architecture plugin")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--empty", action="store_true", help="start without the demo session")
+    p.add_argument("--analysis-out", metavar="DIR",
+                   help="keep each analysed image's attributions in DIR/attributions as `analyze --out DIR` "
+                        "does, and take those of earlier runs with the same settings from there")
     p.add_argument("--screenshot", metavar="FILE", help="save a grab of the window once idle, then exit")
     p.add_argument("--version", action="version", version=f"faig-gui {__version__}")
     return p
