@@ -11,7 +11,7 @@
 # printed and nothing else is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+PY=${PYTHON:-python3}   # the Python that makes .venv; VENV_PYTHON: the venv's (default .venv/bin/python)
 
 as_root() { [ "$(id -u)" = 0 ]; }
 
@@ -42,7 +42,7 @@ qt_system_libraries() {
     # ldd is missing), as Debian package names: faig_gui/app/qt_libs.py, shared with faig-gui's
     # own message when Qt cannot start
     local missing
-    missing=$(.venv/bin/python -m faig_gui.app.qt_libs)
+    missing=$("${VENV_PYTHON:-.venv/bin/python}" -m faig_gui.app.qt_libs)
     if [ -z "$missing" ]; then
         echo "Qt's system libraries: all present"
         return 0

@@ -34,7 +34,8 @@ def fake_tools(folder: Path, uid: int) -> Path:
 
 
 def run_setup(tools: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}"}
+    # the Python running the tests has faig-gui and PySide6, also where the checkout has no .venv
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "VENV_PYTHON": sys.executable}
     return subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh"), "--system-only"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
