@@ -1,7 +1,7 @@
 """The docs' graph figures from the real window (run under Xvfb): the demo, and a random RRDBNet
 x4 64/23/32 pair with made-up scores (blur favours early filters, noise late ones; the pair is
 random, so the picture shows the views, not a finding) folded, searched, unfolded, and its
-importance profile.
+importance profile, and the filters panel on one of its 64 x 192 layers.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/graph_screenshots.py docs
 """
@@ -97,6 +97,12 @@ def rrdbnet(app, out: Path) -> None:
     QTest.mouseDClick(graph.view.viewport(), Qt.MouseButton.LeftButton, pos=graph.view.mapFromScene(box.scenePos()))
     settle(app, 1.0)
     graph.grab().save(str(out / "graph_rrdbnet_unfolded.png"))
+    # the filters panel on a 64 x 192 layer (a dense block's last conv: 64 + 4 x 32 inputs)
+    model.select_layer("body.17.rdb2.conv5.weight")
+    window.filter_dock.raise_()
+    window.resizeDocks([window.filter_dock], [640], Qt.Orientation.Horizontal)
+    settle(app, 1.5)
+    window.filter_dock.grab().save(str(out / "filters_rrdbnet_64x192.png"))
     window._set_clean()
     window.close()
 
