@@ -6,34 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import Qt
 
 from faig_gui.core.imageio import read_image, write_image
-from faig_gui.core.registry import default_registry
 from test_families_end_to_end import FAMILIES, write_pair
 from tolerances import forward_atol
-
-
-def masked_by_hand(target, baseline, indices):
-    """Filters numbered over every 4-D '*weight' in state-dict order, (out, in) within a layer
-    (none of these nets has grouped or transposed convolutions); each chosen one gets the baseline's
-    kernel."""
-    numbered = [(k, o, i) for k, v in target.items() if k.endswith("weight") and v.ndim == 4
-                for o in range(v.shape[0]) for i in range(v.shape[1])]
-    sd = {k: v.clone() for k, v in target.items()}
-    for g in indices:
-        name, o, i = numbered[int(g)]
-        sd[name][o, i] = baseline[name][o, i]
-    return sd
-
-
-def sr_by_hand(sd, lr):
-    model = default_registry().model_from_state_dict(dict(sd))
-    x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))[None].float()
-    with torch.no_grad():
-        y = model.module.eval()(x)
-    return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+from by_hand import masked_by_hand, sr_by_hand
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

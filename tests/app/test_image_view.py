@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QFileDialog
 
 from faig_gui.core.imageio import read_image, write_image
-from faig_gui.core.registry import default_registry
 from qt_events import drop_files
 from tolerances import effect_atol, forward_atol
+from by_hand import masked_by_hand, sr_by_hand
 
 
 # -- independent references ------------------------------------------------------------------
-def masked_by_hand(target, baseline, indices):
-    """Each chosen filter (global index, layers walked in state-dict order) gets the baseline's kernel."""
-    numbered = [(k, o, i) for k, v in target.items() if k.endswith("weight") and v.ndim == 4
-                for o in range(v.shape[0]) for i in range(v.shape[1])]
-    sd = {k: v.clone() for k, v in target.items()}
-    for g in indices:
-        name, o, i = numbered[int(g)]
-        sd[name][o, i] = baseline[name][o, i]
-    return sd
-
-
-def sr_by_hand(sd, lr):
-    model = default_registry().model_from_state_dict(dict(sd))
-    x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))[None].float()
-    with torch.no_grad():
-        y = model.module(x)
-    return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
-
-
 def gradient_by_hand(img):
     """Luma (BT.601), central differences, reflect-101 borders, float64."""
     g = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])

@@ -5,32 +5,12 @@ that path; the pixels are checked against a masked net built in the test."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PySide6.QtCore import Qt
 
 from faig_gui.core.imageio import write_image
-from faig_gui.core.registry import default_registry
 from tiny_session import made_up_scores, tiny_pair
 from tolerances import forward_atol
-
-
-def masked_by_hand(target, baseline, indices):
-    """Filters numbered over every 4-D '*weight' in state-dict order, (out, in) within a layer."""
-    numbered = [(k, o, i) for k, v in target.items() if k.endswith("weight") and v.ndim == 4
-                for o in range(v.shape[0]) for i in range(v.shape[1])]
-    sd = {k: v.clone() for k, v in target.items()}
-    for g in indices:
-        name, o, i = numbered[int(g)]
-        sd[name][o, i] = baseline[name][o, i]
-    return sd
-
-
-def sr_by_hand(sd, lr, clamp: bool = True):
-    model = default_registry().model_from_state_dict(dict(sd))
-    x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))[None].float()
-    with torch.no_grad():
-        y = model.module(x)[0]
-    return (y.clamp(0, 1) if clamp else y).permute(1, 2, 0).numpy()
+from by_hand import masked_by_hand, sr_by_hand
 
 
 def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot, tmp_path, monkeypatch):

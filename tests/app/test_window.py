@@ -14,9 +14,9 @@ from PySide6.QtWidgets import QApplication
 from faig_gui.core.analysis import AnalysisResult
 from faig_gui.core.imageio import read_image
 from faig_gui.app.window_exports import session_stems
-from faig_gui.core.registry import default_registry
 from tolerances import effect_atol, forward_atol, gamma
 from qt_events import answer_next_dialog, drop_files
+from by_hand import masked_by_hand, sr_by_hand
 
 
 # -- independent references ------------------------------------------------------------------
@@ -36,27 +36,10 @@ def locate(sd, index: int):
     raise IndexError(index)
 
 
-def masked_by_hand(target, baseline, indices, lam=0.0, zero=False):
-    sd = {k: v.clone() for k, v in target.items()}
-    for g in indices:
-        name, o, i = locate(target, int(g))
-        r = torch.zeros_like(sd[name][o, i]) if zero else baseline[name][o, i]
-        sd[name][o, i] = lam * target[name][o, i] + (1 - lam) * r
-    return sd
-
-
 def out_atol(window) -> float:
     """Float32 outputs of the window's net against a plain forward in another order: γ_n of
     its chain of convolutions (tests/tolerances.py)."""
     return forward_atol(window.model.session.target.module)
-
-
-def sr_by_hand(sd, lr_hwc):
-    model = default_registry().model_from_state_dict(dict(sd))
-    x = torch.from_numpy(np.ascontiguousarray(lr_hwc.transpose(2, 0, 1)))[None].float()
-    with torch.no_grad():
-        y = model.module(x)
-    return y[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def gradient_map_np(img):
@@ -69,10 +52,6 @@ def gradient_map_np(img):
 
 def effect_np(a, b):
     return float(np.mean((gradient_map_np(a) - gradient_map_np(b)) ** 2) * 1000)
-
-
-
-
 
 
 def graph_colours(window) -> dict[str, str]:
