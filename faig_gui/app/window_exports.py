@@ -3,6 +3,7 @@
 off the UI thread)."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,20 +64,28 @@ class WindowExports(_Base):
         if folder:
             self.export_masked_outputs(folder)
 
-    def export_masked_outputs(self, folder: str | Path) -> None:
-        """Each image's target and masked outputs as PNG, computed off the UI thread."""
+    def _masked_copy(self, what: str):
+        """For an export computed off the UI thread: a private copy of the target's module, a function
+        that makes the masked weights there, and the scale; None (and why, shown) without a pair
+        and images."""
         s = self.model.session
         if s.baseline is None or s.target is None or not s.images:   # not s.ready, for the type checker
-            self.show_error("export needs a baseline, a target and images")
+            self.show_error(f"{what} needs a baseline, a target and images")
+            return None
+        target, baseline, mask, index = s.target.state_dict, s.baseline.state_dict, s.mask, s.index
+        return copy.deepcopy(s.target.module), lambda: masked_state_dict(target, baseline, mask, index), s.scale
+
+    def export_masked_outputs(self, folder: str | Path) -> None:
+        """Each image's target and masked outputs as PNG, computed off the UI thread."""
+        made = self._masked_copy("export")
+        if made is None:
             return
-        import copy
-        module = copy.deepcopy(s.target.module)
-        target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
-        images = list(zip(session_stems(s.images), (img.lr for img in s.images)))
+        module, masked, scale = made
+        images = list(zip(session_stems(self.model.session.images), (img.lr for img in self.model.session.images)))
         out = Path(folder)
 
         def job() -> list[Path]:
-            return write_masked_outputs(module, masked_state_dict(target, baseline, mask, index), scale, images, out)
+            return write_masked_outputs(module, masked(), scale, images, out)
 
         self.statusBar().showMessage(f"exporting {len(images)} images…")
         self.export_task.submit(job, lambda files: self.statusBar().showMessage(
@@ -89,18 +98,15 @@ class WindowExports(_Base):
 
     def export_montage(self, path: str | Path) -> None:
         """Input / target / masked output per image in one PNG, computed off the UI thread."""
-        s = self.model.session
-        if s.baseline is None or s.target is None or not s.images:   # not s.ready, for the type checker
-            self.show_error("the montage needs a baseline, a target and images")
+        made = self._masked_copy("the montage")
+        if made is None:
             return
-        import copy
-        module = copy.deepcopy(s.target.module)
-        target, baseline, mask, index, scale = s.target.state_dict, s.baseline.state_dict, s.mask, s.index, s.scale
-        lrs = [img.lr for img in s.images]
+        module, masked, scale = made
+        lrs = [img.lr for img in self.model.session.images]
         path = Path(path)
 
         def job() -> Path:
-            write_image(path, masked_montage(module, masked_state_dict(target, baseline, mask, index), scale, lrs))
+            write_image(path, masked_montage(module, masked(), scale, lrs))
             return path
 
         self.statusBar().showMessage(f"making a montage of {len(lrs)} images…")
