@@ -17,7 +17,6 @@ the default follows the width; ``--arch edsr:res_scale=1`` overrides it.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from faig_gui.core.plugin_api import Architecture
+from faig_gui.core.plugin_api import Architecture, pixel_shuffle_upsampler
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K, both code bases
 
@@ -62,20 +61,6 @@ class ResBlock(nn.Module):
         return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
 
 
-def upsampler(scale: int, num_feat: int) -> nn.Sequential:
-    """PixelShuffle stages: log2(scale) x2 stages for a power of two, one x3 stage for 3."""
-    if scale >= 2 and scale & (scale - 1) == 0:
-        stages = [2] * int(math.log2(scale))
-    elif scale == 3:
-        stages = [3]
-    else:
-        raise ValueError(f"EDSR up-samples by a power of two or by 3, not x{scale}")
-    layers: list[nn.Module] = []
-    for r in stages:
-        layers += [nn.Conv2d(num_feat, num_feat * r * r, 3, 1, 1), nn.PixelShuffle(r)]
-    return nn.Sequential(*layers)
-
-
 class EDSR(nn.Module):
     """BasicSR's layout (``original=False``) or EDSR-PyTorch's (``original=True``)."""
 
@@ -94,13 +79,14 @@ class EDSR(nn.Module):
             self._mean_shift(self.add_mean, 1.0)
             self.head = nn.Sequential(nn.Conv2d(num_in_ch, num_feat, 3, 1, 1))
             self.body = nn.Sequential(*blocks, nn.Conv2d(num_feat, num_feat, 3, 1, 1))
-            self.tail = nn.Sequential(upsampler(upscale, num_feat), nn.Conv2d(num_feat, num_out_ch, 3, 1, 1))
+            self.tail = nn.Sequential(pixel_shuffle_upsampler(upscale, num_feat, "EDSR"),
+                                      nn.Conv2d(num_feat, num_out_ch, 3, 1, 1))
         else:
             self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
             self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
             self.body = nn.Sequential(*blocks)
             self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.upsample = upsampler(upscale, num_feat)
+            self.upsample = pixel_shuffle_upsampler(upscale, num_feat, "EDSR")
             self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
 
     def _mean_shift(self, conv: nn.Conv2d, sign: float) -> None:

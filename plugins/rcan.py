@@ -11,7 +11,6 @@ the weights: 1.0 (BasicSR's default) unless ``--arch rcan:res_scale=...`` says o
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from faig_gui.core.plugin_api import Architecture
+from faig_gui.core.plugin_api import Architecture, pixel_shuffle_upsampler
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K
 
@@ -65,19 +64,6 @@ class ResidualGroup(nn.Module):
         return x + self.conv(self.residual_group(x))
 
 
-def _upsampler(scale: int, num_feat: int) -> nn.Sequential:
-    if scale >= 2 and scale & (scale - 1) == 0:
-        stages = [2] * int(math.log2(scale))
-    elif scale == 3:
-        stages = [3]
-    else:
-        raise ValueError(f"RCAN up-samples by a power of two or by 3, not x{scale}")
-    layers: list[nn.Module] = []
-    for r in stages:
-        layers += [nn.Conv2d(num_feat, num_feat * r * r, 3, 1, 1), nn.PixelShuffle(r)]
-    return nn.Sequential(*layers)
-
-
 class RCAN(nn.Module):
     mean: torch.Tensor   # a buffer (register_buffer), declared for the type checker
 
@@ -91,7 +77,7 @@ class RCAN(nn.Module):
         self.body = nn.Sequential(*[ResidualGroup(num_feat, num_block, squeeze_factor, res_scale)
                                     for _ in range(num_group)])
         self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.upsample = _upsampler(upscale, num_feat)
+        self.upsample = pixel_shuffle_upsampler(upscale, num_feat, "RCAN")
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -55,3 +55,20 @@ def shape(state_dict: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...] |
     """Shape of ``state_dict[key]`` or None: a small helper for ``detect``."""
     value = state_dict.get(key)
     return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def pixel_shuffle_upsampler(scale: int, num_feat: int, family: str = "this network") -> nn.Sequential:
+    """BasicSR's ``Upsample`` (EDSR, RCAN and others build their tail from it): a 3x3 conv to
+    ``num_feat·r²`` channels and PixelShuffle(r) per stage, r = 2 log2(scale) times for a power
+    of two, one r = 3 stage for x3. Its convs are ``0``, ``2``, ... inside the Sequential, the key
+    names the released checkpoints have."""
+    if scale >= 2 and scale & (scale - 1) == 0:
+        stages = [2] * (scale.bit_length() - 1)
+    elif scale == 3:
+        stages = [3]
+    else:
+        raise ValueError(f"{family} up-samples by a power of two or by 3, not x{scale}")
+    layers: list[nn.Module] = []
+    for r in stages:
+        layers += [nn.Conv2d(num_feat, num_feat * r * r, 3, 1, 1), nn.PixelShuffle(r)]
+    return nn.Sequential(*layers)
