@@ -145,7 +145,9 @@ def select_pair(name: str) -> None:
 PY = sys.executable
 
 
-def _skimage(name: str) -> np.ndarray:
+def skimage_picture(name: str) -> np.ndarray:
+    """scikit-image's picture ``name`` as H x W x 3 uint8 RGB (grey ones repeated, the stereo
+    pair's left view); make_calibration_set.py and eval_prediction.py read theirs through it."""
     import skimage.data
     img = getattr(skimage.data, name)()
     if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity)
@@ -167,11 +169,11 @@ def _centre(img: np.ndarray, side: int) -> np.ndarray:
 
 def prepare() -> None:
     for name in TRAIN_IMAGES:
-        _write(DATA / "train" / f"{name}.png", _skimage(name))
+        _write(DATA / "train" / f"{name}.png", skimage_picture(name))
     for name in HELDOUT_IMAGES:
-        _write(DATA / "heldout" / f"{name}.png", _centre(_skimage(name), HELDOUT_SIDE))
+        _write(DATA / "heldout" / f"{name}.png", _centre(skimage_picture(name), HELDOUT_SIDE))
     for i, (name, top, left) in enumerate(ANALYSIS_CROPS):
-        img = _skimage(name)
+        img = skimage_picture(name)
         crop = img[top:top + ANALYSIS_SIDE, left:left + ANALYSIS_SIDE]
         assert crop.shape[:2] == (ANALYSIS_SIDE, ANALYSIS_SIDE), (name, top, left, img.shape)
         _write(DATA / "analysis" / f"{i:02d}_{name}.png", crop)

@@ -39,6 +39,7 @@ from faig_gui.core.degradations import Degradation, degrade, jpeg, seeded_genera
 from faig_gui.core.errors import FaigError  # noqa: E402
 from faig_gui.core.prediction import Predictor  # noqa: E402
 from faig_gui.core.prediction.logistic import reliability  # noqa: E402
+from build_demo import skimage_picture  # noqa: E402
 from make_calibration_set import CALIBRATION, HELDOUT  # noqa: E402
 
 CONFIDENT = 0.8
@@ -48,15 +49,11 @@ NOISE_SIGMAS = (0.02, 0.05, 0.1, 0.2)
 
 def heldout_crops(count: int, side: int, seed: int) -> list[torch.Tensor]:
     """``count`` random side x side HR crops per held-out image (seeded), 1x3xHxW in [0, 1]."""
-    import skimage.data
     rng = np.random.default_rng(seed)
     crops = []
     for name in HELDOUT:
         assert name not in CALIBRATION
-        img = getattr(skimage.data, name)()
-        if img.ndim == 2:
-            img = np.repeat(img[:, :, None], 3, axis=2)
-        img = img[:, :, :3].astype(np.float32) / 255.0
+        img = skimage_picture(name).astype(np.float32) / 255.0
         h, w = img.shape[:2]
         for _ in range(count):
             y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))

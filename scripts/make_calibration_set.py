@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from build_demo import skimage_picture   # this folder is sys.path[0] when the script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "resources" / "calibration"
 SIDE = 128
@@ -32,16 +34,6 @@ CALIBRATION = {
 #: never in the calibration: the evaluation's content
 HELDOUT = ("chelsea", "camera", "coffee", "text", "cell")
 PERCENTILES = (20, 70)
-
-
-def picture(name: str) -> np.ndarray:
-    import skimage.data
-    img = getattr(skimage.data, name)()
-    if isinstance(img, tuple):   # stereo_motorcycle: (left, right, disparity)
-        img = img[0]
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(img[:, :, :3])
 
 
 def crops(img: np.ndarray) -> list[tuple[int, int]]:
@@ -68,7 +60,7 @@ def main() -> int:
              f"for the evaluation of scripts/eval_prediction.py: {', '.join(HELDOUT)}.", "",
              "| file | picture | content | crop (top, left) |", "|---|---|---|---|"]
     for name, what in CALIBRATION.items():
-        img = picture(name)
+        img = skimage_picture(name)
         for k, (y, x) in enumerate(crops(img)):
             path = OUT / f"{name}_{k}.png"
             cv2.imwrite(str(path), img[y:y + SIDE, x:x + SIDE, ::-1])
