@@ -12,7 +12,10 @@ TINY = {
     "srcnn_style": [{"scale": s, "widths": (4, 5)} for s in (2, 3, 4)],
     "edsr": [{"num_feat": 4, "num_block": 2, "scale": s, "layout": layout}
              for s in (2, 3, 4) for layout in ("basicsr", "original")],
-    "rcan": [{"num_feat": 4, "num_group": 2, "num_block": 2, "squeeze_factor": 2, "scale": s} for s in (2, 3, 4)],
+    "rcan": [{"num_feat": 4, "num_group": 2, "num_block": 2, "squeeze_factor": 2, "scale": s, "layout": layout}
+             for s in (2, 3, 4) for layout in ("basicsr", "original")]
+            + [{"num_feat": 4, "num_group": 1, "num_block": 2, "squeeze_factor": 2, "scale": 2, "layout": "original",
+                "mean_shift": "div2k"}],
     "srvgg": [{"num_feat": 4, "num_conv": 2, "scale": s, "act_type": act} for s in (2, 3, 4)
               for act in ("prelu", "relu")],
     # written by another plugin's author; its default layout, when it is installed
