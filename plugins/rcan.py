@@ -220,6 +220,37 @@ def _hyperparameters(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     return hp
 
 
+def _expected_shapes(hp: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The module's keys and shapes for ``hp``, without building it: detection runs on every
+    checkpoint opened, and building a 10 x 20-block RCAN takes ~0.3 s (on the meta device too)."""
+    f, reduced = hp["num_feat"], hp["num_feat"] // hp["squeeze_factor"]
+    original = hp["layout"] == "original"
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def conv(name: str, cout: int, cin: int, k: int = 3) -> None:
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (cout, cin, k, k), (cout,)
+
+    first, last, up = _NAMES[hp["layout"]]
+    conv(first.removesuffix(".weight"), f, hp["num_in_ch"])
+    conv(last.removesuffix(".weight"), hp["num_out_ch"], f)
+    for i, r in enumerate([3] if hp["scale"] == 3 else [2] * (hp["scale"].bit_length() - 1)):
+        conv(f"{up}.{2 * i}", f * r * r, f)
+    if original and hp.get("mean_shift") == "stored":
+        conv("sub_mean", hp["num_in_ch"], hp["num_in_ch"], 1)
+        conv("add_mean", hp["num_out_ch"], hp["num_out_ch"], 1)
+    squeeze, excite = ("3.conv_du.0", "3.conv_du.2") if original else ("3.attention.1", "3.attention.3")
+    for g in range(hp["num_group"]):
+        for b in range(hp["num_block"]):
+            block = f"body.{g}.body.{b}.body" if original else f"body.{g}.residual_group.{b}.rcab"
+            conv(f"{block}.0", f, f)
+            conv(f"{block}.2", f, f)
+            conv(f"{block}.{squeeze}", reduced, f, 1)
+            conv(f"{block}.{excite}", f, reduced, 1)
+        conv(f"body.{g}.body.{hp['num_block']}" if original else f"body.{g}.conv", f, f)
+    conv(f"body.{hp['num_group']}" if original else "conv_after_body", f, f)
+    return shapes
+
+
 class RCANArchitecture(Architecture):
     name = "rcan"
     display_name = "RCAN (BasicSR or the original)"
@@ -232,13 +263,11 @@ class RCANArchitecture(Architecture):
             hp = _hyperparameters(sd)
             if hp["scale"] not in (2, 3, 4, 8):
                 return False
-            # every key and shape exactly as the module would have them (built on the meta
-            # device: no memory, no initialisation), so a missing group conv or a stray block fails
-            with torch.device("meta"):
-                expected = self.build(hp).state_dict()
+            expected = _expected_shapes(hp)
         except (ValueError, KeyError):
             return False
-        return set(expected) == set(sd) and all(tuple(sd[k].shape) == tuple(v.shape) for k, v in expected.items())
+        # every key and shape as the module has them: a missing group conv or a stray block fails
+        return set(expected) == set(sd) and all(tuple(sd[k].shape) == s for k, s in expected.items())
 
     def hyperparameters(self, sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         return _hyperparameters(sd)

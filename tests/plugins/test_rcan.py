@@ -322,7 +322,8 @@ def test_detection_does_not_claim_other_layouts():
                    {k: v for k, v in original.items() if not k.startswith("body.1.body.1.")},   # a block missing
                    {k: v for k, v in original.items() if not k.startswith("body.2.")},          # no conv after body
                    {k: v for k, v in original.items() if k != "add_mean.bias"},                 # half a MeanShift
-                   {**original, "body.0.body.0.body.3.conv_du.0.weight": torch.zeros(1, 4, 1, 1)}):  # squeeze 4 vs 2
+                   {**original, "body.0.body.0.body.3.conv_du.0.weight": torch.zeros(1, 4, 1, 1)},  # squeeze 4 vs 2
+                   {**original, "body.1.body.0.body.2.weight": torch.zeros(4, 4, 5, 5)}):  # a 5x5 kernel
         assert not rcan.detect(broken)
     for other in (reg.get("edsr").new_state_dict(num_feat=4, num_block=1, scale=2),
                   reg.get("edsr").new_state_dict(num_feat=4, num_block=2, scale=2, layout="original"),
