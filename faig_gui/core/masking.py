@@ -17,6 +17,7 @@ from torch import nn
 
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex
+from faig_gui.core.index_sets import as_index_set, difference, symmetric_difference, union
 
 MODES = ("baseline", "zero")
 LAMBDA_RANGE = (0.0, 1.5)
@@ -31,7 +32,10 @@ class FilterMask:
     lam: float = 0.0
 
     def __post_init__(self):
-        idx = np.unique(np.asarray(self.indices, dtype=np.int64).reshape(-1))
+        idx = as_index_set(self.indices)
+        # (a copy when it is the caller's array: a mask must not change with it)
+        if isinstance(self.indices, np.ndarray) and np.may_share_memory(idx, self.indices):
+            idx = idx.copy()
         object.__setattr__(self, "indices", idx)
         if self.mode not in MODES:
             raise FaigError(f"unknown mask mode '{self.mode}'; use one of {', '.join(MODES)}")
@@ -46,18 +50,17 @@ class FilterMask:
         return bool(pos < len(self.indices) and self.indices[pos] == index)
 
     def with_indices(self, indices: Iterable[int]) -> FilterMask:
-        return FilterMask(np.fromiter(indices, dtype=np.int64), self.mode, self.lam)
+        return FilterMask(as_index_set(indices), self.mode, self.lam)
 
     def toggled(self, indices: Iterable[int]) -> FilterMask:
         """Each given filter flips between masked and not masked."""
-        flip = np.unique(np.fromiter(indices, dtype=np.int64))
-        return FilterMask(np.setxor1d(self.indices, flip), self.mode, self.lam)
+        return FilterMask(symmetric_difference(self.indices, indices), self.mode, self.lam)
 
     def union(self, indices: Iterable[int]) -> FilterMask:
-        return FilterMask(np.union1d(self.indices, np.fromiter(indices, dtype=np.int64)), self.mode, self.lam)
+        return FilterMask(union(self.indices, indices), self.mode, self.lam)
 
     def difference(self, indices: Iterable[int]) -> FilterMask:
-        return FilterMask(np.setdiff1d(self.indices, np.fromiter(indices, dtype=np.int64)), self.mode, self.lam)
+        return FilterMask(difference(self.indices, indices), self.mode, self.lam)
 
 
 def masked_state_dict(target: Mapping[str, torch.Tensor], baseline: Mapping[str, torch.Tensor],
@@ -69,16 +72,24 @@ def masked_state_dict(target: Mapping[str, torch.Tensor], baseline: Mapping[str,
     out = dict(target)
     if not len(mask):
         return out
-    layer_pos = index.layer_of(mask.indices)
-    for pos in np.unique(layer_pos):
+    # the mask's indices are sorted: each layer's are one slice of them (an O(layers) search;
+    # comparing every index with every layer cost ~0.1 s at RRDBNet's 1.85 M filters)
+    offsets = [layer.offset for layer in index.layers]
+    bounds = np.searchsorted(mask.indices, np.append(offsets, index.total))
+    for pos in np.flatnonzero(bounds[1:] > bounds[:-1]):
         layer = index.layers[pos]
-        local = mask.indices[layer_pos == pos] - layer.offset
-        # storage position W[row, col] (FilterLayer: a transposed conv's rows are its inputs)
-        o = torch.as_tensor(local // layer.cols)
-        i = torch.as_tensor(local % layer.cols)
-        w = target[layer.name].clone()
-        replacement = baseline[layer.name][o, i] if mask.mode == "baseline" else torch.zeros_like(w[o, i])
-        w[o, i] = mask.lam * w[o, i] + (1.0 - mask.lam) * replacement
+        local = torch.from_numpy(mask.indices[bounds[pos]:bounds[pos + 1]] - layer.offset)
+        # kernel W[row, col] is row row * cols + col of the weight seen as (rows * cols, kernel
+        # pixels) (FilterLayer: a transposed conv's rows are its inputs)
+        t = target[layer.name]
+        w = torch.empty_like(t, memory_format=torch.contiguous_format).copy_(t)
+        flat = w.view(layer.rows * layer.cols, -1)
+        kept = flat.index_select(0, local)
+        if mask.mode == "baseline":
+            replacement = baseline[layer.name].reshape(layer.rows * layer.cols, -1).index_select(0, local)
+        else:
+            replacement = torch.zeros_like(kept)
+        flat.index_copy_(0, local, mask.lam * kept + (1.0 - mask.lam) * replacement)
         out[layer.name] = w
     return out
 

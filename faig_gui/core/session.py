@@ -25,6 +25,7 @@ from faig_gui.core.dataset import AnalysisImage, from_folders, load_hr_folder, m
 from faig_gui.core.degradations import Degradation, mod_crop, paper_degradations
 from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
+from faig_gui.core.index_sets import difference, union
 from faig_gui.core.imageio import read_image
 from faig_gui.core.masking import FilterMask, masked_state_dict
 from faig_gui.core.registry import LoadedModel, Registry, check_pair, default_registry
@@ -240,7 +241,7 @@ class Session:
         """Mask the top ``proportion`` % for ``degradation``; filters toggled by hand stay toggled."""
         top = self.top(degradation, proportion)
         self.mask_settings = replace(self.mask_settings, degradation=degradation, proportion=proportion)
-        indices = np.setdiff1d(np.union1d(top, self.hand_masked), self.hand_unmasked)
+        indices = difference(union(top, self.hand_masked), self.hand_unmasked)
         self.mask = FilterMask(indices, self.mask.mode, self.mask.lam)
         self._masked_params = None
 
@@ -273,8 +274,8 @@ class Session:
     def set_mask(self, mask: FilterMask) -> None:
         """A mask chosen by hand: what differs from the preset is kept as hand toggles."""
         preset = self.preset_indices()
-        self.hand_masked = np.setdiff1d(mask.indices, preset)
-        self.hand_unmasked = np.setdiff1d(preset, mask.indices)
+        self.hand_masked = difference(mask.indices, preset)
+        self.hand_unmasked = difference(preset, mask.indices)
         self.mask = mask
         self.mask_settings = replace(self.mask_settings, mode=mask.mode, lam=mask.lam)
         self._masked_params = None
