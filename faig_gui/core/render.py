@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
 
 import numpy as np
@@ -216,14 +216,51 @@ def render_live(req: RenderRequest, cache: OutputCache, above_s: float = PREVIEW
                 budget_s: float = PREVIEW_BUDGET_S) -> RenderResult:
     """The view's render of a real request: a preview of a crop (core/preview.py) when the full
     masked output is estimated to cost more than ``above_s`` seconds, else the full frame. The
-    caller asks for the full frame after a preview (``render``)."""
+    caller asks for the full frame after a preview (``render``).
+
+    On such a slow net, an image's first render with a mask on (a new image, or the pair just
+    opened) computes the target's full output alone, then the preview, instead of two full
+    forwards before anything shows; and once an image's target output is in, the target's output
+    of the crop a preview would use is computed too, so the first mask change runs one crop
+    forward, not two."""
+    first = cache.get((req.models_version, req.image_key), req.lr) is None
+    if first and _masked_estimate(req, cache) > above_s:
+        render(replace(req, mask=FilterMask(mode=req.mask.mode, lam=req.mask.lam)), cache)
     plan = _preview_plan(req, cache, above_s, budget_s)
-    return render(req, cache) if plan is None else render_preview(req, cache, plan)
+    if plan is not None:
+        return render_preview(req, cache, plan)
+    result = render(req, cache)
+    if first and req.module is not None and req.target is not None and req.baseline is not None:
+        crop = _crop_plan(req, cache, above_s, budget_s)
+        if crop is not None:
+            _target_crop(req, cache, crop)
+    return result
+
+
+def _masked_estimate(req: RenderRequest, cache: OutputCache) -> float:
+    """Seconds a full masked forward of ``req``'s image would take as measured on the images
+    before it (0 when nothing is masked or nothing was measured yet)."""
+    if (req.module is None or req.target is None or req.baseline is None or len(req.mask) == 0
+            or req.mask.lam == 1.0 or cache.seconds_per_pixel is None):
+        return 0.0
+    return cache.seconds_per_pixel * req.lr.shape[0] * req.lr.shape[1]
+
+
+def _crop_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget_s: float) -> PreviewPlan | None:
+    """The crop a preview of ``req``'s image would use (whatever the mask), when a full forward
+    of it is estimated above ``above_s``."""
+    if cache.seconds_per_pixel is None or req.module is None:
+        return None
+    h, w = req.lr.shape[:2]
+    if cache.seconds_per_pixel * h * w <= above_s:
+        return None
+    if cache._geometry is None or cache._geometry[0] != req.models_version:
+        cache._geometry = (req.models_version, receptive_radius(req.module))
+    return plan_preview(h, w, cache.seconds_per_pixel, budget_s, cache._geometry[1].radius, req.focus)
 
 
 def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget_s: float) -> PreviewPlan | None:
-    if (req.module is None or req.target is None or req.baseline is None or len(req.mask) == 0
-            or req.mask.lam == 1.0 or cache.seconds_per_pixel is None):
+    if _masked_estimate(req, cache) <= 0.0:
         return None
     cached = cache.get((req.models_version, req.image_key), req.lr)
     if cached is None:   # the first render of an image: the target's full forward is needed anyway
@@ -234,7 +271,7 @@ def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget
     share = None
     if inc is not None and pixels <= inc.max_pixels:
         share = inc.planned_share(lr, cache.masked_params(req))
-    estimate = cache.seconds_per_pixel * pixels * (1.0 if share is None else share)
+    estimate = _masked_estimate(req, cache) * (1.0 if share is None else share)
     macs = inc.pass_macs(lr) if inc is not None else None
     if macs is not None:
         # the measured rate may come from a first forward slowed by one-time costs (oneDNN's
@@ -243,10 +280,19 @@ def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget
         estimate = min(estimate, macs * (1.0 if share is None else share) / FAST_MACS_PER_S)
     if estimate <= above_s:
         return None
-    if cache._geometry is None or cache._geometry[0] != req.models_version:
-        cache._geometry = (req.models_version, receptive_radius(req.module))
-    return plan_preview(lr.shape[-2], lr.shape[-1], cache.seconds_per_pixel, budget_s,
-                        cache._geometry[1].radius, req.focus)
+    return _crop_plan(req, cache, 0.0, budget_s)
+
+
+def _target_crop(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) -> torch.Tensor:
+    """The target's output of ``plan``'s crop of ``req``'s image, kept for the next previews."""
+    cached = cache.get((req.models_version, req.image_key), req.lr)
+    if cached is None:
+        raise RuntimeError("a preview needs the target's full output of its image (cached by the first render)")
+    y0, x0, y1, x1 = plan.crop
+    key = (req.models_version, req.image_key, plan.crop)
+    if cache.preview_target is None or cache.preview_target[0] != key:
+        cache.preview_target = (key, super_resolve(_module(req), cached[0][..., y0:y1, x0:x1], req.scale, req.target))
+    return cache.preview_target[1]
 
 
 def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) -> RenderResult:
@@ -263,15 +309,11 @@ def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) ->
     if cached is None:
         raise RuntimeError("a preview needs the target's full output of its image (cached by the first render)")
     lr, enlarged, target_out, target_img, grad_t_full, p_t = cached
-    module = _module(req)
     s = req.scale
     y0, x0, y1, x1 = plan.crop
     iy0, ix0, iy1, ix1 = plan.inner
-    crop = lr[..., y0:y1, x0:x1]
-    key = (req.models_version, req.image_key, plan.crop)
-    if cache.preview_target is None or cache.preview_target[0] != key:
-        cache.preview_target = (key, super_resolve(module, crop, s, req.target))
-    change = super_resolve(module, crop, s, cache.masked_params(req)) - cache.preview_target[1]
+    target_crop = _target_crop(req, cache, plan)
+    change = super_resolve(_module(req), lr[..., y0:y1, x0:x1], s, cache.masked_params(req)) - target_crop
     inner = (..., slice(iy0 * s, iy1 * s), slice(ix0 * s, ix1 * s))
     masked_out = target_out.clone()
     masked_out[inner] += change[..., (iy0 - y0) * s:(iy1 - y0) * s, (ix0 - x0) * s:(ix1 - x0) * s]

@@ -96,3 +96,80 @@ def test_preview_pixels_equal_the_full_frame_beyond_the_radius_from_the_crop_edg
     deep = slice(2 * (16 + 8), 2 * (48 - 8))
     np.testing.assert_allclose(got[deep, deep], full.masked[deep, deep], atol=3 * atol)
     assert np.abs(got[32:96, 32:96] - full.masked[32:96, 32:96]).max() > 10 * atol
+
+
+def _tiny_pair():
+    """A tiny MSRResNet pair, its filter index and a mask of 30 % of its filters."""
+    from faig_gui.core.filters import FilterIndex, top_indices
+    from faig_gui.core.masking import FilterMask
+
+    arch = default_registry().get("msrresnet")
+    hp = {"num_feat": 4, "num_block": 2, "scale": 2}
+    base = _random(arch.new_state_dict(**hp), seed=5)
+    targ = _random(arch.new_state_dict(**hp), seed=6)
+    module = arch.build(hp)
+    module.load_state_dict(targ)
+    module.eval()
+    index = FilterIndex.from_state_dict(targ)
+    return module, targ, base, index, FilterMask(top_indices(np.random.default_rng(0).random(index.total), 0.3))
+
+
+def test_render_live_keeps_the_preview_crop_warm_and_previews_a_new_image_after_its_target(monkeypatch):
+    """With the preview threshold at 0 (every net counts as slow): an image's first render leaves
+    the target's output of the preview crop computed, so the first mask change runs one crop
+    forward (the masked net's); a new image shown with a mask on gets its target's full output
+    and a preview, not two full forwards, and the preview's pixels are the target's full output
+    plus the crop's change, computed here."""
+    from faig_gui.core import render as rendering
+    from faig_gui.core.inference import super_resolve
+    from faig_gui.core.masking import FilterMask, masked_state_dict
+    from faig_gui.core.render import OutputCache, RenderRequest, render_live
+    from tolerances import forward_atol
+
+    module, targ, base, index, mask = _tiny_pair()
+    calls = []
+
+    def counted(mod, x, scale, params=None, *a, **k):
+        calls.append((tuple(x.shape[-2:]), params is targ))
+        return super_resolve(mod, x, scale, params, *a, **k)
+    monkeypatch.setattr(rendering, "super_resolve", counted)
+    rng = np.random.default_rng(1)
+    a, b = rng.random((40, 48, 3)).astype(np.float32), rng.random((44, 36, 3)).astype(np.float32)
+    cache = OutputCache()
+    cache.threads.apply = lambda *args, **kw: 1   # (no thread tuning in a test)
+
+    def request(key, lr, m):
+        return RenderRequest(key, lr, None, module, targ, base, index, m, 2, 1, 0.0)
+    first = render_live(request(1, a, FilterMask()), cache, above_s=0.0, budget_s=0.0)
+    assert first.preview is None and cache.preview_target is not None
+    key, warm = cache.preview_target
+    y0, x0, y1, x1 = key[2]
+    # the crop a zero budget plans: MIN_INNER LR pixels at the centre, offsets multiples of ALIGN
+    assert (y1 - y0, x1 - x0) == (MIN_INNER, MIN_INNER) and y0 % ALIGN == 0 and x0 % ALIGN == 0
+    with torch.inference_mode():
+        want = module(torch.from_numpy(a[y0:y1, x0:x1]).permute(2, 0, 1)[None])
+    atol = forward_atol(module)   # float32: the same net, another memory layout
+    np.testing.assert_allclose(warm.numpy(), want.numpy(), atol=atol)
+
+    calls.clear()
+    masked = render_live(request(1, a, mask), cache, above_s=0.0, budget_s=0.0)
+    assert masked.preview is not None
+    assert calls == [((MIN_INNER, MIN_INNER), False)]   # the masked crop alone: the target's was warm
+
+    calls.clear()
+    new = render_live(request(2, b, mask), cache, above_s=0.0, budget_s=0.0)
+    assert new.preview is not None and new.masked is not None and new.target is not None
+    # the target's full forward, then the two crop forwards; never the masked full frame
+    assert calls == [((44, 36), True), ((MIN_INNER, MIN_INNER), True), ((MIN_INNER, MIN_INNER), False)]
+    with torch.inference_mode():
+        x = torch.from_numpy(b).permute(2, 0, 1)[None]
+        target_full = module(x)[0].permute(1, 2, 0).numpy()
+        y0, x0, y1, x1 = new.preview.crop
+        crop = x[..., y0:y1, x0:x1]
+        from torch.func import functional_call
+        change = (functional_call(module, masked_state_dict(targ, base, mask, index), (crop,))
+                  - module(crop))[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(new.target, np.clip(target_full, 0, 1), atol=atol)
+    want = target_full.copy()
+    want[2 * y0:2 * y1, 2 * x0:2 * x1] += change
+    np.testing.assert_allclose(new.masked, np.clip(want, 0, 1), atol=3 * atol)   # three forwards' rounding
