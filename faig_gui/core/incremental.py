@@ -27,8 +27,9 @@ the new outputs would then all need fresh memory, which the allocator maps in pa
 ~35 % on top of a pass here.)
 
 Memory: one output per graph node for the current input (for MSRResNet 32/8 at 128x128 LR about
-60 MB), twice that with an aside record, so inputs above ``max_pixels`` run the plain forward
-instead.
+60 MB), twice that with an aside record. Inputs above ``max_pixels``, or whose two records would
+hold more than ``max_bytes`` (RRDBNet x4 64/23/32 keeps ~180 KB per LR pixel: 3 GB a record at
+128x128, and the window reached 6.8 GB with two), run the plain forward instead.
 """
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ from torch import fx, nn
 from torch.func import functional_call
 
 from faig_gui.core.attribution import Cancelled
+
+#: what the two records together may hold (bytes); larger inputs run the plain forward
+RECORD_BYTES = 2 * 1024 ** 3
 
 _IN_PLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
                        operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor}
@@ -66,9 +70,12 @@ class IncrementalForward:
     (even with equal values) starts over with a full pass.
     """
 
-    def __init__(self, module: nn.Module, graph: fx.Graph, max_pixels: int = 256 * 256):
+    def __init__(self, module: nn.Module, graph: fx.Graph, max_pixels: int = 256 * 256,
+                 max_bytes: float = RECORD_BYTES):
         self.module = module
         self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
+        self._bytes_per_pixel: float | None = None
         self.gm = fx.GraphModule(module, graph)
         self.nodes = list(self.gm.graph.nodes)
         self.submodules = dict(self.gm.named_modules())
@@ -86,11 +93,41 @@ class IncrementalForward:
                 deps |= self.depends[src]
             self.depends[node] = frozenset(deps)
         self._propagate_in_place()
+        # each call_module node's own parameter names, with the names its module knows them by
+        # (filtering the full state dict per node cost ~0.2 s a pass at RRDBNet's 700 tensors)
+        self._local_keys: dict[fx.Node, tuple[tuple[str, str], ...]] = {
+            node: tuple((k, k[len(node.target) + 1:]) for k in own if k.startswith(f"{node.target}."))
+            for node in self.nodes if node.op == "call_module"}
         self._main = _Record()           # what the last ordinary run (or a promoted aside run) left
         self._aside = _Record(valid=False)
         self.last_recomputed = 0        # nodes run by the last call (for tests and benchmarks)
         self.last_share = 0.0           # the share of a full pass's arithmetic the last call ran
         self._costs: tuple[tuple, dict[fx.Node, float]] | None = None   # (input shape, per node)
+
+    def keeps(self, x: torch.Tensor) -> bool:
+        """Whether runs on inputs shaped like ``x`` keep every node's output (else they run the
+        plain forward): at most ``max_pixels``, and both records within ``max_bytes``."""
+        pixels = x.shape[-1] * x.shape[-2]
+        return pixels <= self.max_pixels and 2 * self.bytes_per_pixel(x) * pixels <= self.max_bytes
+
+    def bytes_per_pixel(self, x: torch.Tensor) -> float:
+        """Bytes one record holds per input pixel, measured once with one pass on an 8 x 8 input
+        of ``x``'s batch, channels and type (every kept output scales with the input's pixels;
+        ~0.1 s for RRDBNet x4, whose record at 128 x 128 would hold 5 GB). (The meta device would
+        need no arithmetic, but its element-wise kernels run in Python: 1.6 s for RRDBNet.)"""
+        if self._bytes_per_pixel is None:
+            side = 8
+            probe = torch.zeros(*x.shape[:-2], side, side, dtype=x.dtype)
+            values: dict[fx.Node, Any] = {}
+            storages: dict[int, int] = {}
+            with torch.inference_mode():
+                for node in self.nodes:
+                    out = values[node] = self._run_node(node, values, probe, {})
+                    if isinstance(out, torch.Tensor) and node.op != "get_attr":
+                        # (views and in-place results share one storage: counted once)
+                        storages[out.untyped_storage().data_ptr()] = out.untyped_storage().nbytes()
+            self._bytes_per_pixel = sum(storages.values()) / side ** 2
+        return self._bytes_per_pixel
 
     def _mutates(self, node: fx.Node) -> fx.Node | None:
         """The node whose value ``node`` changes in place, if any."""
@@ -168,7 +205,7 @@ class IncrementalForward:
         """The output for ``x`` with ``params``. ``should_stop()`` is asked before each node that
         must run; when it answers True the run raises ``Cancelled`` (see the module docstring
         for what is kept). ``aside``: a speculative run, kept in the second record."""
-        if x.shape[-1] * x.shape[-2] > self.max_pixels:
+        if not self.keeps(x):
             if should_stop is not None and should_stop():
                 raise Cancelled()
             self.clear()
@@ -291,8 +328,7 @@ class IncrementalForward:
             return getattr(self_obj, cast(str, node.target))(*rest, **kwargs)
         if node.op == "call_module":
             sub = self.submodules[cast(str, node.target)]
-            prefix = f"{node.target}."
-            local = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+            local = {short: params[k] for k, short in self._local_keys[node] if k in params}
             if local and _plain_conv(sub, local) and not kwargs and len(args) == 1:
                 # what Conv*d.forward does with these weights, without functional_call's swap
                 # of the module's parameters in and out (a cost per layer: docs/performance.md)

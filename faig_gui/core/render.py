@@ -105,7 +105,7 @@ class OutputCache:
         kept beside what the real renders left (IncrementalForward.run)."""
         inc = self.incremental(req)
         self.forwards["render" if should_stop is None and not aside else "prefetch"] += 1
-        if inc is None or x.shape[-1] * x.shape[-2] > inc.max_pixels:
+        if inc is None or not inc.keeps(x):
             if should_stop is not None:
                 raise Cancelled()
             return super_resolve(_module(req), x, req.scale, params), 1.0
@@ -125,7 +125,7 @@ class OutputCache:
         cached = self.get((req.models_version, req.image_key), req.lr)
         inc = self.incremental(req)
         if (cached is None or inc is None or req.baseline is None or len(req.mask) == 0
-                or req.mask.lam == 1.0 or cached[0].shape[-1] * cached[0].shape[-2] > inc.max_pixels):
+                or req.mask.lam == 1.0 or not inc.keeps(cached[0])):
             return
         self.forward(req, cached[0], self.masked_params(req), should_stop)
 
@@ -266,10 +266,9 @@ def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget
     if cached is None:   # the first render of an image: the target's full forward is needed anyway
         return None
     lr = cached[0]
-    pixels = lr.shape[-1] * lr.shape[-2]
     inc = cache.incremental(req)
     share = None
-    if inc is not None and pixels <= inc.max_pixels:
+    if inc is not None and inc.keeps(lr):
         share = inc.planned_share(lr, cache.masked_params(req))
     estimate = _masked_estimate(req, cache) * (1.0 if share is None else share)
     macs = inc.pass_macs(lr) if inc is not None else None

@@ -108,6 +108,26 @@ def test_large_inputs_run_the_plain_forward(pair):
     assert inc.last_recomputed == len(inc.nodes) and inc._main.values == {}
 
 
+def test_inputs_whose_records_exceed_the_byte_budget_run_the_plain_forward():
+    """A record's bytes per input pixel, counted by hand for a small net, decide: two records of
+    an input must fit ``max_bytes``, else the run keeps nothing and equals the plain forward."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1)).eval()
+    params = dict(m.state_dict())
+    # kept per pixel: the input (3 channels), conv (4), relu (4), conv (5; the output node returns
+    # that same tensor), float32
+    per_pixel = (3 + 4 + 4 + 5) * 4
+    x = torch.rand(1, 3, 10, 10)
+    fits = IncrementalForward(m, fx.symbolic_trace(m).graph, max_bytes=2 * per_pixel * 100)
+    assert fits.bytes_per_pixel(x) == per_pixel and fits.keeps(x)
+    fits.run(x, params)
+    assert fits._main.values   # kept
+    over = IncrementalForward(m, fx.symbolic_trace(m).graph, max_bytes=2 * per_pixel * 100 - 1)
+    assert not over.keeps(x)
+    np.testing.assert_array_equal(over.run(x, params).numpy(), plain(m, params, x).numpy())
+    assert over._main.values == {} and over.last_recomputed == len(over.nodes)
+
+
 class StopAfter:
     """should_stop that answers True from its (n+1)-th question on, counting the questions."""
 
