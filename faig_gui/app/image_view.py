@@ -212,7 +212,11 @@ class ImageView(FileDropTarget, QWidget):
                              live_threads(self.model.long_jobs), self._graph, focus=self._focus(img.lr.shape, s.scale))
 
     def _focus(self, shape: tuple, scale: int) -> tuple[float, float] | None:
-        """LR (y, x) at the centre of the view when it shows part of the image (else None)."""
+        """LR (y, x) at the centre of the view when it shows part of the image (else None; also
+        before the view has been fitted to an image of this size: its range is then the
+        placeholder's, and an image's first render would plan its preview crop in a corner)."""
+        if self._shape != (shape[0] * scale, shape[1] * scale):
+            return None
         rect = self.input_panel.view.viewRect()
         if rect.width() >= shape[1] * scale and rect.height() >= shape[0] * scale:
             return None

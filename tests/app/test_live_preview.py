@@ -28,6 +28,8 @@ def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot,
         w.model.add_images([str(tmp_path / "lr.png")])
     qtbot.waitUntil(lambda: view.live.idle, timeout=30000)
     assert view.result.preview is None   # the first render of an image: the full frame (target and mask)
+    # ... which left the target's output of the preview crop computed: the crop the next change uses
+    warm_crop = view._cache.preview_target[0][2]
 
     shown = []
     view.rendered.connect(lambda: shown.append((view.result, view.title.text(), view.metrics.text())))
@@ -44,6 +46,7 @@ def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot,
     # a zero budget: the smallest region a preview shows, at the image's centre (offsets multiples
     # of 4), and no context (the budget comes first)
     assert plan.inner == (20, 16, 28, 24) and plan.crop == plan.inner and not plan.exact
+    assert plan.crop == warm_crop
     assert "preview: centre 8×8 LR crop" in title1 and "full frame follows" in title1
     assert "effect and PSNR follow" in metrics1 and first.effect is None
     # the region shown: the target's full output plus the change masking makes on that LR crop
