@@ -31,6 +31,8 @@ FAMILIES = {
     "edsr-original": ("edsr", {"num_feat": 4, "num_block": 1, "scale": 2, "layout": "original"}, "bare"),
     "srvgg": ("srvgg", {"num_feat": 4, "num_conv": 2, "scale": 2, "act_type": "prelu"}, "basicsr"),
     "rcan": ("rcan", {"num_feat": 4, "num_group": 1, "num_block": 1, "squeeze_factor": 2, "scale": 2}, "basicsr"),
+    "rcan-original": ("rcan", {"num_feat": 4, "num_group": 1, "num_block": 1, "squeeze_factor": 2, "scale": 2,
+                               "layout": "original"}, "bare"),
 }
 HR_SIDE = 16
 

@@ -1,6 +1,6 @@
 """Issue 16, "Done when": the window opens a pair of each architecture family in each key layout
-(RRDBNet: BasicSR, ESRGAN, old model.N; EDSR: BasicSR, EDSR-PyTorch; SRVGGNetCompact; RCAN) and
-renders a masked output (10 % top-k from the masking dock's button) equal to a masked net built
+(RRDBNet: BasicSR, ESRGAN, old model.N; EDSR: BasicSR, EDSR-PyTorch; SRVGGNetCompact; RCAN: BasicSR,
+the original) and renders a masked output (10 % top-k from the masking dock's button) equal to a masked net built
 here, filter by filter."""
 from __future__ import annotations
 
