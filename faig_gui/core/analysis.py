@@ -80,7 +80,10 @@ class AnalysisResult:
     scores: dict[str, np.ndarray]
     device: str
     seconds: float
+    # every image's attribution per degradation, kept while they fit PER_IMAGE_BYTES (empty beyond:
+    # RRDBNet's 1.85 M filters x 2 degradations x 100 images would hold 3 GB); ``means`` always
     per_image: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+    means: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     notes: dict = field(default_factory=dict)   # report.json extras: precision's reason, resumed images
 
     # FAIG's path check per degradation and image (None: taken from a store, not computed)
@@ -97,6 +100,8 @@ class AnalysisResult:
 
 #: a relative convergence delta above this says the path needs more steps
 DELTA_WARN = 0.05
+#: the per-image attributions an analysis keeps in memory at most (bytes); beyond, only their sums
+PER_IMAGE_BYTES = 256 * 2 ** 20
 PROGRESS_EVERY_S = 0.5   # on_progress within a path: at most this often (the dock redraws on each)
 
 
@@ -198,7 +203,7 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
     def result(scores, per_image=None):
         return AnalysisResult(config.method, config.steps, config.rule, precision,
                               target.arch_name, index.total, names, [i.name for i in images],
-                              scores, str(device), time.perf_counter() - start, per_image or {}, notes)
+                              scores, str(device), time.perf_counter() - start, per_image or {}, notes=notes)
 
     if config.method == "abs":
         s = abs_change(baseline.state_dict, target.state_dict, index)
@@ -214,6 +219,8 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
     done = 0
     models = (weights_key(baseline.state_dict), weights_key(target.state_dict))
     per_image: dict[str, list[np.ndarray]] = {d: [] for d in names}
+    keep = len(images) * len(names) * index.total * 8 <= PER_IMAGE_BYTES
+    sums = {d: np.zeros(index.total, dtype=np.float64) for d in names}
     convergence: dict[str, list[PathCheck | None]] = {d: [] for d in names}
     checks: dict[tuple, PathCheck] = cache.checks if cache is not None else {}
     # On the CPU the loaded module serves as it is (functional_call never writes to it). On a GPU
@@ -265,7 +272,9 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
             else:
                 done += config.steps
                 skipped += config.steps
-            per_image[d].append(attribution)
+            sums[d] += attribution
+            if keep:
+                per_image[d].append(attribution)
             if config.method == "faig":
                 convergence[d].append(checks.get(key))
             fresh[d] = attribution
@@ -274,8 +283,11 @@ def analyze(baseline: LoadedModel, target: LoadedModel, images: Sequence[Analysi
             store.put(img.name, img.key(), fresh)   # as soon as the image is done: a stop loses only it
     if store is not None:
         notes.update(stored=str(store.folder), resumed_images=list(store.loaded))
-    scores = discriminative_scores(per_image) if config.method == "faig" else mean_scores(per_image)
-    final = result(scores, per_image)
+    means = {d: sums[d] / max(len(images), 1) for d in names}
+    # (the scores are linear in the images' attributions: from their means, as under torchrun)
+    scores = (discriminative_scores if config.method == "faig" else mean_scores)({d: [m] for d, m in means.items()})
+    final = result(scores, per_image if keep else None)
+    final.means = means
     final.convergence = convergence if config.method == "faig" else {}
     yield final
 

@@ -215,8 +215,7 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
                 yield item
         assert result is not None
         for n, d in enumerate(names):
-            for a in result.per_image[d]:
-                sums[n] += a
+            sums[n] += result.means[d] * len(mine)
         resumed = list(result.notes.get("resumed_images", []))
         checks = {d: list(result.convergence.get(d, [None] * len(mine))) for d in names}
     seconds = time.perf_counter() - start
@@ -253,7 +252,7 @@ def analyze_distributed(ctx: DistContext, baseline: LoadedModel, target: LoadedM
         notes["stored"] = str(store.folder)
     final = AnalysisResult(config.method, config.steps, config.rule, precision, target.arch_name, index.total,
                            names, [i.name for i in images], scores, str(ctx.device),
-                           time.perf_counter() - start, {}, notes)
+                           time.perf_counter() - start, {}, means, notes)
     final.convergence = convergence if config.method == "faig" else {}
     yield final
 

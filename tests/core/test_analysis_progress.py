@@ -70,3 +70,27 @@ def test_progress_within_paths_and_an_eta_that_skips_cached_images(setup, monkey
     # counting the cached steps as done work would have promised the end 3x too early
     p = within[0]
     assert p.elapsed / p.done * (total - p.done) < p.eta / 3
+
+
+def test_beyond_the_per_image_budget_only_the_sums_are_kept_and_the_scores_stay(setup, monkeypatch):
+    """Issue 16's memory budget: an analysis whose per-image attributions would exceed
+    PER_IMAGE_BYTES keeps none of them, and its scores are those computed here from the per-image
+    attributions of a run that kept them (FAIG's formula, written out; float64 sums in another
+    order: a few ulps of the largest attribution)."""
+    import numpy as np
+    baseline, target, images = setup
+    config = AnalysisConfig(steps=2, device="cpu", chunk=1)
+    cache = AttributionCache()
+    kept = analysis.run_to_end(analyze(baseline, target, images, config, cache))
+    assert all(len(v) == len(images) for v in kept.per_image.values())
+    monkeypatch.setattr(analysis, "PER_IMAGE_BYTES", 0)
+    lean = analysis.run_to_end(analyze(baseline, target, images, config, cache))
+    assert lean.per_image == {}
+    names = list(kept.per_image)
+    scale = max(np.abs(a).max() for v in kept.per_image.values() for a in v)
+    for d in names:
+        others = [o for o in names if o != d]
+        want = np.mean([kept.per_image[d][j] - np.mean([kept.per_image[o][j] for o in others], axis=0)
+                        for j in range(len(images))], axis=0)
+        np.testing.assert_allclose(lean.scores[d], want, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(lean.means[d], np.mean(kept.per_image[d], axis=0), rtol=0, atol=1e-12 * scale)
