@@ -19,6 +19,7 @@ slider sequence without prefetch, each change → masked output on screen.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -89,7 +90,7 @@ def two_phase(app, view, action, wait, painted_hook) -> dict:
         view.rendered.disconnect(on_rendered)
         painted_hook["hook"] = None
     return {"first_ms": (seen["first"] - t0) * 1000, "full_ms": (seen["full"] - t0) * 1000,
-            "preview": seen["preview"]}
+            "preview": seen["preview"], "t0": t0}
 
 
 def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence, summary, demo) -> dict:
@@ -133,7 +134,14 @@ def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence,
             s = p.request.scale
             y0, x0, y1, x1 = (s * v for v in p.preview.inner)
             diff = np.abs(p.masked[y0:y1, x0:x1] - full.masked[y0:y1, x0:x1])
+            started = p.finished - p.compute_seconds
             step.update({"preview": p.preview.label(), "preview_render_ms": round(p.compute_seconds * 1000, 1),
+                         # slider change -> request made (the UI thread: top-k, the mask), request
+                         # -> preview render started (the plan: masked weights, share), render end
+                         # -> painted (the UI thread showing it)
+                         "change_to_request_ms": round((p.request.requested - got["t0"]) * 1000, 1),
+                         "request_to_render_ms": round((started - p.request.requested) * 1000, 1),
+                         "render_to_paint_ms": round(got["first_ms"] - (p.finished - got["t0"]) * 1000, 1),
                          "preview_render_cpu_ms": round(p.cpu_seconds * 1000, 1),
                          "preview_exact_by_radius": p.preview.exact,
                          "receptive_radius_lr_px": p.preview.radius,
@@ -144,7 +152,9 @@ def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence,
               "lr_size": "128x128", "open_pair_s": round(load_s, 2), "first_render_s": round(first_render_s, 2),
               "steps": steps,
               "first_on_screen_ms_median": round(statistics.median(s["first_on_screen_ms"] for s in steps), 1),
-              "full_on_screen_ms_median": round(statistics.median(s["full_on_screen_ms"] for s in steps), 1)}
+              "full_on_screen_ms_median": round(statistics.median(s["full_on_screen_ms"] for s in steps), 1),
+              # the process's peak resident memory so far (pair, window, renders)
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     window._set_clean()
     window.close()
     window.shutdown()
