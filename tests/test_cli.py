@@ -114,6 +114,37 @@ def test_analyze_writes_scores_index_files_and_report(work, capsys):
     assert report["degradations"] == ["blur", "noise"]
 
 
+def test_analyze_progress_bar_counts_the_steps_within_each_path(work, capsys, tmp_path, monkeypatch):
+    """The bar's count (what its thread reads twice a second) follows the path steps inside an
+    image's path, not only the images done: read here after every step."""
+    from faig_gui.commands import analyze as command
+    from faig_gui.core import analysis
+    monkeypatch.setattr(analysis, "PROGRESS_EVERY_S", 0.0)
+    bar = {}
+    real_drive, real_path = command.drive_with_progress, analysis.faig_attribution
+
+    def drive(gen, result_type, desc, total=100, poll=None, show=True):
+        bar["poll"] = poll
+        return real_drive(gen, result_type, desc, total, poll, show)
+
+    seen = []
+
+    def path(*args, **kw):
+        args = list(args)
+        told = args[7]
+
+        def on_steps(n):
+            told(n)
+            seen.append(bar["poll"]())
+        args[7] = on_steps
+        return real_path(*args, **kw)
+    monkeypatch.setattr(command, "drive_with_progress", drive)
+    monkeypatch.setattr(analysis, "faig_attribution", path)
+    _analyze(capsys, work, tmp_path / "out", "--hr", work / "hr", "--chunk", "1")
+    # 2 images x 2 degradations x 3 steps, one step at a time
+    assert seen == list(range(1, 13))
+
+
 def test_analyze_from_folders_agrees_with_hr(work, capsys):
     if not (work / "data").is_dir():
         run_cli(capsys, "degrade", "--hr", work / "hr", "--out", work / "data", "--seed", "3")

@@ -112,9 +112,17 @@ def _run(args: argparse.Namespace, ctx) -> int:
     total = max(1, len(images) * len(images[0].lr) * args.steps) if images else 1
     store = AttributionStore(out, args.resume, store_settings(args, scale)) if args.method in ("faig", "ig") else None
     if ctx is None:
-        result = drive_with_progress(
-            lambda should_stop: analyze(baseline, target, images, config, should_stop=should_stop, store=store),
-            AnalysisResult, args.method, total)
+        # the bar follows the steps within each image's path too (an RRDBNet x4 path at 64 x 64
+        # LR takes minutes per image on a CPU), not only the images done
+        told = {"done": 0}
+
+        def run(should_stop):
+            for item in analyze(baseline, target, images, config, should_stop=should_stop, store=store,
+                                on_progress=lambda p: told.__setitem__("done", p.done)):
+                if not isinstance(item, AnalysisResult):
+                    told["done"] = item.done
+                yield item
+        result = drive_with_progress(run, AnalysisResult, args.method, total, poll=lambda: told["done"])
     else:
         result = drive_with_progress(
             lambda should_stop: analyze_distributed(ctx, baseline, target, images, config, store, should_stop),
