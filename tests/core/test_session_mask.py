@@ -46,3 +46,27 @@ def test_a_new_k_keeps_hand_toggles_and_save_open_keeps_them(tmp_path):
     assert len(again.mask) == 0 and again.mask_settings.proportion == 0
     again.set_top_mask("blur", 5.0)
     assert set(again.mask.indices.tolist()) == top5
+
+
+def test_top_k_from_the_ranking_made_ahead_equals_the_literal_ranking(tmp_path, monkeypatch):
+    """For large nets the session ranks the scores on a background thread; "top k %" is then a
+    slice of that ranking: the same filters, in the same order, as a literal sort by (score desc,
+    index asc), ties included, and it follows new scores (never a ranking of old ones)."""
+    import faig_gui.core.session as session_module
+    monkeypatch.setattr(session_module, "RANK_AHEAD_FILTERS", 0)
+    s = session(tmp_path)
+    n = s.index.total
+    scores = np.round(np.random.default_rng(5).normal(size=n), 1)   # many ties
+    s.set_scores({"blur": scores})
+    for t in s._ranking_threads:
+        t.join()
+    assert s._rankings["blur"][0] is s.scores["blur"]
+    for percent in (0.0, 1.0, 7.5, 33.0, 100.0):
+        got = s.top("blur", percent)
+        want = sorted(range(n), key=lambda k: (-float(scores[k]), k))[: int(n * percent / 100)]
+        assert got.tolist() == want
+    s.set_top_mask("blur", 10.0)
+    assert set(s.mask.indices.tolist()) == top_by_hand(scores, 10.0)
+    fresh = -scores
+    s.set_scores({"blur": fresh})   # the old ranking no longer serves, whether or not the new one is ready
+    assert set(s.top("blur", 10.0).tolist()) == top_by_hand(fresh, 10.0)
