@@ -23,7 +23,7 @@ from faig_gui.core.degradations import Degradation, degrade, jpeg, mod_crop, pap
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction.config import PredictorConfig
 from faig_gui.core.prediction.evidence import (CLASSICAL, SELF_REFERENCED, EvidenceModel, classical_estimates,
-                                               combine, tiles)
+                                               combine, evidence_tiles, tile_median, tiles)
 from faig_gui.core.prediction.logistic import Logit, fit_logit
 
 
@@ -465,17 +465,6 @@ def definitions_of(names: Sequence[str], given: Iterable[Degradation] | None) ->
     return out
 
 
-def _tile_median(v: np.ndarray) -> np.ndarray:
-    """(D,) median over an image's tiles (B, D), NaN where no tile has a value: robust to the flat
-    tile whose self-referenced position is a ratio of two tiny differences."""
-    out = np.full(v.shape[1:], np.nan)
-    for n in range(v.shape[1]):
-        col = v[:, n][np.isfinite(v[:, n])]
-        if len(col):
-            out[n] = float(np.median(col))
-    return out
-
-
 #: JPEG qualities of the extra clean calibration samples: a clean photograph is often a JPEG
 CLEAN_JPEG_QUALITIES = (70, 80, 90, 95)
 
@@ -558,7 +547,8 @@ def calibrate(model: EvidenceModel, hr_images: Sequence[torch.Tensor], definitio
                 for x, (image, estimates) in zip(group, per_image):
                     rows = slice(start_row, start_row + x.shape[0])
                     start_row += x.shape[0]
-                    evidence = {k: _tile_median(v[rows]) for k, v in ev.items()}
+                    counts = [evidence_tiles(definitions[d], x.shape[0], config.textured_share) for d in names]
+                    evidence = {k: tile_median(v[rows], counts) for k, v in ev.items()}
                     evidence.update({k: np.full(len(names), estimates[k]) for k in classical})
                     samples.append(Sample(dict(present), evidence, image))
         step(len(hrs))

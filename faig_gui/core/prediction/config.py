@@ -25,8 +25,12 @@ class PredictorConfig:
     # the same floor for the self-referenced kinds: the content cancels in them, so new images
     # vary about as little as the calibration images do
     min_spread_reference: float = 0.05
-    reference_draws: int = 1                # noise draws per reference (self-referenced kinds)
+    # noise draws per reference (self-referenced kinds): one draw's noise moves the position by a
+    # third of its spread; two read noise-only from blur+noise better on held-out content
+    reference_draws: int = 2
     reference_tiles: int = 4                # tiles measured against the references (most textured first)
+    # a blur's evidence from the more textured half of the tiles (1.0: from all of them)
+    textured_share: float = 0.5
     device: str = "cpu"
 
     def validate(self) -> None:
@@ -38,6 +42,8 @@ class PredictorConfig:
         if self.tile < 8 or self.max_pixels < self.tile * self.tile:
             raise FaigError(f"tile {self.tile} / max_pixels {self.max_pixels}: need tile >= 8 and "
                             f"max_pixels >= tile²")
+        if not 0 < self.textured_share <= 1:
+            raise FaigError(f"textured_share {self.textured_share} must lie in (0, 1]")
         if 1.0 not in self.levels:
             raise FaigError("levels must include 1.0 (the analysed level)")
 

@@ -392,20 +392,51 @@ def choose_tiles(cands: Sequence[tuple[float, int, int]], count: int) -> list[tu
 
 
 def tiles(lr: torch.Tensor, tile: int, max_pixels: int) -> tuple[torch.Tensor, str]:
-    """The LR image (1,3,H,W) as a batch of tiles to analyse, and a note when it was tiled.
+    """The LR image (1,3,H,W) as a batch of tiles to analyse, most textured first, and a note
+    when it was tiled.
 
-    Small images are analysed whole. Larger ones: as many tile×tile tiles as fit in max_pixels,
-    spread over the image's range of texture (:func:`choose_tiles`): textured tiles tell blur,
-    flat ones noise, and a degradation is global, so the parts tell the whole."""
+    An image that does not hold two tiles is analysed whole. Larger ones: as many tile×tile
+    tiles as fit in max_pixels, spread over the image's range of texture (:func:`choose_tiles`):
+    textured tiles tell blur, flat ones noise, and a degradation is global, so the parts tell the
+    whole. The calibration's crops are tiled the same way, so that an image's evidence is the
+    same statistic (a median over tiles of one size) as the calibration's."""
     h, w = lr.shape[-2:]
-    if h * w <= max_pixels:
+    if min(h, w) < tile or max(h, w) < 2 * tile:
         return lr, ""
     t, cands = tile_grid(lr, tile)
-    chosen = choose_tiles(cands, max_pixels // (t * t))
+    chosen = choose_tiles(cands, max(1, max_pixels // (t * t)))
     batch = torch.cat([lr[..., y:y + t, x:x + t] for _, y, x in chosen])
     count = len(chosen)
     return batch, (f"analysed {count} tile{'s' if count > 1 else ''} of {t}x{t} of the {w}x{h} input "
                    f"(of {len(cands)}, from the most textured to the flattest)")
+
+
+#: share of an image's tiles, the most textured first, that a blur's evidence is taken from:
+#: blur shows where there is detail, and flat tiles say nothing about it and dilute it
+#: (docs/prediction.md: clean and JPEG inputs read as blur less often)
+TEXTURED_SHARE = 0.5
+
+
+def evidence_tiles(definition: Degradation | None, count: int, share: float = TEXTURED_SHARE) -> int:
+    """How many of an image's ``count`` tiles (most textured first, as :func:`tiles` orders them)
+    a degradation's evidence is taken from: the more textured ``share`` of them for a blur
+    without noise, all of them for the others (noise shows on flat tiles too)."""
+    if definition is not None and definition.blur_sigma and not definition.noise_sigma:
+        return max(1, min(count, math.ceil(share * count)))
+    return count
+
+
+def tile_median(v: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """(D,) per column n, the median over the first ``counts[n]`` tiles (rows, most textured
+    first) of an image's per-tile values (B, D); NaN where none of them has a value. Robust to
+    the flat tile whose self-referenced position is a ratio of two tiny differences."""
+    out = np.full(v.shape[1:], np.nan)
+    for n in range(v.shape[1]):
+        col = v[:counts[n], n]
+        col = col[np.isfinite(col)]
+        if len(col):
+            out[n] = float(np.median(col))
+    return out
 
 
 def tile_count(note: str) -> int:

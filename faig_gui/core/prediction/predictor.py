@@ -15,9 +15,10 @@ import torch
 from faig_gui.core.degradations import Degradation
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction.cache import cache_key_text, calibration_cache_dir, read_calibration, write_calibration
-from faig_gui.core.prediction.calibration import Calibration, Verdict, _tile_median, calibrate, definitions_of
+from faig_gui.core.prediction.calibration import Calibration, Verdict, calibrate, definitions_of
 from faig_gui.core.prediction.config import Prediction, PredictorConfig
-from faig_gui.core.prediction.evidence import CLASSICAL, EvidenceModel, classical_estimates, tile_count, tiles
+from faig_gui.core.prediction.evidence import (CLASSICAL, EvidenceModel, classical_estimates, evidence_tiles,
+                                               tile_count, tile_median, tiles)
 from faig_gui.core.registry import LoadedModel
 
 
@@ -105,11 +106,17 @@ class Predictor:
         ev, _, note = self._measure(lr)
         return ev, note
 
+    def tile_counts(self, count: int) -> list[int]:
+        """Per degradation, how many of an image's ``count`` tiles (most textured first) its
+        evidence is taken from (:func:`evidence_tiles`)."""
+        return [evidence_tiles(self.definitions[d], count, self.config.textured_share) for d in self.names]
+
     def _measure(self, lr: torch.Tensor | np.ndarray):
         x = _as_batch(lr)
         batch, note = tiles(x, self.config.tile, self.config.max_pixels)
         ev, measured = self.model.measure(batch, self.config.evidence)
-        ev = {k: _tile_median(v) for k, v in ev.items()}   # as the calibration: robust to one odd tile
+        counts = self.tile_counts(batch.shape[0])
+        ev = {k: tile_median(v, counts) for k, v in ev.items()}   # as the calibration: robust to one odd tile
         if set(CLASSICAL) & set(self.config.evidence):   # of the whole image: no network pass
             estimates = classical_estimates(x)
             ev.update({k: np.full(len(self.names), estimates[k]) for k in CLASSICAL if k in self.config.evidence})
@@ -125,13 +132,16 @@ class Predictor:
 
         def reference(d: str, found: Mapping[str, float]) -> dict[str, float]:
             others = [(self.definitions[o], f) for o, f in found.items()]
-            arrays = self.model.self_reference(measured, self.names.index(d), others, self.definitions[d],
-                                               self.config.reference_draws, self.config.reference_tiles,
-                                               calibration.noise_scale)
+            n = self.names.index(d)
+            # only the tiles d's evidence is taken from (a blur's: the textured half) are measured
+            # against the references: the others would not count in the median
+            first = min(self.config.reference_tiles, self.tile_counts(measured.y.shape[0])[n])
+            arrays = self.model.self_reference(measured, n, others, self.definitions[d],
+                                               self.config.reference_draws, first, calibration.noise_scale)
             values = {k: float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
                       for k, v in arrays.items() if k in ev}
             for k, v in values.items():
-                ev[k][self.names.index(d)] = v    # for the evidence table
+                ev[k][n] = v    # for the evidence table
             return values
 
         verdict = calibration.judge(ev, reference, which)
