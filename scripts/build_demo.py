@@ -44,6 +44,11 @@ into ``runs/demo_srvgg3/``, ``resources/demo_srvgg/``, ``docs/results_srvgg3/`` 
 ``--pair srvgg3b`` is a second recipe for that pair (``SRVGG3B``: longer baseline, gentler
 fine-tune, JPEG q 20), tried and not shipped: ``runs/demo_srvgg3b/``, ``docs/results_srvgg3b/``,
 ``docs/teaser_srvgg3b.png`` (its package stage writes ``runs/demo_srvgg3b/package/``).
+``--pair srvgg3c`` is a third (``SRVGG3C``: srvgg3b's baseline kept, a new target fine-tuned from
+it at 3e-4 with noise drawn less often, JPEG q 30): ``runs/demo_srvgg3c/``, ``docs/results_srvgg3c/``,
+``docs/teaser_srvgg3c.png``, ``runs/demo_srvgg3c/package/``; its train stage trains the target only:
+
+    nohup .venv/bin/python scripts/build_demo.py --pair srvgg3c --stages train > runs/demo_srvgg3c/train.out 2>&1 &
 """
 from __future__ import annotations
 
@@ -152,7 +157,31 @@ SRVGG3B = {
     "analyze_steps": "100",   # 30 left up to 52 % convergence delta on this pair (its JPEG loss change is small)
     "finetunes": [],
 }
-PAIRS = {"srvgg3": SRVGG3, "srvgg3b": SRVGG3B}
+
+# --pair srvgg3c: a third try for issue 20, target only. srvgg3b's baseline is kept (clean 31.08 dB
+# held-out, 2.9 dB above the shipped pair's) and a new target is fine-tuned from its EMA weights;
+# srvgg3b's 1e-4 fine-tune learnt noise only (blur +0.36, JPEG q20 +0.17, clean -2.80 dB), so:
+# a higher rate (3e-4 cosine, between the shipped pair's 2e-4 and 4e-4), 6,000 steps of 16 x 48²,
+# noise drawn less often (p 0.3 against 0.5 for blur and JPEG) so it does not dominate the L1
+# loss, and JPEG at quality 30 as the shipped pair's, so the evaluations compare. Its package
+# stage writes runs/demo_srvgg3c/package/, never resources/.
+SRVGG3C = {
+    "runs": ROOT / "runs" / "demo_srvgg3c",
+    "demo": ROOT / "runs" / "demo_srvgg3c" / "package",
+    "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
+                     "--degradation", "jpeg=down,jpeg:30"],
+    "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
+               "--baseline", str(ROOT / "runs" / "demo_srvgg3b" / "train" / "baseline.pth"),
+               "--target-iters", "6000", "--target-lr", "3e-4",
+               "--prob", "noise=0.3", "--prob", "blur=0.5", "--prob", "jpeg=0.5",
+               "--batch", "16", "--patch", "48", "--ema-decay", "0.999",
+               "--snapshot-every", "200", "--val-every", "1000", "--seed", "3", "--threads", "1"],
+    "teaser": "teaser_srvgg3c.png",
+    "results": "results_srvgg3c",
+    "analyze_steps": "100",
+    "finetunes": [],
+}
+PAIRS = {"srvgg3": SRVGG3, "srvgg3b": SRVGG3B, "srvgg3c": SRVGG3C}
 
 
 def _degradations():
@@ -320,7 +349,8 @@ def main() -> int:
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of: " + ", ".join(STAGES))
     p.add_argument("--pair", default="msrresnet", choices=["msrresnet", *PAIRS],
                    help="which demo pair: msrresnet (resources/demo/, blur and noise) or srvgg3 "
-                        "(resources/demo_srvgg/, blur, noise and JPEG) or srvgg3b (a second recipe for it, not shipped)")
+                        "(resources/demo_srvgg/, blur, noise and JPEG) or srvgg3b / srvgg3c (a second and a third "
+                        "recipe for it, not shipped)")
     args = p.parse_args()
     select_pair(args.pair)
     sys.path.insert(0, str(ROOT))
