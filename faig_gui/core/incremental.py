@@ -28,8 +28,8 @@ the new outputs would then all need fresh memory, which the allocator maps in pa
 
 Memory: one output per graph node for the current input (for MSRResNet 32/8 at 128x128 LR about
 60 MB), twice that with an aside record. Inputs above ``max_pixels``, or whose two records would
-hold more than ``max_bytes`` (RRDBNet x4 64/23/32 keeps ~180 KB per LR pixel: 3 GB a record at
-128x128, and the window reached 6.8 GB with two), run the plain forward instead.
+hold more than ``max_bytes`` (RRDBNet x4 64/23/32 keeps 311 KB per LR pixel: 5.2 GB a record at
+128x128, and the window reached 6.8 GB), run the plain forward instead.
 """
 from __future__ import annotations
 
