@@ -331,8 +331,10 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "out-of-fold logits (folds by calibration image), so the probabilities hold on new content.",
              "- Decision: degradations one after another, the most separable first, each among the "
              "calibration samples like the image so far. *Unsure* when a probability lies between 0.2 and "
-             "0.8, or when the filters and the classical estimates are each sure of the opposite; the "
-             "answer then lists the competing label sets.",
+             "0.8, when the filters and the classical estimates are each sure of the opposite, or when "
+             "the image's evidence lies beyond the range of every calibration sample the decision was "
+             "fitted on (its probability is then held within 0.25-0.75; `outside` in `--json` names the "
+             "evidence); the answer then lists the competing label sets.",
              "- Strength: the most level-sensitive evidence read back through its calibration curve, carried "
              "on past the strongest calibrated level (no saturation); the interval is the calibration's "
              "spread at one level read through the same curve.",

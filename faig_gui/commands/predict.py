@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help='one JSON object per line: {"image", "labels", "scores", "confidence", "unsure", '
                         '"competing", "strength", "interval", "filters", "classical", "estimates", "tiles", '
-                        '"threads"}')
+                        '"outside", "threads"}; "outside": per degradation, the evidence beyond the '
+                        'calibration\'s range (the answer is then unsure)')
     p.add_argument("--threads", type=int, metavar="N",
                    help="at most N torch threads (default: all cores; the count used is chosen by "
                         "measuring, as the window does: on shared cores one thread can be the faster)")

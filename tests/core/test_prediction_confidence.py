@@ -258,3 +258,24 @@ def test_classical_estimates_read_the_noise_level_and_blur():
     assert e_noisy["noise_estimate"] == pytest.approx(0.1, rel=0.1)
     assert e_clean["noise_estimate"] < 0.02
     assert e_blurry["blur_estimate"] > e_clean["blur_estimate"]
+
+
+def test_evidence_beyond_every_calibration_sample_gives_an_unsure_answer_on_the_same_side():
+    cal = gaussian_calibration(1.5, 200, seed=3)
+    logs = [math.log(float(s.evidence["change_response"][0])) for s in cal.samples]
+    lo, hi = min(logs), max(logs)             # the calibration's range, by a literal loop
+    inside = {"change_response": np.array([math.exp(hi - 1e-6)])}
+    beyond = {"change_response": np.array([math.exp(hi + 0.5)])}
+    below = {"change_response": np.array([math.exp(lo - 0.5)])}
+    v_in = cal.judge(inside)
+    assert v_in.outside == {} and v_in.scores["noise"] > 0.8 and not v_in.doubts()
+    v_out = cal.judge(beyond)
+    # the model alone is as sure as inside (its z is clipped); the verdict keeps its side but is
+    # held in the unsure band
+    assert cal.probability("noise", beyond, {}) >= v_in.scores["noise"] > 0.99
+    assert v_out.labels == ["noise"] and v_out.outside == {"noise": ["change_response"]}
+    assert v_out.scores["noise"] == 0.75 and v_out.doubts() == ["noise"]
+    v_low = cal.judge(below)
+    assert v_low.labels == [] and v_low.scores["noise"] == 0.25 and v_low.doubts() == ["noise"]
+    pred = make_prediction(v_out, beyond, ["noise"])
+    assert pred.unsure and pred.to_json("x.png")["outside"] == {"noise": ["change_response"]}

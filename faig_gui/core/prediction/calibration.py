@@ -229,6 +229,7 @@ class Calibration:
     _stats: dict = field(default_factory=dict, repr=False)
     _curves: dict = field(default_factory=dict, repr=False)
     _models: dict = field(default_factory=dict, repr=False)
+    _ranges: dict = field(default_factory=dict, repr=False)
 
     def stats(self, d: str, context: Mapping[str, bool]) -> list[_Stat]:
         key = (d, tuple(sorted(context.items())))
@@ -250,6 +251,36 @@ class Calibration:
                 found = self.curve(d, {})
             self._curves[key] = found
         return self._curves[key]
+
+    def outside(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool],
+                which: str = "all") -> list[str]:
+        """The kinds of the model deciding d in ``context`` whose value for this image lies outside
+        the range of every calibration sample the model was fitted on (on the kind's scale): there
+        the logistic model extrapolates, and a probability near 0 or 1 means nothing."""
+        n = self.names.index(d)
+        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
+        found = self.model(d, context, which, have)
+        if found is None:
+            return []
+        used = dict(context) if self._stats_exact(d, context) else {}
+        key = (d, tuple(sorted(used.items())))
+        if key not in self._ranges:
+            pos, neg = _split(self.samples, d, used)
+            ranges = {}
+            for k in self.kinds:
+                v = _scaled(k, np.array([s.evidence[k][n] for s in pos + neg], dtype=np.float64))
+                v = v[np.isfinite(v)]
+                if len(v):
+                    ranges[k] = (float(v.min()), float(v.max()))
+            self._ranges[key] = ranges
+        ranges = self._ranges[key]
+        out = []
+        for st in found[0]:
+            value = float(_scaled(st.kind, float(evidence[st.kind][n])))
+            lo, hi = ranges.get(st.kind, (-math.inf, math.inf))
+            if value < lo or value > hi:
+                out.append(st.kind)
+        return out
 
     def separation(self, d: str, context: Mapping[str, bool]) -> float:
         return max((s.separation for s in self.stats(d, context)), default=0.0)
@@ -315,6 +346,7 @@ class Calibration:
         scores: dict[str, float] = {}
         filters: dict[str, float] = {}
         classical: dict[str, float] = {}
+        outside: dict[str, list[str]] = {}
         while len(decided) < len(self.names):
             todo = [d for d in self.names if d not in decided]
             d = max(todo, key=lambda t: (self.separation(t, decided), -self.names.index(t)))
@@ -334,6 +366,12 @@ class Calibration:
                 # each sure of the opposite: evidence the calibration never held together, where
                 # the joint model extrapolates; the two experts' mean says how little is known
                 scores[d] = (filters[d] + classical[d]) / 2
+            beyond = self.outside(d, ev, decided, which) if p is not None else []
+            if beyond:
+                # evidence beyond every calibration sample: the verdict keeps its side, but says
+                # it is unsure (docs/prediction.md: nearly all the confident errors were such)
+                outside[d] = beyond
+                scores[d] = min(max(scores[d], 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
             decided[d] = scores[d] > 0.5
             if decided[d]:
                 factors[d] = self.factor(d, ev, {o: v for o, v in decided.items() if o != d}) or 1.0
@@ -350,7 +388,7 @@ class Calibration:
                     strength_params(self.definitions[d], lo).items(), strength_params(self.definitions[d], hi).values())}
         return Verdict(labels, {d: scores[d] for d in self.names}, strength, interval,
                        {d: filters[d] for d in self.names if d in filters},
-                       {d: classical[d] for d in self.names if d in classical})
+                       {d: classical[d] for d in self.names if d in classical}, outside)
 
     def _curve_value(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]):
         curve = self.curve(d, context)
@@ -379,6 +417,9 @@ class Calibration:
 
 #: a verdict whose probabilities all lie outside (UNSURE_LOW, UNSURE_HIGH) is sure
 UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8
+#: a probability decided on evidence outside the calibration's range is held within
+#: [1 - OUTSIDE_HOLD, OUTSIDE_HOLD], inside the unsure band
+OUTSIDE_HOLD = 0.75
 
 
 @dataclass
@@ -389,6 +430,8 @@ class Verdict:
     interval: dict[str, dict[str, tuple[float, float]]]   # per strength parameter: (low, high)
     filters: dict[str, float]                             # P(d) from the network's evidence alone
     classical: dict[str, float]                           # P(d) from the classical estimates alone
+    #: per degradation, the evidence kinds beyond the calibration's range (:meth:`Calibration.outside`)
+    outside: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def confidence(self) -> float:
@@ -399,8 +442,9 @@ class Verdict:
         return out
 
     def doubts(self) -> list[str]:
-        """The degradations it is unsure of: probability near the threshold, or the filters and
-        the classical estimates each sure of the opposite."""
+        """The degradations it is unsure of: probability near the threshold (evidence beyond the
+        calibration's range holds it there), or the filters and the classical estimates each sure
+        of the opposite."""
         out = []
         for d, p in self.scores.items():
             f, c = self.filters.get(d), self.classical.get(d)

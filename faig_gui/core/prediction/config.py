@@ -65,6 +65,8 @@ class Prediction:
     doubts: list[str] = field(default_factory=list)       # degradations it is unsure of
     competing: list[list[str]] = field(default_factory=list)   # the label sets in question when unsure
     tiles: int = 1                              # tiles analysed (1: the whole image)
+    #: per degradation, the evidence kinds beyond the calibration's range (it then says unsure)
+    outside: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def unsure(self) -> bool:
@@ -100,4 +102,5 @@ class Prediction:
                 "filters": {d: round(v, 4) for d, v in self.filters.items()},
                 "classical": {d: round(v, 4) for d, v in self.classical.items()},
                 "estimates": {k: round(v, 5) for k, v in self.estimates.items()},
-                "tiles": self.tiles}
+                "tiles": self.tiles,
+                "outside": {d: list(k) for d, k in self.outside.items()}}

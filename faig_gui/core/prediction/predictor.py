@@ -157,7 +157,7 @@ def make_prediction(verdict: Verdict, evidence: Mapping[str, np.ndarray], names:
     table = {k: val for k, val in table.items() if val}
     return Prediction(verdict.labels, verdict.scores, verdict.strength, table, note, seconds, verdict.interval,
                       verdict.filters, verdict.classical, estimates, verdict.confidence, verdict.doubts(),
-                      verdict.competing(), tile_count(note))
+                      verdict.competing(), tile_count(note), verdict.outside)
 
 
 def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
