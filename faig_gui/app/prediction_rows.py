@@ -108,7 +108,8 @@ class ConfidenceBar(QWidget):
 def verdict_html(p: Prediction) -> str:
     """The verdict as the row shows it: an unsure one says so (in orange) with the label sets in
     question; then the verdict's confidence, what the filters alone and the classical estimates
-    alone say, and how much of the image was analysed."""
+    alone say, the evidence beyond the calibration's range if any, and how much of the image was
+    analysed."""
     if p.unsure:
         text = f"<b style='color:#c60'>{html.escape(p.describe())}</b>"
     else:
@@ -123,6 +124,10 @@ def verdict_html(p: Prediction) -> str:
         side.append("classical: " + ", ".join(est))
     if side:
         text += "<br><span style='color:gray'>" + html.escape(" · ".join(side)) + "</span>"
+    if p.outside:   # why it is unsure: evidence the calibration never held
+        beyond = "; ".join(f"{d}: {', '.join(k.replace('_', ' ') for k in kinds)}" for d, kinds in p.outside.items())
+        text += ("<br><span style='color:#c60'>" + html.escape(f"beyond the calibration's range: {beyond}", quote=False)
+                 + "</span>")
     where = p.note or f"analysed the whole image ({p.tiles} tile)"
     text += f"<br><span style='color:gray'>{html.escape(where)}</span>"
     return text

@@ -279,3 +279,22 @@ def test_evidence_beyond_every_calibration_sample_gives_an_unsure_answer_on_the_
     assert v_low.labels == [] and v_low.scores["noise"] == 0.25 and v_low.doubts() == ["noise"]
     pred = make_prediction(v_out, beyond, ["noise"])
     assert pred.unsure and pred.to_json("x.png")["outside"] == {"noise": ["change_response"]}
+
+
+def test_the_panel_says_which_evidence_lies_beyond_the_calibration(qtbot):
+    from faig_gui.app.prediction_rows import EntryWidget, PredictionEntry
+    cal = gaussian_calibration(1.5, 200, seed=3)
+    top = max(math.log(float(s.evidence["change_response"][0])) for s in cal.samples)
+    beyond = {"change_response": np.array([math.exp(top + 0.5)])}
+    entry = PredictionEntry("x.png", np.full((40, 40, 3), 0.5, np.float32),
+                            make_prediction(cal.judge(beyond), beyond, ["noise"]))
+    w = EntryWidget(entry, ["noise"])
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    text = w.verdict.text()
+    assert "unsure:" in text and "beyond the calibration's range: noise: change response" in text
+    inside = {"change_response": np.array([math.exp(top - 0.1)])}
+    entry.prediction = make_prediction(cal.judge(inside), inside, ["noise"])
+    w.show_entry(entry)
+    assert "beyond the calibration" not in w.verdict.text()
