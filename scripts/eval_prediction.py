@@ -437,14 +437,15 @@ def time_256(predictor: Predictor, repeats: int = 5) -> dict:
 
 
 def load_or_calibrate(predictor: Predictor, path: Path | None):
-    """The calibration from ``path`` when it holds one for these images and settings (whatever the
-    code version: the decision is refitted from the stored samples), else computed and stored there."""
+    """The calibration from ``path`` when it holds one for these images and settings, made by the
+    evidence code as it is now (the cache key names a hash of the modules that make the evidence: a
+    file from before an evidence change gave wrong figures), else computed and stored there."""
     from faig_gui.core.prediction import cache
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"][()]))
             evidence = np.asarray(z["evidence"], dtype=np.float64)
-        cal = cache._calibration_from_plain(meta, evidence, meta["key"])
+        cal = cache._calibration_from_plain(meta, evidence, predictor.cache_text)
         if cal is not None and cal.names == list(predictor.names) and cal.kinds == tuple(predictor.config.evidence):
             predictor.calibration, predictor.calibration_source = cal, "file"
             return cal

@@ -351,3 +351,30 @@ def test_predict_calibrates_once_and_the_next_process_loads_the_calibration(cli_
     assert "calibrating on 3 bundled images and 2 analysis images" in forced.err and "loaded from cache" not in forced.err
     assert forced.out == first.out
     assert list(cache_dir.iterdir()) == stored
+
+
+def test_the_evaluation_script_takes_a_calibration_file_only_from_the_current_evidence_code(
+        pair, scores, cache_dir, tmp_path):
+    """scripts/eval_prediction.py --calibration-file: a file stored under this predictor's key is
+    used as it is; one stored under another key (another version of the evidence code) is
+    recomputed and overwritten, not silently reused (it gave wrong figures once)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "eval_prediction", Path(__file__).resolve().parents[2] / "scripts" / "eval_prediction.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    p = make(pair, scores)
+    cal = p.calibrate()
+    path = tmp_path / "cal.npz"
+    assert prediction.write_calibration(path, "evidence code of another version", cal) == ""
+    fresh = make(pair, scores)
+    calls = []
+    real = fresh.calibrate
+    fresh.calibrate = lambda: calls.append(1) or real()
+    script.load_or_calibrate(fresh, path)
+    assert calls == [1] and read_calibration(path, fresh.cache_text) is not None   # recomputed, stored
+    again = make(pair, scores)
+    again.calibrate = lambda: pytest.fail("a file of this code's key must be used as it is")
+    script.load_or_calibrate(again, path)
+    assert again.calibration_source == "file"
