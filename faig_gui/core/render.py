@@ -84,6 +84,10 @@ class OutputCache:
         self.seconds_per_pixel: float | None = None   # a full forward's time per LR pixel, last measured
         self._geometry: tuple[int, Geometry] | None = None   # the receptive radius, per models version
         self.preview_target: tuple[tuple, torch.Tensor] | None = None   # the target's output of the last preview crop
+        # a crop forward's seconds per LR pixel, last measured: small crops cost several times a
+        # full frame's per pixel (RRDBNet's 8 x 8 LR crop: ~3.5x; the convolutions take PyTorch's
+        # small-input path), so preview crops planned from the full frame's rate came out too big
+        self.crop_seconds_per_pixel: float | None = None
 
     def masked_params(self, req: RenderRequest) -> dict[str, torch.Tensor]:
         """The masked weights of ``req`` (the last ones are kept: a guess is settled on the
@@ -234,6 +238,10 @@ def render_live(req: RenderRequest, cache: OutputCache, above_s: float = PREVIEW
         crop = _crop_plan(req, cache, above_s, budget_s)
         if crop is not None:
             _target_crop(req, cache, crop)
+            # planned again with the crop rate just measured: the crop the next change will use
+            again = _crop_plan(req, cache, above_s, budget_s)
+            if again is not None and again.crop != crop.crop:
+                _target_crop(req, cache, again)
     return result
 
 
@@ -256,7 +264,8 @@ def _crop_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget_s:
         return None
     if cache._geometry is None or cache._geometry[0] != req.models_version:
         cache._geometry = (req.models_version, receptive_radius(req.module))
-    return plan_preview(h, w, cache.seconds_per_pixel, budget_s, cache._geometry[1].radius, req.focus)
+    rate = max(cache.seconds_per_pixel, cache.crop_seconds_per_pixel or 0.0)
+    return plan_preview(h, w, rate, budget_s, cache._geometry[1].radius, req.focus)
 
 
 def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget_s: float) -> PreviewPlan | None:
@@ -290,7 +299,9 @@ def _target_crop(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) -> t
     y0, x0, y1, x1 = plan.crop
     key = (req.models_version, req.image_key, plan.crop)
     if cache.preview_target is None or cache.preview_target[0] != key:
+        start = time.perf_counter()
         cache.preview_target = (key, super_resolve(_module(req), cached[0][..., y0:y1, x0:x1], req.scale, req.target))
+        cache.crop_seconds_per_pixel = (time.perf_counter() - start) / ((y1 - y0) * (x1 - x0))
     return cache.preview_target[1]
 
 
@@ -312,7 +323,10 @@ def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) ->
     y0, x0, y1, x1 = plan.crop
     iy0, ix0, iy1, ix1 = plan.inner
     target_crop = _target_crop(req, cache, plan)
-    change = super_resolve(_module(req), lr[..., y0:y1, x0:x1], s, cache.masked_params(req)) - target_crop
+    params = cache.masked_params(req)
+    t0 = time.perf_counter()
+    change = super_resolve(_module(req), lr[..., y0:y1, x0:x1], s, params) - target_crop
+    cache.crop_seconds_per_pixel = (time.perf_counter() - t0) / ((y1 - y0) * (x1 - x0))
     inner = (..., slice(iy0 * s, iy1 * s), slice(ix0 * s, ix1 * s))
     masked_out = target_out.clone()
     masked_out[inner] += change[..., (iy0 - y0) * s:(iy1 - y0) * s, (ix0 - x0) * s:(ix1 - x0) * s]

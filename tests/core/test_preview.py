@@ -173,3 +173,23 @@ def test_render_live_keeps_the_preview_crop_warm_and_previews_a_new_image_after_
     want = target_full.copy()
     want[2 * y0:2 * y1, 2 * x0:2 * x1] += change
     np.testing.assert_allclose(new.masked, np.clip(want, 0, 1), atol=3 * atol)   # three forwards' rounding
+
+
+def test_the_preview_crop_is_sized_by_what_a_crop_forward_costs():
+    """A crop's forward costs more per pixel than a full frame's (RRDBNet's 8 x 8 LR crop ~3.5x):
+    once a crop forward was timed, the plan sizes the crop by that rate, so a preview stays within
+    its budget. Here the full frame's rate alone would give a 32 x 32 crop; a crop rate 16x
+    higher quarters its side."""
+    from faig_gui.core.render import OutputCache, RenderRequest, _crop_plan
+
+    module, targ, base, index, mask = _tiny_pair()
+    lr = np.zeros((96, 96, 3), dtype=np.float32)
+    req = RenderRequest(1, lr, None, module, targ, base, index, mask, 2, 1, 0.0)
+    cache = OutputCache()
+    budget = 0.1
+    cache.seconds_per_pixel = budget / 32 ** 2
+    plan = _crop_plan(req, cache, 0.0, budget)
+    assert (plan.crop[2] - plan.crop[0], plan.crop[3] - plan.crop[1]) == (32, 32)
+    cache.crop_seconds_per_pixel = 16 * cache.seconds_per_pixel
+    plan = _crop_plan(req, cache, 0.0, budget)
+    assert (plan.crop[2] - plan.crop[0], plan.crop[3] - plan.crop[1]) == (MIN_INNER, MIN_INNER)
