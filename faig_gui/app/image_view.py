@@ -239,10 +239,16 @@ class ImageView(FileDropTarget, QWidget):
             self.metrics.setText("")
             return
         self._remember_state(req)
-        self._last_request = req
+        previous, self._last_request = self._last_request, req
         if (self.live.idle and self.result is not None and self.result.preview is None
                 and same_output(self.result.request, req)):
             return   # e.g. the slider moved less than one filter: what is shown is still right
+        if not self.live.idle and previous is not None and same_output(previous, req):
+            # the render in flight is for this very output (adding an image asks twice: the
+            # list changed, and the current image): a new request would drop its result and
+            # compute it again, two full forwards on RRDBNet
+            self._last_request = previous
+            return
         if self.prefetch_enabled and self._take_prefetch(req):
             self._hold_docks()
             if self.live.idle:   # shown from a kept result: the docks follow its paint

@@ -93,3 +93,24 @@ def test_a_cheap_net_renders_the_full_frame_directly(make_window, qtbot, tmp_pat
     qtbot.wait(50)
     assert all(r.preview is None for r in shown) and "preview" not in view.title.text()
     assert len(view.result.request.mask) == len(w.model.session.mask) > 0
+
+
+def test_adding_an_image_renders_it_once(make_window, qtbot, tmp_path):
+    """Adding an image asks for a render twice (the list changed, then the current image): the
+    second request is for the output already being rendered, so it must not drop that render and
+    start again (on RRDBNet that cost two more full forwards)."""
+    b, t = tiny_pair(tmp_path, spread=0.1)
+    write_image(tmp_path / "lr.png", np.random.default_rng(0).random((24, 20, 3)))
+    w = make_window()
+    view = w.image_view
+    assert w.model.load_pair(str(b), str(t))
+    w.model.set_scores(made_up_scores(w.model.session.index.total))
+    qtbot.mouseClick(w.masking_dock.mark_buttons[10], Qt.MouseButton.LeftButton)
+    superseded = view.live.superseded
+    forwards = sum(view._cache.forwards.values())
+    with qtbot.waitSignal(view.rendered, timeout=30000):
+        w.model.add_images([str(tmp_path / "lr.png")])
+    qtbot.waitUntil(lambda: view.live.idle, timeout=30000)
+    assert view.live.superseded == superseded
+    assert sum(view._cache.forwards.values()) - forwards == 2   # the target's and the masked output
+    assert view.result.masked is not None and len(view.result.request.mask) == len(w.model.session.mask) > 0
