@@ -33,6 +33,7 @@ PAIRS = {
     "srvgg": ("srvgg", {"num_feat": 64, "num_conv": 32, "scale": 4, "act_type": "prelu"}),
 }
 STEPS = [2, 3, 5, 10, 1]   # percent, from 1 %
+SETTLE_S = 1.0             # pause before each change
 
 
 def make_pair(root: Path, which: str) -> tuple[Path, Path, Path, dict]:
@@ -115,6 +116,11 @@ def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence,
     slider = window.masking_dock.k_slider
     steps = []
     for k in STEPS:
+        # a pause first, as between a user's moves: what the last full frame released (the
+        # graph, the filter grid, the profile and the plots redrawn for 1.85 M filters on the UI
+        # thread) would otherwise run during this change's preview and be measured as part of it
+        settled = time.monotonic() + SETTLE_S
+        wait(app, lambda settled=settled: time.monotonic() > settled, timeout_s=60)
         previews = []
 
         def keep_preview(previews=previews):
