@@ -24,9 +24,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from faig_gui.core.plugin_api import Architecture, pixel_shuffle_upsampler
+from faig_gui.core.plugin_api import DIV2K_RGB_MEAN, Architecture, pixel_shuffle_upsampler, reset_mean_shift
 
-RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K, both code bases
 
 _BASICSR = re.compile(r"^(conv_first|conv_after_body|conv_last|body\.\d+\.conv[12]|upsample\.\d+)\.(weight|bias)$")
 _ORIGINAL = re.compile(r"^(sub_mean|add_mean|head\.0|body\.\d+\.body\.[02]|body\.\d+|tail\.0\.\d+|tail\.1)"
@@ -75,26 +74,19 @@ class EDSR(nn.Module):
         if original:
             self.sub_mean = nn.Conv2d(num_in_ch, num_in_ch, 1)
             self.add_mean = nn.Conv2d(num_out_ch, num_out_ch, 1)
-            self._mean_shift(self.sub_mean, -1.0)
-            self._mean_shift(self.add_mean, 1.0)
+            reset_mean_shift(self.sub_mean, -1.0, self.img_range)
+            reset_mean_shift(self.add_mean, 1.0, self.img_range)
             self.head = nn.Sequential(nn.Conv2d(num_in_ch, num_feat, 3, 1, 1))
             self.body = nn.Sequential(*blocks, nn.Conv2d(num_feat, num_feat, 3, 1, 1))
             self.tail = nn.Sequential(pixel_shuffle_upsampler(upscale, num_feat, "EDSR"),
                                       nn.Conv2d(num_feat, num_out_ch, 3, 1, 1))
         else:
-            self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
             self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
             self.body = nn.Sequential(*blocks)
             self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
             self.upsample = pixel_shuffle_upsampler(upscale, num_feat, "EDSR")
             self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
-
-    def _mean_shift(self, conv: nn.Conv2d, sign: float) -> None:
-        # MeanShift's values for a fresh net (a checkpoint overwrites them with its own)
-        with torch.no_grad():
-            conv.weight.copy_(torch.eye(conv.in_channels).view(*conv.weight.shape))
-            assert conv.bias is not None  # the MeanShift convs are built with a bias
-            conv.bias.copy_(sign * self.img_range * torch.tensor(RGB_MEAN[:conv.out_channels]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.original:

@@ -72,3 +72,18 @@ def pixel_shuffle_upsampler(scale: int, num_feat: int, family: str = "this netwo
     for r in stages:
         layers += [nn.Conv2d(num_feat, num_feat * r * r, 3, 1, 1), nn.PixelShuffle(r)]
     return nn.Sequential(*layers)
+
+
+#: the DIV2K mean colour that EDSR and RCAN (BasicSR's and the original code) subtract and add back
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def reset_mean_shift(conv: nn.Conv2d, sign: float, img_range: float) -> None:
+    """The original EDSR/RCAN code's MeanShift values for a fresh net, on its 1x1 conv: identity
+    weights and ``sign · img_range · DIV2K_RGB_MEAN`` as bias (a checkpoint that stores its own
+    MeanShift overwrites them)."""
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(conv.in_channels).view(*conv.weight.shape))
+        if conv.bias is None:
+            raise ValueError("a MeanShift conv has a bias")
+        conv.bias.copy_(sign * img_range * torch.tensor(DIV2K_RGB_MEAN[:conv.out_channels]))
