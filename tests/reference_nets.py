@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -96,4 +97,48 @@ class BasicSRUpsample(nn.Sequential):
         elif scale == 3:
             m.append(nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1))
             m.append(nn.PixelShuffle(3))
+        super().__init__(*m)
+
+
+# --------------------------------------------------------------------------------------------
+# EDSR-PyTorch's src/model/common.py (its EDSR and RCAN, the original released checkpoints'
+# code, build on these): default_conv, MeanShift, Upsampler
+
+
+def original_conv(in_channels, out_channels, kernel_size, bias=True):
+    """common.default_conv."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+class OriginalMeanShift(nn.Conv2d):
+    """common.MeanShift: a 1x1 conv subtracting (sign -1) or adding the DIV2K mean. The original
+    sets requires_grad on the module, not its parameters, so RCAN's checkpoints hold a trained
+    one (``frozen=False``); EDSR's reference here freezes it."""
+
+    def __init__(self, rgb_range, rgb_mean=(0.4488, 0.4371, 0.4040), rgb_std=(1.0, 1.0, 1.0), sign=-1,
+                 frozen=False):
+        super().__init__(3, 3, kernel_size=1)
+        std = torch.Tensor(rgb_std)
+        self.weight.data = torch.eye(3).view(3, 3, 1, 1) / std.view(3, 1, 1, 1)
+        self.bias.data = sign * rgb_range * torch.Tensor(rgb_mean) / std
+        if frozen:
+            for p in self.parameters():
+                p.requires_grad = False
+
+
+class OriginalUpsampler(nn.Sequential):
+    """common.Upsampler without batch norm or activation: conv to 4·C + PixelShuffle(2) per
+    factor 2, or conv to 9·C + PixelShuffle(3) for x3."""
+
+    def __init__(self, conv, scale, n_feat):
+        m = []
+        if (scale & (scale - 1)) == 0:
+            for _ in range(int(math.log(scale, 2))):
+                m.append(conv(n_feat, 4 * n_feat, 3))
+                m.append(nn.PixelShuffle(2))
+        elif scale == 3:
+            m.append(conv(n_feat, 9 * n_feat, 3))
+            m.append(nn.PixelShuffle(3))
+        else:
+            raise NotImplementedError
         super().__init__(*m)

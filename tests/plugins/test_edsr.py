@@ -3,7 +3,6 @@ written out here, detection and hyper-parameters from a state dict alone, res_sc
 override, a round trip through the registry, FAIG against the literal path sum."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from torch import nn
 from faig_gui.core.registry import default_registry
 from plugin_checks import (assert_same_outputs, check_equals_reference, check_faig_matches_literal,
                            check_graph_and_live_masking, check_round_trip, randomised)
-from reference_nets import BasicSRUpsample
+from reference_nets import BasicSRUpsample, OriginalMeanShift, OriginalUpsampler, original_conv
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,24 +57,10 @@ class BasicSREDSR(nn.Module):
 # --------------------------------------------------------------------------------------------
 # EDSR-PyTorch: src/model/edsr.py with common.py's MeanShift, ResBlock, Upsampler
 
-class _MeanShift(nn.Conv2d):
-    def __init__(self, rgb_range, rgb_mean=(0.4488, 0.4371, 0.4040), rgb_std=(1.0, 1.0, 1.0), sign=-1):
-        super().__init__(3, 3, kernel_size=1)
-        std = torch.Tensor(rgb_std)
-        self.weight.data = torch.eye(3).view(3, 3, 1, 1) / std.view(3, 1, 1, 1)
-        self.bias.data = sign * rgb_range * torch.Tensor(rgb_mean) / std
-        for p in self.parameters():
-            p.requires_grad = False
-
-
-def _conv(cin, cout, k, bias=True):
-    return nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias)
-
-
 class _ResBlock(nn.Module):
     def __init__(self, n_feats, res_scale):
         super().__init__()
-        self.body = nn.Sequential(_conv(n_feats, n_feats, 3), nn.ReLU(True), _conv(n_feats, n_feats, 3))
+        self.body = nn.Sequential(original_conv(n_feats, n_feats, 3), nn.ReLU(True), original_conv(n_feats, n_feats, 3))
         self.res_scale = res_scale
 
     def forward(self, x):
@@ -84,31 +69,18 @@ class _ResBlock(nn.Module):
         return res
 
 
-class _Upsampler(nn.Sequential):
-    def __init__(self, scale, n_feats):
-        m = []
-        if (scale & (scale - 1)) == 0:
-            for _ in range(int(math.log(scale, 2))):
-                m.append(_conv(n_feats, 4 * n_feats, 3))
-                m.append(nn.PixelShuffle(2))
-        elif scale == 3:
-            m.append(_conv(n_feats, 9 * n_feats, 3))
-            m.append(nn.PixelShuffle(3))
-        super().__init__(*m)
-
-
 class OriginalEDSR(nn.Module):
     """Takes pixels in [0, rgb_range], as the original does."""
 
     def __init__(self, n_resblocks=16, n_feats=64, scale=4, res_scale=1, rgb_range=255, n_colors=3):
         super().__init__()
-        self.sub_mean = _MeanShift(rgb_range)
-        self.add_mean = _MeanShift(rgb_range, sign=1)
-        self.head = nn.Sequential(_conv(n_colors, n_feats, 3))
+        self.sub_mean = OriginalMeanShift(rgb_range, frozen=True)
+        self.add_mean = OriginalMeanShift(rgb_range, sign=1, frozen=True)
+        self.head = nn.Sequential(original_conv(n_colors, n_feats, 3))
         body = [_ResBlock(n_feats, res_scale) for _ in range(n_resblocks)]
-        body.append(_conv(n_feats, n_feats, 3))
+        body.append(original_conv(n_feats, n_feats, 3))
         self.body = nn.Sequential(*body)
-        self.tail = nn.Sequential(_Upsampler(scale, n_feats), _conv(n_feats, n_colors, 3))
+        self.tail = nn.Sequential(OriginalUpsampler(original_conv, scale, n_feats), original_conv(n_feats, n_colors, 3))
 
     def forward(self, x):
         x = self.sub_mean(x)

@@ -5,7 +5,6 @@ MeanShift loaded when stored and defaulted when not, a round trip through the re
 against the literal path sum; the attention's 1x1 convs are filters."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from faig_gui.core.filters import FilterIndex
 from faig_gui.core.registry import default_registry
 from plugin_checks import (assert_same_outputs, check_equals_reference, check_faig_matches_literal,
                            check_graph_and_live_masking, check_round_trip, lr_image, randomised)
-from reference_nets import BasicSRUpsample
+from reference_nets import BasicSRUpsample, OriginalMeanShift, OriginalUpsampler, original_conv
 
 
 class _ChannelAttention(nn.Module):
@@ -86,33 +85,6 @@ class BasicSRRCAN(nn.Module):
 # file is EDSR-PyTorch's src/model/rcan.py). Its MeanShift sets requires_grad on the module, not
 # on the parameters, so the mean shift is trained and stored like any conv.
 
-def _default_conv(in_channels, out_channels, kernel_size, bias=True):
-    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
-
-
-class _MeanShift(nn.Conv2d):
-    def __init__(self, rgb_range, rgb_mean=(0.4488, 0.4371, 0.4040), rgb_std=(1.0, 1.0, 1.0), sign=-1):
-        super().__init__(3, 3, kernel_size=1)
-        std = torch.Tensor(rgb_std)
-        self.weight.data = torch.eye(3).view(3, 3, 1, 1) / std.view(3, 1, 1, 1)
-        self.bias.data = sign * rgb_range * torch.Tensor(rgb_mean) / std
-
-
-class _Upsampler(nn.Sequential):
-    def __init__(self, conv, scale, n_feat):
-        m = []
-        if (scale & (scale - 1)) == 0:
-            for _ in range(int(math.log(scale, 2))):
-                m.append(conv(n_feat, 4 * n_feat, 3))
-                m.append(nn.PixelShuffle(2))
-        elif scale == 3:
-            m.append(conv(n_feat, 9 * n_feat, 3))
-            m.append(nn.PixelShuffle(3))
-        else:
-            raise NotImplementedError
-        super().__init__(*m)
-
-
 class _CALayer(nn.Module):
     def __init__(self, channel, reduction=16):
         super().__init__()
@@ -159,16 +131,16 @@ class OriginalRCAN(nn.Module):
     """The original's RCAN(args), args spelled out; takes pixels in [0, rgb_range]."""
 
     def __init__(self, n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16, scale=4, rgb_range=255,
-                 n_colors=3, conv=_default_conv):
+                 n_colors=3, conv=original_conv):
         super().__init__()
         kernel_size = 3
-        self.sub_mean = _MeanShift(rgb_range)
+        self.sub_mean = OriginalMeanShift(rgb_range)
         modules_head = [conv(n_colors, n_feats, kernel_size)]
         modules_body = [_OriginalResidualGroup(conv, n_feats, kernel_size, reduction, n_resblocks)
                         for _ in range(n_resgroups)]
         modules_body.append(conv(n_feats, n_feats, kernel_size))
-        modules_tail = [_Upsampler(conv, scale, n_feats), conv(n_feats, n_colors, kernel_size)]
-        self.add_mean = _MeanShift(rgb_range, sign=1)
+        modules_tail = [OriginalUpsampler(conv, scale, n_feats), conv(n_feats, n_colors, kernel_size)]
+        self.add_mean = OriginalMeanShift(rgb_range, sign=1)
         self.head = nn.Sequential(*modules_head)
         self.body = nn.Sequential(*modules_body)
         self.tail = nn.Sequential(*modules_tail)
