@@ -66,21 +66,11 @@ def test_preview_pixels_equal_the_full_frame_beyond_the_radius_from_the_crop_edg
     """render_preview against render's full frame on a tiny MSRResNet (radius 8 LR pixels): with
     a margin covering the radius the whole region shown agrees; with none, the pixels deeper than
     the radius inside the crop agree and some within it differ (zero padding at the crop edge)."""
-    from faig_gui.core.filters import FilterIndex, top_indices
-    from faig_gui.core.masking import FilterMask
     from faig_gui.core.preview import PreviewPlan
     from faig_gui.core.render import OutputCache, RenderRequest, render, render_preview
     from tolerances import forward_atol
 
-    arch = default_registry().get("msrresnet")
-    hp = {"num_feat": 4, "num_block": 2, "scale": 2}
-    base = _random(arch.new_state_dict(**hp), seed=5)
-    targ = _random(arch.new_state_dict(**hp), seed=6)
-    module = arch.build(hp)
-    module.load_state_dict(targ)
-    module.eval()
-    index = FilterIndex.from_state_dict(targ)
-    mask = FilterMask(top_indices(np.random.default_rng(0).random(index.total), 0.3))
+    module, targ, base, index, mask = _tiny_pair()
     lr = np.random.default_rng(1).random((64, 64, 3)).astype(np.float32)
     req = RenderRequest(1, lr, None, module, targ, base, index, mask, 2, 1, 0.0)
     cache = OutputCache()
