@@ -5,7 +5,6 @@ degradation and says a two-of-three verdict as such, and a saved session reopens
 degradations, their scores and the chosen one's mask."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,24 +16,17 @@ from faig_gui.app.masking_dock import MaskingDock
 from faig_gui.app.prediction_dock import PredictionDock
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.prediction import Prediction
-from faig_gui.core.degradations import parse_degradation
 from faig_gui.core.session import Session
 from test_filter_grid import _cell_pos, _offset
 from test_graph_view import _count_by_hand
-from test_three_degradations import NAMES, _three_scores
-from tiny_session import loaded_model
+from test_three_degradations import NAMES, three_degradation_model
 
 LAYER = "body.0.conv2.weight"   # 4 x 4 filters in the tiny pair
 
 
 @pytest.fixture
 def model(qtbot, tmp_path):
-    """The tiny pair with blur, noise and JPEG q 30, and made-up scores for the three."""
-    m = loaded_model(qtbot, tmp_path, scores=False, spread=0.3)
-    m.set_settings(replace(m.session.settings, degradations=[parse_degradation(s) for s in
-                                                            ("blur", "noise", "jpeg=down,jpeg:30")]))
-    m.set_scores(_three_scores(m.session.index.total))
-    return m
+    return three_degradation_model(qtbot, tmp_path)
 
 
 def _top_by_hand(scores: np.ndarray, proportion: float) -> list[int]:

@@ -28,13 +28,18 @@ def _three_scores(total: int) -> dict[str, np.ndarray]:
             "jpeg": ramp + 0.8 * rng.random(total)}
 
 
-@pytest.fixture
-def model(qtbot, tmp_path):
+def three_degradation_model(qtbot, tmp_path):
+    """The tiny pair with blur, noise and JPEG q 30, and made-up scores for the three."""
     m = loaded_model(qtbot, tmp_path, scores=False, spread=0.3)
     m.set_settings(replace(m.session.settings, degradations=[parse_degradation(s) for s in
                                                             ("blur", "noise", "jpeg=down,jpeg:30")]))
     m.set_scores(_three_scores(m.session.index.total))
     return m
+
+
+@pytest.fixture
+def model(qtbot, tmp_path):
+    return three_degradation_model(qtbot, tmp_path)
 
 
 def _shared_by_hand(model, proportion):
