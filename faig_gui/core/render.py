@@ -29,8 +29,8 @@ from faig_gui.core.preview import (FAST_MACS_PER_S, PREVIEW_ABOVE_S, PREVIEW_BUD
 from faig_gui.core.threads import AdaptiveThreads
 
 
-#: torch threads of a preview's crop forwards (render_preview)
-PREVIEW_THREADS = 1
+#: crops of at most this many LR pixels run their forwards on one torch thread (render_preview)
+ONE_THREAD_CROP_PIXELS = 16 * 16
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def render_live(req: RenderRequest, cache: OutputCache, above_s: float = PREVIEW
     if first and req.module is not None and req.target is not None and req.baseline is not None:
         crop = _crop_plan(req, cache, above_s, budget_s)
         if crop is not None:
-            torch.set_num_threads(PREVIEW_THREADS)   # (as the previews will run: the rate is theirs)
+            _preview_threads(req, cache, crop)   # (as the previews will run: the rate is theirs)
             _target_crop(req, cache, crop)
             # planned again with the crop rate just measured: the crop the next change will use
             again = _crop_plan(req, cache, above_s, budget_s)
@@ -296,6 +296,18 @@ def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget
     return _crop_plan(req, cache, 0.0, budget_s)
 
 
+def _preview_threads(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) -> int:
+    """Set and return the torch threads of a preview's crop forwards: one for small crops (on the
+    render thread, not the process's main thread, a second OpenMP thread made RRDBNet's 8 x 8
+    crop forward 2x slower, 154-175 ms against 77-79 ms: its ~1,000 small operations each pay the
+    team's hand-over), the tuner's count for larger ones (SRVGG's 28-40 pixel crops gain from two)."""
+    y0, x0, y1, x1 = plan.crop
+    if (y1 - y0) * (x1 - x0) <= ONE_THREAD_CROP_PIXELS:
+        torch.set_num_threads(1)
+        return 1
+    return cache.threads.apply(req.max_threads, explore=False)
+
+
 def _target_crop(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) -> torch.Tensor:
     """The target's output of ``plan``'s crop of ``req``'s image, kept for the next previews."""
     cached = cache.get((req.models_version, req.image_key), req.lr)
@@ -319,11 +331,7 @@ def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) ->
     rounding. Outside the region shown the masked panel shows the target's output and the
     difference is zero. No effect or PSNR (they need the full frame)."""
     start, cpu = time.perf_counter(), time.thread_time()
-    # one torch thread: on the render thread (not the process's main thread) a second OpenMP
-    # thread made RRDBNet's 8 x 8 crop forward 2x slower (154-175 ms against 77-79 ms here: its
-    # ~1,000 small operations each pay the team's hand-over); the full frame keeps the tuner's count
-    threads = PREVIEW_THREADS
-    torch.set_num_threads(threads)
+    threads = _preview_threads(req, cache, plan)
     cached = cache.get((req.models_version, req.image_key), req.lr)
     if cached is None:
         raise RuntimeError("a preview needs the target's full output of its image (cached by the first render)")

@@ -183,3 +183,27 @@ def test_the_preview_crop_is_sized_by_what_a_crop_forward_costs():
     cache.crop_seconds_per_pixel = 16 * cache.seconds_per_pixel
     plan = _crop_plan(req, cache, 0.0, budget)
     assert (plan.crop[2] - plan.crop[0], plan.crop[3] - plan.crop[1]) == (MIN_INNER, MIN_INNER)
+
+
+def test_small_preview_crops_run_on_one_torch_thread():
+    """A crop of at most ONE_THREAD_CROP_PIXELS runs its forwards on one thread (a second OpenMP
+    thread doubled RRDBNet's 8 x 8 crop forward on the render thread); a larger one takes the
+    thread tuner's count."""
+    from faig_gui.core.preview import PreviewPlan
+    from faig_gui.core.render import ONE_THREAD_CROP_PIXELS, OutputCache, RenderRequest, render, render_preview
+
+    module, targ, base, index, mask = _tiny_pair()
+    lr = np.random.default_rng(1).random((64, 64, 3)).astype(np.float32)
+    req = RenderRequest(1, lr, None, module, targ, base, index, mask, 2, 1, 0.0, max_threads=2)
+    cache = OutputCache()
+    render(req, cache)
+    cache.threads.apply = lambda *a, **kw: (torch.set_num_threads(2), 2)[1]   # the tuner's choice here
+    before = torch.get_num_threads()
+    try:
+        small = PreviewPlan((28, 28, 36, 36), (28, 28, 36, 36), True, False, 8.0)
+        assert 8 * 8 <= ONE_THREAD_CROP_PIXELS
+        assert render_preview(req, cache, small).threads == 1 and torch.get_num_threads() == 1
+        large = PreviewPlan((16, 16, 48, 48), (24, 24, 40, 40), True, True, 8.0)
+        assert render_preview(req, cache, large).threads == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
