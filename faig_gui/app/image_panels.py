@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGraphicsRectItem
 
 
 class PanelTitle(pg.LabelItem):
@@ -23,8 +24,11 @@ class PanelTitle(pg.LabelItem):
         height = self.itemRect().height()
         self.setMinimumWidth(0)
         self.setMinimumHeight(height)
+        # (and no taller: the title rows took a share of the spare height, which left the lower
+        # titles far above their images)
+        self.setMaximumHeight(height)
         self._sizeHint = {Qt.SizeHint.MinimumSize: (0, height), Qt.SizeHint.PreferredSize: (0, height),
-                          Qt.SizeHint.MaximumSize: (-1, -1), Qt.SizeHint.MinimumDescent: (0, 0)}
+                          Qt.SizeHint.MaximumSize: (-1, height), Qt.SizeHint.MinimumDescent: (0, 0)}
         if height != getattr(self, "_laid_out_height", None):
             self._laid_out_height = height
             self.updateGeometry()
@@ -44,6 +48,15 @@ class Panel:
         self.view.addItem(self.item)
         self.placeholder = pg.TextItem("", color=(170, 170, 170), anchor=(0.5, 0.5))
         self.view.addItem(self.placeholder, ignoreBounds=True)
+        # the region a preview computed (core/preview.py): on RRDBNet an 8 x 8 LR crop, 32 x 32
+        # output pixels of 512, which the eye would not find without an outline
+        self.region = QGraphicsRectItem()
+        pen = pg.mkPen((0, 200, 255), width=2, style=Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.region.setPen(pen)
+        self.region.setZValue(10)
+        self.region.hide()
+        self.view.addItem(self.region, ignoreBounds=True)
         self._shown: tuple | None = None   # (image, levels, lut) last given to the item
 
     def show(self, image: np.ndarray | None, text: str = "", levels=(0.0, 1.0), lut=None) -> None:
@@ -61,6 +74,14 @@ class Panel:
         self.item.setLookupTable(lut)
         self.item.setImage(image, autoLevels=False, levels=levels)
 
+
+    def mark(self, rect: tuple[float, float, float, float] | None) -> None:
+        """Outline (x, y, width, height) in image pixels; None: no outline."""
+        if rect is None:
+            self.region.hide()
+            return
+        self.region.setRect(*rect)
+        self.region.show()
 
     def place_placeholder(self) -> None:
         """In the middle of what the view shows (the views are linked: never move the range)."""

@@ -437,6 +437,12 @@ class ImageView(FileDropTarget, QWidget):
             self.input_panel.view.autoRange(padding=0.02)
         for p in self.panels:
             p.place_placeholder()
+        region = None
+        if r.preview is not None:   # outlined where the masked output and the comparison are computed
+            y0, x0, y1, x1 = (v * r.request.scale for v in r.preview.inner)
+            region = (x0, y0, x1 - x0, y1 - y0)
+        for p in (self.masked_panel, self.compare_panel):
+            p.mark(region)
         self.last_latency = time.perf_counter() - r.request.requested
         self.rendered.emit()
         if r.preview is not None:   # then the full frame, unless a newer request came meanwhile

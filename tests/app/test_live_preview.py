@@ -33,6 +33,10 @@ def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot,
 
     shown = []
     view.rendered.connect(lambda: shown.append((view.result, view.title.text(), view.metrics.text())))
+    marks = []   # the outline of the computed region on the masked and the comparison panels
+    view.rendered.connect(lambda: marks.append((view.masked_panel.region.isVisible(),
+                                                view.compare_panel.region.isVisible(),
+                                                view.masked_panel.region.rect().getRect())))
     qtbot.mouseClick(w.masking_dock.mark_buttons[10], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(shown) >= 2 and view.live.idle, timeout=30000)
     (first, title1, metrics1), (full, title2, metrics2) = shown[:2]
@@ -47,6 +51,11 @@ def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot,
     # of 4), and no context (the budget comes first)
     assert plan.inner == (20, 16, 28, 24) and plan.crop == plan.inner and not plan.exact
     assert plan.crop == warm_crop
+    # outlined on the masked and comparison panels (x, y, width, height in output pixels), and the
+    # outline goes with the full frame
+    iy0, ix0, iy1, ix1 = plan.inner
+    assert marks[0] == (True, True, (2.0 * ix0, 2.0 * iy0, 2.0 * (ix1 - ix0), 2.0 * (iy1 - iy0)))
+    assert marks[1][:2] == (False, False)
     assert "preview: centre 8×8 LR crop" in title1 and "full frame follows" in title1
     assert "effect and PSNR follow" in metrics1 and first.effect is None
     # the region shown: the target's full output plus the change masking makes on that LR crop
