@@ -8,12 +8,13 @@ how it came to be: docs/prediction.md.
 """
 from faig_gui.core.prediction.cache import (CACHE_FORMAT, CACHE_KEEP, calibration_cache_dir, read_calibration,
                                             write_calibration)
-from faig_gui.core.prediction.calibration import (UNSURE_HIGH, UNSURE_LOW, Calibration, Sample, Verdict, calibrate,
-                                                  calibration_plan, strength_params)
+from faig_gui.core.prediction.calibration import (UNSURE_HIGH, UNSURE_LOW, Calibration, Sample, Verdict,
+                                                  strength_params)
 from faig_gui.core.prediction.config import Prediction, PredictorConfig
 from faig_gui.core.prediction.evidence import (CLASSICAL, CLEAN, EVIDENCE, PROBE_STEP, REFERENCE_SEED,
                                                SELF_REFERENCED, EvidenceModel, _LayerProbe, classical_estimates,
                                                combine, tiles)
+from faig_gui.core.prediction.sampling import calibrate, calibration_plan
 from faig_gui.core.prediction.logistic import reliability
 from faig_gui.core.prediction.predictor import _CALIBRATIONS, Predictor, make_prediction
 

@@ -25,6 +25,7 @@ CACHE_FORMAT = 5   # 5: each sample's calibration image (folds of the Platt map)
 CACHE_KEEP = 32
 # the modules whose code makes the evidence: an edit to any of them retires stored calibrations
 _EVIDENCE_MODULES = ("faig_gui.core.prediction.evidence", "faig_gui.core.prediction.calibration",
+                     "faig_gui.core.prediction.sampling",
                      "faig_gui.core.degradations", "faig_gui.core.metrics", "faig_gui.core.masking",
                      "faig_gui.core.filters")
 

@@ -15,7 +15,8 @@ import torch
 from faig_gui.core.degradations import Degradation
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction.cache import cache_key_text, calibration_cache_dir, read_calibration, write_calibration
-from faig_gui.core.prediction.calibration import Calibration, Verdict, calibrate, definitions_of
+from faig_gui.core.prediction.calibration import Calibration, Verdict
+from faig_gui.core.prediction.sampling import calibrate, definitions_of
 from faig_gui.core.prediction.config import Prediction, PredictorConfig
 from faig_gui.core.prediction.evidence import (CLASSICAL, EvidenceModel, classical_estimates, evidence_tiles,
                                                tile_count, tile_median, tiles)
