@@ -179,6 +179,11 @@ class FilterIndex:
         """Position (in ``layers``) of each global index, vectorised."""
         return np.searchsorted(self._offsets, np.asarray(indices), side="right") - 1
 
+    def layer_bounds(self, sorted_indices: np.ndarray) -> np.ndarray:
+        """For sorted global indices, ``len(layers) + 1`` positions ``b``: the indices in layer n
+        are ``sorted_indices[b[n]:b[n + 1]]`` (an O(layers) search instead of one per index)."""
+        return np.searchsorted(sorted_indices, np.append(self._offsets, self.total))
+
     def per_filter(self, tensors: Mapping[str, torch.Tensor], reduce: str = "sum_abs") -> np.ndarray:
         """Flatten per-kernel values of layer-shaped tensors into one global float64 vector."""
         out = np.empty(self.total, dtype=np.float64)

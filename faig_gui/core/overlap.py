@@ -52,11 +52,10 @@ def filter_overlap(scores: Mapping[str, np.ndarray], index: FilterIndex, proport
     sizes = {d: int(len(t)) for d, t in tops.items()}
     pairs: dict[tuple[str, str], int] = {}
     layers: dict[tuple[str, str], dict[str, int]] = {}
-    offsets = np.array([layer.offset for layer in index.layers], dtype=np.int64)
     for d, e in combinations(names, 2):
         shared = np.intersect1d(tops[d], tops[e])
         pairs[(d, e)] = int(len(shared))
-        where = np.searchsorted(offsets, shared, side="right") - 1
+        where = index.layer_of(shared)
         counts: dict[str, int] = {}
         for n in where.tolist():
             name = index.layers[n].name

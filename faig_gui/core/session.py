@@ -241,7 +241,7 @@ class Session:
             def rank(d: str = d, scores: np.ndarray = scores) -> None:
                 self._rankings[d] = (scores, ranking(scores))
             thread = threading.Thread(target=rank, name=f"faig-rank-{d}", daemon=True)
-            self._ranking_threads.append(thread)
+            self._ranking_threads = [t for t in self._ranking_threads if t.is_alive()] + [thread]
             thread.start()
 
     @property
