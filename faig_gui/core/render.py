@@ -274,7 +274,8 @@ def _crop_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget_s:
 
 
 def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget_s: float) -> PreviewPlan | None:
-    if _masked_estimate(req, cache) <= 0.0:
+    full = _masked_estimate(req, cache)
+    if full <= 0.0:
         return None
     cached = cache.get((req.models_version, req.image_key), req.lr)
     if cached is None:   # the first render of an image: the target's full forward is needed anyway
@@ -284,7 +285,7 @@ def _preview_plan(req: RenderRequest, cache: OutputCache, above_s: float, budget
     share = None
     if inc is not None and inc.keeps(lr):
         share = inc.planned_share(lr, cache.masked_params(req))
-    estimate = _masked_estimate(req, cache) * (1.0 if share is None else share)
+    estimate = full * (1.0 if share is None else share)
     macs = inc.pass_macs(lr) if inc is not None else None
     if macs is not None:
         # the measured rate may come from a first forward slowed by one-time costs (oneDNN's

@@ -13,19 +13,25 @@ from tolerances import forward_atol
 from by_hand import masked_by_hand, sr_by_hand
 
 
+def _window_with_scores(make_window, tmp_path, shape):
+    """A window with the tiny pair, made-up scores, and an LR image of ``shape`` written (not yet
+    added): the window, its centre view and the image's path."""
+    b, t = tiny_pair(tmp_path, spread=0.1)
+    write_image(tmp_path / "lr.png", np.random.default_rng(0).random(shape))
+    w = make_window()
+    assert w.model.load_pair(str(b), str(t))
+    w.model.set_scores(made_up_scores(w.model.session.index.total))
+    return w, w.image_view, tmp_path / "lr.png"
+
+
 def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("FAIG_GUI_PREVIEW_ABOVE_S", "0")
     monkeypatch.setenv("FAIG_GUI_PREVIEW_BUDGET_S", "0")
-    b, t = tiny_pair(tmp_path, spread=0.1)
-    write_image(tmp_path / "lr.png", np.random.default_rng(0).random((48, 40, 3)))
-    w = make_window()
-    view = w.image_view
-    assert w.model.load_pair(str(b), str(t))
+    w, view, lr_path = _window_with_scores(make_window, tmp_path, (48, 40, 3))
     s = w.model.session
-    w.model.set_scores(made_up_scores(s.index.total))
     w.model.clear_mask()
     with qtbot.waitSignal(view.rendered, timeout=30000):
-        w.model.add_images([str(tmp_path / "lr.png")])
+        w.model.add_images([str(lr_path)])
     qtbot.waitUntil(lambda: view.live.idle, timeout=30000)
     assert view.result.preview is None   # the first render of an image: the full frame (target and mask)
     # ... which left the target's output of the preview crop computed: the crop the next change uses
@@ -86,14 +92,9 @@ def test_a_slow_net_shows_a_preview_crop_then_the_full_frame(make_window, qtbot,
 
 
 def test_a_cheap_net_renders_the_full_frame_directly(make_window, qtbot, tmp_path):
-    b, t = tiny_pair(tmp_path, spread=0.1)
-    write_image(tmp_path / "lr.png", np.random.default_rng(0).random((48, 40, 3)))
-    w = make_window()
-    view = w.image_view
-    assert w.model.load_pair(str(b), str(t))
-    w.model.set_scores(made_up_scores(w.model.session.index.total))
+    w, view, lr_path = _window_with_scores(make_window, tmp_path, (48, 40, 3))
     with qtbot.waitSignal(view.rendered, timeout=30000):
-        w.model.add_images([str(tmp_path / "lr.png")])
+        w.model.add_images([str(lr_path)])
     qtbot.waitUntil(lambda: view.live.idle, timeout=30000)
     shown = []
     view.rendered.connect(lambda: shown.append(view.result))
@@ -108,17 +109,12 @@ def test_adding_an_image_renders_it_once(make_window, qtbot, tmp_path):
     """Adding an image asks for a render twice (the list changed, then the current image): the
     second request is for the output already being rendered, so it must not drop that render and
     start again (on RRDBNet that cost two more full forwards)."""
-    b, t = tiny_pair(tmp_path, spread=0.1)
-    write_image(tmp_path / "lr.png", np.random.default_rng(0).random((24, 20, 3)))
-    w = make_window()
-    view = w.image_view
-    assert w.model.load_pair(str(b), str(t))
-    w.model.set_scores(made_up_scores(w.model.session.index.total))
+    w, view, lr_path = _window_with_scores(make_window, tmp_path, (24, 20, 3))
     qtbot.mouseClick(w.masking_dock.mark_buttons[10], Qt.MouseButton.LeftButton)
     superseded = view.live.superseded
     forwards = sum(view._cache.forwards.values())
     with qtbot.waitSignal(view.rendered, timeout=30000):
-        w.model.add_images([str(tmp_path / "lr.png")])
+        w.model.add_images([str(lr_path)])
     qtbot.waitUntil(lambda: view.live.idle, timeout=30000)
     assert view.live.superseded == superseded
     assert sum(view._cache.forwards.values()) - forwards == 2   # the target's and the masked output
