@@ -17,7 +17,7 @@ HELP = ("train a baseline (clean bicubic) and a target (fine-tuned on a blind mi
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from faig_gui.core.training import TrainConfig
+    from faig_gui.core.training import MIXES, TrainConfig
     d = TrainConfig()
     p.add_argument("--hr", nargs="+", required=True, metavar="DIR",
                    help="folders (or image files) of HR training images")
@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prob", action="append", default=None, metavar="[NAME=]P",
                    help="probability of a degradation in the target's blind mix (default 0.5 each): "
                         "P for all, or NAME=P for one; repeatable")
+    p.add_argument("--mix", choices=MIXES, default=d.mix,
+                   help="independent: each degradation drawn on its own, so they also combine (the paper's); "
+                        "one-of: at most one per sample, degradation d with its --prob, clean otherwise "
+                        "(the probabilities must then sum to at most 1)")
     p.add_argument("--snapshot-every", type=positive_int, default=d.snapshot_every)
     p.add_argument("--val-every", type=positive_int, default=d.val_every)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     custom = bool(args.degradation)
     cfg = TrainConfig(arch=arch, num_feat=args.num_feat, num_block=args.num_block, scale=args.scale, hp=hp,
                       degradations=[d.to_dict() for d in degs] if custom else None,
-                      probs=_probs(args.prob, [d.name for d in degs]) if args.prob else None,
+                      probs=_probs(args.prob, [d.name for d in degs]) if args.prob else None, mix=args.mix,
                       baseline_iters=args.baseline_iters, target_iters=args.target_iters,
                       baseline_lr=args.baseline_lr, target_lr=args.target_lr, ema_decay=args.ema_decay,
                       batch=args.batch, patch=args.patch, seed=args.seed, blur_sigma=args.blur_sigma,

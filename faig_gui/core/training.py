@@ -40,6 +40,9 @@ from faig_gui.core.degradations import (BLUR_KERNEL_SIZE, Degradation, degrade, 
 from faig_gui.core.errors import FaigError
 from faig_gui.core.metrics import psnr
 
+#: the ways the target's blind mixture draws its degradations (TrainConfig.mix)
+MIXES = ("independent", "one-of")
+
 STAGES = ("baseline", "target")
 SNAPSHOT_NAME = "latest.pth"
 LOG_NAME = "train_log.jsonl"
@@ -69,6 +72,10 @@ class TrainConfig:
     #: each degradation's probability (same order); None = blur_prob/noise_prob for the
     #: paper's pair, 0.5 for each otherwise
     probs: list[float] | None = None
+    #: how the mixture draws: "independent" (each degradation on its own draw, so they combine;
+    #: the paper's) or "one-of" (at most one per sample: degradation i with probs[i], clean with
+    #: 1 - sum(probs); each function then has samples of its own)
+    mix: str = "independent"
     #: hyper-parameters of the architecture (e.g. srvgg's num_feat, num_conv); for msrresnet
     #: num_feat/num_block above are used unless given here
     hp: dict[str, Any] = field(default_factory=dict)
@@ -104,7 +111,20 @@ class TrainConfig:
         for d, p in zip(degs, probs):
             if not 0.0 <= p <= 1.0:
                 raise FaigError(f"the probability of '{d.name}' must be in [0, 1], got {p:g}")
+        if self.mix not in MIXES:
+            raise FaigError(f"unknown mix '{self.mix}' (have {', '.join(MIXES)})")
+        if self.mix == "one-of" and sum(probs) > 1.0 + 1e-9:
+            raise FaigError(f"with the one-of mix the probabilities are shares of the samples and must sum "
+                            f"to at most 1 (the rest is clean), got {sum(probs):g}")
         return list(zip(degs, probs))
+
+    def chosen(self, mixture: Sequence[tuple[Degradation, float]], g: torch.Generator) -> list[torch.Tensor]:
+        """Per degradation of ``mixture``, which of the batch's samples it applies to."""
+        if self.mix == "independent":
+            return [torch.rand(self.batch, generator=g) < p for _, p in mixture]
+        u = torch.rand(self.batch, generator=g, dtype=torch.float64)
+        edges = torch.tensor([0.0] + [p for _, p in mixture], dtype=torch.float64).cumsum(0)
+        return [(u >= edges[i]) & (u < edges[i + 1]) for i in range(len(mixture))]
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -164,7 +184,8 @@ def make_batch(sampler: PatchSampler, cfg: TrainConfig, stage: str,
     """(LR, HR) for one step: clean bicubic for the baseline, the blind mixture for the target.
 
     The mixture: per sample and degradation one draw decides whether that degradation's steps
-    (all but 'down') apply. Steps before 'down' (blur) act on the HR patch with its margin, in
+    (all but 'down') apply (with ``cfg.mix == "one-of"``, one draw per sample picks at most one).
+    Steps before 'down' (blur) act on the HR patch with its margin, in
     the mixture's order; steps after it act on the LR patch: noise first (each noise step draws
     its values for every sample, applied or not, so the generator's stream does not depend on
     the draws), JPEG last. With the paper's pair this draws exactly what the two-degradation
@@ -176,7 +197,7 @@ def make_batch(sampler: PatchSampler, cfg: TrainConfig, stage: str,
     if stage == "baseline":
         return quantize(downsample(hr, cfg.scale)), hr
     mixture = cfg.mixture()
-    chosen = [torch.rand(cfg.batch, generator=g) < p for _, p in mixture]
+    chosen = cfg.chosen(mixture, g)
     src = big.clone()
     for (deg, _), on in zip(mixture, chosen):
         steps = deg.steps
@@ -289,7 +310,7 @@ def _load_snapshot(path: Path, cfg: TrainConfig) -> _State:
                         f"delete it to start over") from None
     saved = snap.get("config", {})
     for key in ("arch", "num_feat", "num_block", "scale", "seed", "batch", "patch", "hp", "degradations",
-                "probs"):
+                "probs", "mix"):
         if key in saved and saved[key] != getattr(cfg, key):
             raise FaigError(f"{path}: the snapshot was made with {key}={saved[key]}, not "
                             f"{getattr(cfg, key)}; pass the same options to --resume or use a new --out")

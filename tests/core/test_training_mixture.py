@@ -78,6 +78,43 @@ def test_jpeg_alone_is_lossy_and_probabilities_are_checked():
         _cfg3(probs=[0.5, 1.5, 0.5]).mixture()
 
 
+def test_one_of_mix_applies_at_most_one_degradation_per_sample():
+    """mix="one-of": one uniform draw per sample picks blur, noise, JPEG or clean by the shares
+    [0, .3), [.3, .55), [.55, .75), [.75, 1); each sample is then exactly that degradation alone."""
+    torch.manual_seed(0)
+    img = torch.rand(3, 80, 80)
+    sampler = PatchSampler([img], patch=16, margin=10)
+    probs = [0.3, 0.25, 0.2]
+    cfg = _cfg3(batch=400, patch=16, probs=probs, mix="one-of")
+    g = torch.Generator().manual_seed(3)
+    ref = torch.Generator().manual_seed(3)
+    lr, hr = make_batch(sampler, cfg, "target", g)
+    big = sampler.sample(400, ref)
+    u = torch.rand(400, generator=ref, dtype=torch.float64)
+    noise = torch.randn(lr.shape, generator=ref)
+    kind = [("blur" if x < 0.3 else "noise" if x < 0.55 else "jpeg" if x < 0.75 else "clean") for x in u.tolist()]
+    counts = {k: kind.count(k) for k in ("blur", "noise", "jpeg", "clean")}
+    # 400 draws: each share within 4 standard deviations of its expectation, none empty
+    for k, p in zip(("blur", "noise", "jpeg", "clean"), (0.3, 0.25, 0.2, 0.25)):
+        assert abs(counts[k] - 400 * p) <= 4 * (400 * p * (1 - p)) ** 0.5, counts
+    worst = 0.0
+    for i, k in enumerate(kind):
+        x = big[i:i + 1]
+        if k == "blur":
+            x = gaussian_blur(x, 2.0)
+        x = downsample(x[..., 10:26, 10:26], 2)
+        if k == "noise":
+            x = x + 0.1 * noise[i:i + 1]
+        if k == "jpeg":
+            x = jpeg(x, 30)
+        worst = max(worst, float((lr[i] - quantize(x)[0]).abs().max()))
+    assert worst <= 3 / 255 + 1e-7  # rounding-boundary values may land a level or two apart (see above)
+    with pytest.raises(FaigError, match="sum"):
+        _cfg3(probs=[0.5, 0.4, 0.3], mix="one-of").mixture()
+    with pytest.raises(FaigError, match="mix"):
+        _cfg3(mix="sometimes").mixture()
+
+
 def test_resume_with_jpeg_is_bit_exact(tmp_path):
     hr = _images(tmp_path)
     cfg = _cfg3()
@@ -132,3 +169,5 @@ def test_train_command_any_architecture_and_degradations(tmp_path):
     base = ["train", "--hr", str(hr), "--out", str(tmp_path / "o2"), "--arch", "srvgg"]
     assert main([*base, "--hp", "num_blocks=3"]) == 2
     assert main([*base, "--degradation", "jpeg", "--prob", "noise=0.2"]) == 2
+    # the one-of mix's shares may not exceed the whole
+    assert main([*base, "--degradation", "blur", "--degradation", "jpeg", "--prob", "0.6", "--mix", "one-of"]) == 2
