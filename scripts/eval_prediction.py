@@ -310,7 +310,7 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "(clean, or any set of the analysed degradations), a calibrated probability per degradation, "
              "the verdict's confidence, an explicit *unsure* answer with the label sets in question, and a "
              "strength estimate with an interval. The evidence comes from the target's own discriminative "
-             "filters (the top k % of the FAIG scores); two classical no-reference estimates are shown "
+             "filters (the top k % of the FAIG scores); three classical no-reference estimates are shown "
              "beside it and vote with it. How (faig_gui/core/prediction/):", "",
              "- Evidence per degradation d, from d's top filters: the masking effect (gradient-map effect "
              "between the target's output and the output with d's filters replaced by the baseline's), the "
@@ -319,8 +319,11 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "evidence: the target's own restoration degraded again by what was found so far, without and "
              "with d, and where the input lies between the two (the content cancels).",
              "- Classical estimates of the whole image (no network): noise σ from the robust MAD of "
-             "Immerkær's high-pass residual, and a re-blur measure (the share of the gradient that survives "
-             "a 9-tap box blur). `predict --json` gives them (`estimates`) and what they alone say "
+             "Immerkær's high-pass residual, a re-blur measure (the share of the gradient that survives "
+             "a 9-tap box blur), and the detail slope (the log of the power left above that noise in the middle "
+             "frequency band, 0.18-0.32 cycles per pixel, over that in the low band, 0.04-0.12: a blur lowers "
+             "it, white noise does not, so it reads blur under noise where the re-blur measure reads the "
+             "noise). `predict --json` gives them (`estimates`) and what they alone say "
              "(`classical`) beside what the filters alone say (`filters`).",
              f"- Calibration, automatic and cached (`~/.cache/faig-gui/calibration`): {meta['calibration_images']} HR "
              "crops: the bundled diverse content (resources/calibration, two crops each of "

@@ -120,6 +120,7 @@ def verdict_html(p: Prediction) -> str:
         side.append("filters: " + ", ".join(f"{d} {v:.2f}" for d, v in p.filters.items()))
     est = [f"noise σ ≈ {p.estimates['noise_estimate']:.3g}"] if "noise_estimate" in p.estimates else []
     est += [f"blur {p.estimates['blur_estimate']:.2f}"] if "blur_estimate" in p.estimates else []
+    est += [f"detail slope {p.estimates['detail_slope']:.1f}"] if "detail_slope" in p.estimates else []
     if est:
         side.append("classical: " + ", ".join(est))
     if side:

@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
             est = result.estimates
             classical = (f"  classical: noise σ ≈ {est['noise_estimate']:.3g}, "
                          f"blur {est['blur_estimate']:.2f}" if {"noise_estimate", "blur_estimate"} <= set(est) else "")
+            if classical and "detail_slope" in est:
+                classical += f", detail slope {est['detail_slope']:.1f}"
             note = f"  [{result.note}]" if result.note else ""
             print(f"{path}: {result.describe()}   ({conf}; confidence {result.confidence:.2f}){classical}{note}",
                   flush=True)

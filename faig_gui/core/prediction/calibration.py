@@ -56,7 +56,7 @@ class _Stat:
 
 
 #: kinds compared as they are (not in log): positions between two log values, and a share in [0, 1]
-AS_IS = (*SELF_REFERENCED, "blur_estimate")
+AS_IS = (*SELF_REFERENCED, "blur_estimate", "detail_slope")
 
 
 def _scaled(kind: str, values):

@@ -46,10 +46,11 @@ from faig_gui.core.registry import LoadedModel, check_pair
 #: evidence kinds, in the order of the module docstring
 EVIDENCE = ("masking_effect", "relative_masking_effect", "change_response", "relative_change_response",
             "residual_response", "relative_residual_response", "masking_effect_share", "change_response_share",
-            "self_referenced_effect", "self_referenced_energy", "noise_estimate", "blur_estimate")
+            "self_referenced_effect", "self_referenced_energy", "noise_estimate", "blur_estimate",
+            "detail_slope")
 #: the classical no-reference estimates (:func:`classical_estimates`): of the whole image, the
 #: same for every degradation, no network pass
-CLASSICAL = ("noise_estimate", "blur_estimate")
+CLASSICAL = ("noise_estimate", "blur_estimate", "detail_slope")
 #: the self-referenced kinds: measured for the last decision, once every other degradation was decided
 SELF_REFERENCED = ("self_referenced_effect", "self_referenced_energy")
 #: seed of the noise drawn into a reference (a prediction is a function of the image)
@@ -464,7 +465,17 @@ def classical_estimates(lr: torch.Tensor) -> dict[str, float]:
                         few), over :data:`GREY_NOISE` (independent noise per channel);
     ``blur_estimate``   the re-blur measure of Crété-Roffet et al.: the share of the grey image's
                         gradient that survives a 9-tap box blur (1: nothing to lose, fully blurred;
-                        near 0: sharp), the larger of the two directions."""
+                        near 0: sharp), the larger of the two directions;
+    ``detail_slope``    how fast the image's detail falls off with frequency once the noise is
+                        taken out: the log of the grey image's mean power in the middle band
+                        (0.18-0.32 cycles per pixel) over that in the low band (0.04-0.12), each
+                        less the noise power (``noise_estimate``'s, white), from a Hann-windowed
+                        periodogram. A blur of σ pixels divides the middle band by about
+                        exp(4π²σ²f²) more than the low band; white noise adds the same power to
+                        both, so this reads blur under noise where the re-blur measure reads the
+                        noise. A band with nothing left above the noise counts as a floor (2 % of
+                        the noise power): very negative when only the middle band is lost (as
+                        under a strong blur), 0 (no reading) when both are."""
     x = lr.detach().double().cpu()
     grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
     r = F.conv2d(grey, _NOISE_MASK.view(1, 1, 3, 3)).flatten()
@@ -480,7 +491,30 @@ def classical_estimates(lr: torch.Tensor) -> dict[str, float]:
         lost = (d_g - d_b).clamp_min(0).sum()
         total = d_g.sum()
         shares.append(float(1.0 - lost / total) if total > 0 else 1.0)
-    return {"noise_estimate": max(noise, 1e-4), "blur_estimate": min(max(max(shares), 1e-4), 1.0)}
+    return {"noise_estimate": max(noise, 1e-4), "blur_estimate": min(max(max(shares), 1e-4), 1.0),
+            "detail_slope": _detail_slope(grey[0, 0], (noise * GREY_NOISE) ** 2)}
+
+
+#: the frequency bands (cycles per pixel) of :func:`_detail_slope`
+LOW_BAND, MID_BAND = (0.04, 0.12), (0.18, 0.32)
+
+
+def _detail_slope(grey: torch.Tensor, noise_power: float) -> float:
+    h, w = grey.shape
+    win = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
+                      torch.hann_window(w, periodic=False, dtype=torch.float64))
+    # normalised so that white noise of variance s² has expected power s² at every frequency
+    power = torch.fft.fft2((grey - grey.mean()) * win).abs().square() / win.square().sum()
+    f = torch.sqrt(torch.fft.fftfreq(h, dtype=torch.float64)[:, None] ** 2
+                   + torch.fft.fftfreq(w, dtype=torch.float64)[None] ** 2)
+    floor = 0.02 * noise_power + 1e-9
+    bands = []
+    for lo, hi in (LOW_BAND, MID_BAND):
+        inside = (f >= lo) & (f < hi)
+        if not bool(inside.any()):
+            return 0.0   # too small an image for the bands: no evidence either way
+        bands.append(max(float(power[inside].mean()) - noise_power, floor))
+    return math.log(bands[1] / bands[0])
 
 
 def jpeg_quality_at(quality: int, factor: float) -> int:
