@@ -11,7 +11,7 @@ import torch
 from faig_gui.core.degradations import Degradation, degrade, downsample, paper_degradations, seeded_generator
 from faig_gui.core.errors import FaigError
 from faig_gui.core.prediction import (PROBE_STEP, REFERENCE_SEED, Calibration, EvidenceModel, Predictor, PredictorConfig, Sample,
-                                      _LayerProbe, calibration_plan, combine, tiles)
+                                      _LayerProbe, calibration_plan, classical_estimates, combine, tiles)
 from prediction_helpers import make_pair, smooth_hr, write_predict_inputs
 from reference_nets import BasicSRMSRResNet
 from tolerances import effect_atol, forward_atol, gamma, network_terms
@@ -246,11 +246,12 @@ def test_small_images_are_analysed_whole_and_large_ones_by_tiles_from_textured_t
 def test_self_referenced_evidence_matches_a_literal_computation(scores, draws):
     """S and T: where the input lies between two references made from the target's output, one
     degraded by the degradations found (here noise, at the input's own noise level) and one by
-    the same plus d (blur), on log N_d and on the log gradient energy; with several noise
+    the same plus d (blur), on log N_d, on the log gradient energy and on the detail slope; with several noise
     draws, each reference's log values are averaged over the draws."""
     base, targ = make_pair(change=3.0)
     model = EvidenceModel(base, targ, scores, proportion=10.0)
-    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    # 24²: the detail slope's low band (0.04-0.12 cycles per pixel) holds no frequency of an 8² image
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(4))
     ev, measured = model.measure(x, ("masking_effect", "relative_masking_effect", "self_referenced_effect",
                                      "self_referenced_energy"))
     # measured only against references
@@ -276,15 +277,21 @@ def test_self_referenced_evidence_matches_a_literal_computation(scores, draws):
     for t in range(2):
         residual = (x[t] - downsample(y[t:t + 1].clamp(0, 1), 2)[0]).numpy().ravel()
         sigma = 1.3 * 1.4826 * np.median(np.abs(residual - np.median(residual)))
-        ends = []
+        ends, slopes = [], []
         for b in (None, 2.0):   # the reference without blur, and with it
-            values = [log_n_and_e(degrade(y[t:t + 1].clamp(0, 1), 2, Degradation("r", blur_sigma=b, noise_sigma=sigma),
-                                          seeded_generator(REFERENCE_SEED + 1009 * j + t))[0]) for j in range(draws)]
-            ends.append(np.mean(values, axis=0))
+            refs = [degrade(y[t:t + 1].clamp(0, 1), 2, Degradation("r", blur_sigma=b, noise_sigma=sigma),
+                            seeded_generator(REFERENCE_SEED + 1009 * j + t)) for j in range(draws)]
+            ends.append(np.mean([log_n_and_e(r[0]) for r in refs], axis=0))
+            slopes.append(np.mean([classical_estimates(r)["detail_slope"] for r in refs]))
         (n_lo, e_lo), (n_hi, e_hi) = ends
         n_x, e_x = log_n_and_e(x[t])
+        s_x = classical_estimates(x[t:t + 1])["detail_slope"]
         assert got["self_referenced_effect"][t] == pytest.approx((n_x - n_lo) / (n_hi - n_lo), rel=1e-3, abs=1e-4)
         assert got["self_referenced_energy"][t] == pytest.approx((e_x - e_lo) / (e_hi - e_lo), rel=1e-3, abs=1e-4)
+        # the detail slope placed the same way (no network: the references' and the input's own)
+        assert np.isfinite(s_x) and slopes[0] != slopes[1]
+        assert got["self_referenced_slope"][t] == pytest.approx((s_x - slopes[0]) / (slopes[1] - slopes[0]),
+                                                                rel=1e-6, abs=1e-9)
 
 
 def test_references_without_noise_are_measured_once_whatever_the_draws(pair, scores):
@@ -305,7 +312,7 @@ def test_references_without_noise_are_measured_once_whatever_the_draws(pair, sco
             h.remove()
     one = model.self_reference(measured, 0, [], blur, draws=1)
     assert seen == [2, 2]    # the references without and with blur, unmasked and blur-masked
-    for k in ("self_referenced_effect", "self_referenced_energy"):
+    for k in ("self_referenced_effect", "self_referenced_energy", "self_referenced_slope"):
         np.testing.assert_array_equal(three[k], one[k])
 
 

@@ -20,7 +20,10 @@ F_d are d's top filters, Δ = target − baseline kernel. The kinds, as named in
                               references made from the target's own restoration of it: degraded by
                               the degradations found so far (0), and by those plus d (1). The content
                               cancels. ``self_referenced_energy``: the same on the log gradient
-                              energy of the target's outputs. Measured for the last decision only.
+                              energy of the target's outputs. ``self_referenced_slope``: the same on
+                              the detail slope (:func:`classical_estimates`) of the input and the
+                              references, which a blur lowers through noise. Measured for the last
+                              decision only.
 """
 from __future__ import annotations
 
@@ -46,13 +49,13 @@ from faig_gui.core.registry import LoadedModel, check_pair
 #: evidence kinds, in the order of the module docstring
 EVIDENCE = ("masking_effect", "relative_masking_effect", "change_response", "relative_change_response",
             "residual_response", "relative_residual_response", "masking_effect_share", "change_response_share",
-            "self_referenced_effect", "self_referenced_energy", "noise_estimate", "blur_estimate",
-            "detail_slope")
+            "self_referenced_effect", "self_referenced_energy", "self_referenced_slope", "noise_estimate",
+            "blur_estimate", "detail_slope")
 #: the classical no-reference estimates (:func:`classical_estimates`): of the whole image, the
 #: same for every degradation, no network pass
 CLASSICAL = ("noise_estimate", "blur_estimate", "detail_slope")
 #: the self-referenced kinds: measured for the last decision, once every other degradation was decided
-SELF_REFERENCED = ("self_referenced_effect", "self_referenced_energy")
+SELF_REFERENCED = ("self_referenced_effect", "self_referenced_energy", "self_referenced_slope")
 #: seed of the noise drawn into a reference (a prediction is a function of the image)
 REFERENCE_SEED = 20211206
 CLEAN = "clean"
@@ -252,7 +255,7 @@ class EvidenceModel:
         out.update(cols)
         if "masking_effect_share" in kinds:
             out["masking_effect_share"] = m_all / np.maximum(m_all.sum(1, keepdims=True), 1e-12)
-        return out, _Pass(y, energy, m_all, self.residual_sigma(x, y))
+        return out, _Pass(y, energy, m_all, self.residual_sigma(x, y), x)
 
     def residual_sigma(self, x: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
         """(B,) robust σ (1.4826 x the median absolute deviation) of each tile of ``x`` minus
@@ -330,8 +333,13 @@ class EvidenceModel:
             ok = np.abs(span) > 1e-3
             return np.where(ok, (x - lo) / np.where(ok, span, 1.0), np.nan)
 
-        return {"self_referenced_effect": between(n_x, log_n[0], log_n[1]),
-                "self_referenced_energy": between(e_x, log_e[0], log_e[1])}
+        out = {"self_referenced_effect": between(n_x, log_n[0], log_n[1]),
+               "self_referenced_energy": between(e_x, log_e[0], log_e[1])}
+        if p.x is not None:   # the detail slope of the input tiles and the references (no network)
+            s_r = np.array([classical_estimates(r[None])["detail_slope"] for r in ref]).reshape(2, k, b).mean(1)
+            s_x = np.array([classical_estimates(t[None])["detail_slope"] for t in p.x[:b]])
+            out["self_referenced_slope"] = between(s_x, s_r[0], s_r[1])
+        return out
 
 
 def _mean(m: torch.Tensor) -> np.ndarray:
@@ -360,6 +368,7 @@ class _Pass:
     #: (B,) robust σ (1.4826 x median absolute deviation) of x minus the restoration y brought
     #: back to x's size: what the target removed, mostly the noise, if there is any
     residual_sigma: np.ndarray | None = None
+    x: torch.Tensor | None = None   # the LR tiles themselves
 
 
 #: texture (mean gradient magnitude) below which a tile counts as empty: a clipped sky or a
