@@ -300,8 +300,8 @@ def reliability_plot(bins: list, ece: float, path: Path) -> None:
 
 
 def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) -> str:
-    def pct(v):
-        return "–" if v != v else f"{100 * v:.0f} %"
+    def pct(v, digits=0):
+        return "–" if v != v else f"{100 * v:.{digits}f} %"
 
     pp, pa = report["pooled_paper"], report["pooled_all"]
     lines = ["# Degradation prediction", "",
@@ -372,8 +372,8 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
               "| | paper levels and clean JPEGs | every input (sweeps too) |", "|---|---|---|",
               f"| inputs | {pp['n']} | {pa['n']} |",
               f"| exact label | {pct(pp['accuracy'])} | {pct(pa['accuracy'])} |",
-              f"| confident errors (wrong, confidence ≥ {CONFIDENT}) | {pct(pp['confident_errors'])} | "
-              f"{pct(pa['confident_errors'])} |",
+              f"| confident errors (wrong, confidence ≥ {CONFIDENT}) | {pct(pp['confident_errors'], 1)} | "
+              f"{pct(pa['confident_errors'], 1)} |",  # one decimal: the target is 2 %
               f"| expected calibration error (per-degradation probabilities, 10 bins) | {pp['ece']:.3f} | {pa['ece']:.3f} |",
               f"| answered unsure | {pct(pp['unsure'])} | {pct(pa['unsure'])} |",
               f"| exact label when not unsure | {pct(pp['accuracy_when_sure'])} | {pct(pa['accuracy_when_sure'])} |",
