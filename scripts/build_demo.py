@@ -113,7 +113,6 @@ ANALYZE_STEPS = "100"   # FAIG/IG path steps of the shipped scores
 # first 3,000 steps noise had gained only ~1 dB.
 SRVGG3 = {
     "runs": ROOT / "runs" / "demo_srvgg3",
-    "demo": ROOT / "resources" / "demo_srvgg",
     "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
                      "--degradation", "jpeg=down,jpeg:30"],
     "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
@@ -144,7 +143,6 @@ SRVGG3 = {
 # Its package stage writes runs/demo_srvgg3b/package/, never resources/.
 SRVGG3B = {
     "runs": ROOT / "runs" / "demo_srvgg3b",
-    "demo": ROOT / "runs" / "demo_srvgg3b" / "package",
     "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
                      "--degradation", "jpeg=down,jpeg:20"],
     "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
@@ -167,7 +165,6 @@ SRVGG3B = {
 # stage writes runs/demo_srvgg3c/package/, never resources/.
 SRVGG3C = {
     "runs": ROOT / "runs" / "demo_srvgg3c",
-    "demo": ROOT / "runs" / "demo_srvgg3c" / "package",
     "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
                      "--degradation", "jpeg=down,jpeg:30"],
     "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
@@ -195,7 +192,7 @@ def _srvgg3_try(name: str, seed: int, iters: int, shares: dict[str, float], qual
     recipe[recipe.index("--target-iters") + 1] = str(iters)
     recipe[recipe.index("--seed") + 1] = str(seed)
     degradations = [a.replace("jpeg:30", f"jpeg:{quality}") for a in SRVGG3C["degradations"]]
-    return {**SRVGG3C, "runs": ROOT / "runs" / f"demo_{name}", "demo": ROOT / "runs" / f"demo_{name}" / "package",
+    return {**SRVGG3C, "runs": ROOT / "runs" / f"demo_{name}",
             "recipe": recipe, "teaser": f"teaser_{name}.png", "results": f"results_{name}",
             "degradations": degradations}
 
@@ -208,6 +205,9 @@ SRVGG3E = _srvgg3_try("srvgg3e", 5, 8000, {"blur": 0.2, "noise": 0.15, "jpeg": 0
 # gained 0.3-0.4 dB on JPEG in srvgg3d/3e while blur gained 3.5 and noise 1.35
 SRVGG3F = _srvgg3_try("srvgg3f", 6, 8000, {"blur": 0.25, "noise": 0.25, "jpeg": 0.25}, quality=15)
 SRVGG3G = _srvgg3_try("srvgg3g", 7, 8000, {"blur": 0.25, "noise": 0.25, "jpeg": 0.25}, quality=10)
+#: the recipe whose pair is shipped in resources/demo_srvgg/; every other one's package stage
+#: writes runs/demo_<name>/package/
+SHIPPED_SRVGG = "srvgg3d"
 PAIRS = {"srvgg3": SRVGG3, "srvgg3b": SRVGG3B, "srvgg3c": SRVGG3C, "srvgg3d": SRVGG3D, "srvgg3e": SRVGG3E,
          "srvgg3f": SRVGG3F, "srvgg3g": SRVGG3G}
 
@@ -226,7 +226,8 @@ def select_pair(name: str) -> None:
     if name == "msrresnet":
         return
     pair = PAIRS[name]
-    RUNS, DEMO, TEASER_IMAGE, RESULTS = pair["runs"], pair["demo"], pair["teaser"], pair["results"]
+    RUNS, TEASER_IMAGE, RESULTS = pair["runs"], pair["teaser"], pair["results"]
+    DEMO = ROOT / "resources" / "demo_srvgg" if name == SHIPPED_SRVGG else RUNS / "package"
     RECIPE = [*pair["recipe"], *pair["degradations"]]
     FINETUNES = [(n, start, [*recipe, *pair["degradations"]]) for n, start, recipe in pair["finetunes"]]
     PAIR = RUNS / (FINETUNES[-1][0] if FINETUNES else "train")
@@ -339,8 +340,13 @@ def package() -> None:
     # the held-out images for trying things out: HR and degraded (seed 1, as `evaluate` uses)
     faig("degrade", "--hr", str(DATA / "heldout"), "--out", str(DEMO / "heldout"), "--scale", "2",
          *DEGRADATIONS, "--seed", "1")
-    # every stage's log, in order; the fine-tune steps' records are marked with their names
-    log = [json.loads(line) for line in (RUNS / "train" / "train_log.jsonl").read_text().splitlines()]
+    # every stage's log, in order; the fine-tune steps' records are marked with their names. A
+    # pair whose baseline was trained by another run (--baseline) starts with that run's baseline records
+    log = []
+    if "--baseline" in RECIPE:
+        other = Path(RECIPE[RECIPE.index("--baseline") + 1]).parent / "train_log.jsonl"
+        log += [r for r in map(json.loads, other.read_text().splitlines()) if r.get("stage") == "baseline"]
+    log += [json.loads(line) for line in (RUNS / "train" / "train_log.jsonl").read_text().splitlines()]
     for name, _, _ in FINETUNES:
         log += [{**json.loads(line), "stage": name} for line in (RUNS / name / "train_log.jsonl").read_text().splitlines()]
     (DEMO / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
