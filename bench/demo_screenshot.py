@@ -2,7 +2,7 @@
 degradation's top 1 % FAIG filters masked; saves the window's picture.
 
     xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python bench/demo_screenshot.py \\
-        --demo srvgg3 --degradation blur --out docs/screenshot_srvgg3d.png
+        --demo srvgg3 --degradation blur --out docs/screenshot_srvgg3g.png
 
 The window's settings go to a temporary folder, not the user's.
 """
