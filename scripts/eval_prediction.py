@@ -410,9 +410,10 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
     lines += [DEVELOPMENT_NOTES]
     t = meta.get("timing")
     if t:
+        threads = f"{t['threads']} torch thread" + ("s" if t["threads"] != 1 else "")
         lines += ["## Speed", "",
                   f"Predicting a 256x256 LR image (bench/bench_prediction.py's input): median {t['median_ms']} ms, "
-                  f"best {t['min_ms']} ms, on this machine's CPU with {t['threads']} torch threads while its load "
+                  f"best {t['min_ms']} ms, on this machine's CPU with {threads} while its load "
                   f"average was {t['load_average']} (2 cores shared with other work)"
                   + (f"; it took {t['cpu_ms']} ms of CPU time (median; what a quiet core would take)"
                      if t.get("cpu_ms") is not None else "") + ". The calibration is "
