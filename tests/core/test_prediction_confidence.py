@@ -137,6 +137,10 @@ def test_the_panel_shows_an_unsure_verdict_as_such(qtbot):
     entry.prediction = make_prediction(cal.judge(agree), agree, ["noise"])
     w.show_entry(entry)
     assert "unsure" not in w.verdict.text()
+    # the detail slope, when measured, is shown with the other classical estimates
+    entry.prediction = make_prediction(cal.judge(agree), {**agree, "detail_slope": np.array([-2.34])}, ["noise"])
+    w.show_entry(entry)
+    assert "classical: noise σ ≈ 0.1, detail slope -2.3" in w.verdict.text()
 
 
 # --------------------------------------------------------------------------------------------
