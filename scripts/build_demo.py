@@ -187,10 +187,10 @@ SRVGG3C = {
 
 def _srvgg3_try(name: str, seed: int, iters: int, shares: dict[str, float], quality: int = 30) -> dict:
     """A further try for issue 20 on srvgg3c's pattern (srvgg3b's baseline kept, 3e-4 cosine,
-    16 x 48², JPEG q 30), but with the one-of mix: each sample is clean or exactly one
+    16 x 48²), JPEG at ``quality``, and the one-of mix: each sample is clean or exactly one
     degradation, by ``shares`` (clean takes the rest). srvgg3b/3c drew the three independently,
     so 1/8 of the samples were JPEG alone and JPEG mostly came on top of noise or blur; neither
-    learnt JPEG (+0.17, +0.02 dB). Package stage: runs/demo_<name>/package/, never resources/."""
+    learnt JPEG (+0.17, +0.02 dB)."""
     recipe = list(SRVGG3C["recipe"])
     i = recipe.index("--prob")
     recipe[i:i + 6] = [a for k, v in shares.items() for a in ("--prob", f"{k}={v:g}")] + ["--mix", "one-of"]

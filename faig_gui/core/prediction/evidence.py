@@ -498,7 +498,7 @@ def classical_estimates(lr: torch.Tensor) -> dict[str, float]:
         total = d_g.sum()
         shares.append(float(1.0 - lost / total) if total > 0 else 1.0)
     return {"noise_estimate": max(noise, 1e-4), "blur_estimate": min(max(max(shares), 1e-4), 1.0),
-            "detail_slope": float(_detail_slope(grey[:1, 0], sigma[:1] * sigma[:1] * GREY_NOISE ** 2)[0])}
+            "detail_slope": float(_detail_slope(grey[:, 0], (sigma * GREY_NOISE) ** 2)[0])}
 
 
 #: the frequency bands (cycles per pixel) of :func:`_detail_slope`
