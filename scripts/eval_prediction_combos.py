@@ -4,10 +4,11 @@
     .venv/bin/python scripts/eval_prediction_combos.py --demo srvgg3      # the second bundled pair
 
 For every subset of the pair's degradations (clean = the empty set, each alone, each pair, ...,
-all of them) the held-out crops of scripts/eval_prediction.py (chelsea, camera, coffee; never
+all of them) the held-out crops of scripts/eval_prediction.py (chelsea, camera, coffee, text, cell; never
 used for training or ranking) are degraded by the composed pipeline — every chosen blur on the
 HR image, bicubic down, every chosen noise, every chosen JPEG last, as training mixes them — and
-the predictor (calibrated on the pair's analysis images only) must name exactly that subset.
+the predictor (calibrated as the window and `faig-gui predict` calibrate it: the bundled
+content and the first analysis images) must name exactly that subset.
 Writes a JSON report and replaces the section between the markers below in docs/prediction.md.
 """
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> int:
     from faig_gui.core.demo import demo_files
     from faig_gui.core.imageio import to_tensor
     from faig_gui.core.prediction import Predictor, PredictorConfig
+    from faig_gui.core.prediction.content import calibration_images
     from faig_gui.core.registry import default_registry
     from faig_gui.core.results import read_scores
     from faig_gui.core.filters import FilterIndex
@@ -64,7 +66,9 @@ def main() -> int:
     baseline, target = default_registry().load_pair(files.baseline, files.target)
     scores = read_scores(files.scores, FilterIndex.from_state_dict(target.state_dict).total)
     analysis_hr = [to_tensor(img) for img in load_hr_folder(files.analysis / "GT").values()]
-    predictor = Predictor(baseline, target, scores, analysis_hr, files.degradations,
+    # calibrated as the window and `faig-gui predict` calibrate: the bundled content and the
+    # first analysis images
+    predictor = Predictor(baseline, target, scores, calibration_images(analysis_hr), files.degradations,
                           PredictorConfig(proportion=args.proportion, device="cpu"), cache=False)
     predictor.calibrate()
     crops = heldout_crops(args.crops, args.side, args.seed)
