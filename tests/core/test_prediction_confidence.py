@@ -119,16 +119,21 @@ def test_conflicting_evidence_gives_an_unsure_answer_with_the_competing_labels()
     assert sure_line["unsure"] is False and sure_line["competing"] == []
 
 
-def test_the_panel_shows_an_unsure_verdict_as_such(qtbot):
+def _shown_entry(qtbot, prediction):
+    """The Prediction panel's row for a grey 40² image with this prediction, on screen; (widget, entry)."""
     from faig_gui.app.prediction_rows import EntryWidget, PredictionEntry
-    cal = conflicting_calibration()
-    conflict = {"change_response": np.array([math.exp(2.0)]), "noise_estimate": np.array([0.005])}
-    entry = PredictionEntry("x.png", np.full((40, 40, 3), 0.5, np.float32),
-                            make_prediction(cal.judge(conflict), conflict, ["noise"]))
+    entry = PredictionEntry("x.png", np.full((40, 40, 3), 0.5, np.float32), prediction)
     w = EntryWidget(entry, ["noise"])
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
+    return w, entry
+
+
+def test_the_panel_shows_an_unsure_verdict_as_such(qtbot):
+    cal = conflicting_calibration()
+    conflict = {"change_response": np.array([math.exp(2.0)]), "noise_estimate": np.array([0.005])}
+    w, entry = _shown_entry(qtbot, make_prediction(cal.judge(conflict), conflict, ["noise"]))
     text = w.verdict.text()
     assert "unsure:" in text and ("or clean" in text or "or noise" in text)
     assert "filters: noise" in text and "classical: noise σ" in text
@@ -286,16 +291,10 @@ def test_evidence_beyond_every_calibration_sample_gives_an_unsure_answer_on_the_
 
 
 def test_the_panel_says_which_evidence_lies_beyond_the_calibration(qtbot):
-    from faig_gui.app.prediction_rows import EntryWidget, PredictionEntry
     cal = gaussian_calibration(1.5, 200, seed=3)
     top = max(math.log(float(s.evidence["change_response"][0])) for s in cal.samples)
     beyond = {"change_response": np.array([math.exp(top + 0.5)])}
-    entry = PredictionEntry("x.png", np.full((40, 40, 3), 0.5, np.float32),
-                            make_prediction(cal.judge(beyond), beyond, ["noise"]))
-    w = EntryWidget(entry, ["noise"])
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w, entry = _shown_entry(qtbot, make_prediction(cal.judge(beyond), beyond, ["noise"]))
     text = w.verdict.text()
     assert "unsure:" in text and "beyond the calibration's range: noise: change response" in text
     inside = {"change_response": np.array([math.exp(top - 0.1)])}
