@@ -57,13 +57,18 @@ def test_tile_median_takes_each_columns_first_tiles_and_skips_missing_values():
     assert np.isnan(got[2])
 
 
-def test_the_predictor_takes_the_blurs_evidence_from_the_textured_tiles_only():
+def _random_scores_predictor(seed: int, **config) -> Predictor:
+    """A predictor on the tiny pair with random blur and noise scores, eight 32² tiles per image."""
     base, targ = make_pair()
     n = sum(v.shape[0] * v.shape[1] for v in targ.state_dict.values() if v.ndim == 4)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     scores = {"blur": rng.normal(size=n), "noise": rng.normal(size=n)}
-    p = Predictor(base, targ, scores, [smooth_hr(s) for s in range(2)],
-                  config=PredictorConfig(proportion=10.0, tile=32, max_pixels=8 * 32 * 32))
+    return Predictor(base, targ, scores, [smooth_hr(s) for s in range(2)],
+                     config=PredictorConfig(proportion=10.0, tile=32, max_pixels=8 * 32 * 32, **config))
+
+
+def test_the_predictor_takes_the_blurs_evidence_from_the_textured_tiles_only():
+    p = _random_scores_predictor(1)
     img = texture_left()
     ev, note = p.evidence(img)
     assert note.startswith("analysed 8 tiles")
@@ -77,13 +82,7 @@ def test_the_predictor_takes_the_blurs_evidence_from_the_textured_tiles_only():
 
 
 def test_only_the_tiles_a_degradations_evidence_comes_from_are_measured_against_the_references():
-    base, targ = make_pair()
-    n = sum(v.shape[0] * v.shape[1] for v in targ.state_dict.values() if v.ndim == 4)
-    rng = np.random.default_rng(2)
-    scores = {"blur": rng.normal(size=n), "noise": rng.normal(size=n)}
-    p = Predictor(base, targ, scores, [smooth_hr(s) for s in range(2)],
-                  config=PredictorConfig(proportion=10.0, seeds=1, levels=(0.5, 1.0), tile=32,
-                                         max_pixels=8 * 32 * 32, reference_tiles=8))
+    p = _random_scores_predictor(2, seeds=1, levels=(0.5, 1.0), reference_tiles=8)
     p.calibrate()
     calls = []
     measure = p.model.self_reference
