@@ -1,8 +1,12 @@
 """A bundled demo in the real window (run under Xvfb), as File ▸ Open demo opens it, with one
-degradation's top 1 % FAIG filters masked; saves the window's picture.
+degradation's top 1 % FAIG filters masked; saves the window's picture. With ``--prediction``,
+the Prediction panel is brought into view with ``--add`` images added to it, and once every row
+has its verdict (the first calibration of a pair takes minutes) the panel's picture is saved.
 
     xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python bench/demo_screenshot.py \\
         --demo srvgg3 --degradation blur --out docs/screenshot_srvgg3g.png
+    xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python bench/demo_screenshot.py --demo msrresnet \\
+        --prediction --add resources/demo/heldout/noise/chelsea.png --out docs/prediction_panel.png
 
 The window's settings go to a temporary folder, not the user's.
 """
@@ -37,6 +41,8 @@ def main() -> int:
     p.add_argument("--percent", type=float, default=1.0)
     p.add_argument("--size", default="1600x1000", help="the window's size")
     p.add_argument("--wait", type=float, default=12.0, help="seconds for the renders to finish")
+    p.add_argument("--prediction", action="store_true", help="save the Prediction panel once it has its verdicts")
+    p.add_argument("--add", nargs="*", default=[], help="images to add to the Prediction panel")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     tmp = tempfile.mkdtemp()
@@ -65,6 +71,24 @@ def main() -> int:
     settle(app, 0.5)
     masking.k_slider.setValue(round(args.percent * K_STEPS))
     settle(app, args.wait)
+    if args.prediction:
+        dock = window.prediction_dock
+        if dock is None:
+            print("demo_screenshot: this window has no Prediction panel", file=sys.stderr)
+            return 2
+        dock.setFloating(True)   # on its own, tall enough for several rows
+        dock.resize(360, 980)
+        dock.show()
+        dock.raise_()
+        dock.add_paths([str(Path(a).resolve()) for a in args.add])
+        end = time.monotonic() + 900
+        rows = lambda: [dock.current, *dock.entries]   # noqa: E731
+        while time.monotonic() < end and not all(e is not None and (e.prediction or e.error) for e in rows()):
+            settle(app, 1.0)
+        settle(app, 1.0)
+        dock.grab().save(args.out)
+        print(f"wrote {args.out}")
+        return 0
     window.grab().save(args.out)
     print(f"wrote {args.out}")
     return 0
