@@ -110,6 +110,15 @@ TEASER_IMAGE = "teaser.png"
 RESULTS = "results"     # docs/results/: the evaluate stage's report
 ANALYZE_STEPS = "100"   # FAIG/IG path steps of the shipped scores
 
+# the second demo's network (SRVGGNetCompact 32/16, x2) and its three degradations, JPEG at ``quality``
+SRVGG_NET = ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2"]
+
+
+def _three_degradations(quality: int) -> list[str]:
+    return ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
+            "--degradation", f"jpeg=down,jpeg:{quality}"]
+
+
 # --pair srvgg3: SRVGGNetCompact (32 features, 16 convs, x2) with three functions, blur, noise
 # and JPEG, shipped in resources/demo_srvgg/ until srvgg3g replaced it (SHIPPED_SRVGG below); its
 # package stage now writes runs/demo_srvgg3/package/. The data are the first pair's (runs/demo/data), so
@@ -118,9 +127,8 @@ ANALYZE_STEPS = "100"   # FAIG/IG path steps of the shipped scores
 # first 3,000 steps noise had gained only ~1 dB.
 SRVGG3 = {
     "runs": ROOT / "runs" / "demo_srvgg3",
-    "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
-                     "--degradation", "jpeg=down,jpeg:30"],
-    "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
+    "degradations": _three_degradations(30),
+    "recipe": [*SRVGG_NET,
                "--baseline-iters", "2500", "--baseline-lr", "5e-4",
                "--target-iters", "3000", "--target-lr", "2e-4",
                "--batch", "8", "--patch", "48", "--ema-decay", "0.999",
@@ -131,7 +139,7 @@ SRVGG3 = {
     # 100 steps (three degradations), 28 min for the eight; the convergence delta in
     # analysis_report.json says how far 30 steps are from L(θ̄) − L(θ)
     "analyze_steps": "30",
-    "finetunes": [("finetune", "train", ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
+    "finetunes": [("finetune", "train", [*SRVGG_NET,
                                          "--target-iters", "2000", "--target-lr", "4e-4", "--batch", "8",
                                          "--patch", "48", "--ema-decay", "0.999", "--snapshot-every", "200",
                                          "--val-every", "500", "--seed", "1", "--threads", "1"])],
@@ -148,9 +156,8 @@ SRVGG3 = {
 # Its package stage writes runs/demo_srvgg3b/package/, never resources/.
 SRVGG3B = {
     "runs": ROOT / "runs" / "demo_srvgg3b",
-    "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
-                     "--degradation", "jpeg=down,jpeg:20"],
-    "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
+    "degradations": _three_degradations(20),
+    "recipe": [*SRVGG_NET,
                "--baseline-iters", "5000", "--baseline-lr", "5e-4",
                "--target-iters", "5000", "--target-lr", "1e-4",
                "--batch", "16", "--patch", "48", "--ema-decay", "0.999",
@@ -170,9 +177,8 @@ SRVGG3B = {
 # stage writes runs/demo_srvgg3c/package/, never resources/.
 SRVGG3C = {
     "runs": ROOT / "runs" / "demo_srvgg3c",
-    "degradations": ["--degradation", "blur=blur:2,down", "--degradation", "noise=down,noise:0.1",
-                     "--degradation", "jpeg=down,jpeg:30"],
-    "recipe": ["--arch", "srvgg", "--hp", "num_feat=32,num_conv=16", "--scale", "2",
+    "degradations": _three_degradations(30),
+    "recipe": [*SRVGG_NET,
                "--baseline", str(ROOT / "runs" / "demo_srvgg3b" / "train" / "baseline.pth"),
                "--target-iters", "6000", "--target-lr", "3e-4",
                "--prob", "noise=0.3", "--prob", "blur=0.5", "--prob", "jpeg=0.5",
@@ -196,10 +202,9 @@ def _srvgg3_try(name: str, seed: int, iters: int, shares: dict[str, float], qual
     recipe[i:i + 6] = [a for k, v in shares.items() for a in ("--prob", f"{k}={v:g}")] + ["--mix", "one-of"]
     recipe[recipe.index("--target-iters") + 1] = str(iters)
     recipe[recipe.index("--seed") + 1] = str(seed)
-    degradations = [a.replace("jpeg:30", f"jpeg:{quality}") for a in SRVGG3C["degradations"]]
     return {**SRVGG3C, "runs": ROOT / "runs" / f"demo_{name}",
             "recipe": recipe, "teaser": f"teaser_{name}.png", "results": f"results_{name}",
-            "degradations": degradations}
+            "degradations": _three_degradations(quality)}
 
 
 # --pair srvgg3d: equal shares, a quarter each of clean, blur, noise and JPEG alone
