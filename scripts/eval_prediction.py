@@ -337,7 +337,11 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "0.8, when the filters and the classical estimates are each sure of the opposite, or when "
              "the image's evidence lies beyond the range of every calibration sample the decision was "
              "fitted on (its probability is then held within 0.25-0.75; `outside` in `--json` names the "
-             "evidence); the answer then lists the competing label sets.",
+             "evidence), or, for a degradation that holds a blur, when the noise hides the detail a blur "
+             "would take: the image's power in the low band (0.04-0.12 cycles per pixel) stands less than "
+             "twice the noise power above the noise (`detail_above_noise` in `estimates`; a sharp image's "
+             "middle band, about a tenth of its low band's, would then lie within the noise estimate's "
+             "error; held the same way, `hidden` in `--json`); the answer then lists the competing label sets.",
              "- Strength: the most level-sensitive evidence read back through its calibration curve, carried "
              "on past the strongest calibrated level (no saturation); the interval is the calibration's "
              "spread at one level read through the same curve.",

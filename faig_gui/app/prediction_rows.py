@@ -129,6 +129,8 @@ def verdict_html(p: Prediction) -> str:
         beyond = "; ".join(f"{d}: {', '.join(k.replace('_', ' ') for k in kinds)}" for d, kinds in p.outside.items())
         text += ("<br><span style='color:#c60'>" + html.escape(f"beyond the calibration's range: {beyond}", quote=False)
                  + "</span>")
+    if p.hidden:   # why a blur is unsure: the noise hides the detail it would take
+        text += "<br><span style='color:#c60'>" + html.escape(p.hidden_note(), quote=False) + "</span>"
     where = p.note or f"analysed the whole image ({p.tiles} tile)"
     text += f"<br><span style='color:gray'>{html.escape(where)}</span>"
     return text

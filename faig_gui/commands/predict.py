@@ -31,8 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help='one JSON object per line: {"image", "labels", "scores", "confidence", "unsure", '
                         '"competing", "strength", "interval", "filters", "classical", "estimates", "tiles", '
-                        '"outside", "threads"}; "outside": per degradation, the evidence beyond the '
-                        'calibration\'s range (the answer is then unsure)')
+                        '"outside", "hidden", "threads"}; "outside": per degradation, the evidence beyond the '
+                        'calibration\'s range (the answer is then unsure); "hidden": the blurs the noise '
+                        'hides (the image\'s detail stands too little above its noise to read one; unsure)')
     p.add_argument("--threads", type=int, metavar="N",
                    help="at most N torch threads (default: all cores; the count used is chosen by "
                         "measuring, as the window does: on shared cores one thread can be the faster)")
@@ -146,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             if classical and "detail_slope" in est:
                 classical += f", detail slope {est['detail_slope']:.1f}"
             note = f"  [{result.note}]" if result.note else ""
+            note += f"  [{result.hidden_note()}]" if result.hidden else ""
             print(f"{path}: {result.describe()}   ({conf}; confidence {result.confidence:.2f}){classical}{note}",
                   flush=True)
     return 2 if failed else 0

@@ -12,7 +12,8 @@ import torch
 from faig_gui.core.degradations import parse_degradation, seeded_generator, degrade
 from faig_gui.core.prediction import (Calibration, Predictor, PredictorConfig, Sample, classical_estimates,
                                       make_prediction, reliability, tiles)
-from faig_gui.core.prediction.evidence import choose_tiles, tile_grid
+from faig_gui.core.prediction.calibration import HIDDEN_BELOW
+from faig_gui.core.prediction.evidence import DETAIL_VISIBLE, GREY_NOISE, choose_tiles, tile_grid
 from faig_gui.core.prediction.logistic import fit_logistic
 
 from prediction_helpers import make_pair, smooth_hr, write_predict_inputs
@@ -26,17 +27,18 @@ def _sigmoid(z):
 # calibrated probabilities
 
 
-def gaussian_calibration(mu: float, n: int, seed: int) -> Calibration:
-    """One degradation 'noise', one evidence kind: log change response ~ N(+mu, 1) with noise and
-    N(-mu, 1) without, equal counts, 20 calibration 'images'. The true posterior is then
-    P(noise | x) = sigmoid(2 mu x) (Bayes with equal priors)."""
+def gaussian_calibration(mu: float, n: int, seed: int, spec: str = "noise") -> Calibration:
+    """One degradation ('noise' unless ``spec`` defines another), one evidence kind: log change
+    response ~ N(+mu, 1) with it and N(-mu, 1) without, equal counts, 20 calibration 'images'.
+    The true posterior is then P(d | x) = sigmoid(2 mu x) (Bayes with equal priors)."""
     rng = np.random.default_rng(seed)
+    definition = parse_degradation(spec)
     samples = []
     for k in range(n):
-        present = {"noise": 1.0} if k % 2 else {}
+        present = {definition.name: 1.0} if k % 2 else {}
         x = rng.normal(mu if present else -mu, 1.0)
         samples.append(Sample(present, {"change_response": np.array([math.exp(x)])}, image=(k // 2) % 20))
-    return Calibration(["noise"], ("change_response",), samples, {"noise": parse_degradation("noise")})
+    return Calibration([definition.name], ("change_response",), samples, {definition.name: definition})
 
 
 def test_probabilities_follow_the_true_posterior_on_synthetic_evidence():
@@ -342,3 +344,65 @@ def test_detail_slope_reads_blur_through_noise():
     assert s["blurred+noise"] - s["sharp+noise"] < drop / 2
     # noise on a flat grey: nothing above the noise in either band, no reading (0)
     assert s["noise"] == 0.0
+
+
+def test_detail_above_noise_is_the_low_band_power_over_the_noise_power():
+    """The guard is the grey image's Hann-windowed periodogram's mean power in 0.04-0.12 cycles
+    per pixel, less the noise power, over the noise power (the image's own noise estimate).
+    Recomputed here with numpy's window and FFT; then what it reads: flat grey under noise σ 0.1
+    has nothing above the noise, the same texture reads about the square of its amplitude."""
+    side = 96
+    noise = 0.1 * np.random.default_rng(1).standard_normal((3, side, side))
+    win = np.outer(np.hanning(side), np.hanning(side))
+    f = np.sqrt(np.fft.fftfreq(side)[:, None] ** 2 + np.fft.fftfreq(side)[None] ** 2)
+    low = (f >= 0.04) & (f < 0.12)
+    read = {}
+    for amplitude in (1.0, 0.3):
+        img = 0.5 + amplitude * (_power_law_image(side, 0) - 0.5)
+        x = img[None] + noise
+        est = classical_estimates(torch.from_numpy(x)[None])
+        grey = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+        spec = np.abs(np.fft.fft2((grey - grey.mean()) * win)) ** 2 / (win ** 2).sum()
+        n = (est["noise_estimate"] * GREY_NOISE) ** 2
+        assert est[DETAIL_VISIBLE] == pytest.approx((spec[low].mean() - n) / n, rel=1e-9)
+        read[amplitude] = est[DETAIL_VISIBLE]
+    # the low band's power goes as the amplitude squared (the noise estimate moves a little with
+    # the texture under it, hence the wide margin)
+    assert 4 < read[1.0] / read[0.3] < 25
+    flat = classical_estimates(torch.from_numpy(0.5 + noise)[None])[DETAIL_VISIBLE]
+    assert flat < 0.2 < HIDDEN_BELOW
+    # without noise the estimate reads only the texture's own high-pass share: far above the guard
+    clean = torch.from_numpy(np.broadcast_to(_power_law_image(side, 0), (3, side, side)).copy())[None]
+    assert classical_estimates(clean)[DETAIL_VISIBLE] > 10 * HIDDEN_BELOW
+
+
+def test_a_blur_the_noise_hides_is_unsure_on_the_same_side_and_said_why(qtbot):
+    cal = gaussian_calibration(1.5, 200, seed=3, spec="soft=blur:2,down")
+    sure = {"change_response": np.array([math.exp(1.0)])}
+    v = cal.judge({**sure, DETAIL_VISIBLE: np.array([10.0])})
+    assert v.labels == ["soft"] and v.scores["soft"] > 0.8 and v.hidden == [] and not v.doubts()
+    hidden_ev = {**sure, DETAIL_VISIBLE: np.array([0.5])}
+    h = cal.judge(hidden_ev)
+    # the side is kept, the probability held in the unsure band, and the reason recorded
+    assert h.labels == ["soft"] and h.scores["soft"] == 0.75 and h.hidden == ["soft"] and h.doubts() == ["soft"]
+    below = cal.judge({"change_response": np.array([math.exp(-1.0)]), DETAIL_VISIBLE: np.array([0.5])})
+    assert below.labels == [] and below.scores["soft"] == 0.25
+    # a degradation without a blur step is read as before, however little detail there is
+    grain = gaussian_calibration(1.5, 200, seed=3).judge({**sure, DETAIL_VISIBLE: np.array([0.5])})
+    assert grain.hidden == [] and grain.scores["noise"] > 0.8
+    pred = make_prediction(h, {**hidden_ev, "noise_estimate": np.array([0.1])}, ["soft"])
+    line = json.loads(json.dumps(pred.to_json("x.png")))
+    assert line["unsure"] and line["hidden"] == ["soft"] and line["estimates"][DETAIL_VISIBLE] == 0.5
+    assert "change_response" in line["estimates"] or "change_response" not in pred.estimates
+    # the panel's row says why
+    from faig_gui.app.prediction_rows import EntryWidget, PredictionEntry
+    entry = PredictionEntry("x.png", np.full((40, 40, 3), 0.5, np.float32), pred)
+    w = EntryWidget(entry, ["soft"])
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert "unsure:" in w.verdict.text()
+    assert "soft: the noise hides the detail a blur would take (its low-band detail stands 0.5x" in w.verdict.text()
+    entry.prediction = make_prediction(v, {**sure, DETAIL_VISIBLE: np.array([10.0])}, ["soft"])
+    w.show_entry(entry)
+    assert "hides" not in w.verdict.text()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from faig_gui.core.degradations import Degradation
-from faig_gui.core.prediction.evidence import (CLASSICAL, SELF_REFERENCED)
+from faig_gui.core.prediction.evidence import CLASSICAL, DETAIL_VISIBLE, SELF_REFERENCED
 from faig_gui.core.prediction.logistic import Logit, fit_logit
 
 
@@ -315,6 +315,7 @@ class Calibration:
         filters: dict[str, float] = {}
         classical: dict[str, float] = {}
         outside: dict[str, list[str]] = {}
+        hidden: list[str] = []
         while len(decided) < len(self.names):
             todo = [d for d in self.names if d not in decided]
             d = max(todo, key=lambda t: (self.separation(t, decided), -self.names.index(t)))
@@ -340,6 +341,11 @@ class Calibration:
                 # it is unsure (docs/prediction.md: nearly all the confident errors were such)
                 outside[d] = beyond
                 scores[d] = min(max(scores[d], 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
+            if self._hidden(d, ev):
+                # a blur read where the noise hides the detail it would take: undecidable from
+                # the image (docs/prediction.md: the smooth picture's noisy crops)
+                hidden.append(d)
+                scores[d] = min(max(scores[d], 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
             decided[d] = scores[d] > 0.5
             if decided[d]:
                 factors[d] = self.factor(d, ev, {o: v for o, v in decided.items() if o != d}) or 1.0
@@ -356,7 +362,17 @@ class Calibration:
                     strength_params(self.definitions[d], lo).items(), strength_params(self.definitions[d], hi).values())}
         return Verdict(labels, {d: scores[d] for d in self.names}, strength, interval,
                        {d: filters[d] for d in self.names if d in filters},
-                       {d: classical[d] for d in self.names if d in classical}, outside)
+                       {d: classical[d] for d in self.names if d in classical}, outside, hidden)
+
+    def _hidden(self, d: str, evidence: Mapping[str, np.ndarray]) -> bool:
+        """Whether d holds a blur and the image's detail stands less than :data:`HIDDEN_BELOW`
+        times its noise power above the noise (``evidence[DETAIL_VISIBLE]``, the classical
+        estimates' guard): the middle band a blur takes is then within the noise either way."""
+        visible = evidence.get(DETAIL_VISIBLE)
+        definition = self.definitions.get(d)
+        if visible is None or definition is None or not any(st.kind == "blur" for st in definition.steps):
+            return False
+        return float(np.asarray(visible).flat[0]) < HIDDEN_BELOW
 
     def _curve_value(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool]):
         curve = self.curve(d, context)
@@ -388,6 +404,11 @@ UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8
 #: a probability decided on evidence outside the calibration's range is held within
 #: [1 - OUTSIDE_HOLD, OUTSIDE_HOLD], inside the unsure band
 OUTSIDE_HOLD = 0.75
+#: a blur is undecidable (its probability held as :data:`OUTSIDE_HOLD` holds it) when the image's
+#: low-band detail stands less than this many times the noise power above the noise: a sharp
+#: image's middle band, about a tenth of the low band's, is then within twice the noise
+#: estimate's error (about 7 % of the noise power at σ 0.1, docs/prediction.md) of a blurred one's
+HIDDEN_BELOW = 2.0
 
 
 @dataclass
@@ -400,6 +421,8 @@ class Verdict:
     classical: dict[str, float]                           # P(d) from the classical estimates alone
     #: per degradation, the evidence kinds beyond the calibration's range (:meth:`Calibration.outside`)
     outside: dict[str, list[str]] = field(default_factory=dict)
+    #: the blurs whose detail the noise hides (:meth:`Calibration._hidden`): said unsure
+    hidden: list[str] = field(default_factory=list)
 
     @property
     def confidence(self) -> float:

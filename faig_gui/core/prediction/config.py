@@ -68,6 +68,8 @@ class Prediction:
     tiles: int = 1                              # tiles analysed (1: the whole image)
     #: per degradation, the evidence kinds beyond the calibration's range (it then says unsure)
     outside: dict[str, list[str]] = field(default_factory=dict)
+    #: the blurs it cannot read because the noise hides the image's detail (it then says unsure)
+    hidden: list[str] = field(default_factory=list)
 
     @property
     def unsure(self) -> bool:
@@ -91,6 +93,14 @@ class Prediction:
             text = f"unsure: {text}" + (f", or {' or '.join(others)}" if others else "")
         return text
 
+    def hidden_note(self) -> str:
+        """Why the blurs in :attr:`hidden` are unsure, in words ('' when none is)."""
+        if not self.hidden:
+            return ""
+        visible = self.estimates.get("detail_above_noise")
+        level = f" (its low-band detail stands {visible:.2g}x the noise power above it)" if visible is not None else ""
+        return f"{', '.join(self.hidden)}: the noise hides the detail a blur would take{level}"
+
     def to_json(self, image: str) -> dict:
         return {"image": image, "labels": self.labels or [CLEAN],
                 "scores": {d: round(v, 4) for d, v in self.scores.items()},
@@ -104,4 +114,5 @@ class Prediction:
                 "classical": {d: round(v, 4) for d, v in self.classical.items()},
                 "estimates": {k: round(v, 5) for k, v in self.estimates.items()},
                 "tiles": self.tiles,
-                "outside": {d: list(k) for d, k in self.outside.items()}}
+                "outside": {d: list(k) for d, k in self.outside.items()},
+                "hidden": list(self.hidden)}

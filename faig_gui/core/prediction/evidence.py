@@ -497,33 +497,65 @@ def classical_estimates(lr: torch.Tensor) -> dict[str, float]:
         lost = (d_g - d_b).clamp_min(0).sum()
         total = d_g.sum()
         shares.append(float(1.0 - lost / total) if total > 0 else 1.0)
+    noise_power = (sigma * GREY_NOISE) ** 2
     return {"noise_estimate": max(noise, 1e-4), "blur_estimate": min(max(max(shares), 1e-4), 1.0),
-            "detail_slope": float(_detail_slope(grey[:, 0], (sigma * GREY_NOISE) ** 2)[0])}
+            "detail_slope": float(_detail_slope(grey[:, 0], noise_power)[0]),
+            DETAIL_VISIBLE: _detail_visible(grey[:, 0], noise_power)}
+
+
+#: :func:`classical_estimates`' guard (not an evidence kind): how far the image's detail
+#: stands above its noise, which says whether a blur can be read at all
+DETAIL_VISIBLE = "detail_above_noise"
+
+
+def _detail_visible(grey: torch.Tensor, noise_power: torch.Tensor) -> float:
+    """The grey image's (1,H,W) power in the low band (:data:`LOW_BAND`) above its white noise,
+    over the noise power: the detail a blur would take from the middle band stands about a tenth
+    of the low band's (a natural image's power falls as 1/f², and the bands' centres are 0.08 and
+    0.25 cycles per pixel), so below a few units the middle band of a sharp image is as much
+    within the noise estimate's error as a blurred one's. Very large for an image without noise,
+    0 for one too small for the bands."""
+    bands = _band_powers(grey)
+    if bands is None:
+        return 0.0
+    n = float(noise_power[0])
+    return max(float(bands[0, 0]) - n, 0.0) / max(n, 1e-12)
 
 
 #: the frequency bands (cycles per pixel) of :func:`_detail_slope`
 LOW_BAND, MID_BAND = (0.04, 0.12), (0.18, 0.32)
 
 
-def _detail_slope(grey: torch.Tensor, noise_power: torch.Tensor) -> np.ndarray:
-    """:func:`classical_estimates`' detail slope of grey images (B,H,W), float64, whose white
-    noise has the power ``noise_power`` (B,); (B,)."""
+def _band_powers(grey: torch.Tensor) -> torch.Tensor | None:
+    """The mean periodogram power of grey images (B,H,W), float64, in :data:`LOW_BAND` and
+    :data:`MID_BAND` (B,2), from a Hann-windowed periodogram normalised so that white noise of
+    variance s² has expected power s² at every frequency; None when the image is too small to
+    hold both bands."""
     h, w = grey.shape[-2:]
     win = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
                       torch.hann_window(w, periodic=False, dtype=torch.float64))
-    # normalised so that white noise of variance s² has expected power s² at every frequency
     centred = grey - grey.mean(dim=(-2, -1), keepdim=True)
     power = torch.fft.fft2(centred * win).abs().square() / win.square().sum()
     f = torch.sqrt(torch.fft.fftfreq(h, dtype=torch.float64)[:, None] ** 2
                    + torch.fft.fftfreq(w, dtype=torch.float64)[None] ** 2)
-    floor = 0.02 * noise_power + 1e-9
     bands = []
     for lo, hi in (LOW_BAND, MID_BAND):
         inside = (f >= lo) & (f < hi)
         if not bool(inside.any()):
-            return np.zeros(grey.shape[0])   # too small an image for the bands: no evidence either way
-        bands.append(torch.maximum(power[:, inside].mean(dim=1) - noise_power, floor))
-    return torch.log(bands[1] / bands[0]).numpy()
+            return None
+        bands.append(power[:, inside].mean(dim=1))
+    return torch.stack(bands, dim=1)
+
+
+def _detail_slope(grey: torch.Tensor, noise_power: torch.Tensor) -> np.ndarray:
+    """:func:`classical_estimates`' detail slope of grey images (B,H,W), float64, whose white
+    noise has the power ``noise_power`` (B,); (B,)."""
+    bands = _band_powers(grey)
+    if bands is None:
+        return np.zeros(grey.shape[0])   # too small an image for the bands: no evidence either way
+    floor = 0.02 * noise_power + 1e-9
+    above = torch.maximum(bands - noise_power[:, None], floor[:, None])
+    return torch.log(above[:, 1] / above[:, 0]).numpy()
 
 
 def detail_slopes(lr: torch.Tensor) -> np.ndarray:

@@ -18,8 +18,8 @@ from faig_gui.core.prediction.cache import cache_key_text, calibration_cache_dir
 from faig_gui.core.prediction.calibration import Calibration, Verdict
 from faig_gui.core.prediction.sampling import calibrate, definitions_of
 from faig_gui.core.prediction.config import Prediction, PredictorConfig
-from faig_gui.core.prediction.evidence import (CLASSICAL, EvidenceModel, classical_estimates, evidence_tiles,
-                                               tile_count, tile_median, tiles)
+from faig_gui.core.prediction.evidence import (CLASSICAL, DETAIL_VISIBLE, EvidenceModel, classical_estimates,
+                                               evidence_tiles, tile_count, tile_median, tiles)
 from faig_gui.core.registry import LoadedModel
 
 
@@ -118,9 +118,11 @@ class Predictor:
         ev, measured = self.model.measure(batch, self.config.evidence)
         counts = self.tile_counts(batch.shape[0])
         ev = {k: tile_median(v, counts) for k, v in ev.items()}   # as the calibration: robust to one odd tile
-        if set(CLASSICAL) & set(self.config.evidence):   # of the whole image: no network pass
-            estimates = classical_estimates(x)
-            ev.update({k: np.full(len(self.names), estimates[k]) for k in CLASSICAL if k in self.config.evidence})
+        # of the whole image, no network pass; the guard (DETAIL_VISIBLE) is not evidence: it says
+        # whether a blur can be read at all (Calibration._hidden)
+        estimates = classical_estimates(x)
+        ev.update({k: np.full(len(self.names), estimates[k]) for k in (*CLASSICAL, DETAIL_VISIBLE)
+                   if k in self.config.evidence or k == DETAIL_VISIBLE})
         return ev, measured, note
 
     def predict(self, lr: torch.Tensor | np.ndarray, which: str = "all") -> Prediction:
@@ -152,13 +154,14 @@ class Predictor:
 def make_prediction(verdict: Verdict, evidence: Mapping[str, np.ndarray], names: Sequence[str], note: str = "",
                     seconds: float = 0.0) -> Prediction:
     """The :class:`Prediction` reported for a verdict on evidence (kind -> (D,)) and the tiling note."""
-    estimates = {k: float(evidence[k][0]) for k in CLASSICAL if k in evidence}
+    estimates = {k: float(evidence[k][0]) for k in (*CLASSICAL, DETAIL_VISIBLE) if k in evidence}
     table = {k: {d: float(val[n]) for n, d in enumerate(names) if math.isfinite(float(val[n]))}
-             for k, val in evidence.items() if k not in CLASSICAL}
+             for k, val in evidence.items() if k not in CLASSICAL and k != DETAIL_VISIBLE}
     table = {k: val for k, val in table.items() if val}
     return Prediction(verdict.labels, verdict.scores, verdict.strength, table, note, seconds, verdict.interval,
                       verdict.filters, verdict.classical, estimates, verdict.confidence, verdict.doubts(),
-                      verdict.competing(), tile_count(note), verdict.outside)
+                      verdict.competing(), tile_count(note), verdict.outside,
+                      verdict.hidden)
 
 
 def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
