@@ -62,7 +62,10 @@ class EvaluationResult:
 
     def ratios(self, p: float) -> dict[str, dict[str, dict[str, float]]]:
         """For each method and degradation d: selectivity (effect on d / mean effect on the
-        others) and ratio to random (effect on d / random's effect on d)."""
+        others), ratio to random (effect on d / random's effect on d) and, with random filters
+        measured, the selectivity over random: the ratio to random on d's inputs over its mean on
+        the others' (each kind's inputs measured against random filters on the same inputs, since
+        some inputs, noisy ones, amplify any masking)."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for m in self.methods:
             out[m] = {}
@@ -74,6 +77,11 @@ class EvaluationResult:
                 if "random" in self.methods:
                     r = self.effect("random", p, d, d)
                     entry["vs_random"] = float(own / r) if r > 0 else math.inf
+                    rel = [self.effect(m, p, d, e) / self.effect("random", p, d, e)
+                           for e in self.degradations if e != d and self.effect("random", p, d, e) > 0]
+                    if rel:
+                        entry["selectivity_over_random"] = (float(entry["vs_random"] / np.mean(rel))
+                                                            if np.mean(rel) > 0 else math.inf)
                 out[m][d] = entry
         return out
 
@@ -240,9 +248,13 @@ def markdown_table(result: EvaluationResult) -> str:
         for p in result.proportions:
             cells = [m, f"{p:g} %"] + [_number(result.effect(m, p, d, e)) for d in names for e in names]
             lines.append("| " + " | ".join(cells) + " |")
+    over = "random" in result.methods and len(names) > 1
     lines += ["", "Ratios: selectivity = effect on its own degradation's inputs / effect on the other "
-              "degradation's inputs; vs random = effect on its own inputs / random filters' effect there.", ""]
-    header = ["method", "proportion"] + [f"{d}: {k}" for d in names for k in ("selectivity", "vs random")]
+              "degradation's inputs; vs random = effect on its own inputs / random filters' effect there"
+              + ("; over random = vs random on its own inputs / vs random on the others' inputs (the "
+                 "selectivity with each kind of input measured against random filters on it)." if over else "."), ""]
+    kinds = ("selectivity", "vs random", "over random") if over else ("selectivity", "vs random")
+    header = ["method", "proportion"] + [f"{d}: {k}" for d in names for k in kinds]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for m in result.methods:
         for p in result.proportions:
@@ -250,6 +262,8 @@ def markdown_table(result: EvaluationResult) -> str:
             cells = [m, f"{p:g} %"]
             for d in names:
                 cells += [f"x{r[d]['selectivity']:.1f}", f"x{r[d].get('vs_random', float('nan')):.1f}"]
+                if over:
+                    cells.append(f"x{r[d].get('selectivity_over_random', float('nan')):.1f}")
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "PSNR (dB, RGB, border of `scale` pixels ignored) on the held-out images:", ""]
     cols = list(result.psnr["target"])

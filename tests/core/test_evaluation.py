@@ -125,9 +125,15 @@ def test_ratios_by_hand():
     effects = {"faig": {"1": {"blur": {"blur": 6.0, "noise": 0.5}, "noise": {"blur": 0.2, "noise": 4.0}}},
                "random": {"1": {"blur": {"blur": 0.3, "noise": 0.1}, "noise": {"blur": 0.5, "noise": 0.8}}}}
     r = _result(effects).ratios(1.0)
-    assert r["faig"]["blur"] == {"selectivity": pytest.approx(12.0), "vs_random": pytest.approx(20.0)}
-    assert r["faig"]["noise"] == {"selectivity": pytest.approx(20.0), "vs_random": pytest.approx(5.0)}
+    # over random: (6 / 0.3) / (0.5 / 0.1) for blur, (4 / 0.8) / (0.2 / 0.5) for noise
+    assert r["faig"]["blur"] == {"selectivity": pytest.approx(12.0), "vs_random": pytest.approx(20.0),
+                                 "selectivity_over_random": pytest.approx(4.0)}
+    assert r["faig"]["noise"] == {"selectivity": pytest.approx(20.0), "vs_random": pytest.approx(5.0),
+                                  "selectivity_over_random": pytest.approx(12.5)}
     assert r["random"]["blur"]["vs_random"] == pytest.approx(1.0)
+    assert r["random"]["noise"]["selectivity_over_random"] == pytest.approx(1.0)
+    # without random filters measured there is nothing to normalise by
+    assert set(_result({"faig": effects["faig"]}, methods=("faig",)).ratios(1.0)["faig"]["blur"]) == {"selectivity"}
 
 
 def test_markdown_and_svg():
@@ -136,7 +142,8 @@ def test_markdown_and_svg():
     res = _result(effects)
     md = markdown_table(res)
     assert "| faig | 1 % | 6.000 | 0.500 | 0.200 | 4.000 |" in md
-    assert "| faig | 1 % | x12.0 | x20.0 | x20.0 | x5.0 |" in md
+    assert "| faig | 1 % | x12.0 | x20.0 | x4.0 | x20.0 | x5.0 | x12.5 |" in md
+    assert "| random | 1 % | x3.0 | x1.0 | x1.0 | x1.6 | x1.0 | x1.0 |" in md
     assert "| target − baseline | -0.50 | +1.50 | +4.00 |" in md
     root = ET.fromstring(svg_plot(res))
     assert root.tag.endswith("svg")
