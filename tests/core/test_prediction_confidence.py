@@ -378,6 +378,9 @@ def test_detail_above_noise_is_the_low_band_power_over_the_noise_power():
 
 def test_a_blur_the_noise_hides_is_unsure_on_the_same_side_and_said_why(qtbot):
     cal = gaussian_calibration(1.5, 200, seed=3, spec="soft=blur:2,down")
+    for i, sample in enumerate(cal.samples):   # two levels of the blur, so that a strength is read
+        if sample.present:
+            sample.present["soft"] = 1.0 if i % 4 == 1 else 2.0
     sure = {"change_response": np.array([math.exp(1.0)])}
     v = cal.judge({**sure, DETAIL_VISIBLE: np.array([10.0])})
     assert v.labels == ["soft"] and v.scores["soft"] > 0.8 and v.hidden == [] and not v.doubts()
@@ -385,6 +388,8 @@ def test_a_blur_the_noise_hides_is_unsure_on_the_same_side_and_said_why(qtbot):
     h = cal.judge(hidden_ev)
     # the side is kept, the probability held in the unsure band, and the reason recorded
     assert h.labels == ["soft"] and h.scores["soft"] == 0.75 and h.hidden == ["soft"] and h.doubts() == ["soft"]
+    # nor is a strength read for it (the calibration curve would extrapolate from noise)
+    assert "blur_sigma" in v.strength["soft"] and "soft" not in h.strength and "soft" not in h.interval
     below = cal.judge({"change_response": np.array([math.exp(-1.0)]), DETAIL_VISIBLE: np.array([0.5])})
     assert below.labels == [] and below.scores["soft"] == 0.25
     # a degradation without a blur step is read as before, however little detail there is

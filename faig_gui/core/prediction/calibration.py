@@ -353,6 +353,8 @@ class Calibration:
         strength: dict[str, dict[str, float]] = {}
         interval: dict[str, dict[str, tuple[float, float]]] = {}
         for d in labels:
+            if d in hidden:   # a blur the noise hides has no strength to read either
+                continue
             context = {o: decided[o] for o in self.names if o != d}
             factor = self.factor(d, ev, context)
             if factor is not None and d in self.definitions:
