@@ -49,7 +49,7 @@ def main() -> int:
     p.add_argument("--crops", type=int, default=10, help="random crops per held-out image")
     p.add_argument("--side", type=int, default=128, help="HR crop side")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", default=str(ROOT / "docs" / "results_srvgg3g" / "prediction_combos.json"))
+    p.add_argument("--json", default=str(ROOT / "docs" / "results_srvgg3h" / "prediction_combos.json"))
     p.add_argument("--docs", default=str(ROOT / "docs" / "prediction.md"))
     args = p.parse_args()
 
