@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 
 from faig_gui.core.errors import FaigError
-from faig_gui.core.prediction.evidence import CLEAN, EVIDENCE
+from faig_gui.core.prediction.evidence import CLEAN, DETAIL_VISIBLE, EVIDENCE
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Prediction:
         """Why the blurs in :attr:`hidden` are unsure, in words ('' when none is)."""
         if not self.hidden:
             return ""
-        visible = self.estimates.get("detail_above_noise")
+        visible = self.estimates.get(DETAIL_VISIBLE)
         level = f" (its low-band detail stands {visible:.2g}x the noise power above it)" if visible is not None else ""
         return f"{', '.join(self.hidden)}: the noise hides the detail a blur would take{level}"
 

@@ -54,6 +54,9 @@ EVIDENCE = ("masking_effect", "relative_masking_effect", "change_response", "rel
 #: the classical no-reference estimates (:func:`classical_estimates`): of the whole image, the
 #: same for every degradation, no network pass
 CLASSICAL = ("noise_estimate", "blur_estimate", "detail_slope")
+#: :func:`classical_estimates`' guard (not an evidence kind): how far the image's detail
+#: stands above its noise, which says whether a blur can be read at all
+DETAIL_VISIBLE = "detail_above_noise"
 #: the self-referenced kinds: measured for the last decision, once every other degradation was decided
 SELF_REFERENCED = ("self_referenced_effect", "self_referenced_energy", "self_referenced_slope")
 #: seed of the noise drawn into a reference (a prediction is a function of the image)
@@ -498,31 +501,26 @@ def classical_estimates(lr: torch.Tensor) -> dict[str, float]:
         total = d_g.sum()
         shares.append(float(1.0 - lost / total) if total > 0 else 1.0)
     noise_power = (sigma * GREY_NOISE) ** 2
+    bands = _band_powers(grey[:, 0])   # one periodogram for both
     return {"noise_estimate": max(noise, 1e-4), "blur_estimate": min(max(max(shares), 1e-4), 1.0),
-            "detail_slope": float(_detail_slope(grey[:, 0], noise_power)[0]),
-            DETAIL_VISIBLE: _detail_visible(grey[:, 0], noise_power)}
+            "detail_slope": float(_slope_of(bands, noise_power)[0]),
+            DETAIL_VISIBLE: _visible_of(bands, noise_power)}
 
 
-#: :func:`classical_estimates`' guard (not an evidence kind): how far the image's detail
-#: stands above its noise, which says whether a blur can be read at all
-DETAIL_VISIBLE = "detail_above_noise"
-
-
-def _detail_visible(grey: torch.Tensor, noise_power: torch.Tensor) -> float:
-    """The grey image's (1,H,W) power in the low band (:data:`LOW_BAND`) above its white noise,
-    over the noise power: the detail a blur would take from the middle band stands about a tenth
-    of the low band's (a natural image's power falls as 1/f², and the bands' centres are 0.08 and
-    0.25 cycles per pixel), so below a few units the middle band of a sharp image is as much
-    within the noise estimate's error as a blurred one's. Very large for an image without noise,
-    0 for one too small for the bands."""
-    bands = _band_powers(grey)
+def _visible_of(bands: torch.Tensor | None, noise_power: torch.Tensor) -> float:
+    """One grey image's power in the low band (:data:`LOW_BAND`; ``bands`` from
+    :func:`_band_powers`, (1,2)) above its white noise, over the noise power: the detail a blur
+    would take from the middle band stands about a tenth of the low band's (a natural image's
+    power falls as 1/f², and the bands' centres are 0.08 and 0.25 cycles per pixel), so below a
+    few units the middle band of a sharp image is as much within the noise estimate's error as a
+    blurred one's. Very large for an image without noise, 0 for one too small for the bands."""
     if bands is None:
         return 0.0
     n = float(noise_power[0])
     return max(float(bands[0, 0]) - n, 0.0) / max(n, 1e-12)
 
 
-#: the frequency bands (cycles per pixel) of :func:`_detail_slope`
+#: the frequency bands (cycles per pixel) of :func:`_band_powers`
 LOW_BAND, MID_BAND = (0.04, 0.12), (0.18, 0.32)
 
 
@@ -547,12 +545,11 @@ def _band_powers(grey: torch.Tensor) -> torch.Tensor | None:
     return torch.stack(bands, dim=1)
 
 
-def _detail_slope(grey: torch.Tensor, noise_power: torch.Tensor) -> np.ndarray:
-    """:func:`classical_estimates`' detail slope of grey images (B,H,W), float64, whose white
-    noise has the power ``noise_power`` (B,); (B,)."""
-    bands = _band_powers(grey)
+def _slope_of(bands: torch.Tensor | None, noise_power: torch.Tensor) -> np.ndarray:
+    """:func:`classical_estimates`' detail slope of grey images from their band powers
+    (:func:`_band_powers`, (B,2)) and their white noise's power ``noise_power`` (B,); (B,)."""
     if bands is None:
-        return np.zeros(grey.shape[0])   # too small an image for the bands: no evidence either way
+        return np.zeros(noise_power.shape[0])   # too small an image for the bands: no evidence either way
     floor = 0.02 * noise_power + 1e-9
     above = torch.maximum(bands - noise_power[:, None], floor[:, None])
     return torch.log(above[:, 1] / above[:, 0]).numpy()
@@ -561,7 +558,7 @@ def _detail_slope(grey: torch.Tensor, noise_power: torch.Tensor) -> np.ndarray:
 def detail_slopes(lr: torch.Tensor) -> np.ndarray:
     """The detail slope (:func:`classical_estimates`) of each of a batch of LR images (B,3,H,W); (B,)."""
     grey, noise = _grey_and_noise(lr)
-    return _detail_slope(grey[:, 0], (noise * GREY_NOISE) ** 2)
+    return _slope_of(_band_powers(grey[:, 0]), (noise * GREY_NOISE) ** 2)
 
 
 def _grey_and_noise(lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -121,8 +121,8 @@ class Predictor:
         # of the whole image, no network pass; the guard (DETAIL_VISIBLE) is not evidence: it says
         # whether a blur can be read at all (Calibration._hidden)
         estimates = classical_estimates(x)
-        ev.update({k: np.full(len(self.names), estimates[k]) for k in (*CLASSICAL, DETAIL_VISIBLE)
-                   if k in self.config.evidence or k == DETAIL_VISIBLE})
+        ev.update({k: np.full(len(self.names), estimates[k]) for k in CLASSICAL if k in self.config.evidence})
+        ev[DETAIL_VISIBLE] = np.full(len(self.names), estimates[DETAIL_VISIBLE])
         return ev, measured, note
 
     def predict(self, lr: torch.Tensor | np.ndarray, which: str = "all") -> Prediction:
