@@ -337,14 +337,14 @@ class Calibration:
                 scores[d] = (filters[d] + classical[d]) / 2
             beyond = self.outside(d, ev, decided, which) if p is not None else []
             if beyond:
-                # evidence beyond every calibration sample: the verdict keeps its side, but says
-                # it is unsure (docs/prediction.md: nearly all the confident errors were such)
+                # evidence beyond every calibration sample (docs/prediction.md: nearly all the
+                # confident errors were such)
                 outside[d] = beyond
-                scores[d] = min(max(scores[d], 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
             if self._hidden(d, ev):
                 # a blur read where the noise hides the detail it would take: undecidable from
                 # the image (docs/prediction.md: the smooth picture's noisy crops)
                 hidden.append(d)
+            if beyond or d in hidden:   # either way the verdict keeps its side, but says it is unsure
                 scores[d] = min(max(scores[d], 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
             decided[d] = scores[d] > 0.5
             if decided[d]:
