@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from build_demo import PAIRS, SHIPPED_SRVGG  # noqa: E402
 from eval_prediction import heldout_crops, run_class  # noqa: E402
 from faig_gui.core.degradations import Degradation, Step  # noqa: E402
 
@@ -49,7 +50,8 @@ def main() -> int:
     p.add_argument("--crops", type=int, default=10, help="random crops per held-out image")
     p.add_argument("--side", type=int, default=128, help="HR crop side")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", default=str(ROOT / "docs" / "results_srvgg3h" / "prediction_combos.json"))
+    # beside the shipped second pair's evaluation report (build_demo names which recipe that is)
+    p.add_argument("--json", default=str(ROOT / "docs" / PAIRS[SHIPPED_SRVGG]["results"] / "prediction_combos.json"))
     p.add_argument("--docs", default=str(ROOT / "docs" / "prediction.md"))
     args = p.parse_args()
 
