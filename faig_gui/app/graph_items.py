@@ -21,6 +21,8 @@ MIN_ZOOM = 0.7        # 12 scene units -> 8.4 px: the smallest text the view eve
 MAX_ZOOM = 4.0
 TEXT_LOD = 0.45       # below this scale (the overview strip) boxes are drawn without text
 BIG = ("conv", "block")
+#: how far a node's "N masked" badge stands above its box (NodeItem.badge_rect)
+BADGE_ABOVE = 8.0
 
 _NEUTRAL = QColor("#d9dde3")
 _OP_FILL = QColor("#f4f5f7")
@@ -94,6 +96,16 @@ class NodeItem(QGraphicsItem):
     def box(self) -> QRectF:
         return QRectF(-self.w / 2, -self.h / 2, self.w, self.h)
 
+    def badge_rect(self) -> QRectF:
+        """The red "N masked" badge on the top right corner (item coordinates); empty when
+        nothing is masked. It stands :data:`BADGE_ABOVE` above the box, so frames leave room."""
+        if not self.state.masked or self.node.kind not in BIG:
+            return QRectF()
+        text = f"{self.state.masked:,} masked"
+        badge = QRectF(0, 0, self.dock.metrics.horizontalAdvance(text) + 8, 15)
+        badge.moveBottomRight(self.box().topRight() + QPointF(2, 15 - BADGE_ABOVE))
+        return badge
+
     def marker_rect(self) -> QRectF:
         """The + of a folded module (item coordinates); empty for other nodes."""
         if self.node.kind != "block":
@@ -152,14 +164,12 @@ class NodeItem(QGraphicsItem):
                              self._elided(self.subtitle(masked=False), bottom.width(),
                                                       Qt.TextElideMode.ElideRight))
             if self.state.masked:   # a red badge on the corner: the subtitle keeps its width
-                text = f"{self.state.masked:,} masked"
-                badge = QRectF(0, 0, self.dock.metrics.horizontalAdvance(text) + 8, 15)
-                badge.moveBottomRight(box.topRight() + QPointF(2, 7))
+                badge = self.badge_rect()
                 painter.setPen(Qt.PenStyle.NoPen)
                 painter.setBrush(QBrush(_MASKED))
                 painter.drawRoundedRect(badge, 7, 7)
                 painter.setPen(QColor("white"))
-                painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+                painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, f"{self.state.masked:,} masked")
         else:
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self._elided(self.node.label, self.w - 6))
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QComboBox, QCompleter, QDockWidget, QGraphicsScen
 
 from faig_gui.app._export import export_picture
 from faig_gui.app.graph_canvas import GraphView, Overview
-from faig_gui.app.graph_items import (MIN_ZOOM, ColorBar, GroupLabel, NodeItem, colour_at, edge_item, frame_item,
+from faig_gui.app.graph_items import (BADGE_ABOVE, MIN_ZOOM, ColorBar, GroupLabel, NodeItem, colour_at, edge_item, frame_item,
                                       label_font)
 from faig_gui.app.session_model import SessionModel
 from faig_gui.core.graph import Layout, NetworkGraph, graph_for, layout
@@ -36,7 +36,7 @@ from faig_gui.core.naming import module_name
 __all__ = ["GraphDock", "GraphView", "NodeItem", "colour_at"]
 
 COLORMAP = "viridis"
-COL_GAP, LANE, ROW_GAP = 36.0, 52.0, 44.0
+COL_GAP, LANE, ROW_GAP = 36.0, 52.0, 44.0 + BADGE_ABOVE   # (a row's frames stand the badge's height higher)
 DEFAULT_MEASURE = "count"
 _SHORT = {"count": "top-k count", "mass": "top-k score sum", "share": "top-k share", "mean_rank": "mean rank"}
 
@@ -281,9 +281,9 @@ class GraphDock(QDockWidget):
                 box = item.mapRectToScene(item.box())
                 spans[key] = spans[key].united(box) if key in spans else box
                 inner[key] = max(inner.get(key, 0), len(chain) - depth - 1)
-        for key, rect in spans.items():   # room for the names of the frames nested inside
-            n = inner[key]
-            spans[key] = rect.adjusted(-6 - 5 * n, -18 - 17 * n, 6 + 5 * n, 6 + 5 * n)
+        for key, rect in spans.items():   # room for the name above a masked node's badge, and for
+            n = inner[key]                # the names of the frames nested inside
+            spans[key] = rect.adjusted(-6 - 5 * n, -18 - BADGE_ABOVE - 17 * n, 6 + 5 * n, 6 + 5 * n)
         for (path, _row), rect in sorted(spans.items(), key=lambda kv: (kv[0][1], kv[0][0].count("."))):
             scene.addItem(frame_item(rect))
             if path not in self.group_labels:

@@ -374,3 +374,29 @@ def test_graph_group_and_filter_dock_name_a_layer_the_same_way(qtbot, dock):
     assert (item.node.label, item.node.friendly) == ("body.1.conv2", "block 1 conv2")
     assert dock.group_labels["body.1"].text().startswith("body.1 ")
     assert grid.layer_box.currentText().startswith("body.1.conv2 (block 1 conv2)")
+
+
+def test_a_masked_badge_leaves_its_frame_name_readable(qtbot, dock):
+    """The "N masked" badge stands above its node's corner; the dashed frame of the module around
+    the node leaves room for it under the module's name (they overlapped on the first node of a
+    frame, where the name sits)."""
+    index = dock.model.session.index
+    convs = [i for i in dock.items.values() if i.node.kind == "conv" and i.node.scope]
+    assert convs, "the tiny net has convs inside modules"
+    dock.model.toggle_filters([index.layer(i.node.weight).offset for i in convs])
+    qtbot.waitUntil(lambda: all(i.state.masked == 1 for i in convs))
+    badges = [i.mapRectToScene(i.badge_rect()) for i in convs]
+    assert all(b.height() == 15 and b.width() > 30 for b in badges)
+    for label in dock.group_labels.values():
+        name = label.sceneBoundingRect()
+        hits = [i.node.weight for i, b in zip(convs, badges) if b.intersects(name)]
+        assert not hits, f"'{label.text()}' is covered by the badges of {hits}"
+    # the badge is painted where badge_rect says: left of its text, it shows the masked red
+    item = convs[0]
+    dock.view.centerOn(item)
+    qtbot.wait(50)
+    shot = dock.view.viewport().grab().toImage()
+    badge = badges[0]
+    at = dock.view.mapFromScene(QPointF(badge.left() + 2, badge.center().y()))
+    red = shot.pixelColor(at)
+    assert red.red() > 150 and red.green() < 90 and red.blue() < 90, red.name()
