@@ -214,8 +214,11 @@ def test_evaluate_on_two_ranks_measures_shares_of_the_held_out_images(work, tmp_
                     assert abs(a - b) <= effect_atol(math.sqrt(a / 1000), delta_y) + 1e-12 * a, (m, p, d, e)
                     n += 1
     assert n == 16
-    for label in ("baseline", "target"):
-        for e, v in one["psnr"][label].items():
-            rmse = 10 ** (-v / 20)
-            # outputs within delta_y move the RMSE by ≤ delta_y: that many dB
-            assert two["psnr"][label][e] == pytest.approx(v, abs=20 * math.log10(1 + delta_y / rmse) + 1e-9)
+    for table in ("psnr", "psnr_y"):   # RGB and luma, both gathered from the ranks' shares
+        assert set(one[table]) == set(two[table]) == {"baseline", "target"}
+        for label in ("baseline", "target"):
+            for e, v in one[table][label].items():
+                rmse = 10 ** (-v / 20)
+                # outputs within delta_y move the RMSE (the luma's too: its weights sum to < 1) by
+                # ≤ delta_y: that many dB
+                assert two[table][label][e] == pytest.approx(v, abs=20 * math.log10(1 + delta_y / rmse) + 1e-9)

@@ -27,7 +27,7 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
-from faig_gui.core.metrics import gradient_effect, psnr
+from faig_gui.core.metrics import gradient_effect, psnr, psnr_y
 from faig_gui.core.registry import LoadedModel, check_pair
 
 DEFAULT_METHODS = ("faig", "ig", "abs", "random")
@@ -56,6 +56,8 @@ class EvaluationResult:
     scores: dict[str, dict[str, np.ndarray]] = field(repr=False, default_factory=dict)
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    #: as ``psnr``, on the BT.601 luma (the Y channel SR papers report)
+    psnr_y: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def effect(self, method: str, p: float, d: str, e: str) -> float:
         return self.effects[method][_pkey(p)][d][e]
@@ -89,6 +91,7 @@ class EvaluationResult:
         return {"methods": self.methods, "proportions": self.proportions, "degradations": self.degradations,
                 "analysis_images": self.analysis_images, "heldout_images": self.heldout_images,
                 "filter_count": self.filter_count, "effects": self.effects, "psnr": self.psnr,
+                "psnr_y": self.psnr_y,
                 "ratios": {_pkey(p): self.ratios(p) for p in self.proportions},
                 "seconds": round(self.seconds, 2), "settings": self.settings}
 
@@ -142,21 +145,23 @@ def masking_effects(baseline: LoadedModel, target: LoadedModel, scores: Mapping[
 
 
 def psnr_table(baseline: LoadedModel, target: LoadedModel, heldout: Sequence[AnalysisImage],
-               device: str = "cpu") -> dict[str, dict[str, float]]:
-    """Mean PSNR (RGB, border of ``scale`` pixels ignored) of each model per degradation; the
-    clean LR input counts as degradation 'clean'."""
-    table: dict[str, dict[str, float]] = {}
+               device: str = "cpu") -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Mean PSNR of each model per degradation, border of ``scale`` pixels ignored, on RGB and
+    on the BT.601 luma (the Y that SR papers report: :func:`~faig_gui.core.metrics.psnr_y`), from
+    the same outputs; the clean LR input counts as degradation 'clean'."""
+    rgb: dict[str, dict[str, float]] = {}
+    luma: dict[str, dict[str, float]] = {}
     for label, model in (("baseline", baseline), ("target", target)):
-        row = {}
+        row, row_y = {}, {}
         clean = [img.clean_lr for img in heldout if img.clean_lr is not None]
         inputs = {"clean": clean} if len(clean) == len(heldout) else {}
         inputs.update({e: [img.lr[e] for img in heldout] for e in heldout[0].lr})
         for e, lrs in inputs.items():
-            values = [psnr(super_resolve(model.module, lr, model.scale, None, device), img.hr, crop=model.scale)
-                      for lr, img in zip(lrs, heldout)]
-            row[e] = float(np.mean(values))
-        table[label] = row
-    return table
+            outs = [super_resolve(model.module, lr, model.scale, None, device) for lr in lrs]
+            row[e] = float(np.mean([psnr(o, img.hr, crop=model.scale) for o, img in zip(outs, heldout)]))
+            row_y[e] = float(np.mean([psnr_y(o, img.hr, crop=model.scale) for o, img in zip(outs, heldout)]))
+        rgb[label], luma[label] = row, row_y
+    return rgb, luma
 
 
 def evaluate(baseline: LoadedModel, target: LoadedModel, analysis: Sequence[AnalysisImage],
@@ -214,19 +219,19 @@ def evaluate(baseline: LoadedModel, target: LoadedModel, analysis: Sequence[Anal
         reference = _outputs(target, None, heldout, names, device)
         effects = {m: masking_effects(baseline, target, all_scores[m], heldout, proportions, device, reference)
                    for m in methods}
-        table = psnr_table(baseline, target, heldout, device)
+        table, table_y = psnr_table(baseline, target, heldout, device)
     else:
         from faig_gui.core.distributed import sharded_means
-        effects, table = sharded_means(ranks, heldout, lambda mine: _measure(
+        effects, (table, table_y) = sharded_means(ranks, heldout, lambda mine: _measure(
             baseline, target, all_scores, mine, methods, proportions, names, device))
     yield EvaluationResult(list(methods), [float(p) for p in proportions], names,
                            [i.name for i in analysis], [i.name for i in heldout], index.total, effects, table,
                            all_scores, time.perf_counter() - start,
-                           {"steps": steps, "seed": seed, "device": str(device)})
+                           {"steps": steps, "seed": seed, "device": str(device)}, table_y)
 
 
 def _measure(baseline, target, all_scores, heldout, methods, proportions, names, device):
-    """The masking effects and PSNR table of one share of the held-out images."""
+    """The masking effects and PSNR tables (RGB, Y) of one share of the held-out images."""
     reference = _outputs(target, None, heldout, names, device)
     effects = {m: masking_effects(baseline, target, all_scores[m], heldout, proportions, device, reference)
                for m in methods}
@@ -265,14 +270,21 @@ def markdown_table(result: EvaluationResult) -> str:
                 if over:
                     cells.append(f"x{r[d].get('selectivity_over_random', float('nan')):.1f}")
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "PSNR (dB, RGB, border of `scale` pixels ignored) on the held-out images:", ""]
-    cols = list(result.psnr["target"])
-    lines += ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for label, row in result.psnr.items():
-        lines.append(f"| {label} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |")
-    gain = {c: result.psnr["target"][c] - result.psnr["baseline"][c] for c in cols}
-    lines.append("| target − baseline | " + " | ".join(f"{gain[c]:+.2f}" for c in cols) + " |")
+    lines += _psnr_lines(result.psnr, "RGB")
+    if result.psnr_y:
+        lines += _psnr_lines(result.psnr_y, "Y: BT.601 luma, as SR papers report it")
     return "\n".join(lines) + "\n"
+
+
+def _psnr_lines(table: dict[str, dict[str, float]], channel: str) -> list[str]:
+    cols = list(table["target"])
+    lines = ["", f"PSNR (dB, {channel}, border of `scale` pixels ignored) on the held-out images:", "",
+             "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for label, row in table.items():
+        lines.append(f"| {label} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |")
+    gain = {c: table["target"][c] - table["baseline"][c] for c in cols}
+    lines.append("| target − baseline | " + " | ".join(f"{gain[c]:+.2f}" for c in cols) + " |")
+    return lines
 
 
 def _number(v: float) -> str:

@@ -44,6 +44,26 @@ def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, crop: int =
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
+#: ITU-R BT.601 luma of [0, 1] RGB, in [16/255, 235/255] (MATLAB's rgb2ycbcr, BasicSR's
+#: ``rgb2ycbcr(y_only=True)``): Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255
+BT601_Y = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
+
+
+def psnr_y(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, crop: int = 0) -> float:
+    """PSNR in dB on the BT.601 luma (:data:`BT601_Y`) of two [0, 1] RGB images (clipped), the
+    measure SR papers report (BasicSR's ``test_y_channel``); channels on axis -3 for tensors,
+    last for H x W x 3 arrays. Without BasicSR's rounding to 8 bits, as :func:`psnr`."""
+    a_t = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).double().clamp(0, 1)
+    b_t = torch.as_tensor(np.asarray(b) if not isinstance(b, torch.Tensor) else b).double().clamp(0, 1)
+    axis = -1 if not isinstance(a, torch.Tensor) and a_t.shape[-1] == 3 else -3
+    w = torch.tensor(BT601_Y, dtype=torch.float64)
+    shape = [1] * a_t.ndim
+    shape[axis] = 3
+    ya = (a_t * w.view(shape)).sum(dim=axis, keepdim=True)
+    yb = (b_t * w.view(shape)).sum(dim=axis, keepdim=True)
+    return psnr(ya, yb, crop)   # the offset 16/255 cancels in the difference
+
+
 def _crop(t: torch.Tensor, c: int) -> torch.Tensor:
     # tensors are NCHW/CHW; numpy-derived ones HWC: crop the two spatial dims either way
     if t.ndim == 3 and t.shape[-1] in (1, 3) and t.shape[0] not in (1, 3):

@@ -176,6 +176,23 @@ def test_evaluate_end_to_end_uses_given_scores_and_reports_psnr():
     worst_rmse = 10 ** (-max(vals) / 20)
     tol = 10 / np.log(10) * 2 * gamma(network_terms(targ.module)) / worst_rmse
     assert res.psnr["target"]["noise"] == pytest.approx(np.mean(vals), rel=0, abs=tol)
+    # and on Y, the BT.601 luma in numpy (MATLAB's rgb2ycbcr over 255), from the same outputs
+    ys, worst = [], 0.0
+    for img in held:
+        with torch.no_grad():
+            out = targ.module(img.lr["noise"]).clamp(0, 1)[0].double().numpy()
+        hr = img.hr.clamp(0, 1)[0].double().numpy()
+        luma = [(65.481 * x[0] + 128.553 * x[1] + 24.966 * x[2]) / 255 for x in (out, hr)]
+        mse = np.mean((luma[0][2:-2, 2:-2] - luma[1][2:-2, 2:-2]) ** 2)
+        ys.append(10 * np.log10(1 / mse))
+        worst = max(worst, ys[-1])
+    # the luma weights sum to 219/255 < 1: an output off by δ_y moves the luma by less
+    tol_y = 10 / np.log(10) * 2 * gamma(network_terms(targ.module)) / 10 ** (-worst / 20)
+    assert res.psnr_y["target"]["noise"] == pytest.approx(np.mean(ys), rel=0, abs=tol_y)
+    assert set(res.psnr_y["baseline"]) == {"clean", "blur", "noise"}
+    md = markdown_table(res)
+    assert "PSNR (dB, Y: BT.601 luma" in md
+    assert f"| target | {res.psnr_y['target']['clean']:.2f} |" in md
     progress = [i for i in items[:-1]]
     assert progress and all(0 <= p.done <= p.total for p in progress)
 

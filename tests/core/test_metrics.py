@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from faig_gui.core.metrics import gradient_effect, gradient_map, psnr
+from faig_gui.core.metrics import gradient_effect, gradient_map, psnr, psnr_y
 from tolerances import U32, effect_atol, gamma
 
 
@@ -75,3 +75,17 @@ def test_psnr():
     mse_inner = np.mean((a[2:-2, 2:-2] - b[2:-2, 2:-2]) ** 2)
     assert psnr(c, b, crop=2) == pytest.approx(10 * math.log10(1 / mse_inner), rel=1e-10)
     assert psnr(to_nchw(c), to_nchw(b), crop=2) == pytest.approx(10 * math.log10(1 / mse_inner), rel=1e-10)
+
+
+def test_psnr_y_is_the_psnr_of_bt601_luma():
+    rng = np.random.default_rng(3)
+    a = rng.random((12, 10, 3))
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    # MATLAB's rgb2ycbcr luma for [0, 1] RGB, in [0, 1]: (16 + 65.481 R + 128.553 G + 24.966 B) / 255
+    ya, yb = [(16 + x @ np.array([65.481, 128.553, 24.966])) / 255 for x in (a, b)]
+    want = 10 * math.log10(1 / np.mean((ya[2:-2, 2:-2] - yb[2:-2, 2:-2]) ** 2))
+    assert psnr_y(a, b, crop=2) == pytest.approx(want, rel=1e-10)
+    assert psnr_y(to_nchw(a), to_nchw(b), crop=2) == pytest.approx(want, rel=1e-10)
+    # a grey error of 0.1 in every channel is 0.1 · 219/255 in the luma
+    assert psnr_y(np.zeros((4, 4, 3)), np.full((4, 4, 3), 0.1)) == pytest.approx(
+        -20 * math.log10(0.1 * 219 / 255), rel=1e-12)
