@@ -228,17 +228,11 @@ SRVGG3H = {**SRVGG3G, "runs": ROOT / "runs" / "demo_srvgg3h", "teaser": "teaser_
                       "--prob", "blur=0.25", "--prob", "noise=0.25", "--prob", "jpeg=0.25", "--mix", "one-of",
                       "--batch", "16", "--patch", "48", "--ema-decay", "0.999",
                       "--snapshot-every", "200", "--val-every", "1000", "--seed", "8", "--threads", "1"]}
-# --pair srvgg3i: recipe 8 on 64 features (66,496 filters, 1.8x recipe 8's weights), nothing else
-# changed: the third point of the JPEG gain against width (32 features +0.41 dB held-out, 48 +0.58).
-# About 0.6 s a step on one thread of this CPU, ~2.2 h for both stages; --resume continues it.
-SRVGG3I = {**SRVGG3H, "runs": ROOT / "runs" / "demo_srvgg3i", "teaser": "teaser_srvgg3i.png",
-           "results": "results_srvgg3i",
-           "recipe": [a.replace("num_feat=48", "num_feat=64") for a in SRVGG3H["recipe"]]}
 #: the recipe whose pair is shipped in resources/demo_srvgg/; every other one's package stage
 #: writes runs/demo_<name>/package/
 SHIPPED_SRVGG = "srvgg3h"
 PAIRS = {"srvgg3": SRVGG3, "srvgg3b": SRVGG3B, "srvgg3c": SRVGG3C, "srvgg3d": SRVGG3D, "srvgg3e": SRVGG3E,
-         "srvgg3f": SRVGG3F, "srvgg3g": SRVGG3G, "srvgg3h": SRVGG3H, "srvgg3i": SRVGG3I}
+         "srvgg3f": SRVGG3F, "srvgg3g": SRVGG3G, "srvgg3h": SRVGG3H}
 
 
 def _degradations():
