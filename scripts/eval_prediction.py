@@ -333,7 +333,10 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "L2-regularised logistic regression on the standardised evidence, and a Platt map fitted on "
              "out-of-fold logits (folds by calibration image), so the probabilities hold on new content.",
              "- Decision: degradations one after another, the most separable first, each among the "
-             "calibration samples like the image so far. *Unsure* when a probability lies between 0.2 and "
+             "calibration samples like the image so far; then each again among the samples like the "
+             "others' verdicts, its label changing where those say the opposite (the first decisions "
+             "are made with the later ones unknown: with JPEG among the degradations, noise is decided "
+             "first, and JPEG's blocks read as noise until JPEG is known). *Unsure* when a probability lies between 0.2 and "
              "0.8, when the filters and the classical estimates are each sure of the opposite, or when "
              "the image's evidence lies beyond the range of every calibration sample the decision was "
              "fitted on (its probability is then held within 0.25-0.75; `outside` in `--json` names the "

@@ -413,6 +413,53 @@ def test_the_last_decision_is_measured_against_references_of_what_was_found(s_bl
     assert verdict.doubts() == ["blur"]
 
 
+def confounded_calibration() -> Calibration:
+    """Noise's change response reads JPEG's blocks as noise (JPEG-only samples look like noisy
+    ones there); its masking effect tells noise among JPEG samples and is blind elsewhere. Clean
+    samples are many, so noise is the more separable and is decided first, with JPEG unknown."""
+    rng = np.random.default_rng(4)
+    samples = []
+
+    def add(present, a, b, c, image):
+        for _ in range(6):
+            j = np.exp(rng.normal(0, 0.05, size=3))
+            samples.append(Sample(dict(present), {"change_response": np.array([a * j[0], 1.0]),
+                                                  "masking_effect": np.array([b * j[1], 1.0]),
+                                                  "residual_response": np.array([1.0, c * j[2]])}, image))
+
+    for image in range(3):
+        for _ in range(6):
+            add({}, 1, 1, 1, image)
+        add({"noise": 1.0}, 10, 1, 1, image)
+        add({"noise": 2.0}, 10, 1, 1, image)
+        add({"jpeg": 1.0}, 10, 1, 5, image)
+        add({"noise": 1.0, "jpeg": 1.0}, 10, 10, 5, image)
+    return Calibration(["noise", "jpeg"], ("change_response", "masking_effect", "residual_response"), samples, {})
+
+
+@pytest.mark.parametrize("b_noise,labels", [(1.0, ["jpeg"]), (10.0, ["noise", "jpeg"])])
+def test_the_first_decision_is_made_again_once_the_others_are_known(b_noise, labels):
+    cal = confounded_calibration()
+    assert cal.separation("noise", {}) > cal.separation("jpeg", {})   # noise is decided first
+    ev = {"change_response": np.array([10.0, 1.0]), "masking_effect": np.array([b_noise, 1.0]),
+          "residual_response": np.array([1.0, 5.0])}
+    # JPEG not yet known: a JPEG-only image reads as noise, as two thirds of such samples are
+    # noisy (noise at the analysed level and stronger), the rest JPEG alone
+    first = cal.probability("noise", ev, {})
+    if b_noise == 1.0:
+        assert 0.55 < first < 0.8
+    verdict = cal.judge(ev)
+    assert verdict.labels == labels
+    among_jpeg = cal.probability("noise", ev, {"jpeg": True})
+    if b_noise == 1.0:
+        # the label changed: its probability is the one among JPEG samples, where the masking
+        # effect tells
+        assert among_jpeg < 0.2 and verdict.scores["noise"] == pytest.approx(among_jpeg, abs=1e-12)
+    else:
+        # both say noise: the first probability stays (calibrated on all samples)
+        assert among_jpeg > 0.8 and verdict.scores["noise"] == pytest.approx(first, abs=1e-12)
+
+
 def test_a_degradation_stronger_than_the_analysed_level_counts_as_present():
     """Evidence that falls back toward the clean level past the analysed strength (as the masking
     effect of strong blur does: little is left for the filters to restore) still reads blur."""

@@ -4,6 +4,8 @@ decision it supports.
 Degradations are decided one after another, most separable first; each by a weighted vote of
 its calibrated evidences, calibrated on the samples whose other degradations match what was
 decided already (so "blur" is judged against noisy samples when the image was found noisy).
+Then each is decided again among the samples like the others' verdicts, and its label changes
+where those say the opposite: the first decisions were made with the later ones unknown.
 Samples with d at its analysed level or stronger count as holding d: a stronger blur is still
 blur, and the evidence is not always monotone in the level. Strength: a calibration curve of d's
 most level-sensitive evidence over a few synthetic levels of d.
@@ -303,11 +305,17 @@ class Calibration:
               which: str = "all") -> Verdict:
         """Multi-label verdict from one image's evidence (kind -> (D,)): degradations decided one
         after another, the most separable first, each by its calibrated probability among the
-        calibration samples like the image so far (``which`` kinds only).
+        calibration samples like the image so far (``which`` kinds only); then each is decided
+        again among the samples like the others' verdicts (:data:`REDECIDE_PASSES` times at
+        most, until no label changes), and its label changes where those say the opposite. The
+        first decisions are made in a partial context: with three degradations the most
+        separable one (noise) is judged among samples whose JPEG is not yet known, where JPEG's
+        blocks read as noise; once JPEG is found, noise is judged among JPEG samples.
 
         ``reference(d, found)`` measures the self-referenced kinds of d (kind -> value) against
         references holding the degradations ``found`` (name -> strength factor), for the last
-        degradation decided; without it, d is judged on the other kinds."""
+        degradation decided (again if what it was measured against changes); without it, d is
+        judged on the other kinds (and so is every other degradation when decided again)."""
         ev = {k: np.array(v, dtype=np.float64) for k, v in evidence.items()}
         decided: dict[str, bool] = {}
         factors: dict[str, float] = {}
@@ -316,39 +324,84 @@ class Calibration:
         classical: dict[str, float] = {}
         outside: dict[str, list[str]] = {}
         hidden: list[str] = []
+        referenced: dict[str, dict[str, float]] = {}   # d -> what its self-referenced kinds were measured against
+
+        def assess(d: str, context: Mapping[str, bool], measure: bool) -> _Assessment:
+            """d's calibrated probability among the samples like ``context`` (``ev`` is left as
+            it is: a new reference measurement goes into the assessment's own copy)."""
+            n = self.names.index(d)
+            e, found = ev, referenced.get(d)
+            if measure and reference is not None and set(SELF_REFERENCED) & set(self.kinds):
+                found = {o: factors.get(o, 1.0) for o, yes in context.items() if yes}
+                if referenced.get(d) != found:
+                    e = {k: v.copy() for k, v in ev.items()}
+                    for k, v in reference(d, found).items():
+                        if k in e:
+                            e[k][n] = v
+            p = self.probability(d, e, context, which)
+            score = 0.0 if p is None else p
+            experts = {group: self.probability(d, e, context, group) if which == "all" else None
+                       for group in ("filters", "classical")}
+            f, c = experts["filters"], experts["classical"]
+            if f is not None and c is not None and _opposed(f, c):
+                # each sure of the opposite: evidence the calibration never held together, where
+                # the joint model extrapolates; the two experts' mean says how little is known
+                score = (f + c) / 2
+            # evidence beyond every calibration sample (docs/prediction.md: nearly all the
+            # confident errors were such)
+            beyond = self.outside(d, e, context, which) if p is not None else []
+            # a blur read where the noise hides the detail it would take: undecidable from the
+            # image (docs/prediction.md: the smooth picture's noisy crops)
+            hide = self._hidden(d, e)
+            if beyond or hide:   # either way the verdict keeps its side, but says it is unsure
+                score = min(max(score, 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
+            return _Assessment(score, f, c, beyond, hide, e, found)
+
+        def apply(d: str, a: _Assessment, context: Mapping[str, bool]) -> None:
+            ev.update(a.evidence)
+            if a.referenced is not None:
+                referenced[d] = a.referenced
+            scores[d] = a.score
+            for out, q in ((filters, a.filters), (classical, a.classical)):
+                if q is None:
+                    out.pop(d, None)
+                else:
+                    out[d] = q
+            outside.pop(d, None)
+            if a.outside:
+                outside[d] = a.outside
+            if a.hidden and d not in hidden:
+                hidden.append(d)
+            decided[d] = a.score > 0.5
+            if decided[d]:
+                factors[d] = self.factor(d, ev, context) or 1.0
+
+        order: list[str] = []
         while len(decided) < len(self.names):
             todo = [d for d in self.names if d not in decided]
             d = max(todo, key=lambda t: (self.separation(t, decided), -self.names.index(t)))
-            n = self.names.index(d)
-            found = {o: factors[o] for o, yes in decided.items() if yes}
-            if reference is not None and len(decided) == len(self.names) - 1 and set(SELF_REFERENCED) & set(self.kinds):
-                for k, v in reference(d, found).items():
-                    if k in ev:
-                        ev[k][n] = v
-            p = self.probability(d, ev, decided, which)
-            scores[d] = 0.0 if p is None else p
-            for group, out in (("filters", filters), ("classical", classical)):
-                q = self.probability(d, ev, decided, group) if which == "all" else None
-                if q is not None:
-                    out[d] = q
-            if d in filters and d in classical and _opposed(filters[d], classical[d]):
-                # each sure of the opposite: evidence the calibration never held together, where
-                # the joint model extrapolates; the two experts' mean says how little is known
-                scores[d] = (filters[d] + classical[d]) / 2
-            beyond = self.outside(d, ev, decided, which) if p is not None else []
-            if beyond:
-                # evidence beyond every calibration sample (docs/prediction.md: nearly all the
-                # confident errors were such)
-                outside[d] = beyond
-            if self._hidden(d, ev):
-                # a blur read where the noise hides the detail it would take: undecidable from
-                # the image (docs/prediction.md: the smooth picture's noisy crops)
-                hidden.append(d)
-            if beyond or d in hidden:   # either way the verdict keeps its side, but says it is unsure
-                scores[d] = min(max(scores[d], 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
-            decided[d] = scores[d] > 0.5
-            if decided[d]:
-                factors[d] = self.factor(d, ev, {o: v for o, v in decided.items() if o != d}) or 1.0
+            order.append(d)
+            context = dict(decided)
+            apply(d, assess(d, context, measure=len(decided) == len(self.names) - 1), context)
+        # decided again among the samples like the others' verdicts; a label changes only where
+        # those samples say the opposite (where they agree, the first probability stays: it
+        # was calibrated on more samples)
+        contexts = {d: {o: decided[o] for o in order[:order.index(d)]} for d in order}
+        for _ in range(REDECIDE_PASSES):
+            changed = False
+            for d in order:
+                context = {o: decided[o] for o in self.names if o != d}
+                if context == contexts[d]:
+                    continue
+                contexts[d] = context
+                # the self-referenced kinds stay the last decision's (measured again when what it
+                # was measured against changed); the others are judged on the rest, as before
+                again = assess(d, context, measure=d in referenced)
+                if (again.score > 0.5) != decided[d]:
+                    apply(d, again, context)
+                    changed = True
+            if not changed:
+                break
         labels = [d for d in self.names if decided[d]]
         strength: dict[str, dict[str, float]] = {}
         interval: dict[str, dict[str, tuple[float, float]]] = {}
@@ -401,6 +454,21 @@ class Calibration:
         return (float("nan"), float("nan")) if curve is None else curve.interval(value)
 
 
+@dataclass
+class _Assessment:
+    """One degradation's decision in one context (:meth:`Calibration.judge`)."""
+    score: float
+    filters: float | None
+    classical: float | None
+    outside: list[str]
+    hidden: bool
+    evidence: dict[str, np.ndarray]
+    referenced: dict[str, float] | None
+
+
+#: how many times :meth:`Calibration.judge` decides every degradation again among samples like the
+#: others' verdicts (it stops earlier once no label changes)
+REDECIDE_PASSES = 3
 #: a verdict whose probabilities all lie outside (UNSURE_LOW, UNSURE_HIGH) is sure
 UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8
 #: a probability decided on evidence outside the calibration's range is held within
