@@ -358,7 +358,8 @@ class Calibration:
             return _Assessment(score, f, c, beyond, hide, e, found)
 
         def apply(d: str, a: _Assessment, context: Mapping[str, bool]) -> None:
-            ev.update(a.evidence)
+            if a.evidence is not ev:   # a new reference measurement
+                ev.update(a.evidence)
             if a.referenced is not None:
                 referenced[d] = a.referenced
             scores[d] = a.score
