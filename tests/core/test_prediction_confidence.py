@@ -407,3 +407,17 @@ def test_a_blur_the_noise_hides_is_unsure_on_the_same_side_and_said_why(qtbot):
     entry.prediction = make_prediction(v, {**sure, DETAIL_VISIBLE: np.array([10.0])}, ["soft"])
     w.show_entry(entry)
     assert "hides" not in w.verdict.text()
+
+
+@pytest.mark.parametrize("point,low,high", [(1.2501, 1.2501, 4.72), (1.391, 1.069, 1.844), (0.0997, 0.0996, 0.105)])
+def test_a_strength_reads_inside_its_interval_as_printed(point, low, high):
+    """The strength and its interval are printed to the same precision: a JPEG quality at the
+    extrapolation's end (1.25, the interval's low end) was shown as 1.25 [1.3–4.7], outside it."""
+    from faig_gui.core.prediction import Prediction
+    p = Prediction(["jpeg"], {"jpeg": 1.0}, {"jpeg": {"jpeg_quality": point}}, {},
+                   interval={"jpeg": {"jpeg_quality": (low, high)}})
+    text = p.describe()
+    shown = text[text.index("≈") + 1:].strip(" )")
+    value, _, rest = shown.partition(" [")
+    lo, _, hi = rest.rstrip("]").partition("–")
+    assert float(lo) <= float(value) <= float(hi), text

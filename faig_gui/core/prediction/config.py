@@ -84,7 +84,7 @@ class Prediction:
         for d in self.labels:
             iv = self.interval.get(d, {})
             s = ", ".join(f"{k.replace('_sigma', ' σ')} ≈ {v:.3g}"
-                          + (f" [{iv[k][0]:.2g}–{iv[k][1]:.2g}]" if k in iv and all(map(math.isfinite, iv[k])) else "")
+                          + (f" [{iv[k][0]:.3g}–{iv[k][1]:.3g}]" if k in iv and all(map(math.isfinite, iv[k])) else "")
                           for k, v in self.strength.get(d, {}).items())
             parts.append(f"{d} ({s})" if s else d)
         text = " + ".join(parts) or CLEAN
