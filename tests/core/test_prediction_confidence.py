@@ -417,6 +417,7 @@ def test_a_strength_reads_inside_its_interval_as_printed(point, low, high):
     p = Prediction(["jpeg"], {"jpeg": 1.0}, {"jpeg": {"jpeg_quality": point}}, {},
                    interval={"jpeg": {"jpeg_quality": (low, high)}})
     text = p.describe()
+    assert text.startswith("jpeg (JPEG quality ≈ ")
     shown = text[text.index("≈") + 1:].strip(" )")
     value, _, rest = shown.partition(" [")
     lo, _, hi = rest.rstrip("]").partition("–")

@@ -49,6 +49,10 @@ class PredictorConfig:
             raise FaigError("levels must include 1.0 (the analysed level)")
 
 
+#: how a strength parameter reads in a verdict (others: 'blur_sigma' -> 'blur σ')
+_SHOWN = {"jpeg_quality": "JPEG quality"}
+
+
 @dataclass
 class Prediction:
     labels: list[str]                           # [] means clean
@@ -83,7 +87,7 @@ class Prediction:
         parts = []
         for d in self.labels:
             iv = self.interval.get(d, {})
-            s = ", ".join(f"{k.replace('_sigma', ' σ')} ≈ {v:.3g}"
+            s = ", ".join(f"{_SHOWN.get(k, k.replace('_sigma', ' σ'))} ≈ {v:.3g}"
                           + (f" [{iv[k][0]:.3g}–{iv[k][1]:.3g}]" if k in iv and all(map(math.isfinite, iv[k])) else "")
                           for k, v in self.strength.get(d, {}).items())
             parts.append(f"{d} ({s})" if s else d)
