@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from faig_gui.core.degradations import parse_degradation, seeded_generator, degrade
-from faig_gui.core.prediction import (Calibration, Predictor, PredictorConfig, Sample, classical_estimates,
+from faig_gui.core.prediction import (Calibration, Prediction, Predictor, PredictorConfig, Sample, classical_estimates,
                                       make_prediction, reliability, tiles)
 from faig_gui.core.prediction.calibration import HIDDEN_BELOW
 from faig_gui.core.prediction.evidence import DETAIL_VISIBLE, GREY_NOISE, choose_tiles, tile_grid
@@ -413,7 +413,6 @@ def test_a_blur_the_noise_hides_is_unsure_on_the_same_side_and_said_why(qtbot):
 def test_a_strength_reads_inside_its_interval_as_printed(point, low, high):
     """The strength and its interval are printed to the same precision: a JPEG quality at the
     extrapolation's end (1.25, the interval's low end) was shown as 1.25 [1.3–4.7], outside it."""
-    from faig_gui.core.prediction import Prediction
     p = Prediction(["jpeg"], {"jpeg": 1.0}, {"jpeg": {"jpeg_quality": point}}, {},
                    interval={"jpeg": {"jpeg_quality": (low, high)}})
     text = p.describe()
