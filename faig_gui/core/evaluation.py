@@ -157,9 +157,12 @@ def psnr_table(baseline: LoadedModel, target: LoadedModel, heldout: Sequence[Ana
         inputs = {"clean": clean} if len(clean) == len(heldout) else {}
         inputs.update({e: [img.lr[e] for img in heldout] for e in heldout[0].lr})
         for e, lrs in inputs.items():
-            outs = [super_resolve(model.module, lr, model.scale, None, device) for lr in lrs]
-            row[e] = float(np.mean([psnr(o, img.hr, crop=model.scale) for o, img in zip(outs, heldout)]))
-            row_y[e] = float(np.mean([psnr_y(o, img.hr, crop=model.scale) for o, img in zip(outs, heldout)]))
+            values, values_y = [], []
+            for lr, img in zip(lrs, heldout):   # one output at a time: held-out images may be large
+                out = super_resolve(model.module, lr, model.scale, None, device)
+                values.append(psnr(out, img.hr, crop=model.scale))
+                values_y.append(psnr_y(out, img.hr, crop=model.scale))
+            row[e], row_y[e] = float(np.mean(values)), float(np.mean(values_y))
         rgb[label], luma[label] = row, row_y
     return rgb, luma
 
