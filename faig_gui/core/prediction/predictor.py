@@ -154,9 +154,10 @@ class Predictor:
 def make_prediction(verdict: Verdict, evidence: Mapping[str, np.ndarray], names: Sequence[str], note: str = "",
                     seconds: float = 0.0) -> Prediction:
     """The :class:`Prediction` reported for a verdict on evidence (kind -> (D,)) and the tiling note."""
-    estimates = {k: float(evidence[k][0]) for k in (*CLASSICAL, DETAIL_VISIBLE) if k in evidence}
+    whole_image = (*CLASSICAL, DETAIL_VISIBLE)   # one value for every degradation: shown as estimates
+    estimates = {k: float(evidence[k][0]) for k in whole_image if k in evidence}
     table = {k: {d: float(val[n]) for n, d in enumerate(names) if math.isfinite(float(val[n]))}
-             for k, val in evidence.items() if k not in CLASSICAL and k != DETAIL_VISIBLE}
+             for k, val in evidence.items() if k not in whole_image}
     table = {k: val for k, val in table.items() if val}
     return Prediction(verdict.labels, verdict.scores, verdict.strength, table, note, seconds, verdict.interval,
                       verdict.filters, verdict.classical, estimates, verdict.confidence, verdict.doubts(),
