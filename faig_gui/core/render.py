@@ -111,6 +111,8 @@ class OutputCache:
         (prefetch work) only the incremental forward runs, stopping between nodes; a plain
         forward could not stop, so it raises Cancelled at once instead. ``aside``: a guess,
         kept beside what the real renders left (IncrementalForward.run)."""
+        if should_stop is not None and should_stop():
+            raise Cancelled()   # (stopped before it began: not counted as a forward)
         inc = self.incremental(req)
         self.forwards["render" if should_stop is None and not aside else "prefetch"] += 1
         if inc is None or not inc.keeps(x):
