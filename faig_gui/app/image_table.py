@@ -20,6 +20,8 @@ from faig_gui.core.masking import masked_state_dict
 from faig_gui.core.render import ImageMetrics, image_metrics
 
 COLUMNS = ("Image", "Effect (×1000)", "PSNR target (dB)", "PSNR masked (dB)")
+#: the PSNR columns' titles when they show the luma's PSNR (View ▸ PSNR on luma)
+COLUMNS_Y = ("Image", "Effect (×1000)", "PSNR-Y target (dB)", "PSNR-Y masked (dB)")
 #: quiet time after a change before the table is computed (the current image's render first)
 SETTLE_MS = 300
 
@@ -41,6 +43,7 @@ class ImageTable(QTableWidget):
         self._timer.timeout.connect(self._compute)
         self._stale = True
         self.rows: list[ImageMetrics] = []
+        self.on_y = False   # the PSNR columns: RGB, or the BT.601 luma (set_psnr_y)
         self.setHorizontalHeaderLabels(COLUMNS)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -97,21 +100,32 @@ class ImageTable(QTableWidget):
             for col in range(1, len(COLUMNS)):
                 self.setItem(row, col, QTableWidgetItem("…"))
 
+    def set_psnr_y(self, on_y: bool) -> None:
+        """PSNR on the BT.601 luma (True) or on RGB in the PSNR columns; both are computed."""
+        self.on_y = bool(on_y)
+        self.setHorizontalHeaderLabels(COLUMNS_Y if self.on_y else COLUMNS)
+        if self.rows and len(self.rows) == self.rowCount() and not self._stale:
+            self._show(self.rows)
+
     def _apply(self, rows: list[ImageMetrics]) -> None:
         if self._stale or len(rows) != self.rowCount():
             return   # (a newer state is on its way)
         self.rows = rows
+        self._show(rows)
+        self.updated.emit()
+
+    def _show(self, rows: list[ImageMetrics]) -> None:
         for row, m in enumerate(rows):
-            values = (m.effect, m.psnr_target, m.psnr_masked)
+            p_t, p_m = (m.psnr_y_target, m.psnr_y_masked) if self.on_y else (m.psnr_target, m.psnr_masked)
+            values = (m.effect, p_t, p_m)
             texts = ("–" if m.effect is None else f"{m.effect:.4g}",
-                     "no GT" if m.psnr_target is None else f"{m.psnr_target:.2f}",
-                     "–" if m.psnr_masked is None else f"{m.psnr_masked:.2f}")
+                     "no GT" if p_t is None else f"{p_t:.2f}",
+                     "–" if p_m is None else f"{p_m:.2f}")
             for col, (value, text) in enumerate(zip(values, texts), start=1):
                 item = QTableWidgetItem(text)
                 if value is not None:
                     item.setData(Qt.ItemDataRole.UserRole, float(value))   # the number itself
                 self.setItem(row, col, item)
-        self.updated.emit()
 
     def shutdown(self) -> None:
         self._timer.stop()

@@ -73,6 +73,7 @@ class ImageView(FileDropTarget, QWidget):
         self.live = LatestTask("render", self)
         self._cache = OutputCache()
         self.prefetch_enabled = True
+        self.psnr_on_y = False      # PSNR on the BT.601 luma instead of RGB (View ▸ PSNR on luma)
         self.fill_stops = True      # also the slider's stops, once the guess is kept (core/speculation.py)
         self._prefetched: PrefetchStore[RenderRequest, RenderResult] = PrefetchStore(size=2)
         self._last_request: RenderRequest | None = None   # the latest real request
@@ -288,6 +289,14 @@ class ImageView(FileDropTarget, QWidget):
             QTimer.singleShot(0, release)
         return False
 
+    def set_psnr_y(self, on_y: bool) -> None:
+        """Show PSNR on the BT.601 luma (as SR papers and BasicSR's test_y_channel report it) or
+        on RGB, in the metrics line and the table; the render computes both."""
+        self.psnr_on_y = bool(on_y)
+        self.table.set_psnr_y(on_y)
+        if self.result is not None and self.result.preview is None:
+            self.metrics.setText(self._metrics_text(self.result))
+
     # -- prefetch ----------------------------------------------------------------------------
     def set_prefetch(self, enabled: bool) -> None:
         """Whether the view renders its guess of the next mask state in the background."""
@@ -457,10 +466,11 @@ class ImageView(FileDropTarget, QWidget):
         parts = []
         if r.effect is not None:
             parts.append(f"Effect (gradient-map MSE ×1000, masked vs target): <b>{r.effect:.4g}</b>")
-        if r.psnr_target is not None:
-            parts.append(f"PSNR target <b>{r.psnr_target:.2f} dB</b>")
-        if r.psnr_masked is not None:
-            parts.append(f"masked <b>{r.psnr_masked:.2f} dB</b>")
+        p_t, p_m = (r.psnr_y_target, r.psnr_y_masked) if self.psnr_on_y else (r.psnr_target, r.psnr_masked)
+        if p_t is not None:
+            parts.append(f"{'PSNR-Y' if self.psnr_on_y else 'PSNR'} target <b>{p_t:.2f} dB</b>")
+        if p_m is not None:
+            parts.append(f"masked <b>{p_m:.2f} dB</b>")
         elif r.target is not None and r.request.gt is None:
             parts.append("PSNR: no ground truth for this image")
         return " · ".join(parts)

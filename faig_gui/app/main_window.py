@@ -31,7 +31,7 @@ from faig_gui.app.plots_dock import PlotsDock
 from faig_gui.app.prefetch import FILL_STOPS_KEY, PREFETCH_KEY
 from faig_gui.app.profile_dock import ProfileDock
 from faig_gui.app.session_model import SessionModel
-from faig_gui.app.window_actions import WindowActions, settings
+from faig_gui.app.window_actions import PSNR_Y_KEY, WindowActions, settings
 from faig_gui.app.window_exports import WindowExports
 from faig_gui.app.workers import AnalysisRunner
 from faig_gui.core.device import resolve_device
@@ -508,6 +508,12 @@ class MainWindow(FileDropTarget, WindowActions, WindowExports, QMainWindow):
         self.prefetch_action.setChecked(enabled)
         settings().setValue(PREFETCH_KEY, bool(enabled))
         self.image_view.set_prefetch(enabled)
+
+    def set_psnr_y(self, on_y: bool) -> None:
+        """The preference View ▸ PSNR on luma (Y) (kept across sessions)."""
+        self.psnr_y_action.setChecked(on_y)
+        settings().setValue(PSNR_Y_KEY, bool(on_y))
+        self.image_view.set_psnr_y(on_y)
 
     def set_fill_stops(self, enabled: bool) -> None:
         """The preference View ▸ Fill the top-k slider's stops when idle (kept across sessions)."""

@@ -17,6 +17,10 @@ else:
     _Base = object
 
 
+#: the preference View ▸ PSNR on luma (Y)
+PSNR_Y_KEY = "view/psnr_y"
+
+
 def settings() -> QSettings:
     """The window's persistent preferences (recent files, layout, render-ahead switches)."""
     return QSettings("faig-gui", "faig-gui")
@@ -56,6 +60,7 @@ class WindowActions(_Base):
         def reset_layout(self) -> None: ...
         def set_prefetch(self, enabled: bool) -> None: ...
         def set_fill_stops(self, enabled: bool) -> None: ...
+        def set_psnr_y(self, on_y: bool) -> None: ...
         def open_guide(self) -> None: ...
         def about(self) -> None: ...
         def open_demo(self, name: str) -> bool: ...
@@ -144,6 +149,12 @@ class WindowActions(_Base):
         self.fill_stops_action.setCheckable(True)
         self.fill_stops_action.setChecked(bool(settings().value(FILL_STOPS_KEY, True, type=bool)))
         self.image_view.set_fill_stops(self.fill_stops_action.isChecked())
+        self.psnr_y_action = a("PSNR on &luma (Y)", lambda: self.set_psnr_y(self.psnr_y_action.isChecked()), None,
+                               "Show PSNR on the BT.601 luma (Y), as SR papers and BasicSR's test_y_channel "
+                               "report it, instead of on RGB: the metrics line and the Effect / PSNR table")
+        self.psnr_y_action.setCheckable(True)
+        self.psnr_y_action.setChecked(bool(settings().value(PSNR_Y_KEY, False, type=bool)))
+        self.image_view.set_psnr_y(self.psnr_y_action.isChecked())
         self.guide_action = a("&User guide", self.open_guide, K.HelpContents, "Open the user guide")
         self.about_action = a("&About faig-gui", self.about)
 
@@ -189,7 +200,8 @@ class WindowActions(_Base):
             v.addAction(dock.toggleViewAction())
         v.addSeparator()
         for act in (self.previous_image_action, self.next_image_action, self.reset_zoom_action,
-                    self.reset_layout_action, None, self.prefetch_action, self.fill_stops_action):
+                    self.reset_layout_action, None, self.prefetch_action, self.fill_stops_action,
+                    None, self.psnr_y_action):
             v.addSeparator() if act is None else v.addAction(act)
         h = mb.addMenu("&Help")
         h.addAction(self.guide_action)

@@ -23,7 +23,7 @@ from faig_gui.core.imageio import to_image, to_tensor
 from faig_gui.core.incremental import IncrementalForward
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
-from faig_gui.core.metrics import gradient_map, maps_effect, psnr
+from faig_gui.core.metrics import gradient_map, maps_effect, psnr, psnr_y
 from faig_gui.core.preview import (FAST_MACS_PER_S, PREVIEW_ABOVE_S, PREVIEW_BUDGET_S, Geometry, PreviewPlan, plan_preview,
                                    receptive_radius)
 from faig_gui.core.threads import AdaptiveThreads
@@ -71,6 +71,8 @@ class RenderResult:
     prefetched: bool = False             # computed ahead, as a guess of this request (prefetch.py)
     masked_share: float | None = None    # share of a full forward the masked output cost (None: none ran)
     preview: PreviewPlan | None = None   # a crop's masked output only (core/preview.py); the full frame follows
+    psnr_y_target: float | None = None   # the same PSNRs on the BT.601 luma (metrics.psnr_y), as SR papers report
+    psnr_y_masked: float | None = None
 
 
 class OutputCache:
@@ -184,12 +186,14 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
         forward_s, forwards = forward_s + time.perf_counter() - t0, forwards + share
         target_img = to_image(target_out)
         grad_t_full = gradient_map(target_out)
-        p_t = psnr(target_img, req.gt) if req.gt is not None and req.gt.shape == target_img.shape else None
+        gt = req.gt if req.gt is not None and req.gt.shape == target_img.shape else None
+        p_t = None if gt is None else psnr(target_img, gt)
+        p_ty = None if gt is None else psnr_y(target_img, gt)
         enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
-        cached = (lr, enlarged, target_out, target_img, grad_t_full, p_t)
+        cached = (lr, enlarged, target_out, target_img, grad_t_full, p_t, p_ty)
         cache.put(key, req.lr, cached)
     # the same arrays as the last render's when only the mask changed: the view skips them
-    lr, enlarged, target_out, target_img, grad_t_full, p_t = cached
+    lr, enlarged, target_out, target_img, grad_t_full, p_t, p_ty = cached
     masked_out, masked_share = None, None
     if req.baseline is not None:
         if len(req.mask) == 0 or req.mask.lam == 1.0:
@@ -214,12 +218,13 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
     grad_m_full = None if masked_out is None else grad_t_full if unchanged else gradient_map(masked_out)
     grad_m = grad_m_full[0, 0].numpy() if grad_m_full is not None else None
     effect = maps_effect(grad_t_full, grad_m_full) if grad_m_full is not None else None
-    p_m = None
+    p_m = p_my = None
     if p_t is not None and masked_img is not None and req.gt is not None:   # (p_t is set only with gt)
         p_m = p_t if unchanged else psnr(masked_img, req.gt)
+        p_my = p_ty if unchanged else psnr_y(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
                         time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
-                        masked_share=masked_share)
+                        masked_share=masked_share, psnr_y_target=p_ty, psnr_y_masked=p_my)
 
 
 def render_live(req: RenderRequest, cache: OutputCache, above_s: float = PREVIEW_ABOVE_S,
@@ -338,7 +343,7 @@ def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) ->
     cached = cache.get((req.models_version, req.image_key), req.lr)
     if cached is None:
         raise RuntimeError("a preview needs the target's full output of its image (cached by the first render)")
-    lr, enlarged, target_out, target_img, grad_t_full, p_t = cached
+    lr, enlarged, target_out, target_img, grad_t_full, p_t, p_ty = cached
     s = req.scale
     y0, x0, y1, x1 = plan.crop
     iy0, ix0, iy1, ix1 = plan.inner
@@ -354,7 +359,8 @@ def render_preview(req: RenderRequest, cache: OutputCache, plan: PreviewPlan) ->
     grad_m = gradient_map(masked_out)[0, 0].numpy()
     return RenderResult(req, enlarged, target_img, masked_img, grad_t_full[0, 0].numpy(), grad_m, None, p_t, None,
                         time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
-                        masked_share=(y1 - y0) * (x1 - x0) / (lr.shape[-1] * lr.shape[-2]), preview=plan)
+                        masked_share=(y1 - y0) * (x1 - x0) / (lr.shape[-1] * lr.shape[-2]), preview=plan,
+                        psnr_y_target=p_ty)
 
 
 def speculative_render(req: RenderRequest, follows: RenderRequest, cache: OutputCache,
@@ -451,6 +457,8 @@ class ImageMetrics:
     effect: float | None        # the paper's gradient-map effect (MSE x 1000); None without a mask
     psnr_target: float | None   # dB against the image's ground truth, when it has one
     psnr_masked: float | None
+    psnr_y_target: float | None = None   # the same on the BT.601 luma (metrics.psnr_y)
+    psnr_y_masked: float | None = None
 
 
 def image_metrics(module: torch.nn.Module, params: dict | None, scale: int,
@@ -469,7 +477,9 @@ def image_metrics(module: torch.nn.Module, params: dict | None, scale: int,
         else:
             t, m = target_and_masked(module, params, scale, lr)
         effect = None if m is None else maps_effect(gradient_map(to_tensor(t)), gradient_map(to_tensor(m)))
-        has_gt = gt is not None and gt.shape == t.shape
-        rows.append(ImageMetrics(effect, psnr(t, gt) if gt is not None and has_gt else None,
-                                 psnr(m, gt) if gt is not None and has_gt and m is not None else None))
+        if gt is not None and gt.shape == t.shape:
+            rows.append(ImageMetrics(effect, psnr(t, gt), None if m is None else psnr(m, gt),
+                                     psnr_y(t, gt), None if m is None else psnr_y(m, gt)))
+        else:
+            rows.append(ImageMetrics(effect, None, None))
     return rows

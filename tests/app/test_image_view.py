@@ -142,6 +142,58 @@ def test_the_table_lists_every_images_effect_and_psnr_and_a_click_shows_the_imag
     qtbot.waitUntil(lambda: view.live.idle and view.table.task.idle, timeout=20000)
 
 
+def luma_psnr_by_hand(a, b):
+    """PSNR on the BT.601 luma Y = (65.481 R + 128.553 G + 24.966 B) / 255 (+ 16/255, which cancels)."""
+    w = np.array([65.481, 128.553, 24.966]) / 255.0
+    return psnr_by_hand(np.clip(a, 0, 1).astype(np.float64) @ w, np.clip(b, 0, 1).astype(np.float64) @ w)
+
+
+def test_psnr_on_luma_shows_in_the_metrics_line_and_the_table_and_is_kept(demo_window, make_window, qtbot):
+    w = demo_window
+    view, s = w.image_view, w.model.session
+    table = view.table
+    bar = view.lists.tabBar()
+    with qtbot.waitSignal(table.updated, timeout=60000):
+        qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
+    with qtbot.waitSignal(table.updated, timeout=60000):
+        w.model.set_top_mask("blur", 5.0)
+    qtbot.waitUntil(lambda: view.live.idle and view.result.preview is None, timeout=20000)
+    assert table.horizontalHeaderItem(2).text() == "PSNR target (dB)"
+    rgb_line = view.metrics.text()
+    view_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&View")
+    action = next(a for a in view_menu.actions() if a.text().replace("&", "") == "PSNR on luma (Y)")
+    assert action.isCheckable() and not action.isChecked()
+    action.trigger()                                        # View ▸ PSNR on luma (Y)
+    assert action.isChecked() and view.psnr_on_y
+    r = view.result
+    img = s.images[s.current]
+    target, masked = outputs_by_hand(w, img)
+    atol = forward_atol(s.target.module)
+    # outputs off by at most atol per value: |Δ psnr| <= 20/ln10 · atol / rmse (the luma's weights sum to 1)
+    rmse = np.sqrt(np.mean((target.astype(np.float64) - img.gt) ** 2))
+    y_t, y_m = luma_psnr_by_hand(target, img.gt), luma_psnr_by_hand(masked, img.gt)
+    assert r.psnr_y_target == pytest.approx(y_t, abs=10 * atol / rmse)
+    assert r.psnr_y_masked == pytest.approx(y_m, abs=10 * atol / rmse)
+    assert abs(y_t - psnr_by_hand(target, img.gt)) > 0.01   # (a different number from the RGB one)
+    line = view.metrics.text()
+    assert line != rgb_line
+    assert f"PSNR-Y target <b>{r.psnr_y_target:.2f} dB</b>" in line and f"masked <b>{r.psnr_y_masked:.2f} dB</b>" in line
+    assert [table.horizontalHeaderItem(c).text() for c in (2, 3)] == ["PSNR-Y target (dB)", "PSNR-Y masked (dB)"]
+    for row, im in enumerate(s.images):
+        t, m = outputs_by_hand(w, im)
+        got = table.rows[row]
+        assert got.psnr_y_target == pytest.approx(luma_psnr_by_hand(t, im.gt), abs=10 * atol / rmse)
+        assert got.psnr_y_masked == pytest.approx(luma_psnr_by_hand(m, im.gt), abs=10 * atol / rmse)
+        assert table.item(row, 2).text() == f"{got.psnr_y_target:.2f}"
+        assert table.item(row, 3).data(Qt.ItemDataRole.UserRole) == got.psnr_y_masked
+    w2 = make_window()                                      # the preference is kept
+    assert w2.psnr_y_action.isChecked() and w2.image_view.psnr_on_y
+    assert w2.image_view.table.horizontalHeaderItem(2).text() == "PSNR-Y target (dB)"
+    action.trigger()                                        # and back to RGB
+    assert view.metrics.text() == rgb_line and table.item(0, 2).text() == f"{table.rows[0].psnr_target:.2f}"
+    qtbot.waitUntil(lambda: view.live.idle and view.table.task.idle, timeout=20000)
+
+
 # -- montage ---------------------------------------------------------------------------------
 def test_the_montage_shows_input_target_and_masked_output_per_image(demo_window, qtbot, tmp_path, monkeypatch):
     w = demo_window
