@@ -258,6 +258,44 @@ def test_a_non_msrresnet_pair_with_three_degradations():
         assert key in result.strength[d] and len(line["interval"][d][key]) == 2
 
 
+def test_a_found_jpeg_reads_its_quality_from_the_image_not_the_curve(monkeypatch):
+    """Given a verdict that found the JPEG degradation, its quality comes from re-compressing the
+    image where the image shows it (core/prediction/jpeg_quality.py), else the curve's stays."""
+    import cv2
+    from faig_gui.core.resources import resources_dir
+    base, targ = make_pair("srvgg", {"num_feat": 4, "num_conv": 2, "scale": 2, "act_type": "prelu"})
+    n = sum(v.shape[0] * v.shape[1] for v in targ.state_dict.values() if v.ndim == 4)
+    degs = [parse_degradation(t) for t in ("grain=down,noise:0.05", "block=down,jpeg:40")]
+    rng = np.random.default_rng(5)
+    p = Predictor(base, targ, {d.name: rng.normal(size=n) for d in degs}, [smooth_hr(s) for s in range(2)], degs,
+                  PredictorConfig(proportion=20.0, seeds=1, levels=(0.5, 1.0)))
+    p.calibrate()
+    real = Calibration.judge
+    curve = {}
+
+    def found_block(self, evidence, reference=None, which="all"):
+        v = real(self, evidence, reference, which)
+        v.labels = ["block"]                     # as if the evidence had said so
+        v.strength["block"] = {"jpeg_quality": 3.0}   # a curve's poor reading, to be replaced or kept
+        v.interval["block"] = {"jpeg_quality": (1.0, 9.0)}
+        curve.update(v.strength["block"])
+        return v
+    monkeypatch.setattr(Calibration, "judge", found_block)
+    rgb = cv2.imread(str(resources_dir() / "calibration" / "astronaut_0.png"))   # (BGR, as OpenCV encodes)
+    ok, data = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 25])
+    jpg = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+    result = p.predict(jpg)
+    assert result.labels == ["block"] and curve == {"jpeg_quality": 3.0}
+    assert result.strength["block"]["jpeg_quality"] == 25
+    lo, hi = result.interval["block"]["jpeg_quality"]
+    assert lo <= 25 <= hi and hi - lo <= 2
+    assert result.to_json("x.jpg")["strength"]["block"]["jpeg_quality"] == 25
+    assert "block (JPEG quality ≈ 25 [25–25])" in result.describe()
+    never = rgb[..., ::-1].astype(np.float32) / 255                  # no JPEG: the curve's reading stays
+    kept = p.predict(never)
+    assert kept.strength["block"] == {"jpeg_quality": 3.0} and kept.interval["block"]["jpeg_quality"] == (1.0, 9.0)
+
+
 def test_classical_estimates_read_the_noise_level_and_blur():
     hr = smooth_hr(3, 128)
     clean = degrade(hr, 2, parse_degradation("clean=down"))

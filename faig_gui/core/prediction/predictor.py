@@ -18,6 +18,7 @@ from faig_gui.core.prediction.cache import cache_key_text, calibration_cache_dir
 from faig_gui.core.prediction.calibration import Calibration, Verdict
 from faig_gui.core.prediction.sampling import calibrate, definitions_of
 from faig_gui.core.prediction.config import Prediction, PredictorConfig
+from faig_gui.core.prediction.jpeg_quality import jpeg_quality_estimate
 from faig_gui.core.prediction.evidence import (CLASSICAL, DETAIL_VISIBLE, EvidenceModel, classical_estimates,
                                                evidence_tiles, tile_count, tile_median, tiles)
 from faig_gui.core.registry import LoadedModel
@@ -148,7 +149,22 @@ class Predictor:
             return values
 
         verdict = calibration.judge(ev, reference, which)
+        self._read_jpeg_quality(verdict, lr)
         return make_prediction(verdict, ev, self.names, note, time.perf_counter() - start)
+
+    def _read_jpeg_quality(self, verdict: Verdict, lr: torch.Tensor | np.ndarray) -> None:
+        """A found degradation's JPEG quality read from the image by re-compression, in place of
+        its calibration curve's reading, where the image shows one (core/prediction/jpeg_quality.py:
+        exact where the curve read quality 10 as 1.25-4.5)."""
+        jpegs = [d for d in verdict.labels if self.definitions[d].jpeg_quality]
+        if not jpegs:
+            return
+        found = jpeg_quality_estimate(_as_batch(lr))
+        if found is None:
+            return
+        for d in jpegs:
+            verdict.strength.setdefault(d, {})["jpeg_quality"] = found.quality
+            verdict.interval.setdefault(d, {})["jpeg_quality"] = found.interval
 
 
 def make_prediction(verdict: Verdict, evidence: Mapping[str, np.ndarray], names: Sequence[str], note: str = "",
