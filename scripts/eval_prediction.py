@@ -347,7 +347,13 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "error; held the same way, `hidden` in `--json`); the answer then lists the competing label sets.",
              "- Strength: the most level-sensitive evidence read back through its calibration curve, carried "
              "on past the strongest calibrated level (no saturation); the interval is the calibration's "
-             "spread at one level read through the same curve.",
+             "spread at one level read through the same curve. A found JPEG's quality is read from the "
+             "image itself where it shows it (core/prediction/jpeg_quality.py): re-compressed at each "
+             "quality, an image whose last step was a JPEG at quality Q comes back unchanged up to rounding "
+             "at Q alone (a *JPEG ghost*, Farid 2009; on its luma, on its 8 x 8 block grid, one textured "
+             "64² window); the interval is the qualities within one rounding step of that least change. "
+             "Without such a dip (never compressed, resized or noised after the JPEG) the curve's reading "
+             "stands.",
              f"- Tiles: an image that holds two {meta.get('tile', 32)}² tiles is judged from at most "
              f"{meta.get('tiles', 4)} tiles of {meta.get('tile', 32)}x{meta.get('tile', 32)} spread over "
              "the image's range of texture, from the most textured to the flattest non-empty one; a blur's "
