@@ -5,6 +5,8 @@ has its verdict (the first calibration of a pair takes minutes) the panel's pict
 
     xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python bench/demo_screenshot.py \\
         --demo srvgg3 --degradation blur --out docs/screenshot_srvgg3g.png
+    xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python bench/demo_screenshot.py --demo msrresnet \
+        --psnr-y --table --out docs/screenshot_psnr_y.png
     xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python bench/demo_screenshot.py --demo msrresnet \\
         --prediction --add resources/demo/heldout/noise/chelsea.png --out docs/prediction_panel.png
 
@@ -43,6 +45,8 @@ def main() -> int:
     p.add_argument("--wait", type=float, default=12.0, help="seconds for the renders to finish")
     p.add_argument("--prediction", action="store_true", help="save the Prediction panel once it has its verdicts")
     p.add_argument("--add", nargs="*", default=[], help="images to add to the Prediction panel")
+    p.add_argument("--psnr-y", action="store_true", help="View ▸ PSNR on luma (Y) on")
+    p.add_argument("--table", action="store_true", help="show the Effect / PSNR tab beside the thumbnails")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     tmp = tempfile.mkdtemp()
@@ -70,6 +74,10 @@ def main() -> int:
     masking.degradation.setCurrentText(args.degradation)
     settle(app, 0.5)
     masking.k_slider.setValue(round(args.percent * K_STEPS))
+    if args.psnr_y:
+        window.psnr_y_action.trigger()
+    if args.table:
+        window.image_view.lists.setCurrentIndex(1)
     settle(app, args.wait)
     if args.prediction:
         dock = window.prediction_dock

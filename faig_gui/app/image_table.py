@@ -49,7 +49,10 @@ class ImageTable(QTableWidget):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.verticalHeader().setVisible(False)
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in range(1, len(COLUMNS)):   # the numbers' columns as wide as their titles
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.setToolTip("Per image, target against masked output: the paper's gradient-map effect "
                         "(MSE ×1000) and, where the ground truth is known, the PSNR of both outputs")
         model.imagesChanged.connect(self._on_inputs_change)
