@@ -52,7 +52,7 @@ def to_rgb8(lr: torch.Tensor) -> np.ndarray:
     return (lr[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().double().numpy() * 255).round().astype(np.uint8)
 
 
-def grid_offsets(rgb8: np.ndarray, per_axis: int = 3) -> list[tuple[int, int]]:
+def grid_offsets(rgb8: np.ndarray, per_axis: int = 2) -> list[tuple[int, int]]:
     """Candidate (row, column) offsets of the first pixel of a block, likeliest first: per axis,
     the offsets where the jumps across block edges stand highest (a JPEG's blocks are coded
     apart, so their edges jump most; an image's own edges can outdo them, hence a few)."""
