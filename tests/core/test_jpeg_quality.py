@@ -67,3 +67,14 @@ def test_no_quality_where_there_was_no_jpeg_last(picture):
 def test_an_image_too_small_for_two_blocks_reads_nothing():
     jpg = compressed(natural("astronaut_0.png"), 10)[:12, :12]
     assert jpeg_quality_estimate(as_input(jpg)) is None
+
+
+def test_a_whole_photograph_is_read_from_its_centre_region():
+    from faig_gui.core.prediction.jpeg_quality import REGION
+    big = np.tile(natural("astronaut_0.png"), (10, 13, 1))[:1204, :1660]   # 1660 x 1204
+    found = jpeg_quality_estimate(as_input(compressed(big, 15)))
+    assert found is not None and found.quality == 15
+    # the region searched starts at the centre less half its side: its grid offset is the
+    # photograph's block grid seen from there
+    top, left = (1204 - REGION) // 2, (1660 - REGION) // 2
+    assert found.offset == ((8 - top % 8) % 8, (8 - left % 8) % 8)
