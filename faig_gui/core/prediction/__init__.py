@@ -3,8 +3,9 @@
 No classifier is trained: for each analysed degradation d the predictor measures evidence that
 comes from d's top-k % filters (:mod:`.evidence`), compares it with the same evidence measured on
 the analysis images' clean and degraded versions (:mod:`.calibration`), keeps that calibration in
-memory and on disk (:mod:`.cache`) and judges images with it (:mod:`.predictor`). The method and
-how it came to be: docs/prediction.md.
+memory and on disk (:mod:`.cache`) and judges images with it (:mod:`.predictor`); a found JPEG's
+quality is read from the image by re-compression (:mod:`.jpeg_quality`). The method and how it
+came to be: docs/prediction.md.
 """
 from faig_gui.core.prediction.cache import (CACHE_FORMAT, CACHE_KEEP, calibration_cache_dir, read_calibration,
                                             write_calibration)
