@@ -4,10 +4,11 @@
 An image whose last step was a JPEG at quality Q holds DCT coefficients that are multiples of
 Q's quantisation steps; compressed again at Q it comes back unchanged up to rounding, while any
 other quality moves it. So the mean squared change of a re-compression, as a function of the
-quality, drops to about zero at Q and nowhere else nearby. Measured here on the 8-bit image (as
-the JPEG decoder gave it), on its 8 x 8 block grid (found from where the block edges are, so a
-crop off the grid still reads), on one textured window: on the three-degradation pair the
-calibration curve read quality 10 as 1.25-4.5 (docs/prediction.md), this reads it exactly.
+quality, drops to about zero at Q and nowhere else nearby. Measured here on the 8-bit image's
+luma (as the JPEG decoder gave it), on its 8 x 8 block grid (found from where the block edges
+are, so a crop off the grid still reads), on one textured window: on the three-degradation pair
+the calibration curve's median reading of quality 10 was 1.25-22.6, this reads it exactly
+(docs/prediction.md; bench/bench_jpeg_quality.py).
 
 Nothing when the image holds no such dip (never compressed, resized or noised after the JPEG):
 the calibration curve's reading then stands. A classical estimate, no network: it comes beside
@@ -34,8 +35,9 @@ QUALITIES = np.arange(4, 101)
 ROUNDING = 1.0 / 12.0
 #: a dip: the change at a quality below this share of the least change two qualities either
 #: side. Along an image never compressed (or resized after its JPEG) the change falls smoothly
-#: with the quality, the ratio about 1 (0.63 at its lowest over 20 held-out crops); at the
-#: image's own quality it is 0.00-0.46 (docs/prediction.md)
+#: with the quality, the ratio about 1 (0.66 at its lowest over bench_jpeg_quality.py's 20
+#: held-out crops, the likeliest four block grids each); at the image's own quality (5-30) it
+#: was at most 0.37, median 0.05
 DIP = 0.5
 #: (levels²) added to both sides of the ratio: where the window is flat every quality changes
 #: it by a few hundredths of a level² and their ratios mean nothing; a rounding step's variance
