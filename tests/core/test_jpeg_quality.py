@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from faig_gui.core.prediction.jpeg_quality import grid_offsets, jpeg_quality_estimate
+from faig_gui.core.prediction.jpeg_quality import grey_of, grid_offsets, jpeg_quality_estimate
 from faig_gui.core.resources import resources_dir
 
 
@@ -44,7 +44,7 @@ def test_a_crop_off_the_block_grid_finds_the_grid_and_reads_the_same(dy, dx):
     crop = jpg[dy:, dx:]
     # the first whole block of the crop starts where the picture's next block did: the likeliest
     # grid by its edges (astronaut's own edges do not line up on another)
-    assert grid_offsets(crop)[0] == ((8 - dy) % 8, (8 - dx) % 8)
+    assert grid_offsets(grey_of(crop))[0] == ((8 - dy) % 8, (8 - dx) % 8)
     found = jpeg_quality_estimate(as_input(crop))
     assert found is not None and found.quality == 20
     assert found.offset == ((8 - dy) % 8, (8 - dx) % 8)

@@ -57,11 +57,15 @@ def to_rgb8(lr: torch.Tensor) -> np.ndarray:
     return (lr[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().double().numpy() * 255).round().astype(np.uint8)
 
 
-def grid_offsets(rgb8: np.ndarray, per_axis: int = 2) -> list[tuple[int, int]]:
-    """Candidate (row, column) offsets of the first pixel of a block, likeliest first: per axis,
-    the offsets where the jumps across block edges stand highest (a JPEG's blocks are coded
-    apart, so their edges jump most; an image's own edges can outdo them, hence a few)."""
-    grey = rgb8.astype(np.float64).mean(axis=2)
+def grey_of(rgb8: np.ndarray) -> np.ndarray:
+    return rgb8.astype(np.float64).mean(axis=2)
+
+
+def grid_offsets(grey: np.ndarray, per_axis: int = 2) -> list[tuple[int, int]]:
+    """Candidate (row, column) offsets of the first pixel of a block of the image whose grey
+    values are ``grey`` (:func:`grey_of`), likeliest first: per axis, the offsets where the jumps
+    across block edges stand highest (a JPEG's blocks are coded apart, so their edges jump most;
+    an image's own edges can outdo them, hence a few)."""
     ranked = []
     for axis in (0, 1):
         jumps = np.abs(np.diff(grey, axis=axis)).mean(axis=1 - axis)   # jump between i and i + 1
@@ -75,21 +79,26 @@ def grid_offsets(rgb8: np.ndarray, per_axis: int = 2) -> list[tuple[int, int]]:
     return [o for _, o in sorted(pairs)]
 
 
-def _window(rgb8: np.ndarray, offset: tuple[int, int], side: int, per_axis: int = 16) -> np.ndarray | None:
-    """The most textured side x side window on the block grid (None when none fits), among at
-    most ``per_axis``² positions (a summed-area table of the gradient: a whole photograph costs
-    one pass over its pixels)."""
-    dy, dx = offset
-    h, w = rgb8.shape[:2]
-    side = min(side, (h - dy) // 8 * 8, (w - dx) // 8 * 8)
-    if side < 16:
-        return None
-    grey = rgb8.astype(np.float64).mean(axis=2)
+def texture_table(grey: np.ndarray) -> np.ndarray:
+    """Summed-area table of the gradient's magnitude (|Δy| + |Δx|): any window's texture in O(1)."""
+    h, w = grey.shape
     energy = np.zeros((h, w))
     energy[:-1] += np.abs(np.diff(grey, axis=0))
     energy[:, :-1] += np.abs(np.diff(grey, axis=1))
     table = np.zeros((h + 1, w + 1))
     table[1:, 1:] = energy.cumsum(0).cumsum(1)
+    return table
+
+
+def _window(rgb8: np.ndarray, table: np.ndarray, offset: tuple[int, int], side: int,
+            per_axis: int = 16) -> np.ndarray | None:
+    """The most textured side x side window on the block grid (None when none fits), among at
+    most ``per_axis``² positions (``table``: :func:`texture_table` of the image)."""
+    dy, dx = offset
+    h, w = rgb8.shape[:2]
+    side = min(side, (h - dy) // 8 * 8, (w - dx) // 8 * 8)
+    if side < 16:
+        return None
 
     def starts(first: int, length: int) -> np.ndarray:
         span = length - side - first            # the last start is first + span
@@ -140,8 +149,10 @@ def jpeg_quality_estimate(lr: torch.Tensor, side: int = WINDOW) -> JpegQuality |
     h, w = lr.shape[-2:]
     top, left = max(0, (h - REGION) // 2), max(0, (w - REGION) // 2)
     rgb8 = to_rgb8(lr[..., top:top + REGION, left:left + REGION])   # (offsets are the region's)
-    for offset in grid_offsets(rgb8):   # the ghost itself tells the grid: no dip off it
-        window = _window(rgb8, offset, side)
+    grey = grey_of(rgb8)
+    table = texture_table(grey)
+    for offset in grid_offsets(grey):   # the ghost itself tells the grid: no dip off it
+        window = _window(rgb8, table, offset, side)
         if window is None:
             continue
         change = recompression_changes(luma8(window))
