@@ -105,7 +105,7 @@ class Predictor:
     def evidence(self, lr: torch.Tensor | np.ndarray) -> tuple[dict[str, np.ndarray], str]:
         """The image's evidence (kind -> (D,), the tiles' median; the self-referenced kinds are NaN: they depend
         on the verdict so far, see :meth:`predict`) and the tiling note."""
-        ev, _, note = self._measure(lr)
+        ev, _, note = self._measure(_as_batch(lr))
         return ev, note
 
     def tile_counts(self, count: int) -> list[int]:
@@ -113,8 +113,8 @@ class Predictor:
         evidence is taken from (:func:`evidence_tiles`)."""
         return [evidence_tiles(self.definitions[d], count, self.config.textured_share) for d in self.names]
 
-    def _measure(self, lr: torch.Tensor | np.ndarray):
-        x = _as_batch(lr)
+    def _measure(self, x: torch.Tensor):
+        """Evidence of the image ``x`` (1x3xHxW in [0, 1], :func:`_as_batch`'s)."""
         batch, note = tiles(x, self.config.tile, self.config.max_pixels)
         ev, measured = self.model.measure(batch, self.config.evidence)
         counts = self.tile_counts(batch.shape[0])
@@ -132,7 +132,8 @@ class Predictor:
         evaluation measures it without the classical estimates) or 'classical'."""
         calibration = self.calibrate()
         start = time.perf_counter()
-        ev, measured, note = self._measure(lr)
+        x = _as_batch(lr)
+        ev, measured, note = self._measure(x)
 
         def reference(d: str, found: Mapping[str, float]) -> dict[str, float]:
             others = [(self.definitions[o], f) for o, f in found.items()]
@@ -149,17 +150,17 @@ class Predictor:
             return values
 
         verdict = calibration.judge(ev, reference, which)
-        self._read_jpeg_quality(verdict, lr)
+        self._read_jpeg_quality(verdict, x)
         return make_prediction(verdict, ev, self.names, note, time.perf_counter() - start)
 
-    def _read_jpeg_quality(self, verdict: Verdict, lr: torch.Tensor | np.ndarray) -> None:
+    def _read_jpeg_quality(self, verdict: Verdict, x: torch.Tensor) -> None:
         """A found degradation's JPEG quality read from the image by re-compression, in place of
         its calibration curve's reading, where the image shows one (core/prediction/jpeg_quality.py:
-        exact where the curve read quality 10 as 1.25-4.5)."""
+        the curve's median reading of quality 10 was 1.25-22.6 on the three-degradation pair)."""
         jpegs = [d for d in verdict.labels if self.definitions[d].jpeg_quality]
         if not jpegs:
             return
-        found = jpeg_quality_estimate(_as_batch(lr))
+        found = jpeg_quality_estimate(x)
         if found is None:
             return
         for d in jpegs:
