@@ -142,10 +142,18 @@ def test_the_table_lists_every_images_effect_and_psnr_and_a_click_shows_the_imag
     qtbot.waitUntil(lambda: view.live.idle and view.table.task.idle, timeout=20000)
 
 
+LUMA = np.array([65.481, 128.553, 24.966]) / 255.0   # BT.601 Y (+ 16/255, which cancels in a difference)
+
+
 def luma_psnr_by_hand(a, b):
-    """PSNR on the BT.601 luma Y = (65.481 R + 128.553 G + 24.966 B) / 255 (+ 16/255, which cancels)."""
-    w = np.array([65.481, 128.553, 24.966]) / 255.0
-    return psnr_by_hand(np.clip(a, 0, 1).astype(np.float64) @ w, np.clip(b, 0, 1).astype(np.float64) @ w)
+    return psnr_by_hand(np.clip(a, 0, 1).astype(np.float64) @ LUMA, np.clip(b, 0, 1).astype(np.float64) @ LUMA)
+
+
+def luma_psnr_atol(a, gt, atol):
+    """Outputs off by at most ``atol`` per value move the luma by at most sum(LUMA) · atol, so
+    its PSNR by at most 20/ln10 · sum(LUMA) · atol / rmse_Y (first order), doubled for margin."""
+    rmse_y = np.sqrt(np.mean((np.clip(a, 0, 1).astype(np.float64) @ LUMA - gt.astype(np.float64) @ LUMA) ** 2))
+    return 2 * 20 / np.log(10) * LUMA.sum() * atol / rmse_y
 
 
 def test_psnr_on_luma_shows_in_the_metrics_line_and_the_table_and_is_kept(demo_window, make_window, qtbot):
@@ -169,11 +177,9 @@ def test_psnr_on_luma_shows_in_the_metrics_line_and_the_table_and_is_kept(demo_w
     img = s.images[s.current]
     target, masked = outputs_by_hand(w, img)
     atol = forward_atol(s.target.module)
-    # outputs off by at most atol per value: |Δ psnr| <= 20/ln10 · atol / rmse (the luma's weights sum to 1)
-    rmse = np.sqrt(np.mean((target.astype(np.float64) - img.gt) ** 2))
     y_t, y_m = luma_psnr_by_hand(target, img.gt), luma_psnr_by_hand(masked, img.gt)
-    assert r.psnr_y_target == pytest.approx(y_t, abs=10 * atol / rmse)
-    assert r.psnr_y_masked == pytest.approx(y_m, abs=10 * atol / rmse)
+    assert r.psnr_y_target == pytest.approx(y_t, abs=luma_psnr_atol(target, img.gt, atol))
+    assert r.psnr_y_masked == pytest.approx(y_m, abs=luma_psnr_atol(masked, img.gt, atol))
     assert abs(y_t - psnr_by_hand(target, img.gt)) > 0.01   # (a different number from the RGB one)
     line = view.metrics.text()
     assert line != rgb_line
@@ -182,8 +188,8 @@ def test_psnr_on_luma_shows_in_the_metrics_line_and_the_table_and_is_kept(demo_w
     for row, im in enumerate(s.images):
         t, m = outputs_by_hand(w, im)
         got = table.rows[row]
-        assert got.psnr_y_target == pytest.approx(luma_psnr_by_hand(t, im.gt), abs=10 * atol / rmse)
-        assert got.psnr_y_masked == pytest.approx(luma_psnr_by_hand(m, im.gt), abs=10 * atol / rmse)
+        assert got.psnr_y_target == pytest.approx(luma_psnr_by_hand(t, im.gt), abs=luma_psnr_atol(t, im.gt, atol))
+        assert got.psnr_y_masked == pytest.approx(luma_psnr_by_hand(m, im.gt), abs=luma_psnr_atol(m, im.gt, atol))
         assert table.item(row, 2).text() == f"{got.psnr_y_target:.2f}"
         assert table.item(row, 3).data(Qt.ItemDataRole.UserRole) == got.psnr_y_masked
     w2 = make_window()                                      # the preference is kept
