@@ -27,7 +27,7 @@ from faig_gui.core.errors import FaigError
 from faig_gui.core.filters import FilterIndex, top_indices
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
-from faig_gui.core.metrics import gradient_effect, psnr, psnr_y
+from faig_gui.core.metrics import gradient_effect, psnr_rgb_y
 from faig_gui.core.registry import LoadedModel, check_pair
 
 DEFAULT_METHODS = ("faig", "ig", "abs", "random")
@@ -160,8 +160,9 @@ def psnr_table(baseline: LoadedModel, target: LoadedModel, heldout: Sequence[Ana
             values, values_y = [], []
             for lr, img in zip(lrs, heldout):   # one output at a time: held-out images may be large
                 out = super_resolve(model.module, lr, model.scale, None, device)
-                values.append(psnr(out, img.hr, crop=model.scale))
-                values_y.append(psnr_y(out, img.hr, crop=model.scale))
+                p, p_y = psnr_rgb_y(out, img.hr, crop=model.scale)
+                values.append(p)
+                values_y.append(p_y)
             row[e], row_y[e] = float(np.mean(values)), float(np.mean(values_y))
         rgb[label], luma[label] = row, row_y
     return rgb, luma

@@ -23,7 +23,7 @@ from faig_gui.core.imageio import to_image, to_tensor
 from faig_gui.core.incremental import IncrementalForward
 from faig_gui.core.inference import super_resolve
 from faig_gui.core.masking import FilterMask, masked_state_dict
-from faig_gui.core.metrics import gradient_map, maps_effect, psnr, psnr_y
+from faig_gui.core.metrics import gradient_map, maps_effect, psnr_rgb_y
 from faig_gui.core.preview import (FAST_MACS_PER_S, PREVIEW_ABOVE_S, PREVIEW_BUDGET_S, Geometry, PreviewPlan, plan_preview,
                                    receptive_radius)
 from faig_gui.core.threads import AdaptiveThreads
@@ -187,8 +187,7 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
         target_img = to_image(target_out)
         grad_t_full = gradient_map(target_out)
         gt = req.gt if req.gt is not None and req.gt.shape == target_img.shape else None
-        p_t = None if gt is None else psnr(target_img, gt)
-        p_ty = None if gt is None else psnr_y(target_img, gt)
+        p_t, p_ty = (None, None) if gt is None else psnr_rgb_y(target_img, gt)
         enlarged = np.repeat(np.repeat(req.lr, s, axis=0), s, axis=1)
         cached = (lr, enlarged, target_out, target_img, grad_t_full, p_t, p_ty)
         cache.put(key, req.lr, cached)
@@ -220,8 +219,7 @@ def render(req: RenderRequest, cache: OutputCache, should_stop: Callable[[], boo
     effect = maps_effect(grad_t_full, grad_m_full) if grad_m_full is not None else None
     p_m = p_my = None
     if p_t is not None and masked_img is not None and req.gt is not None:   # (p_t is set only with gt)
-        p_m = p_t if unchanged else psnr(masked_img, req.gt)
-        p_my = p_ty if unchanged else psnr_y(masked_img, req.gt)
+        p_m, p_my = (p_t, p_ty) if unchanged else psnr_rgb_y(masked_img, req.gt)
     return RenderResult(req, enlarged, target_img, masked_img, grad_t, grad_m, effect, p_t, p_m,
                         time.perf_counter() - start, time.thread_time() - cpu, threads, time.perf_counter(),
                         masked_share=masked_share, psnr_y_target=p_ty, psnr_y_masked=p_my)
@@ -478,8 +476,9 @@ def image_metrics(module: torch.nn.Module, params: dict | None, scale: int,
             t, m = target_and_masked(module, params, scale, lr)
         effect = None if m is None else maps_effect(gradient_map(to_tensor(t)), gradient_map(to_tensor(m)))
         if gt is not None and gt.shape == t.shape:
-            rows.append(ImageMetrics(effect, psnr(t, gt), None if m is None else psnr(m, gt),
-                                     psnr_y(t, gt), None if m is None else psnr_y(m, gt)))
+            p_t, p_ty = psnr_rgb_y(t, gt)
+            p_m, p_my = (None, None) if m is None else psnr_rgb_y(m, gt)
+            rows.append(ImageMetrics(effect, p_t, p_m, p_ty, p_my))
         else:
             rows.append(ImageMetrics(effect, None, None))
     return rows

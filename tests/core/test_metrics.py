@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from faig_gui.core.metrics import gradient_effect, gradient_map, psnr, psnr_y
+from faig_gui.core.metrics import gradient_effect, gradient_map, psnr, psnr_rgb_y, psnr_y
 from tolerances import U32, effect_atol, gamma
 
 
@@ -89,3 +89,19 @@ def test_psnr_y_is_the_psnr_of_bt601_luma():
     # a grey error of 0.1 in every channel is 0.1 · 219/255 in the luma
     assert psnr_y(np.zeros((4, 4, 3)), np.full((4, 4, 3), 0.1)) == pytest.approx(
         -20 * math.log10(0.1 * 219 / 255), rel=1e-12)
+
+
+def test_psnr_rgb_y_gives_both_from_one_difference():
+    rng = np.random.default_rng(4)
+    a = rng.random((14, 9, 3))
+    b = np.clip(a + rng.normal(0, 0.03, a.shape), 0, 1)
+    b[0, 0] = 2.0                                  # (clipped, as psnr clips)
+    inner = slice(3, -3)
+    d = np.clip(a, 0, 1)[inner, inner] - np.clip(b, 0, 1)[inner, inner]
+    d_y = d @ (np.array([65.481, 128.553, 24.966]) / 255)
+    want = (10 * math.log10(1 / np.mean(d ** 2)), 10 * math.log10(1 / np.mean(d_y ** 2)))
+    for x, y in ((a, b), (to_nchw(a), to_nchw(b))):
+        got = psnr_rgb_y(x, y, crop=3)
+        assert got == pytest.approx(want, rel=1e-10)
+        assert got == (psnr(x, y, crop=3), psnr_y(x, y, crop=3))
+    assert psnr_rgb_y(a, a) == (math.inf, math.inf)
