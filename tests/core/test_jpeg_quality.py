@@ -38,6 +38,19 @@ def test_the_quality_a_picture_was_compressed_at_is_read_back(picture, quality):
     assert found.interval[0] <= quality <= found.interval[1] and found.offset == (0, 0)
 
 
+@pytest.mark.parametrize("subsampling", [0, 2])   # 4:4:4 and 4:2:0 chroma
+def test_another_encoder_with_either_chroma_is_read_the_same(subsampling):
+    """Pillow's encoder (scikit-image's dependency, as the tests'): the luma alone is compared, so
+    how the chroma was stored does not matter."""
+    import io
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(natural("rocket_0.png")).save(buf, "JPEG", quality=35, subsampling=subsampling)
+    jpg = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    found = jpeg_quality_estimate(as_input(jpg))
+    assert found is not None and found.quality == 35
+
+
 @pytest.mark.parametrize("dy,dx", [(3, 5), (7, 1)])
 def test_a_crop_off_the_block_grid_finds_the_grid_and_reads_the_same(dy, dx):
     jpg = compressed(natural("astronaut_0.png"), 20)
