@@ -275,7 +275,8 @@ def test_a_found_jpeg_reads_its_quality_from_the_image_not_the_curve(monkeypatch
 
     def found_block(self, evidence, reference=None, which="all"):
         v = real(self, evidence, reference, which)
-        v.labels = ["block"]                     # as if the evidence had said so
+        v.labels = ["block"]                     # as if the evidence had said so, and sure of it
+        v.scores, v.filters, v.classical = {"grain": 0.0, "block": 1.0}, {}, {}
         v.strength["block"] = {"jpeg_quality": 3.0}   # a curve's poor reading, to be replaced or kept
         v.interval["block"] = {"jpeg_quality": (1.0, 9.0)}
         curve.update(v.strength["block"])

@@ -98,3 +98,40 @@ def test_only_the_tiles_a_degradations_evidence_comes_from_are_measured_against_
     d, count, shapes = calls[0]
     expected = 4 if d == "blur" else 8                 # blur: the textured half; noise: all
     assert count == expected and all(s == (expected,) for s in shapes.values())
+
+
+def test_a_strength_next_to_a_doubtful_verdict_spans_the_reading_with_it_turned_over(monkeypatch):
+    """The point is the verdict's reading; the interval also holds the reading among the samples
+    with the doubtful other verdict turned over (from the evidence that does not depend on it)."""
+    p = _random_scores_predictor(2, seeds=1, levels=(0.5, 1.0), reference_tiles=8)
+    p.calibrate()
+    image = texture_left()[0].permute(1, 2, 0).numpy()
+    widened = p.predict(image)
+    monkeypatch.setattr(Predictor, "_widen_for_doubts", lambda *a: None)
+    plain = p.predict(image)
+    assert widened.labels == plain.labels and widened.scores == plain.scores and widened.doubts
+    assert widened.strength == plain.strength                  # the point stays
+    wider = 0
+    for d, params in plain.interval.items():
+        for key, (lo, hi) in params.items():
+            w_lo, w_hi = widened.interval[d][key]
+            assert w_lo <= lo and w_hi >= hi                     # it only grows
+            wider += (w_lo, w_hi) != (lo, hi)
+    assert wider, "some reading with a doubtful verdict turned over lies outside the verdict's interval"
+    # that reading, from the reported evidence through the calibration's public reading
+    from faig_gui.core.prediction import SELF_REFERENCED, strength_params
+    cal = p.calibration
+    for d in widened.labels:
+        n = p.names.index(d)
+        ev = {k: np.array([widened.estimates[k]] * len(p.names)) if k in widened.estimates else
+              np.array([widened.evidence.get(k, {}).get(name, np.nan) for name in p.names]) for k in cal.kinds}
+        for k in SELF_REFERENCED:
+            ev[k][n] = np.nan
+        for o in widened.doubts:
+            if o == d or d not in widened.interval:
+                continue
+            turned = {x: x in widened.labels for x in p.names if x != d}
+            turned[o] = not turned[o]
+            for key, value in strength_params(p.definitions[d], cal.factor(d, ev, turned)).items():
+                lo, hi = widened.interval[d][key]
+                assert lo - 1e-12 <= value <= hi + 1e-12
