@@ -347,7 +347,8 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "error; held the same way, `hidden` in `--json`); the answer then lists the competing label sets.",
              "- Strength: the most level-sensitive evidence read back through its calibration curve, carried "
              "on past the strongest calibrated level (no saturation); the interval is the calibration's "
-             "spread at one level read through the same curve. A found JPEG's quality is read from the "
+             "spread at one level read through the same curve, widened to hold the reading with any "
+             "doubtful other verdict turned over (the point stays the verdict's). A found JPEG's quality is read from the "
              "image itself where it shows it (core/prediction/jpeg_quality.py): re-compressed at each "
              "quality, an image whose last step was a JPEG at quality Q comes back unchanged up to rounding "
              "at Q alone (a *JPEG ghost*, Farid 2009; on its luma, on its 8 x 8 block grid, one textured "
