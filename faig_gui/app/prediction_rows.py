@@ -121,6 +121,7 @@ def verdict_html(p: Prediction) -> str:
     est = [f"noise σ ≈ {p.estimates['noise_estimate']:.3g}"] if "noise_estimate" in p.estimates else []
     est += [f"blur {p.estimates['blur_estimate']:.2f}"] if "blur_estimate" in p.estimates else []
     est += [f"detail slope {p.estimates['detail_slope']:.1f}"] if "detail_slope" in p.estimates else []
+    est += [f"spectral blur σ {p.estimates['spectral_blur']:.2f} px"] if "spectral_blur" in p.estimates else []
     if est:
         side.append("classical: " + ", ".join(est))
     if side:

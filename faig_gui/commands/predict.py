@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
                          f"blur {est['blur_estimate']:.2f}" if {"noise_estimate", "blur_estimate"} <= set(est) else "")
             if classical and "detail_slope" in est:
                 classical += f", detail slope {est['detail_slope']:.1f}"
+            if classical and "spectral_blur" in est:
+                classical += f", spectral blur σ {est['spectral_blur']:.2f} px"
             note = f"  [{result.note}]" if result.note else ""
             note += f"  [{result.hidden_note()}]" if result.hidden else ""
             print(f"{path}: {result.describe()}   ({conf}; confidence {result.confidence:.2f}){classical}{note}",

@@ -148,6 +148,11 @@ def test_the_panel_shows_an_unsure_verdict_as_such(qtbot):
     entry.prediction = make_prediction(cal.judge(agree), {**agree, "detail_slope": np.array([-2.34])}, ["noise"])
     w.show_entry(entry)
     assert "classical: noise σ ≈ 0.1, detail slope -2.3" in w.verdict.text()
+    # and the spectral blur, in LR pixels
+    entry.prediction = make_prediction(cal.judge(agree), {**agree, "detail_slope": np.array([-2.34]),
+                                                          "spectral_blur": np.array([1.117])}, ["noise"])
+    w.show_entry(entry)
+    assert "classical: noise σ ≈ 0.1, detail slope -2.3, spectral blur σ 1.12 px" in w.verdict.text()
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,3 +465,30 @@ def test_a_strength_reads_inside_its_interval_as_printed(point, low, high):
     value, _, rest = shown.partition(" [")
     lo, _, hi = rest.rstrip("]").partition("–")
     assert float(lo) <= float(value) <= float(hi), text
+
+
+def test_spectral_blur_reads_a_gaussian_blur_s_sigma_through_noise():
+    """The spectral blur is the σ of the Gaussian transfer exp(-2π²σ²f²) (in amplitude) that the
+    spectrum's bend shows. Blurs applied here as exactly that transfer to images whose amplitude
+    falls as 1/f: a blur of σ adds to what the sharp image reads (the rings' averaging and the
+    window bend its spectrum a little: 0.35-0.45 here) in quadrature, as two Gaussians do; white
+    noise of σ 0.1 is taken out before the fit. The tolerances are what three seeds of the
+    spectrum's random phases and amplitudes move it by."""
+    side = 128
+    f = np.sqrt(np.fft.fftfreq(side)[:, None] ** 2 + np.fft.fftfreq(side)[None] ** 2)
+
+    def read(x: np.ndarray) -> float:
+        return classical_estimates(torch.from_numpy(np.broadcast_to(x, (3, side, side)).copy())[None])["spectral_blur"]
+
+    for seed in range(3):
+        img = _power_law_image(side, seed)
+        noise = 0.1 * np.random.default_rng(seed + 10).standard_normal((3, side, side))
+        sharp = read(img)
+        assert 0.2 < sharp < 0.5
+        for sigma in (0.5, 1.0, 1.5, 2.0):
+            blurred = np.fft.ifft2(np.fft.fft2(img) * np.exp(-2 * math.pi ** 2 * sigma ** 2 * f ** 2)).real
+            expected = math.hypot(sigma, sharp)
+            assert read(blurred) == pytest.approx(expected, abs=0.08)
+            assert read(blurred + noise) == pytest.approx(expected, abs=0.25)
+    # flat grey under noise: nothing stands above the noise, no reading
+    assert read(0.5 + 0.1 * np.random.default_rng(5).standard_normal((3, side, side))) == 0.0

@@ -57,14 +57,15 @@ class _Stat:
         return self.sign * (float(_scaled(self.kind, value)) - self.mid) / self.scale
 
 
-#: kinds compared as they are (not in log): positions between two log values, and a share in [0, 1]
-AS_IS = (*SELF_REFERENCED, "blur_estimate", "detail_slope")
+#: kinds compared as they are (not in log): positions between two log values, a share in [0, 1], a
+#: log ratio (the detail slope) and a signed σ in pixels (the spectral blur)
+AS_IS = (*SELF_REFERENCED, "blur_estimate", "detail_slope", "spectral_blur")
 
 
 def _scaled(kind: str, values):
     """The scale an evidence is compared on: log for the ratios and energies, as is for the
     self-referenced kinds (already a position between two log values, may be negative) and the
-    classical blur estimate (a share)."""
+    classical blur estimates (:data:`AS_IS`)."""
     if kind in AS_IS:
         return np.asarray(values, dtype=np.float64)
     return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))

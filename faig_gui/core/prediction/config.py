@@ -15,7 +15,8 @@ class PredictorConfig:
     evidence: tuple[str, ...] = ("masking_effect", "relative_masking_effect", "change_response",
                                  "relative_change_response", "masking_effect_share", "change_response_share",
                                  "self_referenced_effect", "self_referenced_energy", "self_referenced_slope",
-                                 "noise_estimate", "blur_estimate", "detail_slope")
+                                 "noise_estimate", "blur_estimate", "detail_slope",
+                                 "spectral_blur")
     # above max_pixels, max_pixels // tile² tiles spread from the most textured to the flattest
     # (four 32² tiles cost what one 64² tile did: the 300 ms budget of a 256² drop)
     tile: int = 32                          # LR tile side for images above max_pixels
