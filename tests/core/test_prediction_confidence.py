@@ -492,3 +492,30 @@ def test_spectral_blur_reads_a_gaussian_blur_s_sigma_through_noise():
             assert read(blurred + noise) == pytest.approx(expected, abs=0.25)
     # flat grey under noise: nothing stands above the noise, no reading
     assert read(0.5 + 0.1 * np.random.default_rng(5).standard_normal((3, side, side))) == 0.0
+
+
+def test_the_spectral_blur_votes_on_a_blur_only_where_nothing_else_was_found():
+    """Blur and noise, three kinds: the noise estimate says noise, the spectral blur and the
+    detail slope say blur (both in every context). Where the noise was found the blur decision
+    does not take the spectral blur (its model of the image is content x blur + white noise, and
+    under noise it rests on a few rings): moving it from the sharp to the blurred samples' value
+    leaves the blur probability exactly where it was; without noise the same move turns it over."""
+    rng = np.random.default_rng(4)
+    samples = []
+    for k in range(400):
+        present = {**({"blur": 1.0} if k % 2 else {}), **({"noise": 1.0} if k % 4 >= 2 else {})}
+        samples.append(Sample(present, {
+            "noise_estimate": np.full(2, math.exp(rng.normal(2.0 if "noise" in present else -2.0, 0.3))),
+            "spectral_blur": np.full(2, rng.normal(1.1 if "blur" in present else 0.5, 0.1)),
+            "detail_slope": np.full(2, rng.normal(-1.0 if "blur" in present else 0.0, 1.0))}, image=k % 20))
+    definitions = {"blur": parse_degradation("blur=blur:2,down"), "noise": parse_degradation("noise=down,noise:0.1")}
+    cal = Calibration(["blur", "noise"], ("noise_estimate", "spectral_blur", "detail_slope"), samples, definitions)
+
+    def blur_probability(noisy: bool, spectral: float) -> float:
+        v = cal.judge({"noise_estimate": np.full(2, math.exp(2.0 if noisy else -2.0)),
+                       "spectral_blur": np.full(2, spectral), "detail_slope": np.full(2, -0.5)})
+        assert ("noise" in v.labels) == noisy
+        return v.scores["blur"]
+
+    assert blur_probability(False, 0.5) < 0.2 and blur_probability(False, 1.1) > 0.8
+    assert blur_probability(True, 0.5) == blur_probability(True, 1.1)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from faig_gui.core.degradations import Degradation
-from faig_gui.core.prediction.evidence import CLASSICAL, DETAIL_VISIBLE, SELF_REFERENCED
+from faig_gui.core.prediction.evidence import ALONE_ONLY, CLASSICAL, DETAIL_VISIBLE, SELF_REFERENCED
 from faig_gui.core.prediction.logistic import Logit, fit_logit
 
 
@@ -98,6 +98,8 @@ def _fit_stats(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
     for k in kinds:
         if k in SELF_REFERENCED and not complete:
             continue   # measured only once every other degradation was decided
+        if k in ALONE_ONLY and any(context.values()):
+            continue   # votes only where nothing else was found
         a = np.array([s.evidence[k][n] for s in pos], dtype=np.float64)
         b = np.array([s.evidence[k][n] for s in neg], dtype=np.float64)
         a, b = a[np.isfinite(a)], b[np.isfinite(b)]

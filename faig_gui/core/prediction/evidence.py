@@ -54,6 +54,11 @@ EVIDENCE = ("masking_effect", "relative_masking_effect", "change_response", "rel
 #: the classical no-reference estimates (:func:`classical_estimates`): of the whole image, the
 #: same for every degradation, no network pass
 CLASSICAL = ("noise_estimate", "blur_estimate", "detail_slope", "spectral_blur")
+#: kinds that vote only where no other degradation was found so far: the spectral blur models the
+#: image as content x a Gaussian blur + white noise; under noise its fit rests on the few rings
+#: that stand above the noise and on the assumed fall-off, and in the decision under noise it
+#: called noise-only inputs blur+noise more often (docs/prediction.md). Its strength curve stays.
+ALONE_ONLY = ("spectral_blur",)
 #: :func:`classical_estimates`' guard (not an evidence kind): how far the image's detail
 #: stands above its noise, which says whether a blur can be read at all
 DETAIL_VISIBLE = "detail_above_noise"
