@@ -310,7 +310,7 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "(clean, or any set of the analysed degradations), a calibrated probability per degradation, "
              "the verdict's confidence, an explicit *unsure* answer with the label sets in question, and a "
              "strength estimate with an interval. The evidence comes from the target's own discriminative "
-             "filters (the top k % of the FAIG scores); three classical no-reference estimates are shown "
+             "filters (the top k % of the FAIG scores); four classical no-reference estimates are shown "
              "beside it and vote with it. How (faig_gui/core/prediction/):", "",
              "- Evidence per degradation d, from d's top filters: the masking effect (gradient-map effect "
              "between the target's output and the output with d's filters replaced by the baseline's), the "
@@ -323,7 +323,12 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "a 9-tap box blur), and the detail slope (the log of the power left above that noise in the middle "
              "frequency band, 0.18-0.32 cycles per pixel, over that in the low band, 0.04-0.12: a blur lowers "
              "it, white noise does not, so it reads blur under noise where the re-blur measure reads the "
-             "noise). `predict --json` gives them (`estimates`) and what they alone say "
+             "noise), and the spectral blur (the Gaussian σ, in LR pixels, of a fit of the ring-averaged "
+             "power above that noise, 0.03-0.45 cycles per pixel, by a power law, the content's own "
+             "fall-off, times a Gaussian blur's transfer: a power law is straight in log frequency, a blur "
+             "bends it down, so the content's softness and the blur's size separate; it votes only where "
+             "no other degradation was found, and its strength curve reads the blur σ). "
+             "`predict --json` gives them (`estimates`) and what they alone say "
              "(`classical`) beside what the filters alone say (`filters`).",
              f"- Calibration, automatic and cached (`~/.cache/faig-gui/calibration`): {meta['calibration_images']} HR "
              "crops: the bundled diverse content (resources/calibration, two crops each of "
