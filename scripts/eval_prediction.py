@@ -320,14 +320,15 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "with d, and where the input lies between the two (the content cancels).",
              "- Classical estimates of the whole image (no network): noise σ from the robust MAD of "
              "Immerkær's high-pass residual, a re-blur measure (the share of the gradient that survives "
-             "a 9-tap box blur), and the detail slope (the log of the power left above that noise in the middle "
+             "a 9-tap box blur), the detail slope (the log of the power left above that noise in the middle "
              "frequency band, 0.18-0.32 cycles per pixel, over that in the low band, 0.04-0.12: a blur lowers "
              "it, white noise does not, so it reads blur under noise where the re-blur measure reads the "
              "noise), and the spectral blur (the Gaussian σ, in LR pixels, of a fit of the ring-averaged "
              "power above that noise, 0.03-0.45 cycles per pixel, by a power law, the content's own "
              "fall-off, times a Gaussian blur's transfer: a power law is straight in log frequency, a blur "
              "bends it down, so the content's softness and the blur's size separate; it votes only where "
-             "no other degradation was found, and its strength curve reads the blur σ). "
+             "no other degradation was found, and where it is the blur's most level-sensitive kind, as on the "
+             "demo pair without noise, its calibration curve reads the blur σ). "
              "`predict --json` gives them (`estimates`) and what they alone say "
              "(`classical`) beside what the filters alone say (`filters`).",
              f"- Calibration, automatic and cached (`~/.cache/faig-gui/calibration`): {meta['calibration_images']} HR "
