@@ -118,12 +118,8 @@ def verdict_html(p: Prediction) -> str:
     side = []
     if p.filters:
         side.append("filters: " + ", ".join(f"{d} {v:.2f}" for d, v in p.filters.items()))
-    est = [f"noise σ ≈ {p.estimates['noise_estimate']:.3g}"] if "noise_estimate" in p.estimates else []
-    est += [f"blur {p.estimates['blur_estimate']:.2f}"] if "blur_estimate" in p.estimates else []
-    est += [f"detail slope {p.estimates['detail_slope']:.1f}"] if "detail_slope" in p.estimates else []
-    est += [f"spectral blur σ {p.estimates['spectral_blur']:.2f} px"] if "spectral_blur" in p.estimates else []
-    if est:
-        side.append("classical: " + ", ".join(est))
+    if est := p.classical_note():
+        side.append("classical: " + est)
     if side:
         text += "<br><span style='color:gray'>" + html.escape(" · ".join(side)) + "</span>"
     if p.outside:   # why it is unsure: evidence the calibration never held

@@ -141,13 +141,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({**result.to_json(str(path)), "threads": threads}), flush=True)
         else:
             conf = "  ".join(f"{d} {v:.2f}" for d, v in result.scores.items())
-            est = result.estimates
-            classical = (f"  classical: noise σ ≈ {est['noise_estimate']:.3g}, "
-                         f"blur {est['blur_estimate']:.2f}" if {"noise_estimate", "blur_estimate"} <= set(est) else "")
-            if classical and "detail_slope" in est:
-                classical += f", detail slope {est['detail_slope']:.1f}"
-            if classical and "spectral_blur" in est:
-                classical += f", spectral blur σ {est['spectral_blur']:.2f} px"
+            # (as before: only with the noise and re-blur estimates, the two every pair measures)
+            classical = (f"  classical: {result.classical_note()}"
+                         if {"noise_estimate", "blur_estimate"} <= set(result.estimates) else "")
             note = f"  [{result.note}]" if result.note else ""
             note += f"  [{result.hidden_note()}]" if result.hidden else ""
             print(f"{path}: {result.describe()}   ({conf}; confidence {result.confidence:.2f}){classical}{note}",

@@ -98,6 +98,13 @@ class Prediction:
             text = f"unsure: {text}" + (f", or {' or '.join(others)}" if others else "")
         return text
 
+    def classical_note(self) -> str:
+        """The classical estimates in words, those measured ('' when none is), as the panel and
+        ``predict`` show them: 'noise σ ≈ 0.101, blur 0.17, detail slope -4.1, spectral blur σ 0.98 px'."""
+        shown = (("noise_estimate", "noise σ ≈ {:.3g}"), ("blur_estimate", "blur {:.2f}"),
+                 ("detail_slope", "detail slope {:.1f}"), ("spectral_blur", "spectral blur σ {:.2f} px"))
+        return ", ".join(form.format(self.estimates[k]) for k, form in shown if k in self.estimates)
+
     def hidden_note(self) -> str:
         """Why the blurs in :attr:`hidden` are unsure, in words ('' when none is)."""
         if not self.hidden:
