@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faig_gui.core.prediction import Prediction
+from faig_gui.core.prediction import INTERVAL_COVERAGE, Prediction
 
 THUMB = 56
 #: a degradation is predicted present when its confidence passes this (calibration.decide: z > 0,
@@ -180,6 +180,9 @@ class EntryWidget(QFrame):
             self.verdict.setText("<i>predicting…</i>")
         else:
             self.verdict.setText(verdict_html(p))
+            self.verdict.setToolTip(
+                f"[low–high]: where the strength lies for {100 * INTERVAL_COVERAGE:.0f} % of images with this "
+                "evidence (the calibration's spread at one level)" if p.interval else "")
             self.setToolTip("Evidence: " + "; ".join(
                 f"{kind} " + ", ".join(f"{d} {v:.3g}" for d, v in vals.items()) for kind, vals in p.evidence.items()))
         for d, bar in self.bars.items():

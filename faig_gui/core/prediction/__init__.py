@@ -9,7 +9,7 @@ came to be: docs/prediction.md.
 """
 from faig_gui.core.prediction.cache import (CACHE_FORMAT, CACHE_KEEP, calibration_cache_dir, read_calibration,
                                             write_calibration)
-from faig_gui.core.prediction.calibration import (UNSURE_HIGH, UNSURE_LOW, Calibration, Sample, Verdict,
+from faig_gui.core.prediction.calibration import (INTERVAL_COVERAGE, UNSURE_HIGH, UNSURE_LOW, Calibration, Sample, Verdict,
                                                   strength_params)
 from faig_gui.core.prediction.config import Prediction, PredictorConfig
 from faig_gui.core.prediction.evidence import (CLASSICAL, CLEAN, EVIDENCE, PROBE_STEP, REFERENCE_SEED,
@@ -19,7 +19,7 @@ from faig_gui.core.prediction.sampling import calibrate, calibration_plan
 from faig_gui.core.prediction.logistic import reliability
 from faig_gui.core.prediction.predictor import _CALIBRATIONS, Predictor, make_prediction
 
-__all__ = ["CLASSICAL", "UNSURE_HIGH", "UNSURE_LOW", "Verdict", "classical_estimates", "make_prediction",
+__all__ = ["CLASSICAL", "INTERVAL_COVERAGE", "UNSURE_HIGH", "UNSURE_LOW", "Verdict", "classical_estimates", "make_prediction",
            "reliability", "CACHE_FORMAT", "CACHE_KEEP", "CLEAN", "EVIDENCE", "PROBE_STEP", "REFERENCE_SEED", "SELF_REFERENCED",
            "Calibration", "EvidenceModel", "Prediction", "Predictor", "PredictorConfig", "Sample", "calibrate",
            "calibration_cache_dir", "calibration_plan", "combine", "read_calibration", "strength_params", "tiles",

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass, field
 
 from faig_gui.core.errors import FaigError
+from faig_gui.core.prediction.calibration import INTERVAL_COVERAGE
 from faig_gui.core.prediction.evidence import CLEAN, DETAIL_VISIBLE, EVIDENCE
 
 
@@ -122,6 +123,7 @@ class Prediction:
                 "strength": {d: {k: round(v, 4) for k, v in s.items()} for d, s in self.strength.items()},
                 "interval": {d: {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in s.items()}
                              for d, s in self.interval.items()},
+                "interval_coverage": INTERVAL_COVERAGE,
                 "filters": {d: round(v, 4) for d, v in self.filters.items()},
                 "classical": {d: round(v, 4) for d, v in self.classical.items()},
                 "estimates": {k: round(v, 5) for k, v in self.estimates.items()},
