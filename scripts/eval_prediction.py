@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from faig_gui.core.degradations import Degradation, degrade, jpeg, seeded_generator  # noqa: E402
 from faig_gui.core.errors import FaigError  # noqa: E402
 from faig_gui.core.prediction import Predictor  # noqa: E402
+from faig_gui.core.prediction.calibration import INTERVAL_COVERAGE  # noqa: E402
 from faig_gui.core.prediction.logistic import reliability  # noqa: E402
 from build_demo import skimage_picture  # noqa: E402
 from make_calibration_set import CALIBRATION, HELDOUT  # noqa: E402
@@ -69,7 +70,7 @@ def run_class(predictor: Predictor, crops: list[torch.Tensor], degradation: Degr
     verdict is appended to ``records`` as a dict (class ``name``, held-out picture, truth, labels,
     probabilities, confidence, ...). ``crops`` are :func:`heldout_crops`' (picture by picture)."""
     correct, errors, times, per_label = 0, {}, [], {d: 0 for d in predictor.names}
-    inside = []
+    inside, widths = [], []
     for n, hr in enumerate(crops):
         lr = degrade(hr, predictor.model.target.scale, degradation, seeded_generator(seed * 100003 + n))
         if quality is not None:
@@ -88,7 +89,7 @@ def run_class(predictor: Predictor, crops: list[torch.Tensor], degradation: Degr
                             "truth": sorted(truth), "labels": list(result.labels), "scores": dict(result.scores),
                             "confidence": result.confidence, "unsure": result.unsure,
                             "filters_right": filters_labels == truth if result.filters else None,
-                            "tiles": result.tiles})
+                            "tiles": result.tiles, "spectral_blur": result.estimates.get("spectral_blur")})
         for d, params in result.strength.items():
             if d not in truth:
                 continue
@@ -98,11 +99,13 @@ def run_class(predictor: Predictor, crops: list[torch.Tensor], degradation: Degr
                     errors.setdefault(key, []).append((est, true))
                     lo, hi = result.interval.get(d, {}).get(key, (float("nan"), float("nan")))
                     inside.append(lo <= true <= hi)
+                    widths.append((hi - lo) / true)
     out = {"n": len(crops), "accuracy": correct / len(crops),
            "labelled": {d: c / len(crops) for d, c in per_label.items()},
            "ms_per_image": 1000 * float(np.median(times))}
     if inside:
         out["interval_holds"] = float(np.mean(inside))
+        out["interval_rel_width"] = float(np.median(widths))   # (high - low) / true, every parameter
     for key, pairs in errors.items():
         est, true = np.array(pairs).T
         out[f"{key}_median_estimate"] = float(np.median(est))
@@ -178,6 +181,12 @@ def evaluate(predictor: Predictor, draws: list[list[torch.Tensor]], seed: int, s
     report["pooled_paper"] = pooled(records[:n_paper], predictor.names)
     report["pooled_all"] = pooled(records, predictor.names)
     report["per_picture"] = per_picture(records[:n_paper])
+    softness = native_softness(records[:n_paper])
+    if softness:
+        report["softness"] = softness
+        if softness["soft"]:   # the pooled figures again without the natively soft pictures
+            report["pooled_paper_sharp"] = pooled([r for r in records[:n_paper] if r["picture"] not in softness["soft"]],
+                                                  predictor.names)
     report["records"] = records
     return report
 
@@ -191,6 +200,25 @@ def per_picture(records: list[dict]) -> dict:
     return out
 
 
+def native_softness(records: list[dict]) -> dict:
+    """How soft each held-out picture is as shipped: the median spectral blur (LR px) of its clean
+    crops, against the median over every picture of the crops blurred at the paper's level (class
+    'blur'). A picture whose clean crops read at least that is as soft as a blurred one before any
+    blur is added (a band-limited picture: a microscope's, an out-of-focus photograph's), so the
+    'clean' truth and the image disagree there. {'blurred': median, 'pictures': {picture: median},
+    'soft': [pictures]}; empty when the records carry no spectral blur (an older run's JSON)."""
+    def median(rows):
+        v = [r["spectral_blur"] for r in rows if r.get("spectral_blur") is not None]
+        return float(np.median(v)) if v else None
+
+    blurred = median([r for r in records if r["class"] == "blur"])
+    pictures = {p: median([r for r in records if r["class"] == "clean" and r["picture"] == p])
+                for p in dict.fromkeys(r["picture"] for r in records)}
+    if blurred is None or any(v is None for v in pictures.values()):
+        return {}
+    return {"blurred": blurred, "pictures": pictures, "soft": [p for p, v in pictures.items() if v >= blurred]}
+
+
 def merge(runs: list[dict]) -> dict:
     """One class's runs over several draws as one (counts added, medians over the draws' medians)."""
     n = sum(r["n"] for r in runs)
@@ -198,7 +226,7 @@ def merge(runs: list[dict]) -> dict:
            "labelled": {d: sum(r["labelled"][d] * r["n"] for r in runs) / n for d in runs[0]["labelled"]},
            "ms_per_image": float(np.median([r["ms_per_image"] for r in runs]))}
     for key in runs[0]:
-        if key.endswith(("_estimate", "_error")) or key == "interval_holds":
+        if key.endswith(("_estimate", "_error")) or key in ("interval_holds", "interval_rel_width"):
             vals = [r[key] for r in runs if key in r]
             out[key] = float(np.median(vals))
     return out
@@ -352,8 +380,9 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "middle band, about a tenth of its low band's, would then lie within the noise estimate's "
              "error; held the same way, `hidden` in `--json`); the answer then lists the competing label sets.",
              "- Strength: the most level-sensitive evidence read back through its calibration curve, carried "
-             "on past the strongest calibrated level (no saturation); the interval is the calibration's "
-             "spread at one level read through the same curve, widened to hold the reading with any "
+             "on past the strongest calibrated level (no saturation); the interval, meant to hold the strength "
+             f"of {100 * INTERVAL_COVERAGE:.0f} % of images, is the central {100 * INTERVAL_COVERAGE:.0f} % of the "
+             "calibration's evidence at one level read through the same curve, widened to hold the reading with any "
              "doubtful other verdict turned over (the point stays the verdict's). A found JPEG's quality is read from the "
              "image itself where it shows it (core/prediction/jpeg_quality.py): re-compressed at each "
              "quality, an image whose last step was a JPEG at quality Q comes back unchanged up to rounding "
@@ -380,14 +409,14 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              f"the sweeps use the first draw", "",
              "## At the paper's levels (blur σ 2, noise σ 0.1), pooled over the draws", "",
              "| true degradation | n | exact label | labelled blur | labelled noise | strength estimate (median) "
-             "| median abs. error | interval holds the truth |",
+             f"| median abs. error | {100 * INTERVAL_COVERAGE:.0f} % interval holds the truth (its median width / truth) |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in report["paper"].items():
         est = "; ".join(f"{k.split('_')[0]} σ {r[k]:.3g}" for k in r if k.endswith("_median_estimate"))
         err = "; ".join(f"{r[k]:.3g}" for k in r if k.endswith("_median_abs_error"))
         lines.append(f"| {name} | {r['n']} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
                      f"{pct(r['labelled'].get('noise', 0))} | {est or '–'} | {err or '–'} | "
-                     f"{pct(r.get('interval_holds', float('nan')))} |")
+                     f"{_holds(r, pct)} |")
     lines += ["", "## Confidence", "",
               "| | paper levels and clean JPEGs | every input (sweeps too) |", "|---|---|---|",
               f"| inputs | {pp['n']} | {pa['n']} |",
@@ -403,22 +432,29 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
               f"![reliability diagram]({reliability_name})", ""]
     if report.get("per_picture"):
         classes = list(report["paper"])
+        soft = report.get("softness", {})
         lines += ["## Per held-out picture (paper levels and clean JPEGs, pooled over the draws)", "",
-                  "| picture | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+                  "| picture | " + " | ".join(classes) + (" | clean crops' spectral blur (LR px, median) |" if soft else " |"),
+                  "|---" * (len(classes) + 1 + bool(soft)) + "|"]
         for picture, row in report["per_picture"].items():
             cells = [f"{row[c][0]}/{row[c][1]}" if c in row else "–" for c in classes]
+            if soft:
+                cells.append(f"{soft['pictures'][picture]:.2f}")
             lines.append(f"| {picture} | " + " | ".join(cells) + " |")
         lines.append("")
+        if soft:
+            lines += _softness_lines(report, classes, pct)
     for sweep, key, title in (("blur_sweep", "blur_sigma", "blur σ (alone)"),
                               ("noise_sweep", "noise_sigma", "noise σ (alone)")):
         lines += ["", f"## Against {title}", "",
-                  "| σ | n | exact label | strength estimate (median) | median abs. error | median rel. error | interval holds |",
+                  "| σ | n | exact label | strength estimate (median) | median abs. error | median rel. error "
+                  f"| {100 * INTERVAL_COVERAGE:.0f} % interval holds (width / truth) |",
                   "|---|---|---|---|---|---|---|"]
         for s, r in report[sweep].items():
             lines.append(f"| {s} | {r['n']} | {pct(r['accuracy'])} | {r.get(key + '_median_estimate', float('nan')):.3g} | "
                          f"{r.get(key + '_median_abs_error', float('nan')):.3g} | "
                          f"{pct(r.get(key + '_median_rel_error', float('nan')))} | "
-                         f"{pct(r.get('interval_holds', float('nan')))} |")
+                         f"{_holds(r, pct)} |")
     lines += ["", "## Blur + noise, one of them swept (the other at the paper level)", "",
               "| setting | n | exact label | labelled blur | labelled noise |", "|---|---|---|---|---|"]
     for s, r in report["blur+noise_sweep"].items():
@@ -440,6 +476,39 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
                   "computed once per pair, scores and proportion, and cached; computing it took "
                   f"{meta['calibration_seconds']:.0f} s here.", ""]
     return "\n".join(lines)
+
+
+def _holds(row: dict, pct) -> str:
+    """'85 % (24 %)': how often the strength interval held the truth, and its median width over the truth."""
+    holds = pct(row.get("interval_holds", float("nan")))
+    return holds + (f" ({pct(row['interval_rel_width'])})" if "interval_rel_width" in row else "")
+
+
+def _softness_lines(report: dict, classes: list[str], pct) -> list[str]:
+    """The natively soft pictures (:func:`native_softness`), and the paper-level figures without them."""
+    soft = report["softness"]
+    lines = [f"The crops blurred at the paper's level (class blur) read a spectral blur of {soft['blurred']:.2f} LR px "
+             "(median over every picture). A picture whose *clean* crops read at least that is as soft as a "
+             "blurred picture before any blur is added: "
+             + (", ".join(f"{p} ({soft['pictures'][p]:.2f})" for p in soft["soft"]) if soft["soft"] else "none here")
+             + "."]
+    sharp = report.get("pooled_paper_sharp")
+    if not soft["soft"] or sharp is None:
+        return lines + [""]
+    counts = {c: [0, 0] for c in classes}
+    for picture, row in report["per_picture"].items():
+        if picture in soft["soft"]:
+            continue
+        for c, (right, n) in row.items():
+            counts[c][0] += right
+            counts[c][1] += n
+    lines += ["Its clean, clean-JPEG and noise-only crops hold no added blur, yet the picture itself is "
+              "band-limited; the same figures without it:", "",
+              "| without " + ", ".join(soft["soft"]) + " | " + " | ".join(classes)
+              + " | confident errors | ECE |", "|---" * (len(classes) + 3) + "|",
+              "| exact label | " + " | ".join(pct(r / n) if n else "–" for r, n in counts.values())
+              + f" | {pct(sharp['confident_errors'], 1)} | {sharp['ece']:.3f} |", ""]
+    return lines
 
 
 def time_256(predictor: Predictor, repeats: int = 5) -> dict:
