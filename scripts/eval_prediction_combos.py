@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from build_demo import PAIRS, SHIPPED_SRVGG  # noqa: E402
 from eval_prediction import heldout_crops, run_class  # noqa: E402
 from faig_gui.core.degradations import Degradation, Step  # noqa: E402
+from faig_gui.core.prediction.calibration import INTERVAL_COVERAGE  # noqa: E402
 
 BEGIN, END = "<!-- prediction-combos:begin -->", "<!-- prediction-combos:end -->"
 
@@ -99,6 +100,18 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _strengths(res: dict) -> str:
+    """'blur σ 2.1 (0.30); JPEG quality 10 (0)': each strength parameter's median reading over the
+    crops where its degradation was found, and the median absolute error."""
+    parts = []
+    for key in res:
+        if key.endswith("_median_estimate"):
+            param = key[:-len("_median_estimate")]
+            shown = param.replace("_sigma", " σ").replace("jpeg_quality", "JPEG quality")
+            parts.append(f"{shown} {res[key]:.3g} ({res.get(param + '_median_abs_error', float('nan')):.2g})")
+    return "; ".join(parts) or "–"
+
+
 def write_docs(report: dict, docs: Path, json_path: Path) -> None:
     names = [s.partition("=")[0] for s in report["degradations"]]
     lines = [BEGIN, "", f"## Prediction with {len(names)} degradations: the `{report['demo']}` demo pair", "",
@@ -106,11 +119,14 @@ def write_docs(report: dict, docs: Path, json_path: Path) -> None:
              f"{report['crops']} held-out crops of {report['side']}² per label combination, top "
              f"{report['proportion']:g} % filters per degradation ({', '.join(report['degradations'])}); "
              "a crop counts as right when the predicted set equals the true set exactly.", "",
-             "| true labels | pipeline | exact-label accuracy | " + " | ".join(f"labelled {n}" for n in names) + " |",
-             "|---|---|---|" + "---|" * len(names)]
+             "| true labels | pipeline | exact-label accuracy | " + " | ".join(f"labelled {n}" for n in names)
+             + f" | strength read where found (median; abs. error) | {100 * INTERVAL_COVERAGE:.0f} % interval holds |",
+             "|---|---|---|" + "---|" * (len(names) + 2)]
     for name, res in report["combos"].items():
         cells = [name, f"`{res['pipeline']}`", f"{res['accuracy']:.2f}"] + \
-            [f"{res['labelled'].get(n, 0):.2f}" for n in names]
+            [f"{res['labelled'].get(n, 0):.2f}" for n in names] + [_strengths(res)]
+        holds = res.get("interval_holds")
+        cells.append("–" if holds is None else f"{holds:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", END]
     text = docs.read_text() if docs.exists() else ""

@@ -2,6 +2,7 @@
 command line's thread choice, and any architecture with more than two degradations."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -553,3 +554,39 @@ def test_the_strength_interval_holds_the_truth_for_its_stated_share_of_images(qt
     assert f"[{0.1 * lo:.3g}–{0.1 * hi:.3g}]" in w.verdict.text()      # noise σ 0.1 at factor 1
     assert "80 % of images" in w.verdict.toolTip()
     assert json.loads(json.dumps(make_prediction(cal.judge(ev), ev, ["noise"]).to_json("x")))["interval_coverage"] == 0.8
+
+
+def test_a_context_with_one_level_borrows_the_curve_that_reads_its_own_samples():
+    """With three degradations the calibration varies noise's level alone and with both others,
+    so 'noise with blur, without JPEG' holds noise at the analysed level only and has no curve of
+    its own. Here the change response reads noise's level but JPEG raises it by 1 (log units),
+    and the noise estimate reads it unmoved (less steeply above the analysed level, so the most
+    level-sensitive kind over every sample is the change response). Over every sample (the old fallback) half the
+    samples at each level hold JPEG, so that curve reads a noisy, blurred image without JPEG as
+    about e^-0.5 of its level; the borrowed curve, chosen by how it reads that context's own
+    samples, reads it right."""
+    rng = np.random.default_rng(3)
+    names = ["noise", "blur", "jpeg"]
+    definitions = {d: parse_degradation(d) for d in names}
+
+    def sample(present: dict, image: int) -> Sample:
+        level = math.log(present.get("noise", 0.25))
+        cr = level + (1.0 if "jpeg" in present else 0.0) + rng.normal(0, 0.05)
+        ne = 0.1 * math.exp(min(level, level / 2) + rng.normal(0, 0.05))   # monotone, less steep above 1
+        # the other degradations' evidence: anything level-free
+        return Sample(present, {"change_response": np.full(3, math.exp(cr)), "noise_estimate": np.full(3, ne)}, image)
+
+    plan = [{d: 1.0 for d in sub} for k in range(4) for sub in itertools.combinations(names, k)]
+    plan += [{"noise": f} for f in (0.5, 2.0)] + [{"noise": f, "blur": 1.0, "jpeg": 1.0} for f in (0.5, 2.0)]
+    samples = [sample(present, image) for image in range(12) for present in plan]
+    cal = Calibration(names, ("change_response", "noise_estimate"), samples, definitions)
+    context = {"blur": True, "jpeg": False}
+    image = {"change_response": np.full(3, math.exp(0.0)), "noise_estimate": np.full(3, 0.1)}   # noise at level 1
+    pooled = cal.curve("noise", {})
+    old = pooled.factor(float(image[pooled.kind][0]))
+    assert abs(math.log(old)) > 0.3, (pooled.kind, old)      # what the fallback over every sample read
+    got = cal.factor("noise", image, context)
+    assert abs(math.log(got)) < 0.1, (cal.curve("noise", context).kind, got)
+    # its interval holds the level for the context's own samples at the analysed level
+    lo, hi = cal.factor_interval("noise", image, context)
+    assert lo <= 1.0 <= hi

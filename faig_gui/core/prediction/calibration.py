@@ -13,8 +13,9 @@ most level-sensitive evidence over a few synthetic levels of d.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Mapping, Sequence
+from itertools import combinations
 
 import numpy as np
 
@@ -149,19 +150,22 @@ class _Curve:
         return float(min(lo, hi)), float(max(lo, hi))
 
 
-def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
-               context: Mapping[str, bool], complete: bool = False) -> _Curve | None:
-    """Median evidence per level of d (others as in ``context``), for the most level-sensitive
-    evidence kind; made monotone so that it can be read backwards."""
+def _candidate_curves(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
+                      context: Mapping[str, bool], complete: bool = False) -> list[tuple[float, _Curve]]:
+    """Per evidence kind, (|ρ|, curve): the median evidence per level of d (others as in
+    ``context``), made monotone so that it can be read backwards, and how level-sensitive it is
+    (the correlation of those medians with the log level). Empty when the samples hold fewer than
+    two levels of d there."""
     by_level: dict[float, list[Sample]] = {}
     for s in samples:
         if d not in s.present or not _matches(s, context):
             continue
         by_level.setdefault(s.present[d], []).append(s)
     if len(by_level) < 2:
-        return None
+        return []
     levels = sorted(by_level)
-    best = None
+    tails = [50 + 50 * INTERVAL_COVERAGE, 50 - 50 * INTERVAL_COVERAGE]
+    out = []
     for k in kinds:
         if k in SELF_REFERENCED and not complete:
             continue
@@ -169,7 +173,6 @@ def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
         if not all(np.isfinite(v).all() for v in values):
             continue
         med = np.array([np.median(_scaled(k, v)) for v in values])
-        tails = [50 + 50 * INTERVAL_COVERAGE, 50 - 50 * INTERVAL_COVERAGE]
         spread = float(np.median([np.subtract(*np.percentile(_scaled(k, v), tails)) for v in values])) / 2
         if len(levels) > 2:
             rho = np.corrcoef(np.log(levels), med)[0, 1] if np.ptp(med) > 0 else 0.0
@@ -177,18 +180,65 @@ def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
             rho = float(np.sign(med[1] - med[0]))
         if not np.isfinite(rho):
             continue
-        if best is None or abs(rho) > abs(best[0]):
-            best = (rho, k, med, spread)
+        if rho < 0:
+            med = -med
+        med = np.maximum.accumulate(med)   # monotone in the level
+        med = med + np.arange(len(med)) * 1e-9
+        vals = med if rho >= 0 else -med
+        order = np.argsort(vals)
+        out.append((abs(float(rho)), _Curve(k, vals[order], np.log(np.array(levels))[order], spread)))
+    return out
+
+
+def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
+               context: Mapping[str, bool], complete: bool = False) -> _Curve | None:
+    """The curve of the most level-sensitive evidence kind (:func:`_candidate_curves`)."""
+    best = None
+    for rho, curve in _candidate_curves(samples, d, n, kinds, context, complete):
+        if best is None or rho > best[0]:
+            best = (rho, curve)
+    return None if best is None else best[1]
+
+
+def _borrowed_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
+                    context: Mapping[str, bool]) -> _Curve | None:
+    """A curve for a context whose samples hold d at one level only. With three or more
+    degradations the calibration varies d's level alone and with all the others present, so a
+    context with some others present and some absent (blur + noise on a pair analysed for blur,
+    noise and JPEG) has d at the analysed level only. Candidates: every kind's curve in the
+    nearest contexts that have one (fewest others turned over) and over all samples. Each reads
+    the context's own samples at the analysed level, and the one that reads them closest to it
+    (median |log factor|) is taken: a kind the absent or present others move reads them off. Its
+    interval is widened to hold the strength of INTERVAL_COVERAGE of those samples. None when the
+    context has fewer than two samples at the analysed level or no candidate."""
+    truth = [s for s in samples if s.present.get(d) == 1.0 and _matches(s, context)]
+    if len(truth) < 2 or not context:
+        return None
+    others = sorted(context)
+    candidates: list[_Curve] = []
+    for turned in range(1, len(others) + 1):
+        for flip in combinations(others, turned):
+            near = {o: context[o] != (o in flip) for o in others}
+            candidates += [c for _, c in _candidate_curves(samples, d, n, kinds, near)]
+        if candidates:
+            break
+    candidates += [c for _, c in _candidate_curves(samples, d, n, kinds, {})]
+    best = None
+    for curve in candidates:
+        values = np.array([float(_scaled(curve.kind, s.evidence[curve.kind][n])) for s in truth])
+        if not np.isfinite(values).all():
+            continue
+        error = float(np.median(np.abs([curve._read(v) for v in values])))
+        if best is None or error < best[0]:
+            best = (error, curve, values)
     if best is None:
         return None
-    rho, k, med, spread = best
-    if rho < 0:
-        med = -med
-    med = np.maximum.accumulate(med)   # monotone in the level
-    med = med + np.arange(len(med)) * 1e-9
-    vals = med if rho >= 0 else -med
-    order = np.argsort(vals)
-    return _Curve(k, vals[order], np.log(np.array(levels))[order], spread)
+    _, curve, values = best
+    # the value the curve reads as the analysed level, and how far from it the samples lie
+    order = np.argsort(curve.log_factors)
+    at_truth = float(np.interp(0.0, curve.log_factors[order], curve.log_values[order]))
+    held = float(np.percentile(np.abs(values - at_truth), 100 * INTERVAL_COVERAGE))
+    return replace(curve, spread=max(curve.spread, held))
 
 
 @dataclass
@@ -222,6 +272,8 @@ class Calibration:
         if key not in self._curves:
             found = _fit_curve(self.samples, d, self.names.index(d), self.kinds, context,
                                len(context) == len(self.names) - 1)
+            if found is None and context:
+                found = _borrowed_curve(self.samples, d, self.names.index(d), self.kinds, context)
             if found is None and context:
                 found = self.curve(d, {})
             self._curves[key] = found
