@@ -30,10 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_degradations(p)  # the degradations the scores were analysed for, in the scores' order
     p.add_argument("--json", action="store_true",
                    help='one JSON object per line: {"image", "labels", "scores", "confidence", "unsure", '
-                        '"competing", "strength", "interval", "filters", "classical", "estimates", "tiles", '
-                        '"outside", "hidden", "threads"}; "outside": per degradation, the evidence beyond the '
-                        'calibration\'s range (the answer is then unsure); "hidden": the blurs the noise '
-                        'hides (the image\'s detail stands too little above its noise to read one; unsure)')
+                        '"competing", "strength", "interval", "interval_coverage", "filters", "classical", '
+                        '"estimates", "tiles", "outside", "hidden", "threads"}; "interval": per strength, '
+                        '[low, high], meant to hold it for "interval_coverage" (0.8) of images; "outside": per '
+                        'degradation, the evidence beyond the calibration\'s range (the answer is then unsure); '
+                        '"hidden": the blurs the noise hides (the image\'s detail stands too little above its '
+                        'noise to read one; unsure)')
     p.add_argument("--threads", type=int, metavar="N",
                    help="at most N torch threads (default: all cores; the count used is chosen by "
                         "measuring, as the window does: on shared cores one thread can be the faster)")
