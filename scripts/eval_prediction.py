@@ -184,9 +184,6 @@ def evaluate(predictor: Predictor, draws: list[list[torch.Tensor]], seed: int, s
     softness = native_softness(records[:n_paper])
     if softness:
         report["softness"] = softness
-        if softness["soft"]:   # the pooled figures again without the natively soft pictures
-            report["pooled_paper_sharp"] = pooled([r for r in records[:n_paper] if r["picture"] not in softness["soft"]],
-                                                  predictor.names)
     report["records"] = records
     return report
 
@@ -448,7 +445,7 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
             lines.append(f"| {picture} | " + " | ".join(cells) + " |")
         lines.append("")
         if soft:
-            lines += _softness_lines(report, classes, pct)
+            lines += _softness_lines(report)
     for sweep, key, title in (("blur_sweep", "blur_sigma", "blur σ (alone)"),
                               ("noise_sweep", "noise_sigma", "noise σ (alone)")):
         lines += ["", f"## Against {title}", "",
@@ -489,31 +486,15 @@ def _holds(row: dict, pct) -> str:
     return holds + (f" ({pct(row['interval_rel_width'])})" if "interval_rel_width" in row else "")
 
 
-def _softness_lines(report: dict, classes: list[str], pct) -> list[str]:
-    """The natively soft pictures (:func:`native_softness`), and the paper-level figures without them."""
+def _softness_lines(report: dict) -> list[str]:
+    """Which held-out pictures are natively soft (:func:`native_softness`), in a sentence."""
     soft = report["softness"]
-    lines = [f"The crops blurred at the paper's level (class blur) read a spectral blur of {soft['blurred']:.2f} LR px "
-             "(median over every picture). A picture whose *clean* crops read at least that is as soft as a "
-             "blurred picture before any blur is added: "
-             + (", ".join(f"{p} ({soft['pictures'][p]:.2f})" for p in soft["soft"]) if soft["soft"] else "none here")
-             + "."]
-    sharp = report.get("pooled_paper_sharp")
-    if not soft["soft"] or sharp is None:
-        return lines + [""]
-    counts = {c: [0, 0] for c in classes}
-    for picture, row in report["per_picture"].items():
-        if picture in soft["soft"]:
-            continue
-        for c, (right, n) in row.items():
-            counts[c][0] += right
-            counts[c][1] += n
-    lines += ["Its clean, clean-JPEG and noise-only crops hold no added blur, yet the picture itself is "
-              "band-limited; the same figures without it:", "",
-              "| without " + ", ".join(soft["soft"]) + " | " + " | ".join(classes)
-              + " | confident errors | ECE |", "|---" * (len(classes) + 3) + "|",
-              "| exact label | " + " | ".join(pct(r / n) if n else "–" for r, n in counts.values())
-              + f" | {pct(sharp['confident_errors'], 1)} | {sharp['ece']:.3f} |", ""]
-    return lines
+    return [f"The crops blurred at the paper's level (class blur) read a spectral blur of {soft['blurred']:.2f} LR px "
+            "(median over every picture). A picture whose *clean* crops read at least that is as soft as a "
+            "blurred picture before any blur is added, and its clean, clean-JPEG and noise-only crops are "
+            "blurred ones in all but name: "
+            + (", ".join(f"{p} ({soft['pictures'][p]:.2f})" for p in soft["soft"]) if soft["soft"] else "none here")
+            + ".", ""]
 
 
 def time_256(predictor: Predictor, repeats: int = 5) -> dict:
