@@ -283,6 +283,7 @@ def test_a_found_jpeg_reads_its_quality_from_the_image_not_the_curve(monkeypatch
         v = real(self, evidence, reference, which)
         v.labels = ["block"]                     # as if the evidence had said so, and sure of it
         v.scores, v.filters, v.classical = {"grain": 0.0, "block": 1.0}, {}, {}
+        v.outside, v.hidden = {}, []             # (evidence beyond the calibration says unsure)
         v.strength["block"] = {"jpeg_quality": 3.0}   # a curve's poor reading, to be replaced or kept
         v.interval["block"] = {"jpeg_quality": (1.0, 9.0)}
         curve.update(v.strength["block"])
@@ -327,14 +328,69 @@ def test_evidence_beyond_every_calibration_sample_gives_an_unsure_answer_on_the_
     assert v_in.outside == {} and v_in.scores["noise"] > 0.8 and not v_in.doubts()
     v_out = cal.judge(beyond)
     # the model alone is as sure as inside (its z is clipped); the verdict keeps its side but is
-    # held in the unsure band
+    # held at the unsure band's edge: these well-separated samples' held-out extrapolations were
+    # all right, so the learnt hold reaches the edge, and no further
     assert cal.probability("noise", beyond, {}) >= v_in.scores["noise"] > 0.99
     assert v_out.labels == ["noise"] and v_out.outside == {"noise": ["change_response"]}
-    assert v_out.scores["noise"] == 0.75 and v_out.doubts() == ["noise"]
+    assert v_out.scores["noise"] == 0.8 and v_out.doubts() == ["noise"]
     v_low = cal.judge(below)
-    assert v_low.labels == [] and v_low.scores["noise"] == 0.25 and v_low.doubts() == ["noise"]
+    assert v_low.labels == [] and v_low.scores["noise"] == pytest.approx(0.2) and v_low.doubts() == ["noise"]
     pred = make_prediction(v_out, beyond, ["noise"])
     assert pred.unsure and pred.to_json("x.png")["outside"] == {"noise": ["change_response"]}
+
+
+def test_the_hold_beyond_the_calibration_is_what_its_held_out_extrapolations_earned():
+    """Evidence that the content moves: each calibration image shifts its samples' evidence by its
+    own offset, present or not, so a value beyond every other image's comes from an image unlike
+    them and is right about half the time. The hold is learnt as fit_logit defines it, checked
+    here by a literal loop over the folds: calibration images held out four folds at a time,
+    their samples beyond the other folds' range, and how often the side their (Platt-mapped)
+    probability gave them was right, with the prior hold as two samples' worth."""
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(0.0, 6.0, 40)
+    samples, xs, ys, images = [], [], [], []
+    for k in range(400):
+        image, present = k // 10, bool(k % 2)
+        x = offsets[image] + rng.normal(1.0 if present else -1.0, 0.5)
+        samples.append(Sample({"noise": 1.0} if present else {}, {"change_response": np.array([math.exp(x)])},
+                              image=image))
+        xs.append(x), ys.append(float(present)), images.append(image)
+    xs, ys, images = np.array(xs), np.array(ys), np.array(images)
+    cal = Calibration(["noise"], ("change_response",), samples, {"noise": parse_degradation("noise")})
+    (stat,), logit = cal.model("noise", {})
+    # the model's rows are the samples with noise, then those without
+    order = np.concatenate([np.flatnonzero(ys == 1), np.flatnonzero(ys == 0)])
+    x, y, g = xs[order], ys[order], images[order]
+    z = np.array([min(max(stat.z(math.exp(v)), -6.0), 6.0) for v in x])
+    folds = {im: n % 4 for n, im in enumerate(sorted(set(g.tolist())))}
+    fold = np.array([folds[im] for im in g])
+    right = {"low": [0, 0], "high": [0, 0]}
+    for f in range(4):
+        train = fold != f
+        w, b = fit_logistic(z[train, None], y[train])
+        for i in np.flatnonzero(~train):
+            if x[train].min() <= x[i] <= x[train].max():
+                continue
+            p = _sigmoid(logit.a * (z[i] * w[0] + b) + logit.b)
+            side = "high" if p >= 0.5 else "low"
+            right[side][0] += int((y[i] == 1) == (side == "high"))
+            right[side][1] += 1
+    expect = {side: max((r + 2 * 0.75) / (n + 2), 0.5) for side, (r, n) in right.items()}
+    assert (logit.hold_low, logit.hold_high) == pytest.approx((expect["low"], expect["high"]))
+    # learnt, both ways from the prior hold of 0.75: below it, the rows of an image beyond the
+    # others' lowest, half of them with noise; above it, the rows beyond the highest, right
+    assert right["low"][1] >= 8 and 0.5 <= expect["low"] < 0.6
+    assert right["high"][1] >= 2 and expect["high"] > 0.8
+    under = cal.judge({"change_response": np.array([math.exp(xs.min() - 1.0)])})
+    assert under.labels == [] and under.scores["noise"] == pytest.approx(1.0 - expect["low"])
+    assert under.doubts() == ["noise"] and under.outside == {"noise": ["change_response"]}
+    # above, the model's own probability stands where it is below the hold (and the unsure
+    # band's edge, the first test's case): the hold only ever takes certainty away
+    beyond = {"change_response": np.array([math.exp(xs.max() + 1.0)])}
+    above = cal.judge(beyond)
+    own = cal.probability("noise", beyond, {})
+    assert above.labels == ["noise"] and above.doubts() == ["noise"]
+    assert above.scores["noise"] == pytest.approx(min(own, expect["high"], 0.8))
 
 
 def test_the_panel_says_which_evidence_lies_beyond_the_calibration(qtbot):

@@ -309,6 +309,23 @@ class Calibration:
                 out.append(st.kind)
         return out
 
+    def holds(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool],
+              which: str = "all") -> tuple[float, float]:
+        """How far a probability decided on evidence beyond the calibration's range may go, below
+        0.5 and above: the share of calibration samples that, held out and beyond the range of
+        the other images' samples, fell on the side their probability gave them
+        (:func:`~faig_gui.core.prediction.logistic.fit_logit`), up to the unsure band's edge
+        (:data:`UNSURE_HIGH`): such a verdict stays unsure, because the calibration's held-out
+        images are new content at known levels, not new levels (a weak noise under a blur,
+        between the calibrated levels, reads beyond the range too; docs/prediction.md).
+        :data:`OUTSIDE_HOLD` where the model has none."""
+        n = self.names.index(d)
+        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
+        found = self.model(d, context, which, have)
+        if found is None or found[1].hold_low is None or found[1].hold_high is None:
+            return OUTSIDE_HOLD, OUTSIDE_HOLD
+        return min(found[1].hold_low, UNSURE_HIGH), min(found[1].hold_high, UNSURE_HIGH)
+
     def separation(self, d: str, context: Mapping[str, bool]) -> float:
         return max((s.separation for s in self.stats(d, context)), default=0.0)
 
@@ -334,7 +351,10 @@ class Calibration:
                 x = np.array([[_clipped_z(st, s.evidence[st.kind][n]) for st in stats] for s in rows])
                 y = np.array([1.0] * len(pos) + [0.0] * len(neg))
                 groups = np.array([s.image for s in rows])
-                found = (stats, fit_logit(x, y, groups))
+                # the scale outside() judges a value beyond the calibration's range on
+                span = np.array([[float(_scaled(st.kind, s.evidence[st.kind][n])) for st in stats]
+                                 for s in rows])
+                found = (stats, fit_logit(x, y, groups, span=span, prior_hold=OUTSIDE_HOLD))
             self._models[key] = found
         return self._models[key]
 
@@ -410,9 +430,13 @@ class Calibration:
             # a blur read where the noise hides the detail it would take: undecidable from the
             # image (docs/prediction.md: the smooth picture's noisy crops)
             hide = self._hidden(d, e)
-            if beyond or hide:   # either way the verdict keeps its side, but says it is unsure
+            present = score > 0.5   # the side, which a hold keeps (a hold of 0.5 would not)
+            if hide:   # the verdict keeps its side, but says it is unsure
                 score = min(max(score, 1.0 - OUTSIDE_HOLD), OUTSIDE_HOLD)
-            return _Assessment(score, f, c, beyond, hide, e, found)
+            elif beyond:   # held as the calibration's own extrapolations earned, held out
+                low, high = self.holds(d, e, context, which)
+                score = min(max(score, 1.0 - low), high)
+            return _Assessment(score, present, f, c, beyond, hide, e, found)
 
         def apply(d: str, a: _Assessment, context: Mapping[str, bool]) -> None:
             if a.evidence is not ev:   # a new reference measurement
@@ -430,7 +454,7 @@ class Calibration:
                 outside[d] = a.outside
             if a.hidden and d not in hidden:
                 hidden.append(d)
-            decided[d] = a.score > 0.5
+            decided[d] = a.present
             if decided[d]:
                 factors[d] = self.factor(d, ev, context) or 1.0
 
@@ -455,7 +479,7 @@ class Calibration:
                 # the self-referenced kinds stay the last decision's (measured again when what it
                 # was measured against changed); the others are judged on the rest, as before
                 again = assess(d, context, measure=d in referenced)
-                if (again.score > 0.5) != decided[d]:
+                if again.present != decided[d]:
                     apply(d, again, context)
                     changed = True
             if not changed:
@@ -516,6 +540,7 @@ class Calibration:
 class _Assessment:
     """One degradation's decision in one context (:meth:`Calibration.judge`)."""
     score: float
+    present: bool   # the decision: the side of the probability before any hold
     filters: float | None
     classical: float | None
     outside: list[str]
@@ -534,8 +559,10 @@ INTERVAL_COVERAGE = 0.8
 REDECIDE_PASSES = 3
 #: a verdict whose probabilities all lie outside (UNSURE_LOW, UNSURE_HIGH) is sure
 UNSURE_LOW, UNSURE_HIGH = 0.2, 0.8
-#: a probability decided on evidence outside the calibration's range is held within
-#: [1 - OUTSIDE_HOLD, OUTSIDE_HOLD], inside the unsure band
+#: a probability decided on evidence outside the calibration's range is held within what the
+#: calibration's own held-out extrapolations earned (:meth:`Calibration.holds`), with this as two
+#: samples' worth of prior, and the one of a blur the noise hides within
+#: [1 - OUTSIDE_HOLD, OUTSIDE_HOLD]; either way the verdict is unsure
 OUTSIDE_HOLD = 0.75
 #: a blur is undecidable (its probability held as :data:`OUTSIDE_HOLD` holds it) when the image's
 #: low-band detail stands less than this many times the noise power above the noise: a sharp
@@ -566,14 +593,14 @@ class Verdict:
         return out
 
     def doubts(self) -> list[str]:
-        """The degradations it is unsure of: probability near the threshold (evidence beyond the
-        calibration's range holds it there), or the filters and the classical estimates each sure
-        of the opposite."""
+        """The degradations it is unsure of: probability near the threshold, evidence beyond the
+        calibration's range (its probability held at most at the band's edge), or the filters and
+        the classical estimates each sure of the opposite."""
         out = []
         for d, p in self.scores.items():
             f, c = self.filters.get(d), self.classical.get(d)
             conflict = f is not None and c is not None and _opposed(f, c)
-            if UNSURE_LOW < p < UNSURE_HIGH or conflict:
+            if UNSURE_LOW < p < UNSURE_HIGH or conflict or d in self.outside:
                 out.append(d)
         return out
 

@@ -51,6 +51,12 @@ class Logit:
     intercept: float
     a: float = 1.0
     b: float = 0.0
+    #: where a new row's evidence lies beyond every fitted row's: its probability is held within
+    #: [1 - hold_low, hold_high], the share of rows that, held out in their fold and beyond the
+    #: other folds' range, fell on the side the model gave them (below 0.5 and above; None where
+    #: :func:`fit_logit` was given no span)
+    hold_low: float | None = None
+    hold_high: float | None = None
 
     def logit(self, features: np.ndarray) -> float:
         raw = float(np.asarray(features, dtype=np.float64) @ self.weights + self.intercept)
@@ -60,10 +66,17 @@ class Logit:
         return float(_sigmoid(np.array(self.logit(features))))
 
 
-def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4) -> Logit:
+def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4,
+              span: np.ndarray | None = None, prior_hold: float = 0.75) -> Logit:
     """A :class:`Logit` on all rows, its Platt map fitted on the logits each row gets from a model
     that did not see its group (calibration image): the logit a new image's evidence gets is
-    judged as it will be on new content, not as on the rows the weights were fitted on."""
+    judged as it will be on new content, not as on the rows the weights were fitted on.
+
+    With ``span`` (n, k: each row's evidence on the scale its range is judged on), the holds for
+    evidence beyond that range are fitted the same way: a held-out row beyond the range of its
+    training folds' rows is such a case, and how often its mapped probability fell on the right
+    side, below 0.5 and above separately, is the hold on that side. Each share is taken with
+    ``prior_hold`` as two rows' worth of prior (so a side without such rows holds at it)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     w, b = fit_logistic(x, y)
@@ -75,17 +88,27 @@ def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4) 
     fold_of = {g: n % min(folds, len(labels)) for n, g in enumerate(labels)}
     fold = np.array([fold_of[g] for g in groups])
     held = np.full(len(y), np.nan)
+    beyond = np.zeros(len(y), dtype=bool)
     for f in np.unique(fold):
         train = fold != f
         if len(np.unique(y[train])) < 2:
             continue
         wf, bf = fit_logistic(x[train], y[train])
         held[~train] = x[~train] @ wf + bf
+        if span is not None:
+            lo, hi = np.nanmin(span[train], axis=0), np.nanmax(span[train], axis=0)
+            beyond[~train] = np.any((span[~train] < lo) | (span[~train] > hi), axis=1)
     ok = np.isfinite(held)
     if ok.sum() >= 4 and len(np.unique(y[ok])) == 2:
         (a,), c = fit_logistic(np.clip(held[ok], -30, 30)[:, None], y[ok], l2=1e-3)
         if a > 0:   # a map that turned the evidence around would be a fit to noise
             model.a, model.b = float(a), float(c)
+    if span is not None:
+        p = _sigmoid(np.clip(model.a * np.where(ok, held, 0.0) + model.b, -MAX_LOGIT, MAX_LOGIT))
+        for side, rows, right in (("low", ok & beyond & (p < 0.5), y == 0),
+                                  ("high", ok & beyond & (p >= 0.5), y == 1)):
+            share = (float(right[rows].sum()) + 2 * prior_hold) / (float(rows.sum()) + 2)
+            setattr(model, "hold_" + side, max(share, 0.5))
     return model
 
 
