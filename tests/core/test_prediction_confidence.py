@@ -393,6 +393,25 @@ def test_the_hold_beyond_the_calibration_is_what_its_held_out_extrapolations_ear
     assert above.scores["noise"] == pytest.approx(min(own, expect["high"], 0.8))
 
 
+def test_evidence_the_calibration_never_measured_is_beyond_nothing():
+    """A kind some samples lack (NaN: the self-referenced kinds of samples with another
+    degradation above its analysed level) has no range where the training folds lack it all; the
+    holds are then those of the other kinds alone, and no warning is raised."""
+    import warnings
+    from faig_gui.core.prediction.logistic import fit_logit
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(80, 1)) * 3
+    y = (x[:, 0] + rng.normal(size=80) > 0).astype(float)
+    groups = np.arange(80) // 4
+    alone = fit_logit(x, y, groups, span=x)
+    unmeasured = np.hstack([x, np.full((80, 1), np.nan)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        both = fit_logit(np.hstack([x, np.zeros((80, 1))]), y, groups, span=unmeasured)
+    assert (both.hold_low, both.hold_high) == pytest.approx((alone.hold_low, alone.hold_high))
+    assert alone.hold_low != 0.75 or alone.hold_high != 0.75   # some rows were beyond
+
+
 def test_the_panel_says_which_evidence_lies_beyond_the_calibration(qtbot):
     cal = gaussian_calibration(1.5, 200, seed=3)
     top = max(math.log(float(s.evidence["change_response"][0])) for s in cal.samples)

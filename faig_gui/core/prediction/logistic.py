@@ -96,7 +96,11 @@ def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4,
         wf, bf = fit_logistic(x[train], y[train])
         held[~train] = x[~train] @ wf + bf
         if span is not None:
-            lo, hi = np.nanmin(span[train], axis=0), np.nanmax(span[train], axis=0)
+            seen = span[train]
+            known = np.isfinite(seen)
+            # a column with no finite value in the training folds has no range: nothing is beyond it
+            lo = np.where(known.any(axis=0), np.where(known, seen, np.inf).min(axis=0), -np.inf)
+            hi = np.where(known.any(axis=0), np.where(known, seen, -np.inf).max(axis=0), np.inf)
             beyond[~train] = np.any((span[~train] < lo) | (span[~train] > hi), axis=1)
     ok = np.isfinite(held)
     if ok.sum() >= 4 and len(np.unique(y[ok])) == 2:
