@@ -665,3 +665,45 @@ def test_a_context_with_one_level_borrows_the_curve_that_reads_its_own_samples()
     # its interval holds the level for the context's own samples at the analysed level
     lo, hi = cal.factor_interval("noise", image, context)
     assert lo <= 1.0 <= hi
+
+
+def test_a_blur_found_alone_reads_its_sigma_through_the_spectral_blur():
+    """Where a blur is found with nothing else, its σ is read through the spectral blur's curve
+    (the kind that measures a blur's σ, and votes there) even where a proxy's calibration medians
+    follow the level more closely; under noise, where the spectral blur does not vote, the most
+    level-sensitive kind's curve stays. Here the proxy (the relative change response) is exactly
+    log-linear in the level on the calibration and the spectral blur slightly bent; a new image
+    whose proxy reads level 1 and whose spectrum shows level 2 reads 2 found alone."""
+    rng = np.random.default_rng(4)
+    names = ["blur", "noise"]
+    definitions = {"blur": parse_degradation("blur=blur:2,down"), "noise": parse_degradation("noise=down,noise:0.1")}
+
+    def sample(present: dict, image: int) -> Sample:
+        level = present.get("blur", 0.25)
+        proxy = math.exp(math.log(level) + rng.normal(0, 0.02))
+        spectral = 0.5 + 0.6 * level ** 0.8 + rng.normal(0, 0.02)   # a σ in LR pixels, not log-linear
+        return Sample(present, {"relative_change_response": np.full(2, proxy),
+                                "spectral_blur": np.full(2, spectral)}, image)
+
+    plan = [{}, {"noise": 1.0}] + [{"blur": f, **n} for f in (0.5, 1.0, 2.0) for n in ({}, {"noise": 1.0})]
+    samples = [sample(present, image) for image in range(10) for present in plan]
+    kinds = ("relative_change_response", "spectral_blur")
+    cal = Calibration(names, kinds, samples, definitions)
+    assert cal.curve("blur", {"noise": False}).kind == "spectral_blur"
+    assert cal.curve("blur", {"noise": True}).kind == "relative_change_response"
+    # the literal ρ of the medians: the proxy is the more level-sensitive one
+    levels = (0.5, 1.0, 2.0)
+    med = {k: [np.median([math.log(s.evidence[k][0]) if k != "spectral_blur" else s.evidence[k][0]
+                          for s in samples if s.present.get("blur") == f and "noise" not in s.present]) for f in levels]
+           for k in kinds}
+    rho = {k: np.corrcoef(np.log(levels), v)[0, 1] for k, v in med.items()}
+    assert rho["relative_change_response"] > rho["spectral_blur"]
+    image = {"relative_change_response": np.full(2, 1.0), "spectral_blur": np.full(2, 0.5 + 0.6 * 2.0 ** 0.8)}
+    assert cal.factor("blur", image, {"noise": False}) == pytest.approx(2.0, rel=0.1)
+    assert cal.factor("blur", image, {"noise": True}) == pytest.approx(1.0, rel=0.1)
+    # a pair analysed for a blur alone: every curve is read among samples holding nothing else
+    single = Calibration(["blur"], kinds, [Sample({k: v for k, v in s.present.items() if k == "blur"},
+                                                  {k: v[:1] for k, v in s.evidence.items()}, s.image)
+                                           for s in samples if "noise" not in s.present],
+                         {"blur": definitions["blur"]})
+    assert single.curve("blur", {}).kind == "spectral_blur"

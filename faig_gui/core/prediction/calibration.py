@@ -191,13 +191,29 @@ def _candidate_curves(samples: Sequence[Sample], d: str, n: int, kinds: Sequence
 
 
 def _fit_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
-               context: Mapping[str, bool], complete: bool = False) -> _Curve | None:
-    """The curve of the most level-sensitive evidence kind (:func:`_candidate_curves`)."""
+               context: Mapping[str, bool], complete: bool = False, measure: str | None = None) -> _Curve | None:
+    """The curve of the most level-sensitive evidence kind (:func:`_candidate_curves`), or that of
+    the kind ``measure`` where it has one."""
     best = None
     for rho, curve in _candidate_curves(samples, d, n, kinds, context, complete):
+        if curve.kind == measure:
+            return curve
         if best is None or rho > best[0]:
             best = (rho, curve)
     return None if best is None else best[1]
+
+
+def _measuring_kind(definition: Degradation | None, alone: bool) -> str | None:
+    """The evidence kind that measures d's strength itself, where it also votes: the spectral blur
+    (a Gaussian blur's σ fitted to the spectrum) for a degradation that is a blur alone, where
+    nothing else was found (:data:`ALONE_ONLY`: under noise or JPEG its fit rests on the few rings
+    above them). The other kinds are proxies whose curve reads the calibration content's mixture
+    of level and content: the most level-sensitive of them can read a blur through the network's
+    response and miss by a factor (docs/prediction.md, item 25). ``alone``: the curve is read
+    among samples holding no other degradation."""
+    if not alone or definition is None or not definition.blur_sigma or definition.noise_sigma or definition.jpeg_quality:
+        return None
+    return "spectral_blur"
 
 
 def _borrowed_curve(samples: Sequence[Sample], d: str, n: int, kinds: Sequence[str],
@@ -271,7 +287,9 @@ class Calibration:
         key = (d, tuple(sorted(context.items())))
         if key not in self._curves:
             found = _fit_curve(self.samples, d, self.names.index(d), self.kinds, context,
-                               len(context) == len(self.names) - 1)
+                               len(context) == len(self.names) - 1,
+                               _measuring_kind(self.definitions.get(d), not any(context.values())
+                                               and (bool(context) or len(self.names) == 1)))
             if found is None and context:
                 found = _borrowed_curve(self.samples, d, self.names.index(d), self.kinds, context)
             if found is None and context:
