@@ -352,8 +352,8 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "power above that noise, 0.03-0.45 cycles per pixel, by a power law, the content's own "
              "fall-off, times a Gaussian blur's transfer: a power law is straight in log frequency, a blur "
              "bends it down, so the content's softness and the blur's size separate; it votes only where "
-             "no other degradation was found, and where it is the blur's most level-sensitive kind, as on the "
-             "demo pair without noise, its calibration curve reads the blur σ). "
+             "no other degradation was found, and there, where a blur is found alone, its calibration curve "
+             "reads the blur σ). "
              "`predict --json` gives them (`estimates`) and what they alone say "
              "(`classical`) beside what the filters alone say (`filters`).",
              f"- Calibration, automatic and cached (`~/.cache/faig-gui/calibration`): {meta['calibration_images']} HR "
@@ -380,7 +380,8 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "a sharp image's middle band, about a tenth of its low band's, would then lie within the noise "
              "estimate's error; held within 0.25-0.75, `hidden` in `--json`); the answer then lists the "
              "competing label sets.",
-             "- Strength: the most level-sensitive evidence read back through its calibration curve, carried "
+             "- Strength: the most level-sensitive evidence (a blur found alone: the spectral blur, which "
+             "measures its σ) read back through its calibration curve, carried "
              "on past the strongest calibrated level (no saturation); the interval, meant to hold the strength "
              f"of {100 * INTERVAL_COVERAGE:.0f} % of images, is the central {100 * INTERVAL_COVERAGE:.0f} % of the "
              "calibration's evidence at one level read through the same curve (with three or more degradations "
