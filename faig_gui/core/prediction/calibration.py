@@ -303,8 +303,7 @@ class Calibration:
         the range of every calibration sample the model was fitted on (on the kind's scale): there
         the logistic model extrapolates, and a probability near 0 or 1 means nothing."""
         n = self.names.index(d)
-        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
-        found = self.model(d, context, which, have)
+        found = self.image_model(d, evidence, context, which)
         if found is None:
             return []
         used = dict(context) if self._stats_exact(d, context) else {}
@@ -337,9 +336,7 @@ class Calibration:
         images are new content at known levels, not new levels (a weak noise under a blur,
         between the calibrated levels, reads beyond the range too; docs/prediction.md).
         :data:`OUTSIDE_HOLD` where the model has none."""
-        n = self.names.index(d)
-        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
-        found = self.model(d, context, which, have)
+        found = self.image_model(d, evidence, context, which)
         if found is None or found[1].hold_low is None or found[1].hold_high is None:
             return OUTSIDE_HOLD, OUTSIDE_HOLD
         return min(found[1].hold_low, UNSURE_HIGH), min(found[1].hold_high, UNSURE_HIGH)
@@ -376,13 +373,19 @@ class Calibration:
             self._models[key] = found
         return self._models[key]
 
+    def image_model(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool],
+                    which: str = "all") -> tuple[list[_Stat], Logit] | None:
+        """:meth:`model` fitted on the kinds this image has (finite for d)."""
+        n = self.names.index(d)
+        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
+        return self.model(d, context, which, have)
+
     def probability(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool],
                     which: str = "all") -> float | None:
         """P(d present | evidence), calibrated, from the kinds the image has (a model fitted on
         those alone); None when the calibration has no model for it."""
         n = self.names.index(d)
-        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
-        found = self.model(d, context, which, have)
+        found = self.image_model(d, evidence, context, which)
         if found is None:
             return None
         stats, logit = found

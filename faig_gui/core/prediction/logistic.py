@@ -109,10 +109,11 @@ def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4,
             model.a, model.b = float(a), float(c)
     if span is not None:
         p = _sigmoid(np.clip(model.a * np.where(ok, held, 0.0) + model.b, -MAX_LOGIT, MAX_LOGIT))
-        for side, rows, right in (("low", ok & beyond & (p < 0.5), y == 0),
-                                  ("high", ok & beyond & (p >= 0.5), y == 1)):
-            share = (float(right[rows].sum()) + 2 * prior_hold) / (float(rows.sum()) + 2)
-            setattr(model, "hold_" + side, max(share, 0.5))
+
+        def share(rows: np.ndarray, right: np.ndarray) -> float:
+            return max((float(right[rows].sum()) + 2 * prior_hold) / (float(rows.sum()) + 2), 0.5)
+        model.hold_low = share(ok & beyond & (p < 0.5), y == 0)
+        model.hold_high = share(ok & beyond & (p >= 0.5), y == 1)
     return model
 
 
