@@ -270,7 +270,6 @@ class Calibration:
     _stats: dict = field(default_factory=dict, repr=False)
     _curves: dict = field(default_factory=dict, repr=False)
     _models: dict = field(default_factory=dict, repr=False)
-    _ranges: dict = field(default_factory=dict, repr=False)
 
     def stats(self, d: str, context: Mapping[str, bool]) -> list[_Stat]:
         key = (d, tuple(sorted(context.items())))
@@ -306,22 +305,13 @@ class Calibration:
         found = self.image_model(d, evidence, context, which)
         if found is None:
             return []
-        used = dict(context) if self._stats_exact(d, context) else {}
-        key = (d, tuple(sorted(used.items())))
-        if key not in self._ranges:
-            pos, neg = _split(self.samples, d, used)
-            ranges = {}
-            for k in self.kinds:
-                v = _scaled(k, np.array([s.evidence[k][n] for s in pos + neg], dtype=np.float64))
-                v = v[np.isfinite(v)]
-                if len(v):
-                    ranges[k] = (float(v.min()), float(v.max()))
-            self._ranges[key] = ranges
-        ranges = self._ranges[key]
+        stats, logit = found   # its span: the fitted samples' values on the kinds' scales
+        low, high = logit.span_low, logit.span_high
+        if low is None or high is None:
+            return []
         out = []
-        for st in found[0]:
+        for st, lo, hi in zip(stats, low, high):
             value = float(_scaled(st.kind, float(evidence[st.kind][n])))
-            lo, hi = ranges.get(st.kind, (-math.inf, math.inf))
             if value < lo or value > hi:
                 out.append(st.kind)
         return out
@@ -366,7 +356,7 @@ class Calibration:
                 x = np.array([[_clipped_z(st, s.evidence[st.kind][n]) for st in stats] for s in rows])
                 y = np.array([1.0] * len(pos) + [0.0] * len(neg))
                 groups = np.array([s.image for s in rows])
-                # the scale outside() judges a value beyond the calibration's range on
+                # the values on the scale outside() judges a value beyond the calibration's range on
                 span = np.array([[float(_scaled(st.kind, s.evidence[st.kind][n])) for st in stats]
                                  for s in rows])
                 found = (stats, fit_logit(x, y, groups, span=span, prior_hold=OUTSIDE_HOLD))

@@ -57,6 +57,10 @@ class Logit:
     #: :func:`fit_logit` was given no span)
     hold_low: float | None = None
     hold_high: float | None = None
+    #: per feature, the range of the fitted rows' span (finite values; ±inf where there is none):
+    #: beyond it the model extrapolates (None where :func:`fit_logit` was given no span)
+    span_low: np.ndarray | None = None
+    span_high: np.ndarray | None = None
 
     def logit(self, features: np.ndarray) -> float:
         raw = float(np.asarray(features, dtype=np.float64) @ self.weights + self.intercept)
@@ -64,6 +68,16 @@ class Logit:
 
     def probability(self, features: np.ndarray) -> float:
         return float(_sigmoid(np.array(self.logit(features))))
+
+
+def _finite_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``values`` (n, k), the least and greatest finite value; a column with none
+    has no range (-inf, inf): nothing lies beyond it."""
+    known = np.isfinite(values)
+    has = known.any(axis=0)
+    lo = np.where(has, np.where(known, values, np.inf).min(axis=0), -np.inf)
+    hi = np.where(has, np.where(known, values, -np.inf).max(axis=0), np.inf)
+    return lo, hi
 
 
 def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4,
@@ -96,11 +110,7 @@ def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4,
         wf, bf = fit_logistic(x[train], y[train])
         held[~train] = x[~train] @ wf + bf
         if span is not None:
-            seen = span[train]
-            known = np.isfinite(seen)
-            # a column with no finite value in the training folds has no range: nothing is beyond it
-            lo = np.where(known.any(axis=0), np.where(known, seen, np.inf).min(axis=0), -np.inf)
-            hi = np.where(known.any(axis=0), np.where(known, seen, -np.inf).max(axis=0), np.inf)
+            lo, hi = _finite_range(span[train])
             beyond[~train] = np.any((span[~train] < lo) | (span[~train] > hi), axis=1)
     ok = np.isfinite(held)
     if ok.sum() >= 4 and len(np.unique(y[ok])) == 2:
@@ -108,6 +118,7 @@ def fit_logit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 4,
         if a > 0:   # a map that turned the evidence around would be a fit to noise
             model.a, model.b = float(a), float(c)
     if span is not None:
+        model.span_low, model.span_high = _finite_range(span)
         p = _sigmoid(np.clip(model.a * np.where(ok, held, 0.0) + model.b, -MAX_LOGIT, MAX_LOGIT))
 
         def share(rows: np.ndarray, right: np.ndarray) -> float:
