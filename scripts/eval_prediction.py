@@ -133,6 +133,80 @@ def pooled(records: list[dict], names: list[str]) -> dict:
             "filters_accuracy": float(np.mean(filt)) if filt else float("nan")}
 
 
+#: resamples behind the intervals of the accuracy, confident errors and ECE (:func:`sampling_interval`)
+RESAMPLES = 2000
+#: their coverage: the central 90 % of the resampled figures
+INTERVAL = 0.9
+
+
+def ece_of(records: list[dict], names: list[str]) -> float:
+    """The expected calibration error (10 bins) of the per-degradation probabilities of ``records``."""
+    return reliability([r["scores"][d] for r in records for d in names],
+                       [d in r["truth"] for r in records for d in names])[0]
+
+
+def sampling_interval(records: list[dict], statistic, resamples: int = RESAMPLES, coverage: float = INTERVAL,
+                      seed: int = 0) -> tuple[float, float]:
+    """How far ``statistic(records)`` would move with other crops of the same held-out pictures: the
+    central ``coverage`` of it over ``resamples`` bootstrap resamples, each drawing every (picture,
+    class) group's records again with replacement, as many as it holds (the held-out set's design
+    kept: as many crops of each picture and class). Other *content* moves a figure further than
+    this (the per-picture table shows how far)."""
+    groups: dict = {}
+    for i, r in enumerate(records):
+        groups.setdefault((r["picture"], r["class"]), []).append(i)
+    index = [np.asarray(v) for v in groups.values()]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        pick = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in index])
+        values.append(statistic([records[i] for i in pick]))
+    lo, hi = np.quantile(values, [(1 - coverage) / 2, (1 + coverage) / 2])
+    return float(lo), float(hi)
+
+
+def calibrated_ece(records: list[dict], names: list[str], resamples: int = RESAMPLES, seed: int = 0
+                   ) -> tuple[float, float]:
+    """What the ECE of ``records``' probabilities would read if they were perfectly calibrated: the
+    outcomes drawn as Bernoulli(p) for each probability p, ``resamples`` times; the mean and the
+    ``INTERVAL`` quantile above which it reads only 5 % of the time. A finite sample's ECE is not 0
+    even then (each bin's frequency has its binomial spread), so this is the floor the measured
+    ECE stands against."""
+    p = np.asarray([r["scores"][d] for r in records for d in names], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    values = [reliability(p, rng.random(p.shape) < p)[0] for _ in range(resamples)]
+    return float(np.mean(values)), float(np.quantile(values, (1 + INTERVAL) / 2))
+
+
+def correct(r: dict) -> bool:
+    """Whether a record's label set is its truth."""
+    return set(r["labels"]) == set(r["truth"])
+
+
+def sampling_spread(report: dict) -> dict:
+    """The sampling intervals (:func:`sampling_interval`) of the figures the docs print, from the
+    report's records: each paper class's exact-label accuracy (keyed by class), and for the paper
+    levels and every input the pooled accuracy, confident errors and ECE ('paper ece', 'all ece',
+    ...); the ECE a calibrated predictor would read on them ('paper floor', 'all floor': mean, 95th
+    percentile). Empty for a report without records (an older run's JSON)."""
+    records = report.get("records")
+    if not records:
+        return {}
+    names = list(records[0]["scores"])
+    n_paper = sum(r["n"] for r in report["paper"].values())
+    out = {}
+    for name in report["paper"]:
+        rows = [r for r in records[:n_paper] if r["class"] == name]
+        out[name] = sampling_interval(rows, lambda rs: float(np.mean([correct(r) for r in rs])))
+    for key, rows in (("paper", records[:n_paper]), ("all", records)):
+        out[f"{key} accuracy"] = sampling_interval(rows, lambda rs: float(np.mean([correct(r) for r in rs])))
+        out[f"{key} confident"] = sampling_interval(
+            rows, lambda rs: float(np.mean([not correct(r) and r["confidence"] >= CONFIDENT for r in rs])))
+        out[f"{key} ece"] = sampling_interval(rows, lambda rs: ece_of(rs, names))
+        out[f"{key} floor"] = calibrated_ece(rows, names)
+    return out
+
+
 def evaluate(predictor: Predictor, draws: list[list[torch.Tensor]], seed: int, sweep_draws: int = 1) -> dict:
     """The paper's classes and clean JPEGs over every draw of crops (pooled), the sweeps over the
     first ``sweep_draws``."""
@@ -329,6 +403,16 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
         return "–" if v != v else f"{100 * v:.{digits}f} %"
 
     pp, pa = report["pooled_paper"], report["pooled_all"]
+    spread = sampling_spread(report)
+
+    def within(key, figure, digits=0):   # a figure and its sampling interval, '67 % (57-77)'
+        if key not in spread:
+            return figure
+        lo, hi = spread[key]
+        if digits == 3:
+            return f"{figure} ({lo:.3f}-{hi:.3f})"
+        return f"{figure} ({100 * lo:.{digits}f}-{100 * hi:.{digits}f})"
+
     lines = ["# Degradation prediction", "",
              "Generated by `scripts/eval_prediction.py` (do not edit by hand).", "",
              "Drop an image on the Prediction panel, or run `faig-gui predict IMG... [--json]`: the verdict "
@@ -421,16 +505,28 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
     for name, r in report["paper"].items():
         est = "; ".join(f"{k.split('_')[0]} σ {r[k]:.3g}" for k in r if k.endswith("_median_estimate"))
         err = "; ".join(f"{r[k]:.3g}" for k in r if k.endswith("_median_abs_error"))
-        lines.append(f"| {name} | {r['n']} | {pct(r['accuracy'])} | {pct(r['labelled'].get('blur', 0))} | "
+        lines.append(f"| {name} | {r['n']} | {within(name, pct(r['accuracy']))} | {pct(r['labelled'].get('blur', 0))} | "
                      f"{pct(r['labelled'].get('noise', 0))} | {est or '–'} | {err or '–'} | "
                      f"{_holds(r, pct)} |")
+    ece_paper, ece_all = f"{pp['ece']:.3f}", f"{pa['ece']:.3f}"
+    if spread:
+        lines += ["", f"In brackets: the central {100 * INTERVAL:.0f} % of the figure over {RESAMPLES} bootstrap "
+                  "resamples of the crops, drawn again within each held-out picture and class: how far it would "
+                  "move with other crops of the same pictures. Other content moves it further (the per-picture "
+                  "table below)."]
     lines += ["", "## Confidence", "",
               "| | paper levels and clean JPEGs | every input (sweeps too) |", "|---|---|---|",
               f"| inputs | {pp['n']} | {pa['n']} |",
-              f"| exact label | {pct(pp['accuracy'])} | {pct(pa['accuracy'])} |",
-              f"| confident errors (wrong, confidence ≥ {CONFIDENT}) | {pct(pp['confident_errors'], 1)} | "
-              f"{pct(pa['confident_errors'], 1)} |",  # one decimal: the target is 2 %
-              f"| expected calibration error (per-degradation probabilities, 10 bins) | {pp['ece']:.3f} | {pa['ece']:.3f} |",
+              f"| exact label | {within('paper accuracy', pct(pp['accuracy']))} | "
+              f"{within('all accuracy', pct(pa['accuracy']))} |",
+              f"| confident errors (wrong, confidence ≥ {CONFIDENT}) | "
+              f"{within('paper confident', pct(pp['confident_errors'], 1), 1)} | "
+              f"{within('all confident', pct(pa['confident_errors'], 1), 1)} |",  # one decimal: the target is 2 %
+              f"| expected calibration error (per-degradation probabilities, 10 bins) | "
+              f"{within('paper ece', ece_paper, 3)} | {within('all ece', ece_all, 3)} |",
+              *([f"| the same ECE if these probabilities were calibrated: sampling alone (mean; 95th "
+                 f"percentile) | {spread['paper floor'][0]:.3f}; {spread['paper floor'][1]:.3f} | "
+                 f"{spread['all floor'][0]:.3f}; {spread['all floor'][1]:.3f} |"] if spread else []),
               f"| answered unsure | {pct(pp['unsure'])} | {pct(pa['unsure'])} |",
               f"| exact label when not unsure | {pct(pp['accuracy_when_sure'])} | {pct(pa['accuracy_when_sure'])} |",
               f"| wrong and said unsure | {pct(pp['wrong_and_unsure'])} | {pct(pa['wrong_and_unsure'])} |",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -42,3 +43,78 @@ def test_native_softness_flags_pictures_whose_clean_crops_read_as_soft_as_blurre
     assert got["soft"] == ["cell"]
     # an older run's records carry no spectral blur: nothing is said
     assert native_softness([{k: v for k, v in r.items() if k != "spectral_blur"} for r in records]) == {}
+
+
+def _records(picture, cls, right, wrong):
+    """``right`` records whose label set is their truth and ``wrong`` ones that are not."""
+    ok = {"picture": picture, "class": cls, "truth": ["noise"], "labels": ["noise"]}
+    bad = {"picture": picture, "class": cls, "truth": ["noise"], "labels": ["blur", "noise"]}
+    return [dict(ok) for _ in range(right)] + [dict(bad) for _ in range(wrong)]
+
+
+def test_sampling_interval_resamples_within_each_picture_and_class():
+    from eval_prediction import correct, sampling_interval
+
+    def accuracy(rs):
+        return sum(correct(r) for r in rs) / len(rs)
+
+    # one picture always right, one right half the time, 200 crops each: resampled within the
+    # pictures, only the second moves, so the pooled accuracy's standard deviation is
+    # sqrt(200 * 0.25) / 400 (not sqrt(0.75 * 0.25 / 400), which pooling the pictures would give)
+    records = _records("text", "noise", 200, 0) + _records("cell", "noise", 100, 100)
+    lo, hi = sampling_interval(records, accuracy, resamples=4000)
+    half = 1.6449 * (200 * 0.25) ** 0.5 / 400   # the normal 90 % half-width, 0.0291
+    assert lo == pytest.approx(0.75 - half, abs=0.004)
+    assert hi == pytest.approx(0.75 + half, abs=0.004)
+    # groups that never vary give no spread at all
+    assert sampling_interval(_records("text", "noise", 30, 0) + _records("cell", "noise", 0, 30),
+                             accuracy, resamples=200) == (0.5, 0.5)
+
+
+def test_calibrated_ece_is_the_binomial_floor_of_a_finite_sample():
+    from eval_prediction import calibrated_ece
+
+    # 400 probabilities of 0.5 fall in one bin: a calibrated predictor's ECE there is
+    # |frequency - 0.5|, whose mean over Bernoulli draws is sqrt(0.25 / 400) * sqrt(2 / pi) = 0.0199
+    # and whose 95th percentile is 1.96 * sqrt(0.25 / 400) = 0.049
+    records = [{"scores": {"blur": 0.5, "noise": 0.5}} for _ in range(200)]
+    mean, high = calibrated_ece(records, ["blur", "noise"], resamples=4000)
+    assert mean == pytest.approx(0.025 * (2 / 3.141592653589793) ** 0.5, abs=0.0015)
+    assert high == pytest.approx(1.96 * 0.025, abs=0.004)
+    # probabilities of 0 and 1 are outcomes already: nothing to spread
+    sure = [{"scores": {"blur": 0.0, "noise": 1.0}} for _ in range(50)]
+    assert calibrated_ece(sure, ["blur", "noise"], resamples=50) == (0.0, 0.0)
+
+
+def test_ideal_observer_likelihood_is_the_rician_one():
+    from scipy.stats import rice
+
+    from oracle_blur_under_noise import rice_loglik
+
+    rng = np.random.default_rng(3)
+    power = 2.5                                    # E|n|^2 per bin: each real part has variance power / 2
+    a0, a1 = rng.uniform(0, 4, 50), rng.uniform(0, 4, 50)
+    r = rng.uniform(0.1, 6, 50)
+    scale = (power / 2) ** 0.5
+    want = (rice.logpdf(r, a1 / scale, scale=scale) - rice.logpdf(r, a0 / scale, scale=scale)).sum()
+    # the terms in r alone cancel in the ratio
+    assert rice_loglik(r, a1, power) - rice_loglik(r, a0, power) == pytest.approx(want, rel=1e-9)
+
+
+def test_ideal_observer_tells_blur_under_noise_where_the_detail_stands_above_it():
+    import torch
+
+    from faig_gui.core.degradations import gaussian_blur
+    from oracle_blur_under_noise import observer_says_blur
+
+    gen = torch.Generator().manual_seed(0)
+    texture = torch.rand(1, 3, 64, 64, generator=gen, dtype=torch.float64)   # detail at every frequency
+    clean = texture[0].numpy()
+    blurred = gaussian_blur(texture, 1.0)[0].numpy()
+    rng = np.random.default_rng(0)
+    for truth, base in ((False, clean), (True, blurred)):
+        for _ in range(5):
+            assert observer_says_blur(base + rng.normal(0, 0.05, base.shape), clean, blurred, 0.05) == truth
+    # a flat picture has nothing a blur could take: both hypotheses are one, never "blurred"
+    flat = np.full((3, 64, 64), 0.5)
+    assert not observer_says_blur(flat + rng.normal(0, 0.05, flat.shape), flat, flat, 0.05)
