@@ -232,10 +232,10 @@ def evaluate(predictor: Predictor, draws: list[list[torch.Tensor]], seed: int, s
     for k, sigma in enumerate(BLUR_SIGMAS):
         if sigma != b:
             report["blur_sweep"][str(sigma)] = run_class(predictor, sweep_crops, Degradation("blur", blur_sigma=sigma),
-                                                         {"blur"}, seed + 10 + k, None, records)
+                                                         {"blur"}, seed + 10 + k, None, records, f"blur σ {sigma:g}")
             report["blur+noise_sweep"][f"blur {sigma}"] = run_class(
                 predictor, sweep_crops, Degradation("b+n", blur_sigma=sigma, noise_sigma=s), {"blur", "noise"},
-                seed + 20 + k, None, records)
+                seed + 20 + k, None, records, f"blur σ {sigma:g} + noise")
         else:
             report["blur_sweep"][str(sigma)] = report["paper"]["blur"]
             report["blur+noise_sweep"][f"blur {sigma}"] = report["paper"]["blur+noise"]
@@ -243,10 +243,10 @@ def evaluate(predictor: Predictor, draws: list[list[torch.Tensor]], seed: int, s
     for k, sigma in enumerate(NOISE_SIGMAS):
         if sigma != s:
             report["noise_sweep"][str(sigma)] = run_class(predictor, sweep_crops, Degradation("noise", noise_sigma=sigma),
-                                                          {"noise"}, seed + 30 + k, None, records)
+                                                          {"noise"}, seed + 30 + k, None, records, f"noise σ {sigma:g}")
             report["blur+noise_sweep"][f"noise {sigma}"] = run_class(
                 predictor, sweep_crops, Degradation("b+n", blur_sigma=b, noise_sigma=sigma), {"blur", "noise"},
-                seed + 40 + k, None, records)
+                seed + 40 + k, None, records, f"blur + noise σ {sigma:g}")
         else:
             report["noise_sweep"][str(sigma)] = report["paper"]["noise"]
             report["blur+noise_sweep"][f"noise {sigma}"] = report["paper"]["blur+noise"]
