@@ -129,14 +129,17 @@ def confident_errors_of(records: list[dict]) -> float:
     return float(np.mean([not correct(r) and r["confidence"] >= CONFIDENT for r in records]))
 
 
+def probabilities_of(records: list[dict], names: list[str]) -> tuple[list[float], list[bool]]:
+    """Every per-degradation probability of ``records`` and whether that degradation was there."""
+    return ([r["scores"][d] for r in records for d in names], [d in r["truth"] for r in records for d in names])
+
+
 def pooled(records: list[dict], names: list[str]) -> dict:
     """Confident errors, ECE (per-degradation probabilities), unsure answers, accuracy without the
     classical estimates, over the verdicts in ``records``."""
     n = len(records)
     wrong = [not correct(r) for r in records]
-    probs = [r["scores"][d] for r in records for d in names]
-    outcomes = [d in r["truth"] for r in records for d in names]
-    ece, bins = reliability(probs, outcomes)
+    ece, bins = reliability(*probabilities_of(records, names))
     unsure = [r["unsure"] for r in records]
     sure_right = [not w for w, u in zip(wrong, unsure) if not u]
     filt = [r["filters_right"] for r in records if r["filters_right"] is not None]
@@ -155,8 +158,7 @@ INTERVAL = 0.9
 
 def ece_of(records: list[dict], names: list[str]) -> float:
     """The expected calibration error (10 bins) of the per-degradation probabilities of ``records``."""
-    return reliability([r["scores"][d] for r in records for d in names],
-                       [d in r["truth"] for r in records for d in names])[0]
+    return reliability(*probabilities_of(records, names))[0]
 
 
 def sampling_interval(records: list[dict], statistic, resamples: int = RESAMPLES, coverage: float = INTERVAL,
@@ -186,7 +188,7 @@ def calibrated_ece(records: list[dict], names: list[str], resamples: int = RESAM
     ``INTERVAL`` quantile above which it reads only 5 % of the time. A finite sample's ECE is not 0
     even then (each bin's frequency has its binomial spread), so this is the floor the measured
     ECE stands against."""
-    p = np.asarray([r["scores"][d] for r in records for d in names], dtype=np.float64)
+    p = np.asarray([r["scores"][d] for r in records for d in names], dtype=np.float64)   # (no truth needed)
     rng = np.random.default_rng(seed)
     values = [reliability(p, rng.random(p.shape) < p)[0] for _ in range(resamples)]
     return float(np.mean(values)), float(np.quantile(values, (1 + INTERVAL) / 2))
