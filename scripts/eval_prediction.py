@@ -452,7 +452,8 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "no other degradation was found, and there, where a blur is found alone, its calibration curve "
              "reads the blur σ). "
              "`predict --json` gives them (`estimates`) and what they alone say "
-             "(`classical`) beside what the filters alone say (`filters`).",
+             "(`classical`) beside what the filters alone say (`filters`) and, for a blur found alone, "
+             "what the spectral blur alone says (`measured`).",
              f"- Calibration, automatic and cached (`~/.cache/faig-gui/calibration`): {meta['calibration_images']} HR "
              "crops: the bundled diverse content (resources/calibration, two crops each of "
              f"{', '.join(CALIBRATION)}) and up to four of the session's analysis images, degraded by every "
@@ -465,7 +466,10 @@ def markdown(report: dict, meta: dict, plot_name: str, reliability_name: str) ->
              "others' verdicts, its label changing where those say the opposite (the first decisions "
              "are made with the later ones unknown: with JPEG among the degradations, noise is decided "
              "first, and JPEG's blocks read as noise until JPEG is known). *Unsure* when a probability lies between 0.2 and "
-             "0.8, when the filters and the classical estimates are each sure of the opposite, or when "
+             "0.8, when the filters and the classical estimates are each sure of the opposite, when the "
+             "kind that measures the degradation itself (for a blur found alone, the spectral blur) is sure "
+             "of the opposite of the verdict (the probability is then the two's mean, as it is for the first "
+             "conflict; `measured` in `--json`), or when "
              "the image's evidence lies beyond the range of every calibration sample the decision was "
              "fitted on (`outside` in `--json` names the evidence; its probability is then held as far "
              "from 0.5 as the calibration's own extrapolations earned: the share of calibration samples "

@@ -107,8 +107,9 @@ class ConfidenceBar(QWidget):
 
 def verdict_html(p: Prediction) -> str:
     """The verdict as the row shows it: an unsure one says so (in orange) with the label sets in
-    question; then the verdict's confidence, what the filters alone and the classical estimates
-    alone say, the evidence beyond the calibration's range if any, and how much of the image was
+    question; then the verdict's confidence, what the filters alone, the classical estimates alone
+    and the kind that measures a degradation itself alone (the spectral blur, for a blur found
+    alone) say, the evidence beyond the calibration's range if any, and how much of the image was
     analysed."""
     if p.unsure:
         text = f"<b style='color:#c60'>{html.escape(p.describe())}</b>"
@@ -120,6 +121,8 @@ def verdict_html(p: Prediction) -> str:
         side.append("filters: " + ", ".join(f"{d} {v:.2f}" for d, v in p.filters.items()))
     if est := p.classical_note():
         side.append("classical: " + est)
+    if p.measured:
+        side.append("measured alone: " + ", ".join(f"{d} {v:.2f}" for d, v in p.measured.items()))
     if side:
         text += "<br><span style='color:gray'>" + html.escape(" · ".join(side)) + "</span>"
     if p.outside:   # why it is unsure: evidence the calibration never held

@@ -597,6 +597,47 @@ def test_the_spectral_blur_votes_on_a_blur_only_where_nothing_else_was_found():
     assert blur_probability(True, 0.5) == blur_probability(True, 1.1)
 
 
+def test_a_blur_the_spectral_blur_measures_the_opposite_of_is_unsure(qtbot):
+    """One blur, three kinds: the change response (the filters) and the detail slope (a classical
+    proxy) follow the blur closely, the spectral blur (the kind that measures a blur's σ) less so.
+    An image whose proxies say blurred while the spectral blur reads a sharp picture's σ (a
+    natively soft picture, a JPEG's flattened blocks) is read by the joint model as blurred; the
+    measurement is sure of the opposite, so the verdict is their mean and unsure. Where the
+    measurement agrees, the joint probability stands."""
+    rng = np.random.default_rng(6)
+    samples = []
+    for k in range(400):
+        blur = bool(k % 2)
+        samples.append(Sample({"blur": 1.0} if blur else {}, {
+            "change_response": np.array([math.exp(rng.normal(1.5 if blur else -1.5, 0.5))]),
+            "detail_slope": np.array([rng.normal(-1.0 if blur else 1.0, 0.3)]),
+            "spectral_blur": np.array([rng.normal(1.1 if blur else 0.5, 0.25)])}, image=k % 20))
+    definitions = {"blur": parse_degradation("blur=blur:2,down")}
+    cal = Calibration(["blur"], ("change_response", "detail_slope", "spectral_blur"), samples, definitions)
+    proxies = {"change_response": np.array([math.exp(1.5)]), "detail_slope": np.array([-1.0])}
+    sharp = {**proxies, "spectral_blur": np.array([0.45])}
+    joint = cal.probability("blur", sharp, {})
+    measured = cal.probability("blur", sharp, {}, "classical", ("spectral_blur",))
+    classical = cal.probability("blur", sharp, {}, "classical")
+    # the setting: the joint model and the measurement each sure, of opposite answers; the filters
+    # and the classical estimates together are not (the detail slope sides with the filters)
+    assert joint >= 0.8 and measured <= 0.2 and classical > 0.2
+    v = cal.judge(sharp)
+    assert v.scores["blur"] == pytest.approx((joint + measured) / 2)
+    assert 0.2 < v.scores["blur"] < 0.8 and v.doubts() == ["blur"]
+    # said beside the filters and the classical estimates: in --json and on the panel's row
+    assert v.measured == {"blur": pytest.approx(measured)}
+    shown = make_prediction(v, sharp, ["blur"])
+    assert shown.to_json("x.png")["measured"] == {"blur": round(measured, 4)}
+    w, _ = _shown_entry(qtbot, shown, ["blur"])
+    assert "unsure:" in w.verdict.text() and f"measured alone: blur {measured:.2f}" in w.verdict.text()
+    # the measurement agreeing: nothing to doubt, the joint probability as it is
+    blurred = {**proxies, "spectral_blur": np.array([1.1])}
+    v = cal.judge(blurred)
+    assert v.scores["blur"] == pytest.approx(cal.probability("blur", blurred, {})) and v.scores["blur"] >= 0.8
+    assert v.labels == ["blur"] and not v.doubts()
+
+
 def test_the_strength_interval_holds_the_truth_for_its_stated_share_of_images(qtbot):
     """Evidence log-linear in the level with Gaussian scatter, log x = 2 log f + N(0, s): reading
     x ± the calibration's spread back through the curve holds the true level exactly when the

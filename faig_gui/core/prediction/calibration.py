@@ -364,18 +364,19 @@ class Calibration:
         return self._models[key]
 
     def image_model(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool],
-                    which: str = "all") -> tuple[list[_Stat], Logit] | None:
-        """:meth:`model` fitted on the kinds this image has (finite for d)."""
+                    which: str = "all", only: Sequence[str] | None = None) -> tuple[list[_Stat], Logit] | None:
+        """:meth:`model` fitted on the kinds this image has (finite for d), among ``only`` if given."""
         n = self.names.index(d)
-        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n])))
+        have = tuple(k for k in self.kinds if k in evidence and math.isfinite(float(evidence[k][n]))
+                     and (only is None or k in only))
         return self.model(d, context, which, have)
 
     def probability(self, d: str, evidence: Mapping[str, np.ndarray], context: Mapping[str, bool],
-                    which: str = "all") -> float | None:
+                    which: str = "all", only: Sequence[str] | None = None) -> float | None:
         """P(d present | evidence), calibrated, from the kinds the image has (a model fitted on
-        those alone); None when the calibration has no model for it."""
+        those alone; among ``only`` if given); None when the calibration has no model for it."""
         n = self.names.index(d)
-        found = self.image_model(d, evidence, context, which)
+        found = self.image_model(d, evidence, context, which, only)
         if found is None:
             return None
         stats, logit = found
@@ -410,6 +411,7 @@ class Calibration:
         scores: dict[str, float] = {}
         filters: dict[str, float] = {}
         classical: dict[str, float] = {}
+        measured: dict[str, float] = {}
         outside: dict[str, list[str]] = {}
         hidden: list[str] = []
         referenced: dict[str, dict[str, float]] = {}   # d -> what its self-referenced kinds were measured against
@@ -435,6 +437,14 @@ class Calibration:
                 # each sure of the opposite: evidence the calibration never held together, where
                 # the joint model extrapolates; the two experts' mean says how little is known
                 score = (f + c) / 2
+            kind = _measuring_kind(self.definitions.get(d), not any(context.values()))
+            m = self.probability(d, e, context, "classical", (kind,)) if kind and which == "all" else None
+            if m is not None and _opposed(score, m):
+                # the kind that measures d itself (a blur's σ, fitted apart from the content's own
+                # fall-off) sure of the opposite of the verdict: the proxies read something the
+                # measurement does not (a natively soft picture, JPEG's flattened blocks, a faint
+                # noise read as detail); as above, the two's mean
+                score = (score + m) / 2
             # evidence beyond every calibration sample (docs/prediction.md: nearly all the
             # confident errors were such)
             beyond = self.outside(d, e, context, which) if p is not None else []
@@ -447,7 +457,7 @@ class Calibration:
             elif beyond:   # held as the calibration's own extrapolations earned, held out
                 low, high = self.holds(d, e, context, which)
                 score = min(max(score, 1.0 - low), high)
-            return _Assessment(score, present, f, c, beyond, hide, e, found)
+            return _Assessment(score, present, f, c, m, beyond, hide, e, found)
 
         def apply(d: str, a: _Assessment, context: Mapping[str, bool]) -> None:
             if a.evidence is not ev:   # a new reference measurement
@@ -455,7 +465,7 @@ class Calibration:
             if a.referenced is not None:
                 referenced[d] = a.referenced
             scores[d] = a.score
-            for out, q in ((filters, a.filters), (classical, a.classical)):
+            for out, q in ((filters, a.filters), (classical, a.classical), (measured, a.measured)):
                 if q is None:
                     out.pop(d, None)
                 else:
@@ -510,7 +520,8 @@ class Calibration:
                     strength_params(self.definitions[d], lo).items(), strength_params(self.definitions[d], hi).values())}
         return Verdict(labels, {d: scores[d] for d in self.names}, strength, interval,
                        {d: filters[d] for d in self.names if d in filters},
-                       {d: classical[d] for d in self.names if d in classical}, outside, hidden)
+                       {d: classical[d] for d in self.names if d in classical}, outside, hidden,
+                       {d: measured[d] for d in self.names if d in measured})
 
     def _hidden(self, d: str, evidence: Mapping[str, np.ndarray]) -> bool:
         """Whether d holds a blur and the image's detail stands less than :data:`HIDDEN_BELOW`
@@ -554,6 +565,7 @@ class _Assessment:
     present: bool   # the decision: the side of the probability before any hold
     filters: float | None
     classical: float | None
+    measured: float | None   # from the kind that measures d itself alone, where there is one
     outside: list[str]
     hidden: bool
     evidence: dict[str, np.ndarray]
@@ -594,6 +606,10 @@ class Verdict:
     outside: dict[str, list[str]] = field(default_factory=dict)
     #: the blurs whose detail the noise hides (:meth:`Calibration._hidden`): said unsure
     hidden: list[str] = field(default_factory=list)
+    #: P(d) from the kind that measures d itself alone (:func:`_measuring_kind`: the spectral blur,
+    #: for a blur found alone), where there is one; sure of the opposite of the verdict, it makes
+    #: the verdict unsure
+    measured: dict[str, float] = field(default_factory=dict)
 
     @property
     def confidence(self) -> float:

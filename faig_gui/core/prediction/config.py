@@ -76,6 +76,8 @@ class Prediction:
     outside: dict[str, list[str]] = field(default_factory=dict)
     #: the blurs it cannot read because the noise hides the image's detail (it then says unsure)
     hidden: list[str] = field(default_factory=list)
+    #: P(d) from the kind that measures d itself alone (the spectral blur, for a blur found alone)
+    measured: dict[str, float] = field(default_factory=dict)
 
     @property
     def unsure(self) -> bool:
@@ -126,6 +128,7 @@ class Prediction:
                 "interval_coverage": INTERVAL_COVERAGE,
                 "filters": {d: round(v, 4) for d, v in self.filters.items()},
                 "classical": {d: round(v, 4) for d, v in self.classical.items()},
+                "measured": {d: round(v, 4) for d, v in self.measured.items()},
                 "estimates": {k: round(v, 5) for k, v in self.estimates.items()},
                 "tiles": self.tiles,
                 "outside": {d: list(k) for d, k in self.outside.items()},

@@ -212,7 +212,7 @@ def make_prediction(verdict: Verdict, evidence: Mapping[str, np.ndarray], names:
     return Prediction(verdict.labels, verdict.scores, verdict.strength, table, note, seconds, verdict.interval,
                       verdict.filters, verdict.classical, estimates, verdict.confidence, verdict.doubts(),
                       verdict.competing(), tile_count(note), verdict.outside,
-                      verdict.hidden)
+                      verdict.hidden, verdict.measured)
 
 
 def _as_batch(lr: torch.Tensor | np.ndarray) -> torch.Tensor:
