@@ -209,8 +209,11 @@ def _measuring_kind(definition: Degradation | None, alone: bool) -> str | None:
     nothing else was found (:data:`ALONE_ONLY`: under noise or JPEG its fit rests on the few rings
     above them). The other kinds are proxies whose curve reads the calibration content's mixture
     of level and content: the most level-sensitive of them can read a blur through the network's
-    response and miss by a factor (docs/prediction.md, item 25). ``alone``: the curve is read
-    among samples holding no other degradation."""
+    response and miss by a factor (docs/prediction.md, item 25). ``alone``: nothing else is
+    present where the kind is used: for a strength curve, a context holding every other
+    degradation as absent (the curve is read among samples holding none); for the decision, a
+    context with none found (where the spectral blur votes, :meth:`Calibration.judge`'s measured
+    probability)."""
     if not alone or definition is None or not definition.blur_sigma or definition.noise_sigma or definition.jpeg_quality:
         return None
     return "spectral_blur"
