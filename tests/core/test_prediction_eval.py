@@ -118,3 +118,41 @@ def test_ideal_observer_tells_blur_under_noise_where_the_detail_stands_above_it(
     # a flat picture has nothing a blur could take: both hypotheses are one, never "blurred"
     flat = np.full((3, 64, 64), 0.5)
     assert not observer_says_blur(flat + rng.normal(0, 0.05, flat.shape), flat, flat, 0.05)
+
+
+def _verdict(picture: str, cls: str, truth: list[str], p_blur: float, noise_found: bool = True) -> dict:
+    labels = (["blur"] if p_blur >= 0.5 else []) + (["noise"] if noise_found else [])
+    return {"picture": picture, "class": cls, "truth": truth, "labels": labels,
+            "scores": {"blur": p_blur, "noise": 0.9 if noise_found else 0.1}}
+
+
+def test_threshold_bound_is_the_best_split_that_keeps_the_second_class_at_its_floor():
+    from eval_prediction import threshold_bound
+    noise = [_verdict("a", "noise", ["noise"], p) for p in (0.1, 0.3, 0.6, 0.7)]
+    noise.append(_verdict("a", "noise", ["noise"], 0.05, noise_found=False))   # wrong whatever the blur threshold
+    both = [_verdict("a", "blur+noise", ["blur", "noise"], p) for p in (0.55, 0.65, 0.8, 0.9)]
+    got = threshold_bound(noise + both, "noise", "blur+noise", "blur", 0.75)
+    # by hand: 3 of the 4 blur+noise inputs keep blur for any t <= 0.65; the most noise-only inputs
+    # below such a t are 0.1, 0.3 and 0.6 (not 0.05's, whose noise was missed): 3 of 5, for t between
+    # 0.6 and 0.65, the midpoint tried; at 0.5: 0.1, 0.3 (2 of 5) and all 4 blur+noise inputs
+    assert got is not None
+    assert got["negative_accuracy"] == pytest.approx(3 / 5)
+    assert got["positive_accuracy"] == pytest.approx(3 / 4)
+    assert got["threshold"] == pytest.approx(0.625)
+    assert got["at_half"] == (pytest.approx(2 / 5), pytest.approx(1.0))
+    # a floor no threshold reaches (more than every input), or a class absent: no bound
+    assert threshold_bound(noise + both, "noise", "blur+noise", "blur", 1.01) is None
+    assert threshold_bound(noise, "noise", "blur+noise", "blur", 0.5) is None
+
+
+def test_threshold_bounds_also_leave_out_the_picture_with_the_most_misses():
+    from eval_prediction import threshold_bounds
+    records = [_verdict("sharp", "noise", ["noise"], 0.2), _verdict("sharp", "blur+noise", ["blur", "noise"], 0.9),
+               _verdict("soft", "noise", ["noise"], 0.8), _verdict("soft", "blur+noise", ["blur", "noise"], 0.7),
+               _verdict("soft", "noise", ["noise"], 0.75)]
+    rows = [b for b in threshold_bounds(records) if b["negative"] == "noise"]
+    assert [b["without"] for b in rows] == [None, "soft"]   # soft: 2 misses, sharp: none
+    # every picture, blur+noise kept at 85 %: both its inputs (t <= 0.7), so no noise-only input of
+    # soft (0.75, 0.8) falls below t: only sharp's 0.2, 1 of 3
+    assert rows[0]["negative_accuracy"] == pytest.approx(1 / 3)
+    assert rows[1]["negative_accuracy"] == pytest.approx(1.0) and rows[1]["positive_accuracy"] == pytest.approx(1.0)
