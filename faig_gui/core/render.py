@@ -22,7 +22,7 @@ from faig_gui.core.filters import FilterIndex
 from faig_gui.core.imageio import to_image, to_tensor
 from faig_gui.core.incremental import IncrementalForward
 from faig_gui.core.inference import super_resolve
-from faig_gui.core.masking import FilterMask, masked_state_dict
+from faig_gui.core.masking import FilterMask, masked_state_dict, masked_state_dict_from
 from faig_gui.core.metrics import gradient_map, maps_effect, psnr_rgb_y
 from faig_gui.core.preview import (FAST_MACS_PER_S, PREVIEW_ABOVE_S, PREVIEW_BUDGET_S, Geometry, PreviewPlan, plan_preview,
                                    receptive_radius)
@@ -86,7 +86,8 @@ class OutputCache:
         self.threads = AdaptiveThreads()   # the render thread's torch thread count, measured
         self._incremental: tuple[int, IncrementalForward | None] | None = None
         self.forwards: Counter = Counter()  # forward calls, "render" and "prefetch" (tests, benchmarks)
-        self._masked: tuple[tuple, dict] | None = None   # the last masked weights made, by request
+        # the last masked weights made: (request key, mask, weights)
+        self._masked: tuple[tuple, FilterMask, dict] | None = None
         self.seconds_per_pixel: float | None = None   # a full forward's time per LR pixel, last measured
         self._geometry: tuple[int, Geometry] | None = None   # the receptive radius, per models version
         self.preview_target: tuple[tuple, torch.Tensor] | None = None   # the target's output of the last preview crop
@@ -102,8 +103,14 @@ class OutputCache:
         if self._masked is None or self._masked[0] != key:
             if req.target is None or req.baseline is None:
                 raise RuntimeError("masked weights need a request with a baseline and a target")
-            self._masked = (key, masked_state_dict(req.target, req.baseline, req.mask, req.index))
-        return self._masked[1]
+            last = self._masked
+            if last is not None and last[0][0] == req.models_version and req.index is not None:
+                # the same pair: only the layers whose masked filters changed are made again
+                weights = masked_state_dict_from((last[1], last[2]), req.target, req.baseline, req.mask, req.index)
+            else:
+                weights = masked_state_dict(req.target, req.baseline, req.mask, req.index)
+            self._masked = (key, req.mask, weights)
+        return self._masked[2]
 
     def forward(self, req: RenderRequest, x: torch.Tensor, params,
                 should_stop: Callable[[], bool] | None = None, aside: bool = False) -> tuple[torch.Tensor, float]:

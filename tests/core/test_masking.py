@@ -7,7 +7,8 @@ import torch
 
 from faig_gui.core.errors import FaigError
 from faig_gui.core.inference import super_resolve
-from faig_gui.core.masking import FilterMask, masked_model, masked_state_dict
+from faig_gui.core.filters import FilterIndex
+from faig_gui.core.masking import FilterMask, masked_model, masked_state_dict, masked_state_dict_from
 from faig_gui.core.registry import default_registry
 from reference_nets import BasicSRMSRResNet
 from tolerances import forward_atol, gamma
@@ -121,3 +122,48 @@ def test_mask_validation_and_set_operations():
     assert m.union([0]).indices.tolist() == [0, 1, 3, 5]
     assert m.difference([1, 5]).indices.tolist() == [3]
     assert FilterMask([2], "zero", 0.5).with_indices([7, 6]).indices.tolist() == [6, 7]
+
+
+def test_masks_made_from_the_last_ones_equal_the_literal_loop_and_keep_untouched_layers():
+    """A sequence of changes as the window makes them (one filter toggled, a layer emptied, a
+    top-k that grows, another λ and mode): each result made from the one before equals the literal
+    loop, the layers whose masked filters did not change are the earlier tensors themselves, and
+    a changed layer is a new tensor (the earlier dict, which a render may still hold, is left as
+    it was)."""
+    base, targ = pair(3)
+    t, b = targ.state_dict, base.state_dict
+    index = FilterIndex.from_state_dict(t)
+    layers = index.layers
+    first, second = layers[1], layers[-2]
+    a = np.arange(first.offset, first.offset + 5)
+    c = np.arange(second.offset + 2, second.offset + 9)
+    steps = [FilterMask(np.concatenate([a, c])),
+             FilterMask(np.concatenate([a, c, [second.offset]])),          # one filter toggled on
+             FilterMask(np.concatenate([a[1:], c, [second.offset]])),      # one off, in another layer
+             FilterMask(c),                                                # a layer emptied
+             FilterMask(np.concatenate([c, [layers[0].offset + 1]])),      # a layer never masked before
+             FilterMask(np.concatenate([c, [layers[0].offset + 1]]), "baseline", 0.5),   # another λ
+             FilterMask(np.concatenate([c, [layers[0].offset + 1]]), "zero", 0.5),       # another mode
+             FilterMask()]                                                 # nothing masked
+    previous = (FilterMask(), dict(t))
+    for mask in steps:
+        before = {k: v.clone() for k, v in previous[1].items()}
+        got = masked_state_dict_from(previous, t, b, mask, index)
+        ref = literal_mask(t, b, mask.indices, mask.mode, mask.lam)
+        assert list(got) == list(ref)
+        for k in ref:
+            largest = max(float(t[k].abs().max()), float(b[k].abs().max()))
+            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=gamma(3) * (abs(mask.lam) + abs(1 - mask.lam)) * largest)
+        same_setting = previous[0].mode == mask.mode and previous[0].lam == mask.lam
+        for layer in layers:
+            now = mask.indices[(mask.indices >= layer.offset) & (mask.indices < layer.offset + layer.count)]
+            was = previous[0].indices[(previous[0].indices >= layer.offset)
+                                      & (previous[0].indices < layer.offset + layer.count)]
+            if same_setting and np.array_equal(now, was):
+                assert got[layer.name] is previous[1][layer.name], layer.name
+            elif len(now):
+                assert got[layer.name] is not previous[1][layer.name], layer.name
+        for k, v in before.items():   # the earlier weights are left as they were
+            assert torch.equal(previous[1][k], v), k
+        previous = (mask, got)
+    assert all(got[k] is t[k] for k in t)   # nothing masked: the target's own tensors

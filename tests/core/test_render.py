@@ -93,3 +93,32 @@ def test_an_empty_mask_reuses_the_target_and_the_cache_keeps_it():
     second = render(req, cache)
     assert second.target is first.target and cache.forwards["render"] == 1
     assert same_output(req, req) and not same_output(req, request(baseline, target, FilterMask(np.array([1])), lr, None))
+
+
+def test_a_toggle_remakes_only_the_layer_it_touches_and_renders_as_a_fresh_mask():
+    """Two renders in a row, the second with one more filter masked: its output is the plain
+    forward of weights masked by hand, and of the masked weights only the layer of the toggled
+    filter is a new tensor (the others are the first render's, so no other layer is copied or
+    compared again)."""
+    baseline, target = tiny_models()
+    lr = np.random.default_rng(2).random((8, 8, 3)).astype(np.float32)
+    index = FilterIndex.from_state_dict(target.state_dict)
+    chosen = np.arange(0, index.total, 5)
+    layer = index.layers[2]
+    extra = next(g for g in range(layer.offset, layer.offset + layer.count) if g % 5)   # not masked yet
+    cache = OutputCache()
+    first_req = request(baseline, target, FilterMask(chosen), lr, None)
+    render(first_req, cache)
+    first = cache.masked_params(first_req)
+    second_req = request(baseline, target, FilterMask(np.append(chosen, extra)), lr, None)
+    r = render(second_req, cache)
+    second = cache.masked_params(second_req)
+    assert [k for k in second if second[k] is not first[k]] == [layer.name]
+
+    numbered = [(k, o, i) for k, v in target.state_dict.items() if k.endswith("weight") and v.dim() == 4
+                for o in range(v.shape[0]) for i in range(v.shape[1])]
+    masked = {k: v.clone() for k, v in target.state_dict.items()}
+    for g in np.append(chosen, extra):
+        name, o, i = numbered[g]
+        masked[name][o, i] = baseline.state_dict[name][o, i]
+    np.testing.assert_allclose(r.masked, by_hand(masked, lr), atol=forward_atol(target.module))
