@@ -280,16 +280,16 @@ THRESHOLD_PAIRS = (("clean", "blur", "blur", 0.95), ("clean JPEG q75", "blur", "
 
 
 def threshold_bound(records: list[dict], negative: str, positive: str, d: str, floor: float) -> dict | None:
-    """What the probabilities of ``records`` could reach with another threshold on d's: each verdict
-    of classes ``negative`` (without d) and ``positive`` (with it) relabelled with d where its
-    probability is at least t, the other labels kept, for every t (each probability seen, and 0.5),
-    and the t that gives ``negative`` its highest exact-label accuracy while ``positive`` keeps at
-    least ``floor``. The threshold is chosen on these very inputs, which no predictor can do: an
-    upper bound on what any monotone recalibration of d's probability (a Platt map, prior odds,
-    class weights) could give. {'threshold', 'negative_accuracy', 'positive_accuracy', 'at_half':
-    (the two accuracies at 0.5)}, or
-    None when either class is missing or no threshold keeps ``positive`` at ``floor``. The thresholds
-    tried lie between two probabilities seen, so each split of the inputs is tried once."""
+    """What the probabilities of ``records`` could reach with another threshold on d's. Each verdict
+    of classes ``negative`` (without d) and ``positive`` (with it) is relabelled with d where d's
+    probability is at least t, its other labels kept, for every t that splits the inputs
+    differently (one between each two probabilities seen, one below and one above them all) and
+    0.5. Returns the t that gives ``negative`` its highest exact-label accuracy while ``positive``
+    keeps at least ``floor``: {'threshold', 'negative_accuracy', 'positive_accuracy', 'at_half'
+    (the two accuracies at 0.5)}; None when either class is missing or no t keeps ``positive`` at
+    ``floor``. The threshold is chosen on these very inputs, which no predictor can do: an upper
+    bound on what any monotone recalibration of d's probability (a Platt map, prior odds, class
+    weights) could give."""
     neg = [r for r in records if r["class"] == negative]
     pos = [r for r in records if r["class"] == positive]
     if not neg or not pos:
@@ -301,7 +301,6 @@ def threshold_bound(records: list[dict], negative: str, positive: str, d: str, f
         return float(np.mean(right))
 
     seen = sorted({r["scores"][d] for r in neg + pos})
-    # between each two probabilities seen (each split once), below and above them all, and 0.5
     candidates = sorted({0.5, seen[0] / 2, (seen[-1] + 1) / 2, *((a + b) / 2 for a, b in zip(seen, seen[1:]))})
     found = None
     for t in candidates:
