@@ -4,7 +4,8 @@ A pair with random weights (the target = the baseline plus a small perturbation;
 depend on the values): RRDBNet x4 64 features / 23 blocks / growth 32 (1.85 M filters) or
 SRVGGNetCompact 64 features / 32 convs x4, one 128 x 128 LR image (a crop of skimage's
 astronaut), |θ − θ̄| scores. The window opens it (prefetch and the fill of the slider's stops
-off: each change is rendered), then the top-k slider moves 1 → 2 → 3 → 5 → 10 → 1 %; per change:
+off: each change is rendered), then the top-k slider moves 1 → 2 → 3 → 5 → 10 → 1 %, then one filter
+in each of three layers is toggled by hand, on and off (``toggles``); per change:
 
 - ``first_on_screen_ms``: slider change → the first masked output painted (a preview of a crop
   when the full frame is estimated above 0.25 s, core/preview.py; else the full frame);
@@ -34,6 +35,7 @@ PAIRS = {
 }
 STEPS = [2, 3, 5, 10, 1]   # percent, from 1 %
 SETTLE_S = 1.0             # pause before each change
+TOGGLED_LAYERS = (0, 150, -2)   # layers (positions in the filter index) a filter is toggled in by hand
 
 
 def make_pair(root: Path, which: str) -> tuple[Path, Path, Path, dict]:
@@ -92,6 +94,41 @@ def two_phase(app, view, action, wait, painted_hook) -> dict:
         painted_hook["hook"] = None
     return {"first_ms": (seen["first"] - t0) * 1000, "full_ms": (seen["full"] - t0) * 1000,
             "preview": seen["preview"], "t0": t0}
+
+
+def hand_toggles(app, window, view, wait, painted_hook) -> list[dict]:
+    """Filters toggled by hand in the top 1 % mask the slider left (the filter grid's click:
+    ``toggle_filters``), one in each of TOGGLED_LAYERS, on and then off again, a pause before
+    each: change -> the first masked output painted (the preview) and -> the full frame, and the
+    preview's render time (its masked weights, the crop's forward, the full-frame images)."""
+    index = window.model.session.index
+    out = []
+    for pos in TOGGLED_LAYERS:
+        layer = index.layers[pos]
+        masked = set(window.model.session.mask.indices.tolist())
+        g = next(g for g in range(layer.offset, layer.offset + layer.count) if g not in masked)
+        for state in ("on", "off"):
+            settled = time.monotonic() + SETTLE_S
+            wait(app, lambda settled=settled: time.monotonic() > settled, timeout_s=60)
+            previews = []
+
+            def keep_preview(previews=previews):
+                if view.result.preview is not None:
+                    previews.append(view.result)
+            view.rendered.connect(keep_preview)
+            got = two_phase(app, view, lambda g=g: window.model.toggle_filters([g]), wait, painted_hook)
+            view.rendered.disconnect(keep_preview)
+            row = {"layer": layer.name, "toggled": state, "first_on_screen_ms": round(got["first_ms"], 1),
+                   "full_on_screen_ms": round(got["full_ms"], 1)}
+            if previews:
+                row["preview_render_ms"] = round(previews[-1].compute_seconds * 1000, 1)
+            out.append(row)
+    return out
+
+
+def _median_of(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if key in r]
+    return round(statistics.median(values), 1) if values else None
 
 
 def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence, summary, demo) -> dict:
@@ -154,11 +191,15 @@ def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence,
                          "preview_max_abs_diff_vs_full": float(diff.max()),
                          "preview_pixels_off_by_half_a_level": float((diff.max(axis=2) > 0.5 / 255).mean())})
         steps.append(step)
+    toggles = hand_toggles(app, window, view, wait, painted_hook)
     result = {"pair": f"{which} {PAIRS[which][1]}", "filters": window.model.session.index.total,
               "lr_size": "128x128", "open_pair_s": round(load_s, 2), "first_render_s": round(first_render_s, 2),
               "steps": steps,
               "first_on_screen_ms_median": round(statistics.median(s["first_on_screen_ms"] for s in steps), 1),
               "full_on_screen_ms_median": round(statistics.median(s["full_on_screen_ms"] for s in steps), 1),
+              "toggles": toggles,
+              "toggle_first_on_screen_ms_median": round(statistics.median(t["first_on_screen_ms"] for t in toggles), 1),
+              "toggle_preview_render_ms_median": _median_of(toggles, "preview_render_ms"),
               # the process's peak resident memory so far (pair, window, renders)
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     window._set_clean()
