@@ -7,9 +7,10 @@ A pair with random weights (the target = the baseline plus a small perturbation;
 depend on the values), ranked by |θ − θ̄|. Changes, each from the one before, as a researcher makes
 them: one filter toggled on and off by hand in the top 1 % mask (one layer, the last body conv and
 the first), then the top-k slider 1 → 2 → 3 → 5 → 10 → 1 %. Median and best wall ms over
-``--repeats``, one torch thread, and how many layers each change made again.
+``--repeats``, one torch thread, and how many layers each change made again; glibc's allocator
+set as ``faig-gui`` sets it at start (core/allocator.py), unless ``--glibc-defaults``.
 
-    .venv/bin/python bench/bench_masked_weights.py [--repeats 7]
+    .venv/bin/python bench/bench_masked_weights.py [--repeats 7] [--glibc-defaults]
 """
 from __future__ import annotations
 
@@ -40,7 +41,10 @@ def top(scores: np.ndarray, percent: float) -> np.ndarray:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--glibc-defaults", action="store_true", help="leave glibc's allocator thresholds as they are")
     args = p.parse_args()
+    from faig_gui.core.allocator import keep_freed_memory
+    allocator_tuned = False if args.glibc_defaults else keep_freed_memory()   # as faig-gui does at start
     torch.set_num_threads(1)
     torch.manual_seed(0)
     base = default_registry().get("rrdbnet").new_state_dict(num_feat=64, num_block=23, num_grow_ch=32, scale=4)
@@ -61,7 +65,7 @@ def main() -> int:
         changes.append((f"top-k {a} % -> {b} %", FilterMask(top(scores, a)), FilterMask(top(scores, b))))
     out = {"machine": common.machine(), "network": "RRDBNet x4 64/23/32", "filters": index.total,
            "conv_weights": sum(targ[layer.name].numel() for layer in index.layers), "repeats": args.repeats,
-           "changes": []}
+           "allocator_tuned": allocator_tuned, "changes": []}
     for label, before, after in changes:
         previous = (before, masked_state_dict(targ, base, before, index))
         full, inc = [], []
