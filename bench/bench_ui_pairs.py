@@ -96,6 +96,26 @@ def two_phase(app, view, action, wait, painted_hook) -> dict:
             "preview": seen["preview"], "t0": t0}
 
 
+def paused_change(app, view, action, wait, painted_hook) -> tuple[dict, list]:
+    """:func:`two_phase` of ``action`` after a pause of SETTLE_S, and the previews rendered on the
+    way. The pause is as between a user's moves: what the last full frame released (the graph,
+    the filter grid, the profile and the plots redrawn for 1.85 M filters on the UI thread) would
+    otherwise run during this change's preview and be measured as part of it."""
+    settled = time.monotonic() + SETTLE_S
+    wait(app, lambda: time.monotonic() > settled, timeout_s=60)
+    previews: list = []
+
+    def keep_preview():
+        if view.result.preview is not None:
+            previews.append(view.result)
+    view.rendered.connect(keep_preview)
+    try:
+        got = two_phase(app, view, action, wait, painted_hook)
+    finally:
+        view.rendered.disconnect(keep_preview)
+    return got, previews
+
+
 def hand_toggles(app, window, view, wait, painted_hook) -> list[dict]:
     """Filters toggled by hand in the top 1 % mask the slider left (the filter grid's click:
     ``toggle_filters``), one in each of TOGGLED_LAYERS, on and then off again, a pause before
@@ -108,16 +128,7 @@ def hand_toggles(app, window, view, wait, painted_hook) -> list[dict]:
         masked = set(window.model.session.mask.indices.tolist())
         g = next(g for g in range(layer.offset, layer.offset + layer.count) if g not in masked)
         for state in ("on", "off"):
-            settled = time.monotonic() + SETTLE_S
-            wait(app, lambda settled=settled: time.monotonic() > settled, timeout_s=60)
-            previews = []
-
-            def keep_preview(previews=previews):
-                if view.result.preview is not None:
-                    previews.append(view.result)
-            view.rendered.connect(keep_preview)
-            got = two_phase(app, view, lambda g=g: window.model.toggle_filters([g]), wait, painted_hook)
-            view.rendered.disconnect(keep_preview)
+            got, previews = paused_change(app, view, lambda g=g: window.model.toggle_filters([g]), wait, painted_hook)
             row = {"layer": layer.name, "toggled": state, "first_on_screen_ms": round(got["first_ms"], 1),
                    "full_on_screen_ms": round(got["full_ms"], 1)}
             if previews:
@@ -153,19 +164,7 @@ def run_pair(app, which: str, wait, watch_paints, painted_hook, slider_sequence,
     slider = window.masking_dock.k_slider
     steps = []
     for k in STEPS:
-        # a pause first, as between a user's moves: what the last full frame released (the
-        # graph, the filter grid, the profile and the plots redrawn for 1.85 M filters on the UI
-        # thread) would otherwise run during this change's preview and be measured as part of it
-        settled = time.monotonic() + SETTLE_S
-        wait(app, lambda settled=settled: time.monotonic() > settled, timeout_s=60)
-        previews = []
-
-        def keep_preview(previews=previews):
-            if view.result.preview is not None:
-                previews.append(view.result)
-        view.rendered.connect(keep_preview)
-        got = two_phase(app, view, lambda k=k: slider.setValue(k * 10), wait, painted_hook)
-        view.rendered.disconnect(keep_preview)
+        got, previews = paused_change(app, view, lambda k=k: slider.setValue(k * 10), wait, painted_hook)
         full = view.result
         step = {"percent": k, "first_on_screen_ms": round(got["first_ms"], 1),
                 "full_on_screen_ms": round(got["full_ms"], 1),
